@@ -1,0 +1,110 @@
+"""The Python API: `load`, `graph`, `build`, `to_python`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .diagnostics import ResdslError
+from .elaborate import Program, elaborate, parse_value
+
+
+def _is_path(x) -> bool:
+    if isinstance(x, Path):
+        return True
+    return isinstance(x, str) and "\n" not in x and "{" not in x and (x.endswith(".res") or os.path.exists(x))
+
+
+def load(path_or_source) -> Program:
+    """Parse a `.res` file (a path) or `.res` text, with its imports."""
+    if _is_path(path_or_source):
+        return Program.from_file(path_or_source)
+    return Program.from_source(str(path_or_source), "<string>")
+
+
+def load_config(path, program: Program) -> dict:
+    """Parameter overrides from a YAML file: a mapping of parameter -> value.
+
+    Strings in the YAML are read as `.res` expressions (so `block: Bottleneck` names a
+    block); numbers, booleans and lists are taken as they are."""
+    import yaml
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ResdslError("io", f"cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ResdslError("config", f"{path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ResdslError("config", f"{path} must hold a mapping of parameter: value",
+                          help="e.g.\n       layers: [3, 4, 6, 3]\n       classes: 10")
+    out = {}
+    for k, v in data.items():
+        out[str(k)] = _from_yaml(v, program, f"{path}:{k}")
+    return out
+
+
+def _from_yaml(v, program, what):
+    if isinstance(v, str):
+        return parse_value(v, program, what)
+    if isinstance(v, list):
+        return [_from_yaml(x, program, what) for x in v]
+    if isinstance(v, (bool, int, float)) or v is None:
+        return v
+    raise ResdslError("config", f"{what}: unsupported value {v!r}")
+
+
+def parse_sets(items, program: Program) -> dict:
+    """`--set key=value` pairs; values are `.res` expressions (`[2, 2]`, `0.1`, `Bottleneck`)."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ResdslError("usage", f"--set {item!r} is not key=value", help="e.g. --set classes=10")
+        k, v = item.split("=", 1)
+        out[k.strip()] = parse_value(v.strip(), program, f"--set {k.strip()}")
+    return out
+
+
+def graph(path_or_source, network=None, config=None, sets=(), input_shape=None, **params):
+    """Parse and elaborate; returns the IR :class:`Graph` (shapes checked)."""
+    program = load(path_or_source)
+    overrides = {}
+    if config:
+        overrides.update(load_config(config, program))
+    overrides.update(parse_sets(sets, program))
+    overrides.update(params)
+    g = elaborate(program, network, overrides)
+    if input_shape is not None:
+        g = elaborate(load(path_or_source), network, overrides, shape_overrides=_shape_map(g, input_shape))
+    return g
+
+
+def _shape_map(g, input_shape) -> dict:
+    dims = list(input_shape)
+    shp = g.inputs[0].shape
+    if len(dims) != len(shp):
+        raise ResdslError("usage", f"--input-shape has {len(dims)} axes, the input {g.inputs[0].name} has {len(shp)}")
+    out = {}
+    for ax, d in zip(shp, dims):
+        if isinstance(ax.size, int):
+            if ax.size != d:
+                raise ResdslError("usage", f"--input-shape gives {d} for an axis fixed at {ax.size}")
+        elif ax.name:
+            out[ax.name] = d
+    return out
+
+
+def build(path_or_source, network: str | None = None, seed: int | None = None, *, config=None, sets=(),
+          device=None, **params):
+    """`.res` -> torch.fx.GraphModule. Parameter names follow the `.res` file."""
+    from .backends.torch_fx import to_fx
+    g = graph(path_or_source, network, config=config, sets=sets, **params)
+    return to_fx(g, seed=seed, device=device)
+
+
+def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), **params) -> str:
+    """Source of a standalone .py file that defines `<network>(seed=None)`."""
+    from .backends.torch_fx import to_python as emit
+    g = graph(path_or_source, network, config=config, sets=sets, **params)
+    src = str(path_or_source) if _is_path(path_or_source) else "<string>"
+    return emit(g, src)

@@ -1,0 +1,346 @@
+"""IR -> torch.fx GraphModule, built directly (no tracing), and -> a standalone .py file.
+
+Stateful ops become real ``torch.nn`` modules at their dotted ``.res`` path, so the
+state_dict keys are the ``.res`` names (``layer1.0.conv1.weight``); stateless ops
+become ``call_function`` nodes (``torch.relu``, ``torch.nn.functional.max_pool2d``).
+Nodes that share a path share one module (shared loops, tied instances).
+
+Module construction and initialisation follow one recipe, :func:`module_recipe`,
+used both to build modules in memory and to write them as code, so that
+``resdsl.build(seed=s)`` and the generated file's ``net(seed=s)`` give the same weights.
+"""
+from __future__ import annotations
+
+import inspect
+import operator
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+
+from .. import runtime
+from ..diagnostics import ResdslError
+from ..ir.graph import Graph, Node
+
+# ------------------------------------------------------------------ module recipes
+_CLASSES = {
+    "torch.nn.Conv1d": torch.nn.Conv1d, "torch.nn.Conv2d": torch.nn.Conv2d, "torch.nn.Conv3d": torch.nn.Conv3d,
+    "torch.nn.ConvTranspose1d": torch.nn.ConvTranspose1d, "torch.nn.ConvTranspose2d": torch.nn.ConvTranspose2d,
+    "torch.nn.ConvTranspose3d": torch.nn.ConvTranspose3d, "torch.nn.Linear": torch.nn.Linear,
+    "torch.nn.BatchNorm1d": torch.nn.BatchNorm1d, "torch.nn.BatchNorm2d": torch.nn.BatchNorm2d,
+    "torch.nn.BatchNorm3d": torch.nn.BatchNorm3d, "torch.nn.GroupNorm": torch.nn.GroupNorm,
+    "torch.nn.LayerNorm": torch.nn.LayerNorm, "torch.nn.RMSNorm": torch.nn.RMSNorm,
+    "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
+    "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
+}
+RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention")
+
+
+def module_recipe(n: Node):
+    """(class name, args, kwargs, [(param local name, init spec)]) for a stateful node, else None."""
+    a = n.attrs
+    inits = []
+    if n.op == "conv":
+        nd = a["_nd"]
+        kw = dict(stride=a["stride"], padding=a["_padding"], dilation=a["dilation"], groups=a["groups"],
+                  bias=a["bias"])
+        if a["padding_mode"] != "zeros":
+            kw["padding_mode"] = a["padding_mode"]
+        rec = (f"torch.nn.Conv{nd}d", (a["_in"], a["out"], a["kernel"]), kw)
+        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
+    elif n.op == "conv_transpose":
+        nd = a["_nd"]
+        rec = (f"torch.nn.ConvTranspose{nd}d", (a["_in"], a["out"], a["kernel"]),
+               dict(stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"],
+                    groups=a["groups"], bias=a["bias"], dilation=a["dilation"]))
+        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
+    elif n.op == "linear":
+        rec = ("torch.nn.Linear", (a["_in"], a["out"]), dict(bias=a["bias"]))
+        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
+    elif n.op == "bn":
+        rec = (f"torch.nn.BatchNorm{a['_nd']}d", (a["_c"],), dict(eps=a["eps"], momentum=a["momentum"],
+                                                                  affine=a["affine"]))
+        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
+    elif n.op == "gn":
+        rec = ("torch.nn.GroupNorm", (a["groups"], a["_c"]), dict(eps=a["eps"], affine=a["affine"]))
+        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
+    elif n.op == "ln":
+        shp = a["_shape"] if len(a["_shape"]) > 1 else a["_shape"][0]
+        kw = dict(eps=a["eps"], elementwise_affine=a["affine"])
+        if not a["bias"]:
+            kw["bias"] = False
+        rec = ("torch.nn.LayerNorm", (shp,), kw)
+        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
+    elif n.op == "rmsnorm":
+        rec = ("torch.nn.RMSNorm", (a["_shape"][0],), dict(eps=a["eps"], elementwise_affine=a["affine"]))
+        inits = [("weight", a["weight_init"])]
+    elif n.op == "embedding":
+        rec = ("torch.nn.Embedding", (a["num"], a["dim"]), {})
+        inits = [("weight", a["weight_init"])]
+    elif n.op == "attention":
+        kw = dict(dropout=a["dropout"], bias=a["bias"])
+        if a["causal"]:
+            kw["causal"] = True
+        rec = ("SelfAttention", (a["_d"], a["heads"]), kw)
+    elif n.op == "dropout":
+        rec = ("torch.nn.Dropout", (a["p"],), {})
+    elif n.op == "drop_path":
+        rec = ("DropPath", (a["p"],), {})
+    elif n.op == "layer_scale":
+        rec = ("LayerScale", (n.params["gamma"].shape[0], a["init"]), dict(axis=a["_axis"]))
+    else:
+        return None
+    return rec + ([(p, s) for p, s in inits if s is not None and p in n.params],)
+
+
+def _init_code(target: str, spec) -> str:
+    if spec[0] == "default":
+        return ""
+    return f"init_tensor({target}, {tuple(spec)!r})"
+
+
+# ------------------------------------------------------------------ building
+def build_modules(graph: Graph, device=None) -> torch.nn.Module:
+    """Create every module and bare parameter, in first-use order, initialised."""
+    root = torch.nn.Module()
+    done = set()
+    factory = {"device": device} if device is not None else {}
+    for n in graph.nodes:
+        if n.path is None or n.path in done or not (n.params or n.has("stochastic")):
+            continue
+        done.add(n.path)
+        rec = module_recipe(n)
+        if rec is not None:
+            cls, args, kwargs, inits = rec
+            kw = dict(kwargs)
+            if factory and cls.startswith("torch.nn.") and cls != "torch.nn.Dropout":
+                kw.update(factory)
+            mod = _CLASSES[cls](*args, **kw)
+            if factory and not cls.startswith("torch.nn."):
+                mod = mod.to(**factory)
+            if device != "meta":
+                for pname, spec in inits:
+                    runtime.init_tensor(getattr(mod, pname), spec)
+            runtime.put_module(root, n.path, mod)
+        else:  # bare parameter: param, scalar_mul
+            spec = n.params[""]
+            p = runtime.put_param(root, n.path, spec.shape, device)
+            if device != "meta":
+                runtime.init_tensor(p, spec.init or ("zeros",))
+    return root
+
+
+_FN = {
+    "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu, "hardswish": F.hardswish,
+}
+
+
+def lower(graph: Graph, root: torch.nn.Module) -> torch.fx.GraphModule:
+    g = torch.fx.Graph()
+    env = {}
+    names = set()
+    for v in graph.inputs:
+        env[v] = g.placeholder(v.name)
+    for n in graph.nodes:
+        ins = [env[v] for v in n.inputs]
+        out = _emit(g, n, ins)
+        if isinstance(out, (list, tuple)):
+            for v, o in zip(n.outputs, out):
+                env[v] = o
+        else:
+            env[n.outputs[0]] = out
+        for v in n.outputs:
+            node = env[v]
+            if node.op != "placeholder" and v.name not in names and node.name != v.name:
+                node._rename(v.name)
+                names.add(v.name)
+    outs = [env[v] for v in graph.outputs]
+    g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    g.lint()
+    return torch.fx.GraphModule(root, g, class_name=_class_name(graph.name))
+
+
+def _class_name(name: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_")) or "Net"
+
+
+def _emit(g: torch.fx.Graph, n: Node, ins):
+    a = n.attrs
+    op = n.op
+    cf = g.call_function
+    if n.path is not None and (n.params or n.has("stochastic")):
+        if op in ("param",):
+            return g.get_attr(n.path)
+        if op == "scalar_mul":
+            return cf(operator.mul, (ins[0], g.get_attr(n.path)))
+        return g.call_module(n.path, tuple(ins))
+    if op in _FN:
+        return cf(_FN[op], (ins[0],))
+    if op == "identity":
+        return ins[0]
+    if op == "gelu":
+        return cf(F.gelu, (ins[0],), {"approximate": a["approximate"]} if a["approximate"] != "none" else {})
+    if op == "leaky_relu":
+        return cf(F.leaky_relu, (ins[0], a["slope"]))
+    if op == "scale":
+        return cf(operator.mul, (ins[0], a["factor"]))
+    if op == "softmax":
+        return cf(torch.softmax, (ins[0], a["dim"]))
+    if op == "maxpool":
+        fn = getattr(F, f"max_pool{a['_nd']}d")
+        kw = {"stride": a["stride"] if a["stride"] is not None else a["kernel"], "padding": a["padding"]}
+        if a["dilation"] != 1:
+            kw["dilation"] = a["dilation"]
+        if a["ceil_mode"]:
+            kw["ceil_mode"] = True
+        return cf(fn, (ins[0], a["kernel"]), kw)
+    if op == "avgpool":
+        fn = getattr(F, f"avg_pool{a['_nd']}d")
+        kw = {"stride": a["stride"] if a["stride"] is not None else a["kernel"], "padding": a["padding"]}
+        if a["ceil_mode"]:
+            kw["ceil_mode"] = True
+        if not a["count_include_pad"]:
+            kw["count_include_pad"] = False
+        return cf(fn, (ins[0], a["kernel"]), kw)
+    if op == "adaptive_avgpool":
+        return cf(getattr(F, f"adaptive_avg_pool{a['_nd']}d"), (ins[0], a["size"]))
+    if op == "upsample":
+        return cf(F.interpolate, (ins[0],), {"scale_factor": float(a["scale"]), "mode": a["mode"]})
+    if op == "pixel_shuffle":
+        return cf(F.pixel_shuffle, (ins[0], a["factor"]))
+    if op == "flatten":
+        return cf(torch.flatten, (ins[0], a["start"], a["end"]))
+    if op == "reshape":
+        out = n.outputs[0].shape
+        dyn = [i for i, ax in enumerate(out) if not isinstance(ax.size, int)]
+        if len(dyn) > 1:
+            raise ResdslError("shape", f"reshape to {[str(x.size) for x in out]} has {len(dyn)} symbolic axes; "
+                                       "the torch target supports one", n.span,
+                              help="fix the other axes with numbers in the `input` shape")
+        shape = tuple(-1 if i in dyn else ax.size for i, ax in enumerate(out))
+        return g.call_method("reshape", (ins[0], shape))
+    if op == "transpose":
+        return cf(torch.transpose, (ins[0], a["dim0"], a["dim1"]))
+    if op == "permute":
+        return g.call_method("permute", (ins[0], tuple(a["dims"])))
+    if op == "rearrange":
+        x = ins[0]
+        for step in a["_steps"]:
+            if step[0] == "unflatten":
+                x = cf(torch.unflatten, (x, step[1], step[2]))
+            elif step[0] == "permute":
+                x = g.call_method("permute", (x, step[1]))
+            else:
+                x = cf(torch.flatten, (x, step[1], step[2]))
+        return x
+    if op == "select":
+        return cf(torch.select, (ins[0], a["dim"], a["index"]))
+    if op == "add":
+        x = ins[0]
+        for y in ins[1:]:
+            x = cf(operator.add, (x, y))
+        return x
+    if op == "mul":
+        return cf(operator.mul, (ins[0], ins[1]))
+    if op == "mean":
+        if len(ins) > 1:
+            x = ins[0]
+            for y in ins[1:]:
+                x = cf(operator.add, (x, y))
+            return cf(operator.truediv, (x, float(len(ins))))
+        return cf(torch.mean, (ins[0], a["dim"]), {"keepdim": True} if a["keepdim"] else {})
+    if op == "concat":
+        return cf(torch.cat, (list(ins), a["dim"]))
+    if op == "matmul":
+        return cf(torch.matmul, (ins[0], ins[1]))
+    if op in ("split", "chunk"):
+        parts = cf(torch.split, (ins[0], list(a["_sizes"]), a["dim"])) if op == "split" else \
+            cf(torch.chunk, (ins[0], a["n"], a["dim"]))
+        return [cf(operator.getitem, (parts, i)) for i in range(len(n.outputs))]
+    raise ResdslError("unsupported", f"the torch target has no lowering for `{op}`", n.span)
+
+
+def to_fx(graph: Graph, seed: int | None = None, device=None) -> torch.fx.GraphModule:
+    if seed is None:
+        root = build_modules(graph, device)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            root = build_modules(graph, device)
+    return lower(graph, root)
+
+
+# ------------------------------------------------------------------ standalone file
+def _lit(v) -> str:
+    if isinstance(v, tuple) and len(v) == 1:
+        return f"({_lit(v[0])},)"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_lit(x) for x in v) + ")"
+    return repr(v)
+
+
+def to_python(graph: Graph, source: str = "") -> str:
+    """A standalone module (only torch needed) defining `<network>(seed=None)`."""
+    gm = lower(graph, build_modules(graph, device="meta"))
+    code = gm.graph.python_code(root_module="self")
+    allowed = {"torch", "operator", "getattr", "inf", "nan", "NoneType", "device", "fx_pytree", "pytree"}
+    extra = set(code.globals) - allowed
+    if extra - {"_tensor_constant0"}:
+        used_names = ", ".join(sorted(extra))
+        raise ResdslError("unsupported", f"generated code needs names outside torch: {used_names}")
+    lines = [
+        f'"""{graph.name}: generated by resdsl from {source or "a .res file"}. Do not edit; edit the .res file.',
+        "",
+        f"Call `{graph.name}(seed=None)` for the network as a torch.nn.Module; it needs only torch.",
+        '"""',
+        "import operator  # noqa: F401",
+        "",
+        "import torch",
+        "",
+    ]
+    used = sorted({module_recipe(n)[0] for n in graph.nodes
+                   if n.path and (n.params or n.has("stochastic")) and module_recipe(n) is not None})
+    for cls in used:
+        if cls in RUNTIME_CLASSES:
+            lines += ["", inspect.getsource(getattr(runtime, cls)).rstrip(), ""]
+    for fn in (runtime.put_module, runtime.put_param, runtime.init_tensor):
+        lines += ["", inspect.getsource(fn).rstrip(), ""]
+    lines += [""]
+    cname = _class_name(graph.name)
+    lines.append(f"class {cname}(torch.nn.Module):")
+    lines.append("    def __init__(self):")
+    lines.append("        super().__init__()")
+    done = set()
+    for n in graph.nodes:
+        if n.path is None or n.path in done or not (n.params or n.has("stochastic")):
+            continue
+        done.add(n.path)
+        rec = module_recipe(n)
+        if rec is not None:
+            cls, args, kwargs, inits = rec
+            argstr = ", ".join([_lit(x) for x in args] + [f"{k}={_lit(v)}" for k, v in kwargs.items()])
+            lines.append(f"        m = put_module(self, {n.path!r}, {cls}({argstr}))")
+            for pname, spec in inits:
+                lines.append(f"        {_init_code(f'm.{pname}', spec)}")
+        else:
+            spec = n.params[""]
+            lines.append(f"        p = put_param(self, {n.path!r}, {tuple(spec.shape)!r})")
+            ic = _init_code("p", spec.init or ("zeros",))
+            if ic:
+                lines.append(f"        {ic}")
+    body = code.src.strip("\n")
+    body = "\n".join("    " + ln if ln.strip() else "" for ln in body.splitlines())
+    lines += ["", body.replace("def forward(self, ", "def forward(self, ", 1), "", ""]
+    lines += [
+        f"def {graph.name}(seed=None):",
+        f'    """Build `{graph.name}`; `seed` makes the initial weights reproducible."""',
+        "    if seed is None:",
+        f"        return {cname}()",
+        "    with torch.random.fork_rng(devices=[]):",
+        "        torch.manual_seed(seed)",
+        f"        return {cname}()",
+        "",
+    ]
+    return "\n".join(lines)
+
+

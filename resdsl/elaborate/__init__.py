@@ -1,0 +1,3 @@
+"""AST -> IR elaboration."""
+from .elaborator import elaborate, parse_value  # noqa: F401
+from .loader import Program  # noqa: F401

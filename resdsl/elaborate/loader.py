@@ -1,0 +1,102 @@
+"""Loading `.res` files: parsing, imports (the importing file's folder, then stdlib/),
+cycle detection, and the module-level namespace."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..diagnostics import ResdslError, did_you_mean
+from ..frontend import ast
+from ..frontend.parser import parse
+from ..ir.ops import OPS
+from .values import BUILTINS, BlockRef, Builtin, ModuleEnv, OpRef
+
+STDLIB = Path(__file__).resolve().parents[1] / "stdlib"
+if not STDLIB.exists():  # source checkout: stdlib/ sits beside resdsl/
+    STDLIB = Path(__file__).resolve().parents[2] / "stdlib"
+
+PRIMITIVES = ("std",)  # `import std` names the primitive ops, which are always available
+
+
+def base_env() -> dict:
+    env = {name: OpRef(d) for name, d in OPS.items()}
+    env.update({name: Builtin(name, fn) for name, fn in BUILTINS.items()})
+    return env
+
+
+class Program:
+    """All modules reachable from one root file, and the root's namespace."""
+
+    def __init__(self):
+        self.modules: dict[str, ModuleEnv] = {}
+        self.root: ModuleEnv | None = None
+        self.networks: dict[str, object] = {}  # root's networks in file order (defs and aliases)
+        self.global_lets: list = []
+
+    @classmethod
+    def from_source(cls, text: str, path: str = "<string>") -> "Program":
+        prog = cls()
+        prog.root = prog._load_text(text, path, stack=())
+        return prog
+
+    @classmethod
+    def from_file(cls, path) -> "Program":
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ResdslError("io", f"cannot read {path}: {e.strerror}") from None
+        prog = cls()
+        prog.root = prog._load_text(text, str(path), stack=())
+        return prog
+
+    def _load_text(self, text, path, stack) -> ModuleEnv:
+        module = parse(text, path)
+        env = ModuleEnv(path, base_env())
+        self.modules[str(Path(path).resolve()) if path != "<string>" else path] = env
+        here = Path(path).parent if path != "<string>" else Path.cwd()
+        own = {}
+        for item in module.items:
+            if isinstance(item, ast.Import):
+                if item.module in PRIMITIVES:
+                    continue
+                imported = self._import(item, here, stack + (path,))
+                for k, v in imported.names.items():
+                    if isinstance(v, BlockRef) or (k not in env.names):
+                        env.names.setdefault(k, v)
+            elif isinstance(item, (ast.BlockDef, ast.NetworkAlias)):
+                if item.name in own:
+                    raise ResdslError("name", f"`{item.name}` is defined twice", item.span,
+                                      notes=[("first defined here", own[item.name].span)])
+                if item.name in OPS:
+                    raise ResdslError("name", f"`{item.name}` is the name of a primitive op", item.span,
+                                      help="choose another name for the block")
+                own[item.name] = item
+                if isinstance(item, ast.BlockDef):
+                    env.names[item.name] = BlockRef(item, env)
+                else:
+                    env.names[item.name] = ("alias", item, env)
+                if (isinstance(item, ast.BlockDef) and item.is_network) or isinstance(item, ast.NetworkAlias):
+                    if not stack:
+                        self.networks[item.name] = env.names[item.name]
+            elif isinstance(item, ast.Let):
+                env.names[item.name] = ("let", item, env)
+        return env
+
+    def _import(self, item: ast.Import, here: Path, stack) -> ModuleEnv:
+        rel = Path(*item.module.split(".")).with_suffix(".res")
+        candidates = [here / rel, STDLIB / rel]
+        for c in candidates:
+            if c.exists():
+                key = str(c.resolve())
+                if any(str(Path(s).resolve()) == key for s in stack if s != "<string>"):
+                    chain = " -> ".join(Path(s).name for s in stack) + f" -> {c.name}"
+                    raise ResdslError("import", f"cyclic import of `{item.module}` ({chain})", item.span,
+                                      help="move the shared blocks into a third file that both import")
+                if key in self.modules:
+                    return self.modules[key]
+                return self._load_text(c.read_text(), str(c), stack)
+        names = [p.stem for d in {here, STDLIB} if d.exists() for p in d.glob("*.res")]
+        hint = did_you_mean(item.module, names)
+        raise ResdslError("import", f"cannot find module `{item.module}`", item.span,
+                          label=f"looked for {candidates[0]} and {candidates[1]}",
+                          help=hint or f"put {rel} beside this file or in {STDLIB}")

@@ -1,0 +1,411 @@
+"""Lark setup and the parse-tree -> AST transformer.
+
+`parse(text, path)` returns an :class:`ast.Module` or raises a ResdslError of kind
+``syntax`` that names what the parser expected at the failing position.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..diagnostics import ResdslError, SourceFile, Span
+from . import ast
+
+GRAMMAR_PATH = Path(__file__).resolve().parents[1] / "grammar" / "res.lark"
+if not GRAMMAR_PATH.exists():  # source checkout: grammar/ sits beside resdsl/
+    GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "res.lark"
+
+_OPENERS = {"LPAR": 1, "LSQB": 1}
+_CLOSERS = {"RPAR": -1, "RSQB": -1}
+_JOINERS = {"__ANON_0", "MINUS_GT", "VBAR", "COMMA"}  # tokens after which a newline is not a separator
+
+
+class _PostLex:
+    """Drops newlines inside (...) / [...] and after `->`, `|`, `,`, `{`; merges runs of
+    newlines (and `;`) into one separator. Never looks ahead, so the contextual lexer
+    always sees the parser state it needs."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        prev = None
+        for tok in stream:
+            if tok.type == "_NL":
+                if depth > 0 or prev is None or prev.type == "_NL" or prev.value in ("->", "|", ",", "{"):
+                    continue
+            if tok.value in ("(", "["):
+                depth += 1
+            elif tok.value in (")", "]"):
+                depth = max(0, depth - 1)
+            prev = tok
+            yield tok
+
+
+@functools.lru_cache(maxsize=None)
+def _parser(start: str = "start") -> Lark:
+    return Lark(GRAMMAR_PATH.read_text(), parser="lalr", start=start, postlex=_PostLex(),
+                propagate_positions=True, maybe_placeholders=True)
+
+
+_TOKEN_WORDS = {
+    "NAME": "a name", "NUMBER": "a number", "INT": "an integer", "STRING": "a string",
+    "_NL": "a newline", "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`",
+    "LBRACE": "`{`", "RBRACE": "`}`", "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`",
+    "SEMICOLON": "`;`", "DOT": "`.`", "VBAR": "`|`", "TEMPLATE_NAME": "a name",
+    "$END": "end of file", "COMP_OP": "a comparison", "ADD_OP": "`+`/`-`", "MUL_OP": "`*`",
+    "MINUS": "`-`", "PLUS": "`+`",
+}
+
+
+def _describe(expected) -> str:
+    words = set()
+    for e in expected:
+        if e in _TOKEN_WORDS:
+            words.add(_TOKEN_WORDS[e])
+        elif e.startswith("__ANON") or e.isupper():
+            p = _parser().get_terminal(e).pattern if _has_terminal(e) else None
+            words.add(f"`{p.value}`" if p is not None and p.type == "str" else e.lower())
+        else:
+            words.add(e)
+    words = sorted(words)
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return ", ".join(words)
+
+
+def _has_terminal(name: str) -> bool:
+    try:
+        _parser().get_terminal(name)
+        return True
+    except KeyError:
+        return False
+
+
+def parse(text: str, path: str = "<string>") -> ast.Module:
+    src = SourceFile(path, text)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, src) from None
+    return _ToAst(src).transform(tree)
+
+
+def parse_expr(text: str, span: Span) -> object:
+    """Parse one expression (used for `{...}` pieces of `as layer{s + 1}` names)."""
+    try:
+        tree = _parser().parse(f"let __tmp__ = {text}")
+    except UnexpectedInput:
+        raise ResdslError("syntax", f"cannot parse `{{{text}}}` in a name", span,
+                          help="inside `{...}` in a name write an expression, e.g. `layer{s + 1}`") from None
+    module = _ToAst(span.source, base=span).transform(tree)
+    return module.items[0].value
+
+
+def _syntax_error(e: UnexpectedInput, src: SourceFile) -> ResdslError:
+    line, col = getattr(e, "line", 1), getattr(e, "column", 1)
+    if line is None or line < 1:
+        lines = src.text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    if isinstance(e, UnexpectedCharacters):
+        ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else "?"
+        msg = f"unexpected character `{ch}`"
+        width = 1
+    elif isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END":
+            msg = "unexpected end of file"
+            width = 1
+        elif tok.type == "_NL":
+            msg = "unexpected end of line"
+            width = 1
+        else:
+            msg = f"unexpected `{tok.value}`"
+            width = max(1, len(str(tok.value)))
+    elif isinstance(e, UnexpectedEOF):
+        msg, width = "unexpected end of file", 1
+    else:  # pragma: no cover - lark has no other kinds today
+        msg, width = "syntax error", 1
+    expected = getattr(e, "expected", None) or getattr(e, "allowed", None) or set()
+    exp = _describe(expected) if expected else None
+    span = Span(src, line, col, line, col + width)
+    hint = None
+    if exp and "`}`" in exp and "end of" in msg:
+        hint = "a `{` is not closed; add the matching `}`"
+    elif exp and "`)`" in exp and "end of" in msg:
+        hint = "a `(` is not closed; add the matching `)`"
+    return ResdslError("syntax", msg, span, label=f"expected {exp}" if exp else None, help=hint)
+
+
+def _span(src: SourceFile, meta) -> Span:
+    if getattr(meta, "empty", True):
+        return Span(src, 1, 1, 1, 2)
+    return Span(src, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tok_span(src: SourceFile, tok: Token) -> Span:
+    return Span(src, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
+
+
+def _unquote(s: str) -> str:
+    body = s[1:-1]
+    out, i = [], 0
+    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            out.append(escapes.get(body[i + 1], body[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """One method per grammar rule; each returns a frozen AST node with a Span."""
+
+    def __init__(self, src: SourceFile, base: Span | None = None):
+        super().__init__()
+        self.src = src
+        self.base = base
+
+    def sp(self, meta) -> Span:
+        if self.base is not None:  # sub-expression of a template name: point at the name
+            return self.base
+        return _span(self.src, meta)
+
+    # top level
+    def start(self, meta, items):
+        return ast.Module(self.sp(meta), tuple(items))
+
+    def import_stmt(self, meta, items):
+        return ast.Import(self.sp(meta), items[0])
+
+    def dotted_name(self, meta, items):
+        return ".".join(str(t) for t in items)
+
+    def block_def(self, meta, items):
+        name, params, body = items
+        return ast.BlockDef(self.sp(meta), str(name), params or (), body, False)
+
+    def network_def(self, meta, items):
+        name, params, body = items
+        return ast.BlockDef(self.sp(meta), str(name), params or (), body, True)
+
+    def network_alias(self, meta, items):
+        return ast.NetworkAlias(self.sp(meta), str(items[0]), items[1])
+
+    def params(self, meta, items):
+        return tuple(items)
+
+    def param(self, meta, items):
+        name, typ, default = items
+        return ast.Param(self.sp(meta), str(name), typ, default)
+
+    def type(self, meta, items):
+        return ast.TypeExpr(self.sp(meta), str(items[0]), tuple(i for i in items[1:] if i is not None))
+
+    def body(self, meta, items):
+        return ast.Body(self.sp(meta), tuple(items))
+
+    # statements
+    def input_stmt(self, meta, items):
+        return ast.Input(self.sp(meta), tuple(items))
+
+    def input_decl(self, meta, items):
+        return ast.InputDecl(self.sp(meta), str(items[0]), items[1])
+
+    def shape(self, meta, items):
+        return tuple(items)
+
+    def named_axis(self, meta, items):
+        return ast.AxisDecl(self.sp(meta), str(items[0]), items[1])
+
+    def plain_axis(self, meta, items):
+        e = items[0]
+        if isinstance(e, ast.Name):  # `N`: a named symbolic axis
+            return ast.AxisDecl(self.sp(meta), e.id, None)
+        return ast.AxisDecl(self.sp(meta), None, e)
+
+    def output_stmt(self, meta, items):
+        return ast.Output(self.sp(meta), tuple(items))
+
+    def output_item(self, meta, items):
+        name, chain = items
+        return ast.OutputItem(self.sp(meta), str(name) if name is not None else None, chain)
+
+    def assign_stmt(self, meta, items):
+        return ast.Assign(self.sp(meta), tuple(str(t) for t in items[:-1]), items[-1])
+
+    def let_stmt(self, meta, items):
+        return ast.Let(self.sp(meta), str(items[0]), items[1])
+
+    def chain_stmt(self, meta, items):
+        return ast.ChainStmt(self.sp(meta), items[0])
+
+    def chain(self, meta, items):
+        return ast.Chain(self.sp(meta), tuple(items))
+
+    def expr_link(self, meta, items):
+        return ast.Link(self.sp(meta), items[0], items[1])
+
+    group_link = expr_link
+
+    def region_link(self, meta, items):
+        return ast.Link(self.sp(meta), items[0], None)
+
+    def as_name(self, meta, items):
+        tok = items[0]
+        span = _tok_span(self.src, tok) if self.base is None else self.base
+        if tok.type == "STRING":
+            text = _unquote(str(tok))
+        else:
+            text = str(tok)
+        parts = []
+        i = 0
+        while i < len(text):
+            j = text.find("{", i)
+            if j < 0:
+                parts.append(text[i:])
+                break
+            if j > i:
+                parts.append(text[i:j])
+            k = text.find("}", j)
+            if k < 0:
+                raise ResdslError("syntax", f"unclosed `{{` in name `{text}`", span)
+            parts.append(parse_expr(text[j + 1:k], span))
+            i = k + 1
+        return ast.AsName(span, tuple(parts))
+
+    def residual_stmt(self, meta, items):
+        args, body, shortcut, as_name = items
+        cond, sbody, sspan = None, None, None
+        if shortcut is not None:
+            cond, sbody, sspan = shortcut
+        return ast.Residual(self.sp(meta), args or (), body, sbody, cond, sspan, as_name)
+
+    def shortcut(self, meta, items):
+        return (items[0], items[1], self.sp(meta))
+
+    def parallel_stmt(self, meta, items):
+        return ast.Parallel(self.sp(meta), items[0] or (), tuple(items[1:]))
+
+    def branch(self, meta, items):
+        return items[0]
+
+    def repeat_stmt(self, meta, items):
+        count, as_name, index, body = items
+        count, index = _split_index(count, index)
+        return ast.Repeat(self.sp(meta), count, as_name, index, body)
+
+    def loop_stmt(self, meta, items):
+        count, shared, index, body, as_name = items
+        count, index = _split_index(count, index)
+        return ast.Loop(self.sp(meta), count, shared is not None, index, body, as_name)
+
+    def index(self, meta, items):
+        return str(items[0])
+
+    def for_stmt(self, meta, items):
+        return ast.For(self.sp(meta), str(items[0]), items[1], items[2])
+
+    def if_stmt(self, meta, items):
+        cond, then, other = items
+        return ast.If(self.sp(meta), cond, then, other)
+
+    # expressions
+    def cond_expr(self, meta, items):
+        then, cond, other = items
+        return ast.CondExpr(self.sp(meta), cond, then, other)
+
+    def or_op(self, meta, items):
+        return ast.BoolOp(self.sp(meta), "or", items[0], items[1])
+
+    def and_op(self, meta, items):
+        return ast.BoolOp(self.sp(meta), "and", items[0], items[1])
+
+    def not_op(self, meta, items):
+        return ast.UnaryOp(self.sp(meta), "not", items[0])
+
+    def compare(self, meta, items):
+        return ast.Compare(self.sp(meta), str(items[1]), items[0], items[2])
+
+    def binop(self, meta, items):
+        return ast.BinOp(self.sp(meta), str(items[1]), items[0], items[2])
+
+    def pow_op(self, meta, items):
+        return ast.BinOp(self.sp(meta), "**", items[0], items[1])
+
+    def neg(self, meta, items):
+        return ast.UnaryOp(self.sp(meta), "-", items[0])
+
+    def factor(self, meta, items):  # unary plus
+        return items[0]
+
+    def call(self, meta, items):
+        return ast.Call(self.sp(meta), items[0], items[1])
+
+    def call_args(self, meta, items):
+        return tuple(i for i in items if i is not None)
+
+    def pos_arg(self, meta, items):
+        return ast.Arg(self.sp(meta), None, _unchain(items[0]))
+
+    def kw_arg(self, meta, items):
+        return ast.Arg(self.sp(meta), str(items[0]), _unchain(items[1]))
+
+    def index_op(self, meta, items):
+        return ast.Index(self.sp(meta), items[0], items[1])
+
+    def slice_op(self, meta, items):
+        return ast.Slice(self.sp(meta), items[0], items[1])
+
+    def attr(self, meta, items):
+        return ast.Attr(self.sp(meta), items[0], str(items[1]))
+
+    def number(self, meta, items):
+        t = str(items[0])
+        v = float(t) if any(c in t for c in ".eE") else int(t)
+        return ast.Const(self.sp(meta), v)
+
+    def string(self, meta, items):
+        return ast.Const(self.sp(meta), _unquote(str(items[0])))
+
+    def name(self, meta, items):
+        return ast.Name(self.sp(meta), str(items[0]))
+
+    def in_ref(self, meta, items):
+        return ast.InRef(self.sp(meta))
+
+    def true(self, meta, items):
+        return ast.Const(self.sp(meta), True)
+
+    def false(self, meta, items):
+        return ast.Const(self.sp(meta), False)
+
+    def none(self, meta, items):
+        return ast.Const(self.sp(meta), None)
+
+    def list_expr(self, meta, items):
+        return ast.ListExpr(self.sp(meta), tuple(i for i in items if i is not None))
+
+
+def _unchain(chain):
+    """An argument that is a plain expression (one link, no `as`) stays an expression."""
+    if len(chain.links) == 1 and chain.links[0].as_name is None \
+            and not isinstance(chain.links[0].expr, (ast.Body, ast.Residual, ast.Parallel, ast.Repeat, ast.Loop)):
+        return chain.links[0].expr
+    return chain
+
+
+def _split_index(count, index):
+    """`repeat n (i) {` parses as the call `n(i)`; read it as count `n`, index `i`."""
+    if index is None and isinstance(count, ast.Call) and len(count.args) == 1 \
+            and count.args[0].name is None and isinstance(count.args[0].value, ast.Name):
+        return count.func, count.args[0].value.id
+    return count, index

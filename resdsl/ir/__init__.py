@@ -1,0 +1,1 @@
+"""The intermediate representation: op table, graph, printer."""

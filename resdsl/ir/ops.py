@@ -1,0 +1,642 @@
+"""The op table: every primitive declared once (attributes, shape rule, traits).
+
+Backends and passes look ops up here; passes test traits (``linear``,
+``elementwise``, ``has_params``, ``stochastic``), not op names. A shape rule takes the
+input shapes (tuples of :class:`Axis`) and the checked attributes, and returns the
+output shapes and the parameter tensors the op owns (name -> ParamSpec).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import shapes as S
+from ..shapes import Axis, Size
+
+MAX_DIM = 2 ** 31 - 1
+MAX_PARAM_ELEMENTS = 2 ** 34  # 16 G elements in one tensor
+
+
+class OpError(Exception):
+    """A bad use of an op; the elaborator adds the source position."""
+
+    def __init__(self, message: str, help: str | None = None, kind: str = "shape"):
+        super().__init__(message)
+        self.message, self.help, self.kind = message, help, kind
+
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class AttrDef:
+    name: str
+    type: str  # int, float, bool, str, ints, num, init, any, shape, str_or_int
+    default: object = REQUIRED
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    shape: tuple
+    kind: str = "param"  # param | buffer
+    init: object = None  # None: the backend's default for the op, or an init tuple
+
+
+@dataclass
+class OpDef:
+    name: str
+    attrs: list
+    inputs: object  # int, or (min, max) with max None for any number
+    rule: Callable
+    traits: frozenset = field(default_factory=frozenset)
+    outputs: int = 1
+    doc: str = ""
+
+    def attr(self, name):
+        for a in self.attrs:
+            if a.name == name:
+                return a
+        return None
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def op(name, attrs=(), inputs=1, traits=(), doc=""):
+    def deco(fn):
+        OPS[name] = OpDef(name, [AttrDef(*a) if isinstance(a, tuple) else a for a in attrs],
+                          inputs, fn, frozenset(traits), doc=doc)
+        return fn
+    return deco
+
+
+# ------------------------------------------------------------------ helpers
+INIT_KINDS = {
+    "zeros": 0, "ones": 0, "constant": 1, "normal": 1, "trunc_normal": 1, "uniform": 2,
+    "kaiming_normal": 0, "kaiming_uniform": 0, "xavier_uniform": 0, "xavier_normal": 0,
+    "orthogonal": 0, "default": 0,
+}
+
+
+def tup(v, n, what):
+    if isinstance(v, int):
+        return (v,) * n
+    if isinstance(v, (list, tuple)) and len(v) == n and all(isinstance(x, int) for x in v):
+        return tuple(v)
+    raise OpError(f"`{what}` must be an int or a list of {n} ints, got {v!r}", kind="type")
+
+
+def static(d, what):
+    if not isinstance(d, int):
+        raise OpError(f"{what} must be a known number here, but it is the symbolic size `{d}`",
+                      help="declare that axis with a number in the `input` shape", kind="shape")
+    return d
+
+
+def check_rank(shape, ranks, opname, layout):
+    if len(shape) not in ranks:
+        raise OpError(f"`{opname}` expects a tensor of rank {' or '.join(map(str, ranks))} ({layout}), "
+                      f"got rank {len(shape)}: {S.shape_str(shape)}")
+
+
+def chan(shape, name="C"):
+    return static(shape[1].size, "the channel axis (axis 1)")
+
+
+def with_axis(shape, i, size, name=None):
+    a = list(shape)
+    old = a[i]
+    a[i] = Axis(size, name if name is not None else old.name)
+    return tuple(a)
+
+
+def check_dim(v, what="size"):
+    if isinstance(v, int) and not (0 < v <= MAX_DIM):
+        raise OpError(f"{what} {v} is out of range (1 .. {MAX_DIM})", kind="limit",
+                      help="tensor sizes must be positive and below 2**31")
+    return v
+
+
+def weight(shape, init=None):
+    n = math.prod(shape)
+    if n > MAX_PARAM_ELEMENTS:
+        raise OpError(f"a parameter of shape {list(shape)} ({n} elements) is over the limit of "
+                      f"{MAX_PARAM_ELEMENTS}", kind="limit")
+    return ParamSpec(tuple(shape), "param", init)
+
+
+def spatial_out(shape, kernel, stride, pad_pairs, dilation, ceil=False):
+    out = list(shape)
+    for i in range(len(kernel)):
+        ax = shape[2 + i]
+        o = S.window_out(ax.size, kernel[i], stride[i], pad_pairs[i], dilation[i], ceil)
+        if isinstance(o, int) and o <= 0:
+            raise OpError(f"window of size {kernel[i]} does not fit the spatial axis of size {ax.size} "
+                          f"(input {S.shape_str(shape)})", help="use padding or a smaller kernel")
+        out[2 + i] = Axis(o, ax.name)
+    return tuple(out)
+
+
+def resolve_padding(padding, kernel, dilation, stride, nsp):
+    """Returns (torch padding value, total padding per spatial axis)."""
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise OpError("padding='same' needs stride 1", help="use an explicit padding", kind="type")
+        tot = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return "same", tot
+    if padding == "valid":
+        return 0, [0] * nsp
+    p = tup(padding, nsp, "padding")
+    return (p[0] if len(set(p)) == 1 else p), [2 * x for x in p]
+
+
+# ------------------------------------------------------------------ parameterised ops
+@op("conv", [("out", "int"), ("kernel", "ints"), ("stride", "ints", 1), ("padding", "str_or_int", 0),
+             ("dilation", "ints", 1), ("groups", "int", 1), ("bias", "bool", True),
+             ("padding_mode", "str", "zeros"), ("weight_init", "init", None), ("bias_init", "init", None)],
+    traits=("linear", "has_params", "conv"), doc="N-d convolution; 1d/2d/3d from the input rank")
+def _conv(ins, a):
+    (x,) = ins
+    check_rank(x, (3, 4, 5), "conv", "N, C, *spatial")
+    nsp = len(x) - 2
+    cin = chan(x)
+    k, st, dil = tup(a["kernel"], nsp, "kernel"), tup(a["stride"], nsp, "stride"), tup(a["dilation"], nsp, "dilation")
+    g = a["groups"]
+    check_dim(a["out"], "output channels")
+    if g < 1 or cin % g or a["out"] % g:
+        raise OpError(f"groups={g} must divide both input channels ({cin}) and output channels ({a['out']})",
+                      kind="type")
+    tpad, tot = resolve_padding(a["padding"], k, dil, st, nsp)
+    a["_padding"] = tpad
+    a["_pad_total"] = tot
+    a["_nd"] = nsp
+    a["_in"] = cin
+    y = spatial_out(x, k, st, tot, dil)
+    y = with_axis(y, 1, a["out"], "C")
+    params = {"weight": weight((a["out"], cin // g) + k, a["weight_init"])}
+    if a["bias"]:
+        params["bias"] = weight((a["out"],), a["bias_init"])
+    return [y], params
+
+
+@op("conv_transpose", [("out", "int"), ("kernel", "ints"), ("stride", "ints", 1), ("padding", "ints", 0),
+                       ("output_padding", "ints", 0), ("groups", "int", 1), ("bias", "bool", True),
+                       ("dilation", "ints", 1), ("weight_init", "init", None), ("bias_init", "init", None)],
+    traits=("linear", "has_params"), doc="transposed convolution (upsampling)")
+def _conv_t(ins, a):
+    (x,) = ins
+    check_rank(x, (3, 4, 5), "conv_transpose", "N, C, *spatial")
+    nsp = len(x) - 2
+    cin = chan(x)
+    k, st, p = tup(a["kernel"], nsp, "kernel"), tup(a["stride"], nsp, "stride"), tup(a["padding"], nsp, "padding")
+    op_, dil = tup(a["output_padding"], nsp, "output_padding"), tup(a["dilation"], nsp, "dilation")
+    g = a["groups"]
+    if g < 1 or cin % g or a["out"] % g:
+        raise OpError(f"groups={g} must divide input ({cin}) and output ({a['out']}) channels", kind="type")
+    a["_nd"], a["_in"] = nsp, cin
+    y = list(x)
+    for i in range(nsp):
+        n = x[2 + i].size
+        o = S.add(S.add(S.mul(S.add(n, -1), st[i]), -2 * p[i] + dil[i] * (k[i] - 1) + op_[i]), 1)
+        y[2 + i] = Axis(o, x[2 + i].name)
+    y[1] = Axis(a["out"], "C")
+    params = {"weight": weight((cin, a["out"] // g) + k, a["weight_init"])}
+    if a["bias"]:
+        params["bias"] = weight((a["out"],), a["bias_init"])
+    return [tuple(y)], params
+
+
+@op("linear", [("out", "int"), ("bias", "bool", True), ("weight_init", "init", None), ("bias_init", "init", None)],
+    traits=("linear", "has_params"), doc="affine map on the last axis")
+def _linear(ins, a):
+    (x,) = ins
+    if len(x) < 1:
+        raise OpError("`linear` needs a tensor of rank >= 1")
+    cin = static(x[-1].size, "the last axis of a `linear` input")
+    check_dim(a["out"], "output features")
+    a["_in"] = cin
+    y = with_axis(x, len(x) - 1, a["out"])
+    params = {"weight": weight((a["out"], cin), a["weight_init"])}
+    if a["bias"]:
+        params["bias"] = weight((a["out"],), a["bias_init"])
+    return [y], params
+
+
+@op("bn", [("eps", "num", 1e-5), ("momentum", "num", 0.1), ("affine", "bool", True),
+           ("weight_init", "init", None), ("bias_init", "init", None)],
+    traits=("has_params", "norm", "affine_eval"), doc="BatchNorm over axis 1 (rank 2..5)")
+def _bn(ins, a):
+    (x,) = ins
+    check_rank(x, (2, 3, 4, 5), "bn", "N, C, *spatial")
+    c = chan(x)
+    a["_c"], a["_nd"] = c, max(1, len(x) - 2)
+    p = {}
+    if a["affine"]:
+        p["weight"] = weight((c,), a["weight_init"])
+        p["bias"] = weight((c,), a["bias_init"])
+    p["running_mean"] = ParamSpec((c,), "buffer")
+    p["running_var"] = ParamSpec((c,), "buffer")
+    p["num_batches_tracked"] = ParamSpec((), "buffer")
+    return [x], p
+
+
+@op("gn", [("groups", "int"), ("eps", "num", 1e-5), ("affine", "bool", True),
+           ("weight_init", "init", None), ("bias_init", "init", None)],
+    traits=("has_params", "norm"), doc="GroupNorm over axis 1")
+def _gn(ins, a):
+    (x,) = ins
+    c = chan(x)
+    if c % a["groups"]:
+        raise OpError(f"gn groups={a['groups']} must divide the {c} channels", kind="type")
+    a["_c"] = c
+    p = {}
+    if a["affine"]:
+        p = {"weight": weight((c,), a["weight_init"]), "bias": weight((c,), a["bias_init"])}
+    return [x], p
+
+
+@op("ln", [("eps", "num", 1e-5), ("affine", "bool", True), ("bias", "bool", True), ("dims", "int", 1),
+           ("weight_init", "init", None), ("bias_init", "init", None)],
+    traits=("has_params", "norm"), doc="LayerNorm over the last `dims` axes")
+def _ln(ins, a):
+    (x,) = ins
+    if a["dims"] < 1 or a["dims"] > len(x):
+        raise OpError(f"ln dims={a['dims']} must be between 1 and the rank {len(x)}", kind="type")
+    norm = tuple(static(ax.size, "a LayerNorm axis") for ax in x[len(x) - a["dims"]:])
+    a["_shape"] = norm
+    p = {}
+    if a["affine"]:
+        p["weight"] = weight(norm, a["weight_init"])
+        if a["bias"]:
+            p["bias"] = weight(norm, a["bias_init"])
+    return [x], p
+
+
+@op("rmsnorm", [("eps", "num", None), ("affine", "bool", True), ("weight_init", "init", None)],
+    traits=("has_params", "norm"), doc="RMSNorm over the last axis")
+def _rms(ins, a):
+    (x,) = ins
+    d = static(x[-1].size, "the RMSNorm axis")
+    a["_shape"] = (d,)
+    return [x], ({"weight": weight((d,), a["weight_init"])} if a["affine"] else {})
+
+
+@op("embedding", [("num", "int"), ("dim", "int"), ("weight_init", "init", None)],
+    traits=("has_params",), doc="lookup table: integer ids [..] -> [.., dim]")
+def _emb(ins, a):
+    (x,) = ins
+    return [tuple(x) + (Axis(a["dim"], "D"),)], {"weight": weight((a["num"], a["dim"]), a["weight_init"])}
+
+
+@op("attention", [("heads", "int"), ("dropout", "num", 0.0), ("bias", "bool", True), ("causal", "bool", False)],
+    traits=("has_params",), doc="multi-head self-attention on [N, L, D] (torch.nn.MultiheadAttention)")
+def _mha(ins, a):
+    (x,) = ins
+    check_rank(x, (3,), "attention", "N, L, D")
+    d = static(x[2].size, "the model dimension of `attention`")
+    if d % a["heads"]:
+        raise OpError(f"attention heads={a['heads']} must divide the model dimension {d}", kind="type")
+    a["_d"] = d
+    p = {"in_proj_weight": weight((3 * d, d))}
+    if a["bias"]:
+        p["in_proj_bias"] = weight((3 * d,))
+    p["out_proj.weight"] = weight((d, d))
+    if a["bias"]:
+        p["out_proj.bias"] = weight((d,))
+    return [x], p
+
+
+@op("param", [("shape", "shape"), ("init", "init", ("zeros",))], inputs=0,
+    traits=("has_params", "bare_param"), doc="a learned tensor (class token, position embedding, scalar)")
+def _param(ins, a):
+    shp = tuple(check_dim(s, "parameter size") for s in a["shape"])
+    return [tuple(Axis(s) for s in shp)], {"": weight(shp, a["init"])}
+
+
+@op("layer_scale", [("init", "num", 1e-5)], traits=("has_params", "linear"),
+    doc="learned per-channel scale (channel axis 1 for rank 4/5, else last)")
+def _ls(ins, a):
+    (x,) = ins
+    ax = channel_axis(x)
+    a["_axis"] = ax
+    c = static(x[ax].size, "the layer-scale channel axis")
+    return [x], {"gamma": weight((c,), ("constant", a["init"]))}
+
+
+@op("scalar_mul", [("init", "num", 0.0)], traits=("has_params", "linear"),
+    doc="multiply by one learned scalar (ReZero / SkipInit)")
+def _smul(ins, a):
+    (x,) = ins
+    return [x], {"": weight((1,), ("constant", a["init"]))}
+
+
+def channel_axis(shape):
+    for i, ax in enumerate(shape):
+        if ax.name == "C":
+            return i
+    return 1 if len(shape) in (4, 5) else len(shape) - 1
+
+
+# ------------------------------------------------------------------ elementwise / activations
+def _same(ins, a):
+    return [ins[0]], {}
+
+
+for _n, _doc in [("relu", "max(x, 0)"), ("silu", "x * sigmoid(x)"), ("sigmoid", "logistic"),
+                 ("tanh", "tanh"), ("hardswish", "hard swish"), ("identity", "x")]:
+    op(_n, [], traits=("elementwise", "pure") + (("linear",) if _n == "identity" else ()), doc=_doc)(_same)
+op("gelu", [("approximate", "str", "none")], traits=("elementwise", "pure"), doc="GELU")(_same)
+op("leaky_relu", [("slope", "num", 0.01)], traits=("elementwise", "pure"), doc="leaky ReLU")(_same)
+op("scale", [("factor", "num")], traits=("elementwise", "pure", "linear"), doc="multiply by a constant")(_same)
+op("dropout", [("p", "num", 0.5)], traits=("stochastic",), doc="dropout (training only)")(_same)
+op("drop_path", [("p", "num", 0.0)], traits=("stochastic",), doc="stochastic depth per sample")(_same)
+
+
+@op("softmax", [("dim", "int", -1)], traits=("pure",), doc="softmax along `dim`")
+def _softmax(ins, a):
+    _axis(ins[0], a["dim"])
+    return [ins[0]], {}
+
+
+def _axis(shape, d):
+    r = len(shape)
+    if not -r <= d < r:
+        raise OpError(f"axis {d} is out of range for a tensor of rank {r} {S.shape_str(shape)}", kind="type")
+    return d % r
+
+
+# ------------------------------------------------------------------ pooling / resampling
+def _pool(name, ins, a, adaptive=False):
+    (x,) = ins
+    check_rank(x, (3, 4, 5), name, "N, C, *spatial")
+    nsp = len(x) - 2
+    a["_nd"] = nsp
+    k = tup(a["kernel"], nsp, "kernel")
+    st = tup(a["stride"] if a["stride"] is not None else a["kernel"], nsp, "stride")
+    p = tup(a["padding"], nsp, "padding")
+    for kk, pp in zip(k, p):
+        if pp * 2 > kk:
+            raise OpError(f"{name} padding {pp} must be at most half the kernel {kk}", kind="type")
+    dil = tup(a.get("dilation", 1), nsp, "dilation")
+    return [spatial_out(x, k, st, [2 * q for q in p], dil, a.get("ceil_mode", False))], {}
+
+
+@op("maxpool", [("kernel", "ints"), ("stride", "ints", None), ("padding", "ints", 0), ("dilation", "ints", 1),
+                ("ceil_mode", "bool", False)], traits=("pure",), doc="max pooling")
+def _maxpool(ins, a):
+    return _pool("maxpool", ins, a)
+
+
+@op("avgpool", [("kernel", "ints"), ("stride", "ints", None), ("padding", "ints", 0), ("ceil_mode", "bool", False),
+                ("count_include_pad", "bool", True)], traits=("pure", "linear"), doc="average pooling")
+def _avgpool(ins, a):
+    return _pool("avgpool", ins, a)
+
+
+@op("adaptive_avgpool", [("size", "ints")], traits=("pure", "linear"), doc="average pooling to a fixed size")
+def _aavg(ins, a):
+    (x,) = ins
+    check_rank(x, (3, 4, 5), "adaptive_avgpool", "N, C, *spatial")
+    nsp = len(x) - 2
+    a["_nd"] = nsp
+    size = tup(a["size"], nsp, "size")
+    return [tuple(x[:2]) + tuple(Axis(s, x[2 + i].name) for i, s in enumerate(size))], {}
+
+
+@op("upsample", [("scale", "int", 2), ("mode", "str", "nearest")], traits=("pure",),
+    doc="nearest / bilinear upsampling by an integer factor")
+def _up(ins, a):
+    (x,) = ins
+    check_rank(x, (3, 4, 5), "upsample", "N, C, *spatial")
+    if a["mode"] not in ("nearest", "bilinear", "linear", "trilinear", "bicubic"):
+        raise OpError(f"upsample mode {a['mode']!r} is not one of nearest, linear, bilinear, bicubic, trilinear",
+                      kind="type")
+    return [tuple(x[:2]) + tuple(Axis(S.mul(ax.size, a["scale"]), ax.name) for ax in x[2:])], {}
+
+
+@op("pixel_shuffle", [("factor", "int")], traits=("pure",), doc="[N, C*r*r, H, W] -> [N, C, H*r, W*r]")
+def _ps(ins, a):
+    (x,) = ins
+    check_rank(x, (4,), "pixel_shuffle", "N, C, H, W")
+    r = a["factor"]
+    c = chan(x)
+    if c % (r * r):
+        raise OpError(f"pixel_shuffle({r}) needs channels divisible by {r * r}, got {c}")
+    return [(x[0], Axis(c // (r * r), "C"), Axis(S.mul(x[2].size, r), x[2].name), Axis(S.mul(x[3].size, r), x[3].name))], {}
+
+
+# ------------------------------------------------------------------ layout
+@op("flatten", [("start", "int", 1), ("end", "int", -1)], traits=("pure", "linear", "layout"),
+    doc="merge axes start..end into one")
+def _flatten(ins, a):
+    (x,) = ins
+    s, e = _axis(x, a["start"]), _axis(x, a["end"])
+    if e < s:
+        raise OpError(f"flatten start {a['start']} is after end {a['end']}", kind="type")
+    n = 1
+    for ax in x[s:e + 1]:
+        n = S.mul(n, ax.size)
+    return [tuple(x[:s]) + (Axis(n),) + tuple(x[e + 1:])], {}
+
+
+@op("reshape", [("shape", "shape")], traits=("pure", "linear", "layout"), doc="reshape; -1 infers one axis")
+def _reshape(ins, a):
+    (x,) = ins
+    total = S.numel(x)
+    new = list(a["shape"])
+    known = 1
+    infer = [i for i, v in enumerate(new) if v == -1]
+    if len(infer) > 1:
+        raise OpError("reshape takes at most one -1", kind="type")
+    for i, v in enumerate(new):
+        if i not in infer:
+            known = S.mul(known, v)
+    if infer:
+        if isinstance(known, int) and isinstance(total, int):
+            if total % known:
+                raise OpError(f"cannot reshape {S.shape_str(x)} into {new}")
+            new[infer[0]] = total // known
+        else:
+            q = _exact_div(total, known)
+            if q is None:
+                raise OpError(f"cannot infer the -1 axis reshaping {S.shape_str(x)} into {new}")
+            new[infer[0]] = q
+    elif S.numel(tuple(Axis(v) for v in new)) != total:
+        raise OpError(f"cannot reshape {S.shape_str(x)} ({total} elements) into {new}")
+    dyn = [i for i, v in enumerate(new) if not isinstance(v, int)]
+    a["_dyn"] = dyn
+    return [tuple(Axis(v) for v in new)], {}
+
+
+def _exact_div(total, known):
+    if isinstance(known, int):
+        return S.truediv(total, known) if known else None
+    t, k = Size.lift(total), Size.lift(known)
+    if len(k.terms) == 1:
+        (mono, c), = k.terms.items()
+        out = {}
+        for m, v in t.terms.items():
+            rest = list(m)
+            for s in mono:
+                if s not in rest:
+                    return None
+                rest.remove(s)
+            out[tuple(rest)] = v / c
+        return Size.norm(Size(out))
+    return None
+
+
+@op("transpose", [("dim0", "int"), ("dim1", "int")], traits=("pure", "linear", "layout"), doc="swap two axes")
+def _transpose(ins, a):
+    (x,) = ins
+    i, j = _axis(x, a["dim0"]), _axis(x, a["dim1"])
+    y = list(x)
+    y[i], y[j] = y[j], y[i]
+    return [tuple(y)], {}
+
+
+@op("permute", [("dims", "ints")], traits=("pure", "linear", "layout"), doc="reorder axes")
+def _permute(ins, a):
+    (x,) = ins
+    d = a["dims"] if isinstance(a["dims"], (list, tuple)) else [a["dims"]]
+    d = [_axis(x, i) for i in d]
+    if sorted(d) != list(range(len(x))):
+        raise OpError(f"permute dims {list(a['dims'])} are not a permutation of 0..{len(x) - 1}", kind="type")
+    a["dims"] = tuple(d)
+    return [tuple(x[i] for i in d)], {}
+
+
+@op("rearrange", [("pattern", "str"), ("sizes", "any", None)], traits=("pure", "linear", "layout"),
+    doc="einops-style axis rearrangement: 'n c h w -> n (h w) c'")
+def _rearrange(ins, a):
+    from .rearrange import plan
+    (x,) = ins
+    out, steps = plan(a["pattern"], x, a["sizes"] or {})
+    a["_steps"] = steps
+    return [out], {}
+
+
+@op("select", [("dim", "int"), ("index", "int")], traits=("pure", "layout"), doc="pick one index on an axis")
+def _select(ins, a):
+    (x,) = ins
+    d = _axis(x, a["dim"])
+    n = x[d].size
+    if isinstance(n, int) and not -n <= a["index"] < n:
+        raise OpError(f"index {a['index']} is out of range for axis {d} of size {n}", kind="type")
+    return [tuple(x[:d]) + tuple(x[d + 1:])], {}
+
+
+# ------------------------------------------------------------------ multi-input
+def _merge_check(ins, name, dim=None):
+    base = ins[0]
+    for other in ins[1:]:
+        if len(other) != len(base) or any(
+                (i != dim) and p.size != q.size for i, (p, q) in enumerate(zip(base, other))):
+            raise OpError(f"`{name}` needs matching shapes" + ("" if dim is None else f" outside axis {dim}")
+                          + f": {S.shape_str(base)} and {S.shape_str(other)}")
+
+
+@op("add", [], inputs=(2, None), traits=("pure", "linear", "elementwise", "merge"), doc="elementwise sum")
+def _add(ins, a):
+    _merge_check(ins, "add")
+    return [ins[0]], {}
+
+
+@op("mul", [], inputs=(2, 2), traits=("pure", "elementwise", "merge"), doc="elementwise product")
+def _mul(ins, a):
+    x, y = ins
+    if len(y) < len(x) or len(x) < len(y):
+        pass
+    try:
+        out = _broadcast(x, y)
+    except OpError:
+        raise OpError(f"`mul` needs shapes that broadcast: {S.shape_str(x)} and {S.shape_str(y)}") from None
+    return [out], {}
+
+
+def _broadcast(x, y):
+    r = max(len(x), len(y))
+    xs = (Axis(1),) * (r - len(x)) + tuple(x)
+    ys = (Axis(1),) * (r - len(y)) + tuple(y)
+    out = []
+    for p, q in zip(xs, ys):
+        if p.size == q.size or q.size == 1:
+            out.append(p)
+        elif p.size == 1:
+            out.append(q)
+        else:
+            raise OpError("no broadcast")
+    return tuple(out)
+
+
+@op("mean", [("dim", "any", None), ("keepdim", "bool", False)], inputs=(1, None), traits=("pure", "linear"),
+    doc="mean of several tensors (a merge), or a reduction over `dim` of one")
+def _mean(ins, a):
+    if len(ins) > 1:
+        _merge_check(ins, "mean")
+        a["_merge"] = True
+        return [ins[0]], {}
+    (x,) = ins
+    if a["dim"] is None:
+        raise OpError("`mean` of one tensor needs `dim=`", help="e.g. mean(dim=1) to average tokens", kind="type")
+    dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else [a["dim"]]
+    dims = sorted(_axis(x, d) for d in dims)
+    a["dim"] = tuple(dims) if len(dims) > 1 else dims[0]
+    if a["keepdim"]:
+        return [tuple(Axis(1, ax.name) if i in dims else ax for i, ax in enumerate(x))], {}
+    return [tuple(ax for i, ax in enumerate(x) if i not in dims)], {}
+
+
+@op("concat", [("dim", "int", 1)], inputs=(1, None), traits=("pure", "linear", "merge"), doc="join along `dim`")
+def _concat(ins, a):
+    d = _axis(ins[0], a["dim"])
+    _merge_check(ins, "concat", d)
+    n = 0
+    for x in ins:
+        n = S.add(n, x[d].size)
+    return [with_axis(ins[0], d, n)], {}
+
+
+@op("matmul", [], inputs=(2, 2), traits=("pure",), doc="matrix product of the last two axes")
+def _matmul(ins, a):
+    x, y = ins
+    if len(x) < 2 or len(y) < 2 or x[-1].size != y[-2].size:
+        raise OpError(f"`matmul` needs [.., n, k] @ [.., k, m], got {S.shape_str(x)} and {S.shape_str(y)}")
+    return [tuple(x[:-1]) + (y[-1],)], {}
+
+
+@op("split", [("sizes", "ints"), ("dim", "int", 1)], traits=("pure", "layout"), doc="split into pieces")
+def _split(ins, a):
+    (x,) = ins
+    d = _axis(x, a["dim"])
+    sizes = a["sizes"] if isinstance(a["sizes"], (list, tuple)) else [a["sizes"]]
+    n = static(x[d].size, "the split axis")
+    if len(sizes) == 1:
+        if n % sizes[0]:
+            raise OpError(f"split size {sizes[0]} does not divide axis {d} of size {n}")
+        sizes = [sizes[0]] * (n // sizes[0])
+    if sum(sizes) != n:
+        raise OpError(f"split sizes {list(sizes)} do not add up to {n}")
+    a["_sizes"] = tuple(sizes)
+    a["dim"] = d
+    return [with_axis(x, d, s) for s in sizes], {}
+
+
+@op("chunk", [("n", "int"), ("dim", "int", 1)], traits=("pure", "layout"), doc="split into n equal pieces")
+def _chunk(ins, a):
+    (x,) = ins
+    d = _axis(x, a["dim"])
+    n = static(x[d].size, "the chunk axis")
+    if n % a["n"]:
+        raise OpError(f"chunk({a['n']}) does not divide axis {d} of size {n}")
+    a["dim"] = d
+    return [with_axis(x, d, n // a["n"]) for _ in range(a["n"])], {}
+
+
+def n_outputs(opname, attrs):
+    if opname == "split":
+        return len(attrs["_sizes"])
+    if opname == "chunk":
+        return attrs["n"]
+    return 1

@@ -1,0 +1,110 @@
+"""Small torch modules that resdsl's generated code uses.
+
+Each class here is self-contained (it needs only ``torch``) because the torch target
+copies its source into the standalone ``.py`` file it writes.
+"""
+import torch
+
+
+class DropPath(torch.nn.Module):
+    """Stochastic depth: drop whole samples of a residual branch while training."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class LayerScale(torch.nn.Module):
+    """Learned per-channel scale `gamma` (CaiT / ConvNeXt layer scale) on axis `axis`."""
+
+    def __init__(self, channels: int, init: float = 1e-5, axis: int = -1):
+        super().__init__()
+        self.axis = axis
+        self.gamma = torch.nn.Parameter(torch.full((channels,), float(init)))
+
+    def forward(self, x):
+        if self.axis in (-1, x.dim() - 1):
+            return x * self.gamma
+        shape = [1] * x.dim()
+        shape[self.axis] = -1
+        return x * self.gamma.view(shape)
+
+
+class SelfAttention(torch.nn.MultiheadAttention):
+    """torch.nn.MultiheadAttention applied to one sequence (same parameter names)."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
+        self.causal = causal
+
+    def forward(self, x):
+        mask = None
+        if self.causal:
+            n = x.shape[1]
+            mask = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)
+        return super().forward(x, x, x, need_weights=False, attn_mask=mask)[0]
+
+
+def put_module(root, path, module):
+    """Register `module` at the dotted `path` under `root`, creating plain containers."""
+    *parents, leaf = path.split(".")
+    for p in parents:
+        if p not in root._modules:
+            root.add_module(p, torch.nn.Module())
+        root = root._modules[p]
+    root.add_module(leaf, module)
+    return module
+
+
+def put_param(root, path, shape, device=None):
+    """Register a new (uninitialised) parameter of `shape` at the dotted `path`."""
+    *parents, leaf = path.split(".")
+    for p in parents:
+        if p not in root._modules:
+            root.add_module(p, torch.nn.Module())
+        root = root._modules[p]
+    p = torch.nn.Parameter(torch.empty(shape, device=device))
+    root.register_parameter(leaf, p)
+    return p
+
+
+def init_tensor(t, spec):
+    """Initialise `t` in place from a `.res` init spec such as ("normal", 0.02)."""
+    kind, *args = spec
+    init = torch.nn.init
+    with torch.no_grad():
+        if kind == "zeros":
+            init.zeros_(t)
+        elif kind == "ones":
+            init.ones_(t)
+        elif kind == "constant":
+            init.constant_(t, args[0])
+        elif kind == "normal":
+            init.normal_(t, 0.0, *(args[:1] or [1.0]))
+        elif kind == "trunc_normal":
+            std = args[0] if args else 1.0
+            init.trunc_normal_(t, std=std, a=-2 * std, b=2 * std)
+        elif kind == "uniform":
+            init.uniform_(t, *(args or [0.0, 1.0]))
+        elif kind == "kaiming_normal":
+            init.kaiming_normal_(t, mode=args[0] if args else "fan_in", nonlinearity="relu")
+        elif kind == "kaiming_uniform":
+            init.kaiming_uniform_(t, mode=args[0] if args else "fan_in", nonlinearity="relu")
+        elif kind == "xavier_uniform":
+            init.xavier_uniform_(t)
+        elif kind == "xavier_normal":
+            init.xavier_normal_(t)
+        elif kind == "orthogonal":
+            init.orthogonal_(t)
+        elif kind != "default":
+            raise ValueError(f"unknown init {kind!r}")
