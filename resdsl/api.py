@@ -95,11 +95,52 @@ def _shape_map(g, input_shape) -> dict:
 
 
 def build(path_or_source, network: str | None = None, seed: int | None = None, *, config=None, sets=(),
-          device=None, **params):
-    """`.res` -> torch.fx.GraphModule. Parameter names follow the `.res` file."""
+          device=None, weights=None, opt=None, passes=None, **params):
+    """`.res` -> torch.fx.GraphModule. Parameter names follow the `.res` file.
+
+    `weights`: a state_dict (or a path to one) to load. `opt` ("0", "1", "2") or
+    `passes` ("a,b") run the optimizer on graph and weights first."""
     from .backends.torch_fx import to_fx
     g = graph(path_or_source, network, config=config, sets=sets, **params)
-    return to_fx(g, seed=seed, device=device)
+    state = _weights(g, weights)
+    if opt is not None or passes is not None:
+        g, state = optimize(g, state, seed=seed, level=opt, passes=passes)
+    return to_fx(g, seed=seed, device=device, weights=state)
+
+
+def _weights(g, weights):
+    from .weights import check_state, load_state
+    if weights is None:
+        return None
+    if isinstance(weights, (str, Path)):
+        return load_state(str(weights), g)
+    return check_state(g, dict(weights))
+
+
+def optimize(g, weights=None, *, seed=None, level=None, passes=None, verify=False, explain=False, log=None):
+    """Run an optimizer pipeline on (graph, weights); returns the new pair.
+
+    Without weights, the initial weights for `seed` are used, so the result computes
+    the same function as `build(..., seed=seed)` without optimisation."""
+    try:
+        from .passes import run_pipeline
+    except ImportError:
+        raise ResdslError("usage", "this build of resdsl has no optimizer (-O / -p)") from None
+    if weights is None:
+        from .weights import initial_state
+        weights = initial_state(g, seed)
+    return run_pipeline(g, weights, level=level, passes=passes, verify=verify, explain=explain, log=log)
+
+
+def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = None, weights=None,
+            opset: int | None = None, input_shape=None, opt=None, passes=None, config=None, sets=(), **params):
+    """`.res` -> onnx.ModelProto (inference form), mirroring `build`."""
+    from .backends.onnx import to_onnx_model
+    g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **params)
+    state = _weights(g, weights)
+    if opt is not None or passes is not None:
+        g, state = optimize(g, state, seed=seed, level=opt, passes=passes)
+    return to_onnx_model(g, seed=seed, weights=state, opset=opset)
 
 
 def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), **params) -> str:

@@ -105,20 +105,21 @@ def _graph(args, input_shape=None):
                  input_shape=input_shape)
 
 
-def _optimize(g, args):
+def _optimize(g, args, weights=None):
+    """Run -O / -p on (graph, weights) when asked; returns (graph, weights).
+
+    `weights` None and no optimisation asked: (g, None), the backend initialises."""
     if getattr(args, "opt", None) is None and getattr(args, "passes", None) is None:
-        return g
-    try:
-        from .passes import run_pipeline
-    except ImportError:
-        raise ResdslError("usage", "this build of resdsl has no optimizer (-O / -p)") from None
-    return run_pipeline(g, level=args.opt, passes=args.passes, verify=args.verify, explain=args.explain)
+        return g, weights
+    from .api import optimize
+    return optimize(g, weights, seed=getattr(args, "seed", None), level=args.opt, passes=args.passes,
+                    verify=args.verify, explain=args.explain, log=sys.stderr)
 
 
 def cmd_compile(args) -> int:
     if args.target == "torch":
         from .backends.torch_fx import to_python
-        g = _optimize(_graph(args, args.input_shape), args)
+        g, _ = _optimize(_graph(args, args.input_shape), args)
         if args.weights:
             raise ResdslError("usage", "--weights is for the onnx target; the torch file builds fresh weights",
                               help="load a checkpoint with module.load_state_dict(torch.load(...))")
@@ -143,7 +144,7 @@ def cmd_check(args) -> int:
 
 def cmd_ir(args) -> int:
     from .ir.printer import print_graph
-    g = _optimize(_graph(args, args.input_shape), args)
+    g, _ = _optimize(_graph(args, args.input_shape), args)
     sys.stdout.write(print_graph(g))
     return 0
 

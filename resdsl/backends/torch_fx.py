@@ -260,14 +260,20 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
     raise ResdslError("unsupported", f"the torch target has no lowering for `{op}`", n.span)
 
 
-def to_fx(graph: Graph, seed: int | None = None, device=None) -> torch.fx.GraphModule:
+def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | None = None
+          ) -> torch.fx.GraphModule:
+    """Build the GraphModule; `weights` (a checked state_dict) replaces the initial values."""
     if seed is None:
         root = build_modules(graph, device)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             root = build_modules(graph, device)
-    return lower(graph, root)
+    gm = lower(graph, root)
+    if weights is not None:
+        from ..weights import check_state
+        gm.load_state_dict(check_state(graph, weights), strict=True)
+    return gm
 
 
 # ------------------------------------------------------------------ standalone file
