@@ -469,7 +469,7 @@ class Elaborator(ExprMixin):
         sig = (opname, tuple(sorted((k, p.shape) for k, p in params.items())))
         if path in self.states:
             old_sig, old_span = self.states[path]
-            if not any(path == s or path.startswith(s + ".") for s in self.sharing):
+            if not any(s == "" or path == s or path.startswith(s + ".") for s in self.sharing):
                 raise ResdslError("name", f"the name `{path}` is used twice", span,
                                   notes=[("first used here", old_span)],
                                   help="give one of them another name with `as`, or use `loop n shared` / `let` "

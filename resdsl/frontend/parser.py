@@ -133,11 +133,44 @@ def _syntax_error(e: UnexpectedInput, src: SourceFile) -> ResdslError:
     exp = _describe(expected) if expected else None
     span = Span(src, line, col, line, col + width)
     hint = None
-    if exp and "`}`" in exp and "end of" in msg:
-        hint = "a `{` is not closed; add the matching `}`"
-    elif exp and "`)`" in exp and "end of" in msg:
-        hint = "a `(` is not closed; add the matching `)`"
+    if "end of file" in msg:
+        opener = _unclosed(src.text)
+        if opener is not None:
+            ch, ln, cl = opener
+            close = {"{": "}", "(": ")", "[": "]"}[ch]
+            hint = f"the `{ch}` at line {ln}, column {cl} is never closed; add the matching `{close}`"
     return ResdslError("syntax", msg, span, label=f"expected {exp}" if exp else None, help=hint)
+
+
+def _unclosed(text: str):
+    """The innermost bracket left open at the end of `text` (skipping strings and comments)."""
+    stack = []
+    line, col, i = 1, 1, 0
+    quote = None
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+                col += 1
+            elif c == quote or c == "\n":
+                quote = None
+        elif c == "#":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+            continue
+        elif c in "\"'":
+            quote = c
+        elif c in "{([":
+            stack.append((c, line, col))
+        elif c in "})]" and stack:
+            stack.pop()
+        if c == "\n":
+            line, col = line + 1, 1
+        else:
+            col += 1
+        i += 1
+    return stack[-1] if stack else None
 
 
 def _span(src: SourceFile, meta) -> Span:

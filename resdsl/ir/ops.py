@@ -537,17 +537,22 @@ def _merge_check(ins, name, dim=None):
                           + f": {S.shape_str(base)} and {S.shape_str(other)}")
 
 
-@op("add", [], inputs=(2, None), traits=("pure", "linear", "elementwise", "merge"), doc="elementwise sum")
+@op("add", [], inputs=(2, None), traits=("pure", "linear", "elementwise", "merge"),
+    doc="elementwise sum (broadcasting, e.g. a [1, L, D] position embedding)")
 def _add(ins, a):
-    _merge_check(ins, "add")
-    return [ins[0]], {}
+    out = ins[0]
+    for other in ins[1:]:
+        try:
+            out = _broadcast(out, other)
+        except OpError:
+            raise OpError(f"`add` needs matching (or broadcastable) shapes: {S.shape_str(out)} and "
+                          f"{S.shape_str(other)}") from None
+    return [out], {}
 
 
 @op("mul", [], inputs=(2, 2), traits=("pure", "elementwise", "merge"), doc="elementwise product")
 def _mul(ins, a):
     x, y = ins
-    if len(y) < len(x) or len(x) < len(y):
-        pass
     try:
         out = _broadcast(x, y)
     except OpError:
