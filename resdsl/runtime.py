@@ -108,3 +108,15 @@ def init_tensor(t, spec):
             init.orthogonal_(t)
         elif kind != "default":
             raise ValueError(f"unknown init {kind!r}")
+
+
+def make_indexable(root):
+    """Turn plain containers whose children are named 0, 1, ... into nn.Sequential,
+    so `model.layer1[0]` works as in torchvision (names and state_dict unchanged)."""
+    for name, child in list(root._modules.items()):
+        make_indexable(child)
+        names = list(child._modules)
+        if type(child) is torch.nn.Module and names and names == [str(i) for i in range(len(names))] \
+                and not child._parameters and not child._buffers:
+            root._modules[name] = torch.nn.Sequential(*child._modules.values())
+    return root

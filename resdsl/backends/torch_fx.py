@@ -157,7 +157,7 @@ def lower(graph: Graph, root: torch.nn.Module) -> torch.fx.GraphModule:
     outs = [env[v] for v in graph.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     g.lint()
-    return torch.fx.GraphModule(root, g, class_name=_class_name(graph.name))
+    return runtime.make_indexable(torch.fx.GraphModule(root, g, class_name=_class_name(graph.name)))
 
 
 def _class_name(name: str) -> str:
@@ -309,7 +309,7 @@ def to_python(graph: Graph, source: str = "") -> str:
     for cls in used:
         if cls in RUNTIME_CLASSES:
             lines += ["", inspect.getsource(getattr(runtime, cls)).rstrip(), ""]
-    for fn in (runtime.put_module, runtime.put_param, runtime.init_tensor):
+    for fn in (runtime.put_module, runtime.put_param, runtime.init_tensor, runtime.make_indexable):
         lines += ["", inspect.getsource(fn).rstrip(), ""]
     lines += [""]
     cname = _class_name(graph.name)
@@ -334,6 +334,7 @@ def to_python(graph: Graph, source: str = "") -> str:
             ic = _init_code("p", spec.init or ("zeros",))
             if ic:
                 lines.append(f"        {ic}")
+    lines.append("        make_indexable(self)")
     body = code.src.strip("\n")
     body = "\n".join("    " + ln if ln.strip() else "" for ln in body.splitlines())
     lines += ["", body.replace("def forward(self, ", "def forward(self, ", 1), "", ""]
