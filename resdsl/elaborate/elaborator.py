@@ -324,7 +324,7 @@ class Elaborator(ExprMixin):
                 raise ResdslError("type", f"`{_expr_str(e.func)}` is a {type_name(callee)}, not an op or block",
                                   e.func.span)
             tensors, args, kwargs = self.eval_args(e.args, ctx)
-            if piped or not tensors:
+            if (piped or not tensors) and not takes_no_input(callee):
                 tensors = [self.need(cur, e.span, _expr_str(e.func))] + tensors
             return self.apply(callee, tensors, args, kwargs, link.as_name, ctx, e.span)
         v = self.eval(e, ctx)
@@ -336,7 +336,8 @@ class Elaborator(ExprMixin):
                 raise ResdslError("type", "`as` names an op or block, not a tensor", link.as_name.span)
             return v
         if isinstance(v, CALLABLE):
-            return self.apply(v, [self.need(cur, e.span, _expr_str(e))], [], {}, link.as_name, ctx, e.span)
+            ins = [] if takes_no_input(v) else [self.need(cur, e.span, _expr_str(e))]
+            return self.apply(v, ins, [], {}, link.as_name, ctx, e.span)
         raise ResdslError("type", f"`{_expr_str(e)}` is a {type_name(v)} {_show(v)}; a chain needs ops, blocks "
                                   f"or tensors", e.span)
 
@@ -488,10 +489,17 @@ class Elaborator(ExprMixin):
         if len(args) > len(positional):
             raise ResdslError("type", f"`{od.name}` takes at most {len(positional)} positional argument(s), "
                                       f"{len(args)} given", span, help=f"signature: {op_signature(od)}")
+        extra = next((a.name for a in od.attrs if a.type == "kwargs"), None)
+        positional = [a for a in positional if a.type != "kwargs"]
         for a, v in zip(positional, args):
             attrs[a.name] = v
         for k, v in kwargs.items():
             ad = od.attr(k)
+            if ad is None and extra is not None:
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {_show(v)}", span)
+                attrs.setdefault(extra, {})[k] = v
+                continue
             if ad is None:
                 hint = did_you_mean(k, [a.name for a in od.attrs])
                 raise ResdslError("type", f"`{od.name}` has no argument `{k}`", span,
@@ -542,6 +550,8 @@ class Elaborator(ExprMixin):
                 v = tuple(v)
         elif t == "init":
             return self.init_spec(v, span)
+        elif t == "kwargs":
+            return dict(sorted((v or {}).items()))
         elif t == "any":
             if isinstance(v, list):
                 v = tuple(v)
@@ -913,6 +923,13 @@ def _single_block_call(body: ast.Body):
     if isinstance(links[0].expr, (ast.Call, ast.Name)):
         return links[0]
     return None
+
+
+def takes_no_input(c) -> bool:
+    """Ops such as `param` make a tensor from nothing."""
+    while isinstance(c, (Partial, Instance)):
+        c = c.callee if isinstance(c, Partial) else c.partial
+    return isinstance(c, OpRef) and c.opdef.inputs == 0
 
 
 def _is_block(c):

@@ -195,8 +195,9 @@ class ExprMixin:
                     args.append(v)
             return call_builtin(callee, args, kw, e.span)
         if isinstance(callee, CALLABLE):
+            from .elaborator import takes_no_input
             tensors, args, kwargs = self.eval_args(e.args, ctx)
-            if tensors:
+            if tensors or takes_no_input(callee):
                 return self.apply(callee, tensors, args, kwargs, None, ctx, e.span)
             if isinstance(callee, Instance):
                 raise ResdslError("type", f"`{callee.path}` is an instance; apply it to a tensor", e.span)

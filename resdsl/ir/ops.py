@@ -32,7 +32,7 @@ REQUIRED = object()
 @dataclass(frozen=True)
 class AttrDef:
     name: str
-    type: str  # int, float, bool, str, ints, num, init, any, shape, str_or_int
+    type: str  # int, float, bool, str, ints, num, init, any, shape, str_or_int, kwargs (collects extra kwargs)
     default: object = REQUIRED
 
 
@@ -507,8 +507,8 @@ def _permute(ins, a):
     return [tuple(x[i] for i in d)], {}
 
 
-@op("rearrange", [("pattern", "str"), ("sizes", "any", None)], traits=("pure", "linear", "layout"),
-    doc="einops-style axis rearrangement: 'n c h w -> n (h w) c'")
+@op("rearrange", [("pattern", "str"), ("sizes", "kwargs", None)], traits=("pure", "linear", "layout"),
+    doc="einops-style axis rearrangement: 'n c (h p) w -> n (h w) (p c)', p=2")
 def _rearrange(ins, a):
     from .rearrange import plan
     (x,) = ins

@@ -1,0 +1,145 @@
+"""Every primitive op: its shape rule agrees with what torch computes, and its lowering
+agrees with a direct torch call on the same weights."""
+import math
+from fractions import Fraction
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import resdsl
+from resdsl.ir.ops import OPS
+
+# op -> (input declaration, statements using it, reference(x, modules) or None)
+CASES = {
+    "conv": ("[N, C=4, H=9, W=9]", "conv(6, 3, stride=2, padding=\"same\" if false else 1, dilation=1, groups=2) as m",
+             lambda x, m: F.conv2d(x, m["m"].weight, m["m"].bias, 2, 1, 1, 2)),
+    "conv_transpose": ("[N, C=4, H=5, W=5]", "conv_transpose(3, 4, stride=2, padding=1) as m",
+                       lambda x, m: F.conv_transpose2d(x, m["m"].weight, m["m"].bias, 2, 1)),
+    "linear": ("[N, L=3, D=5]", "linear(7) as m", lambda x, m: F.linear(x, m["m"].weight, m["m"].bias)),
+    "bn": ("[N, C=4, L=6]", "bn as m", None),
+    "gn": ("[N, C=4, H=3, W=3]", "gn(2) as m", lambda x, m: F.group_norm(x, 2, m["m"].weight, m["m"].bias)),
+    "ln": ("[N, L=3, D=5]", "ln(dims=2) as m", lambda x, m: F.layer_norm(x, (3, 5), m["m"].weight, m["m"].bias)),
+    "rmsnorm": ("[N, L=3, D=5]", "rmsnorm as m", lambda x, m: F.rms_norm(x, (5,), m["m"].weight)),
+    "relu": ("[N, D=5]", "relu", lambda x, m: torch.relu(x)),
+    "gelu": ("[N, D=5]", "gelu(approximate=\"tanh\")", lambda x, m: F.gelu(x, approximate="tanh")),
+    "silu": ("[N, D=5]", "silu", lambda x, m: F.silu(x)),
+    "sigmoid": ("[N, D=5]", "sigmoid", lambda x, m: torch.sigmoid(x)),
+    "tanh": ("[N, D=5]", "tanh", lambda x, m: torch.tanh(x)),
+    "hardswish": ("[N, D=5]", "hardswish", lambda x, m: F.hardswish(x)),
+    "leaky_relu": ("[N, D=5]", "leaky_relu(0.2)", lambda x, m: F.leaky_relu(x, 0.2)),
+    "identity": ("[N, D=5]", "identity", lambda x, m: x),
+    "softmax": ("[N, L=3, D=5]", "softmax(dim=1)", lambda x, m: torch.softmax(x, 1)),
+    "scale": ("[N, D=5]", "scale(0.5)", lambda x, m: x * 0.5),
+    "dropout": ("[N, D=5]", "dropout(0.3)", lambda x, m: x),
+    "drop_path": ("[N, D=5]", "drop_path(0.3)", lambda x, m: x),
+    "maxpool": ("[N, C=2, H=7, W=7]", "maxpool(3, stride=2, padding=1, ceil_mode=true)",
+                lambda x, m: F.max_pool2d(x, 3, 2, 1, ceil_mode=True)),
+    "avgpool": ("[N, C=2, H=7, W=7]", "avgpool(3, stride=2, padding=1, count_include_pad=false)",
+                lambda x, m: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)),
+    "adaptive_avgpool": ("[N, C=2, H=7, W=7]", "adaptive_avgpool([2, 3])",
+                         lambda x, m: F.adaptive_avg_pool2d(x, (2, 3))),
+    "upsample": ("[N, C=2, H=3, W=4]", "upsample(2, mode=\"bilinear\")",
+                 lambda x, m: F.interpolate(x, scale_factor=2.0, mode="bilinear")),
+    "pixel_shuffle": ("[N, C=8, H=3, W=4]", "pixel_shuffle(2)", lambda x, m: F.pixel_shuffle(x, 2)),
+    "flatten": ("[N, C=2, H=3, W=4]", "flatten(2)", lambda x, m: torch.flatten(x, 2)),
+    "reshape": ("[N, C=2, H=3, W=4]", "reshape([-1, 6, 4])", lambda x, m: x.reshape(-1, 6, 4)),
+    "transpose": ("[N, C=2, H=3, W=4]", "transpose(1, 3)", lambda x, m: x.transpose(1, 3)),
+    "permute": ("[N, C=2, H=3, W=4]", "permute([0, 2, 3, 1])", lambda x, m: x.permute(0, 2, 3, 1)),
+    "rearrange": ("[N, C=2, H=4, W=6]", "rearrange(\"n c (h p) w -> n (h w) (p c)\", p=2)",
+                  None),
+    "select": ("[N, L=3, D=5]", "select(1, 0)", lambda x, m: x[:, 0]),
+    "add": ("[N, D=5]", "add(x, x -> scale(2.0))", lambda x, m: x + 2 * x),
+    "mul": ("[N, C=3, H=2, W=2]", "mul(x, x -> adaptive_avgpool(1) -> sigmoid)",
+            lambda x, m: x * torch.sigmoid(F.adaptive_avg_pool2d(x, 1))),
+    "mean": ("[N, L=3, D=5]", "mean(dim=1)", lambda x, m: x.mean(1)),
+    "concat": ("[N, L=3, D=5]", "concat(x, x -> relu, dim=2)", lambda x, m: torch.cat([x, torch.relu(x)], 2)),
+    "matmul": ("[N, L=3, D=5]", "matmul(x, x -> transpose(1, 2))", lambda x, m: x @ x.transpose(1, 2)),
+    "split": ("[N, C=5, L=2]", "a, b = split([2, 3])\n    concat(b, a)", lambda x, m: torch.cat([x[:, 2:], x[:, :2]], 1)),
+    "chunk": ("[N, C=4, L=2]", "a, b = chunk(2)\n    mul(a, b)", lambda x, m: x[:, :2] * x[:, 2:]),
+    "embedding": (None, None, None),  # integer inputs: tested below
+    "attention": ("[N, L=4, D=8]", "attention(2) as m",
+                  lambda x, m: m["m"].forward(x)),
+    "param": ("[N, L=3, D=5]", "add(x, param([1, 3, 5], init=normal(1.0)) as p)", lambda x, m: x + m["_p"]),
+    "layer_scale": ("[N, C=3, H=2, W=2]", "layer_scale(0.1) as m", lambda x, m: x * m["m"].gamma.view(1, 3, 1, 1)),
+    "scalar_mul": ("[N, D=5]", "scalar_mul(0.5) as s", lambda x, m: x * m["_s"]),
+}
+
+
+def concrete(size, env):
+    if isinstance(size, int):
+        return size
+    return int(sum(c * math.prod(env[s] for s in mono) for mono, c in size.terms.items()))
+
+
+def _build(decl, stmts):
+    src = f"network n() {{\n    input x: {decl}\n    {stmts}\n}}\n"
+    return src, resdsl.graph(src), resdsl.build(src, seed=0)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_op_shape_and_value(name):
+    decl, stmts, ref = CASES[name]
+    if decl is None:
+        return test_embedding()
+    src, g, gm = _build(decl, stmts)
+    assert any(n.op == name for n in g.nodes), f"{name} not used by its case"
+    gm.eval()
+    x = torch.randn(2, *[int(d.split("=")[1]) for d in decl.strip("[]").split(", ")[1:]])
+    with torch.no_grad():
+        y = gm(x)
+    want = tuple(concrete(a.size, {"N": 2}) for a in g.outputs[0].shape)
+    assert tuple(y.shape) == want
+    if ref is not None:
+        mods = dict(gm.named_modules())
+        mods.update({"_" + k: v for k, v in gm.named_parameters()})
+        with torch.no_grad():
+            torch.testing.assert_close(y, ref(x, mods))
+
+
+def test_every_op_has_a_case():
+    assert set(OPS) <= set(CASES), f"ops without a test case: {sorted(set(OPS) - set(CASES))}"
+
+
+def test_embedding():
+    src = "network n() {\n    input ids: [N, L=6]\n    embedding(11, 4) as tok\n}\n"
+    gm = resdsl.build(src, seed=0)
+    ids = torch.randint(0, 11, (2, 6))
+    torch.testing.assert_close(gm(ids), gm.tok.weight[ids])
+
+
+def test_batchnorm_train_and_eval():
+    src, g, gm = _build("[N, C=4, L=6]", "bn(momentum=0.5) as m")
+    x = torch.randn(3, 4, 6)
+    gm.train()
+    torch.testing.assert_close(gm(x), F.batch_norm(x, None, None, gm.m.weight, gm.m.bias, True))
+    torch.testing.assert_close(gm.m.running_mean, 0.5 * x.mean((0, 2)))
+    gm.eval()
+    torch.testing.assert_close(gm(x), F.batch_norm(x, gm.m.running_mean, gm.m.running_var, gm.m.weight,
+                                                   gm.m.bias, False))
+
+
+def test_rearrange_matches_manual_permute():
+    src, g, gm = _build("[N, C=2, H=4, W=6]", "rearrange(\"n c (h p) w -> n (h w) (p c)\", p=2)")
+    x = torch.randn(2, 2, 4, 6)
+    want = x.reshape(2, 2, 2, 2, 6).permute(0, 2, 4, 3, 1).reshape(2, 2 * 6, 2 * 2)
+    torch.testing.assert_close(gm(x), want)
+
+
+def test_attention_matches_multihead_attention():
+    src, g, gm = _build("[N, L=4, D=8]", "attention(2) as m")
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    mha.load_state_dict(gm.m.state_dict())
+    x = torch.randn(3, 4, 8)
+    gm.eval(), mha.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), mha(x, x, x, need_weights=False)[0])
+
+
+def test_conv_1d_3d_and_same_padding():
+    for decl, k in (("[N, C=3, L=10]", 1), ("[N, C=3, D=4, H=5, W=6]", 3)):
+        src, g, gm = _build(decl, "conv(4, 3, padding=\"same\", dilation=2) as m")
+        x = torch.randn(2, *[int(d.split("=")[1]) for d in decl.strip("[]").split(", ")[1:]])
+        conv = getattr(F, f"conv{k}d")
+        torch.testing.assert_close(gm(x), conv(x, gm.m.weight, gm.m.bias, 1, "same", 2))
+        assert tuple(gm(x).shape[2:]) == tuple(x.shape[2:])
