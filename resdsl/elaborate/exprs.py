@@ -57,14 +57,22 @@ class ExprMixin:
                 return MERGE_WORDS[e.id]
             hint = did_you_mean(e.id, ctx.all_names() + list(O.INIT_KINDS))
             raise ResdslError("name", f"unknown name `{e.id}`", e.span, help=hint)
-        if isinstance(v, tuple) and len(v) == 3 and v[0] in ("let", "alias"):
+        if isinstance(v, tuple) and len(v) == 3 and v[0] in ("let", "alias", "cycle"):
             kind, item, env = v
             from .elaborator import Ctx
             sub = Ctx(None, "", {}, module=env)
             if kind == "let":
-                val = self.eval(item.value, sub)
+                env.names[item.name] = ("cycle", item, env)
+                try:
+                    val = self.eval(item.value, sub)
+                except BaseException:
+                    env.names[item.name] = v
+                    raise
                 env.names[item.name] = val  # memoise the module-level constant
                 return val
+            if kind == "cycle":
+                raise ResdslError("name", f"`{e.id}` is defined in terms of itself", item.span,
+                                  help="a top-level `let` cannot use its own name")
             return self.eval(item.value, sub)
         return v
 
