@@ -151,7 +151,7 @@ class Elaborator(ExprMixin):
         for k, v in kwargs.items():
             if k not in names:
                 hint = did_you_mean(k, names)
-                raise ResdslError("type", f"`{defn.name}` has no parameter `{k}`", span,
+                raise ResdslError("type", f"`{defn.name}` has no parameter `{k}`", self.kw_span(k, span),
                                   help=hint or f"signature: {self.signature(defn)}")
             if k in bound:
                 raise ResdslError("type", f"`{defn.name}` got `{k}` twice", span)
@@ -351,7 +351,12 @@ class Elaborator(ExprMixin):
         return cur
 
     def eval_args(self, args, ctx):
+        """Evaluate call arguments: (tensor args, other positional args, keyword args).
+
+        Keeps the spans of the keyword arguments in `self.arg_spans`, so an error about
+        one argument points at it (read right after the call, before other calls)."""
         tensors, pos, kw = [], [], {}
+        spans = {}
         for a in args:
             if isinstance(a.value, ast.Chain):
                 v = self.chain(a.value, ctx, start=False)
@@ -366,7 +371,12 @@ class Elaborator(ExprMixin):
                 if a.name in kw:
                     raise ResdslError("type", f"argument `{a.name}` given twice", a.span)
                 kw[a.name] = v
+                spans[a.name] = a.span
+        self.arg_spans = spans
         return tensors, pos, kw
+
+    def kw_span(self, name, span):
+        return getattr(self, "arg_spans", {}).get(name, span)
 
     # ------------------------------------------------------------------ application
     def apply(self, callee, tensors, args, kwargs, as_name, ctx: Ctx, span, path=None, scope_kind="block"):
@@ -502,7 +512,7 @@ class Elaborator(ExprMixin):
                 continue
             if ad is None:
                 hint = did_you_mean(k, [a.name for a in od.attrs])
-                raise ResdslError("type", f"`{od.name}` has no argument `{k}`", span,
+                raise ResdslError("type", f"`{od.name}` has no argument `{k}`", self.kw_span(k, span),
                                   help=hint or f"signature: {op_signature(od)}")
             if k in attrs:
                 raise ResdslError("type", f"`{od.name}` got `{k}` twice", span)
@@ -557,7 +567,8 @@ class Elaborator(ExprMixin):
                 v = tuple(v)
         if bad:
             raise ResdslError("type", f"`{od.name}` argument `{a.name}` must be {_attr_type(t)}, got "
-                                      f"{type_name(v)} {_show(v)}", span, help=f"signature: {op_signature(od)}")
+                                      f"{type_name(v)} {_show(v)}", self.kw_span(a.name, span),
+                              help=f"signature: {op_signature(od)}")
         return v
 
     def init_spec(self, v, span):
@@ -867,7 +878,7 @@ def _show(v):
     if v is None:
         return "none"
     if isinstance(v, str):
-        return repr(v)
+        return '"' + v.replace('"', '\\"') + '"'
     if isinstance(v, CALLABLE):
         return f"`{v.name}`"
     if isinstance(v, Value):
