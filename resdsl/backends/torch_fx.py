@@ -90,7 +90,15 @@ def module_recipe(n: Node):
         rec = ("LayerScale", (n.params["gamma"].shape[0], a["init"]), dict(axis=a["_axis"]))
     else:
         return None
-    return rec + ([(p, s) for p, s in inits if s is not None and p in n.params],)
+    cls, args, kwargs = rec
+    kwargs = {k: v for k, v in kwargs.items() if _DEFAULTS.get(k, _NO) != v}
+    return (cls, args, kwargs, [(p, s) for p, s in inits if s is not None and p in n.params])
+
+
+_NO = object()
+# torch's constructor defaults: left out of generated code so it reads like hand-written code
+_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5,
+             "momentum": 0.1, "affine": True, "elementwise_affine": True, "output_padding": 0, "dropout": 0.0}
 
 
 def _init_code(target: str, spec) -> str:
@@ -325,7 +333,8 @@ def to_python(graph: Graph, source: str = "") -> str:
         if rec is not None:
             cls, args, kwargs, inits = rec
             argstr = ", ".join([_lit(x) for x in args] + [f"{k}={_lit(v)}" for k, v in kwargs.items()])
-            lines.append(f"        m = put_module(self, {n.path!r}, {cls}({argstr}))")
+            lhs = "m = " if inits else ""
+            lines.append(f"        {lhs}put_module(self, {n.path!r}, {cls}({argstr}))")
             for pname, spec in inits:
                 lines.append(f"        {_init_code(f'm.{pname}', spec)}")
         else:
