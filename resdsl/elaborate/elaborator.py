@@ -961,7 +961,10 @@ def parse_value(text: str, program: Program, what: str):
     try:
         e = parse_expr(text, span)
     except ResdslError:
-        return text  # a bare word that is no expression: keep it as a string
+        if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9.\-]*", text):
+            return text  # a bare word such as a mode name: keep it as a string
+        raise ResdslError("syntax", f"{what}: `{text}` is not a .res expression",
+                          help="values are .res expressions: 10, 0.1, true, [3, 4, 6, 3], \"name\"") from None
     el = Elaborator(program)
     ctx = Ctx(None, "", {}, module=program.root)
     try:
