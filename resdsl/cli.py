@@ -119,11 +119,21 @@ def _optimize(g, args, weights=None):
 def cmd_compile(args) -> int:
     if args.target == "torch":
         from .backends.torch_fx import to_python
-        g, _ = _optimize(_graph(args, args.input_shape), args)
-        if args.weights:
+        g = _graph(args, args.input_shape)
+        optimizing = args.opt not in (None, "0") or args.passes is not None
+        if args.weights and not optimizing:
             raise ResdslError("usage", "--weights is for the onnx target; the torch file builds fresh weights",
-                              help="load a checkpoint with module.load_state_dict(torch.load(...))")
-        write_atomic(args.output, to_python(g, args.file))
+                              help="load a checkpoint with module.load_state_dict(torch.load(...)), "
+                                   "or add -O2 to write folded weights beside the .py")
+        if optimizing:  # the optimized function needs the optimized weights: <out>.pt beside the .py
+            from .weights import load_state
+            g, w = _optimize(g, args, load_state(args.weights, g) if args.weights else None)
+            pt = os.path.splitext(args.output)[0] + ".pt"
+            _save_weights(pt, w)
+            write_atomic(args.output, to_python(g, args.file, weights_file=os.path.basename(pt)))
+            print(f"wrote {pt}: the weights after optimisation")
+        else:
+            write_atomic(args.output, to_python(g, args.file))
         print(f"wrote {args.output}: {g.name}() -> torch.nn.Module, {g.num_params():,} parameters")
         return 0
     try:
@@ -131,6 +141,16 @@ def cmd_compile(args) -> int:
     except ImportError:
         raise ResdslError("usage", "this build of resdsl has no ONNX target") from None
     return compile_cli(args, _graph, _optimize, write_atomic)
+
+
+def _save_weights(path, weights):
+    """torch.save of the state_dict, written atomically; same weights -> same bytes."""
+    import io
+
+    import torch
+    buf = io.BytesIO()
+    torch.save({k: v.detach().contiguous() for k, v in weights.items()}, buf)
+    write_atomic(path, buf.getvalue())
 
 
 def cmd_check(args) -> int:

@@ -106,6 +106,11 @@ def init_tensor(t, spec):
             init.xavier_normal_(t)
         elif kind == "orthogonal":
             init.orthogonal_(t)
+        elif kind == "eye":
+            init.eye_(t)
+        elif kind == "onehot":
+            init.zeros_(t)
+            t.view(-1)[int(args[0])] = 1.0
         elif kind != "default":
             raise ValueError(f"unknown init {kind!r}")
 

@@ -157,6 +157,8 @@ def truediv(a, d: int):
 
 def window_out(size, kernel: int, stride: int, pad_total: int, dilation: int = 1, ceil: bool = False):
     """Output length of a conv/pool window: floor((size + pad - d*(k-1) - 1) / s) + 1."""
+    if stride == 1 and pad_total == dilation * (kernel - 1):
+        return size  # size-keeping window (3x3 pad 1, 1x1): skip the symbolic arithmetic (hot path)
     c = pad_total - dilation * (kernel - 1) - 1
     if ceil:
         c += stride - 1

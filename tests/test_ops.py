@@ -63,7 +63,23 @@ CASES = {
     "param": ("[N, L=3, D=5]", "add(x, param([1, 3, 5], init=normal(1.0)) as p)", lambda x, m: x + m["_p"]),
     "layer_scale": ("[N, C=3, H=2, W=2]", "layer_scale(0.1) as m", lambda x, m: x * m["m"].gamma.view(1, 3, 1, 1)),
     "scalar_mul": ("[N, D=5]", "scalar_mul(0.5) as s", lambda x, m: x * m["_s"]),
+    "ln2d": ("[N, C=3, H=2, W=4]", "ln2d as m",
+             lambda x, m: F.layer_norm(x.permute(0, 2, 3, 1), (3,), m["m"].weight, m["m"].bias).permute(0, 3, 1, 2)),
+    "expand": ("[N, L=3, D=5]", "concat(expand(param([1, 1, 5], init=normal(1.0)) as p, x), x, dim=1)",
+               lambda x, m: torch.cat([m["_p"].expand(x.shape[0], -1, -1), x], 1)),
+    "stack": ("[N, L=3, D=5]", "stack(x, x -> relu, dim=1)", lambda x, m: torch.stack([x, x.relu()], 1)),
+    "sum": ("[N, L=3, D=5]", "sum(dim=[1, 2], keepdim=true)", lambda x, m: x.sum((1, 2), keepdim=True)),
+    "pad": ("[N, C=2, H=3, W=4]", "pad([1, 2, 0, 0, 3, 0])", lambda x, m: F.pad(x, (1, 2, 0, 0, 3, 0))),
+    "l2norm": ("[N, L=3, D=5]", "l2norm", lambda x, m: F.normalize(x, dim=-1)),
+    "scalar_add": ("[N, D=5]", "scalar_add(0.5) as s", lambda x, m: x + m["_s"]),
+    "lstm": ("[N, L=3, D=5]", "lstm(4, bidirectional=true) as m", lambda x, m: m["m"](x)[0]),
+    "orthogonal": ("[N, L=3, D=5]", "orthogonal(x -> scale(2.0) -> tanh, x)",
+                   lambda x, m: _orth(torch.tanh(2.0 * x), x)),
 }
+
+
+def _orth(f, x, eps=1e-6):
+    return f - (x * f).sum(-1, keepdim=True) / ((x * x).sum(-1, keepdim=True) + eps) * x
 
 
 def concrete(size, env):
@@ -134,6 +150,27 @@ def test_attention_matches_multihead_attention():
     gm.eval(), mha.eval()
     with torch.no_grad():
         torch.testing.assert_close(gm(x), mha(x, x, x, need_weights=False)[0])
+
+
+@pytest.mark.parametrize("stmt,ref", [
+    ("ln(affine=false)", lambda x: F.layer_norm(x, (5,))),
+    ("gn(5, affine=false)", lambda x: F.group_norm(x.transpose(1, 2), 5).transpose(1, 2)),
+    ("rmsnorm(affine=false)", lambda x: F.rms_norm(x, (5,))),
+])
+def test_norms_without_affine(stmt, ref):
+    if stmt.startswith("gn"):
+        stmt = "transpose(1, 2) -> " + stmt + " -> transpose(1, 2)"
+    src, g, gm = _build("[N, L=4, D=5]", stmt)
+    x = torch.randn(2, 4, 5)
+    assert not list(gm.parameters())
+    torch.testing.assert_close(gm(x), ref(x))
+
+
+def test_ln2d_without_affine_and_param_default_init():
+    src, g, gm = _build("[N, C=3, H=2, W=4]", "ln2d(affine=false) -> add(param([1, 3, 1, 1]) as p)")
+    x = torch.randn(2, 3, 2, 4)
+    assert torch.count_nonzero(gm.p) == 0  # param's default init is zeros
+    torch.testing.assert_close(gm(x), F.layer_norm(x.permute(0, 2, 3, 1), (3,)).permute(0, 3, 1, 2))
 
 
 def test_conv_1d_3d_and_same_padding():

@@ -32,6 +32,7 @@ _CLASSES = {
     "torch.nn.LayerNorm": torch.nn.LayerNorm, "torch.nn.RMSNorm": torch.nn.RMSNorm,
     "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
     "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
+    "torch.nn.LSTM": torch.nn.LSTM,  # added for the architecture library (tier 2/3)
 }
 RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention")
 
@@ -88,6 +89,12 @@ def module_recipe(n: Node):
         rec = ("DropPath", (a["p"],), {})
     elif n.op == "layer_scale":
         rec = ("LayerScale", (n.params["gamma"].shape[0], a["init"]), dict(axis=a["_axis"]))
+    elif n.op == "lstm":  # added for the architecture library (tier 2/3)
+        rec = ("torch.nn.LSTM", (a["_in"], a["hidden"]), dict(batch_first=True, bias=a["bias"],
+                                                              bidirectional=a["bidirectional"]))
+    elif n.op == "ln2d":  # a LayerNorm over channels; _emit permutes around it
+        rec = ("torch.nn.LayerNorm", (a["_shape"][0],), dict(eps=a["eps"], elementwise_affine=a["affine"]))
+        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
     else:
         return None
     cls, args, kwargs = rec
@@ -108,6 +115,13 @@ def _init_code(target: str, spec) -> str:
 
 
 # ------------------------------------------------------------------ building
+def _explicit_init(cls: str, inits, n: Node) -> bool:
+    """A conv/linear whose every parameter has an explicit init: construct it without the default
+    init (torch.nn.utils.skip_init), which would only be overwritten. Halves resnet50's build time."""
+    return cls.startswith(("torch.nn.Conv", "torch.nn.Linear")) and bool(inits) and \
+        set(n.params) == {p for p, spec in inits if spec[0] != "default"}
+
+
 def build_modules(graph: Graph, device=None) -> torch.nn.Module:
     """Create every module and bare parameter, in first-use order, initialised."""
     root = torch.nn.Module()
@@ -123,7 +137,10 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
             kw = dict(kwargs)
             if factory and cls.startswith("torch.nn.") and cls != "torch.nn.Dropout":
                 kw.update(factory)
-            mod = _CLASSES[cls](*args, **kw)
+            if device != "meta" and _explicit_init(cls, inits, n):
+                mod = torch.nn.utils.skip_init(_CLASSES[cls], *args, **kw)
+            else:
+                mod = _CLASSES[cls](*args, **kw)
             if factory and not cls.startswith("torch.nn."):
                 mod = mod.to(**factory)
             if device != "meta":
@@ -181,7 +198,25 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
             return g.get_attr(n.path)
         if op == "scalar_mul":
             return cf(operator.mul, (ins[0], g.get_attr(n.path)))
+        if op == "ln2d":  # NCHW -> NHWC, LayerNorm, -> NCHW (torchvision's LayerNorm2d)
+            y = g.call_module(n.path, (g.call_method("permute", (ins[0], (0, 2, 3, 1))),))
+            return g.call_method("permute", (y, (0, 3, 1, 2)))
+        if op == "scalar_add":
+            return cf(operator.add, (ins[0], g.get_attr(n.path)))
+        if op == "lstm":  # torch.nn.LSTM returns (output, (h, c)); keep the output sequence
+            return cf(operator.getitem, (g.call_module(n.path, tuple(ins)), 0))
         return g.call_module(n.path, tuple(ins))
+    # norms without affine parameters own no state: plain functional calls
+    if op == "ln":
+        return cf(F.layer_norm, (ins[0], tuple(a["_shape"])), {"eps": a["eps"]})
+    if op == "ln2d":
+        y = g.call_method("permute", (ins[0], (0, 2, 3, 1)))
+        y = cf(F.layer_norm, (y, (n.inputs[0].shape[1].size,)), {"eps": a["eps"]})
+        return g.call_method("permute", (y, (0, 3, 1, 2)))
+    if op == "gn":
+        return cf(F.group_norm, (ins[0], a["groups"]), {"eps": a["eps"]})
+    if op == "rmsnorm":
+        return cf(F.rms_norm, (ins[0], tuple(a["_shape"])), {"eps": a["eps"]})
     if op in _FN:
         return cf(_FN[op], (ins[0],))
     if op == "identity":
@@ -265,6 +300,26 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
         parts = cf(torch.split, (ins[0], list(a["_sizes"]), a["dim"])) if op == "split" else \
             cf(torch.chunk, (ins[0], a["n"], a["dim"]))
         return [cf(operator.getitem, (parts, i)) for i in range(len(n.outputs))]
+    # ---- added for the architecture library (tier 2/3)
+    if op == "pad":
+        return cf(F.pad, (ins[0], list(a["widths"])), {"value": a["value"]} if a["value"] else {})
+    if op == "l2norm":
+        return cf(F.normalize, (ins[0],), {"dim": a["dim"], "eps": a["eps"]})
+    if op == "orthogonal":  # f - <x, f> / (<x, x> + eps) * x
+        f, x = ins
+        dot = cf(torch.sum, (cf(operator.mul, (x, f)), a["dim"]), {"keepdim": True})
+        nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
+        coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
+        return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
+    # ---- added for the architecture library (tier 1)
+    if op == "expand":
+        x, like = ins
+        sizes = [g.call_method("size", (like, d)) if d in a["dims"] else -1 for d in range(len(n.outputs[0].shape))]
+        return g.call_method("expand", (x, *sizes))
+    if op == "stack":
+        return cf(torch.stack, (list(ins), a["dim"]))
+    if op == "sum":
+        return cf(torch.sum, (ins[0], a["dim"]), {"keepdim": True} if a["keepdim"] else {})
     raise ResdslError("unsupported", f"the torch target has no lowering for `{op}`", n.span)
 
 
@@ -293,8 +348,11 @@ def _lit(v) -> str:
     return repr(v)
 
 
-def to_python(graph: Graph, source: str = "") -> str:
-    """A standalone module (only torch needed) defining `<network>(seed=None)`."""
+def to_python(graph: Graph, source: str = "", weights_file: str | None = None) -> str:
+    """A standalone module (only torch needed) defining `<network>(seed=None)`.
+
+    With `weights_file` (a file name beside the .py, e.g. the folded weights of -O2) the function
+    is `<network>(seed=None, weights=<that file>)` and loads the weights with strict=True."""
     gm = lower(graph, build_modules(graph, device="meta"))
     code = gm.graph.python_code(root_module="self")
     allowed = {"torch", "operator", "getattr", "inf", "nan", "NoneType", "device", "fx_pytree", "pytree"}
@@ -334,7 +392,8 @@ def to_python(graph: Graph, source: str = "") -> str:
             cls, args, kwargs, inits = rec
             argstr = ", ".join([_lit(x) for x in args] + [f"{k}={_lit(v)}" for k, v in kwargs.items()])
             lhs = "m = " if inits else ""
-            lines.append(f"        {lhs}put_module(self, {n.path!r}, {cls}({argstr}))")
+            ctor = f"torch.nn.utils.skip_init({cls}, {argstr})" if _explicit_init(cls, inits, n) else f"{cls}({argstr})"
+            lines.append(f"        {lhs}put_module(self, {n.path!r}, {ctor})")
             for pname, spec in inits:
                 lines.append(f"        {_init_code(f'm.{pname}', spec)}")
         else:
@@ -347,6 +406,10 @@ def to_python(graph: Graph, source: str = "") -> str:
     body = code.src.strip("\n")
     body = "\n".join("    " + ln if ln.strip() else "" for ln in body.splitlines())
     lines += ["", body.replace("def forward(self, ", "def forward(self, ", 1), "", ""]
+    if weights_file is not None:
+        lines.insert(lines.index("import operator  # noqa: F401"), "import os")
+        lines += _weights_loader(graph.name, cname, weights_file)
+        return "\n".join(lines)
     lines += [
         f"def {graph.name}(seed=None):",
         f'    """Build `{graph.name}`; `seed` makes the initial weights reproducible."""',
@@ -360,3 +423,24 @@ def to_python(graph: Graph, source: str = "") -> str:
     return "\n".join(lines)
 
 
+def _weights_loader(name: str, cname: str, weights_file: str) -> list:
+    """The entry function of a generated file whose weights live in a .pt file beside it."""
+    return [
+        f"WEIGHTS = os.path.join(os.path.dirname(__file__), {weights_file!r})",
+        "",
+        "",
+        f"def {name}(seed=None, weights=WEIGHTS):",
+        f'    """Build `{name}` and load `weights` (a state_dict or a file; default: {weights_file})."""',
+        "    if seed is None:",
+        f"        m = {cname}()",
+        "    else:",
+        "        with torch.random.fork_rng(devices=[]):",
+        "            torch.manual_seed(seed)",
+        f"            m = {cname}()",
+        "    if weights is not None:",
+        "        if not isinstance(weights, dict):",
+        "            weights = torch.load(weights, map_location='cpu', weights_only=True)",
+        "        m.load_state_dict(weights, strict=True)",
+        "    return m",
+        "",
+    ]

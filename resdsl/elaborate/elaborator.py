@@ -92,7 +92,7 @@ class Elaborator(ExprMixin):
         if isinstance(target, tuple):  # alias: network resnet18 = ResNet(BasicBlock, [2, 2, 2, 2])
             _, alias, env = target
             ctx = Ctx(None, "", {}, module=env)
-            val = self.eval(alias.value, ctx)
+            val = self.evaluate(alias.value, ctx)
             if not isinstance(val, Partial) or not isinstance(val.callee, BlockRef):
                 raise ResdslError("type", f"network `{name}` must be defined as a call of a network",
                                   alias.span, help=f"e.g. `network {name} = ResNet(BasicBlock, [2, 2, 2, 2])`")
@@ -163,11 +163,22 @@ class Elaborator(ExprMixin):
                 if p.default is None:
                     raise ResdslError("type", f"`{defn.name}` needs a value for `{p.name}`", span,
                                       help=f"signature: {self.signature(defn)}")
-                bound[p.name] = self.eval(p.default, defctx)
+                bound[p.name] = self.evaluate(p.default, defctx)
             if p.type is not None:
                 bound[p.name] = self.check_type(bound[p.name], p.type, f"`{defn.name}` parameter `{p.name}`", span)
             env[p.name] = bound[p.name]
         return env
+
+    def param_defaults(self, ref: BlockRef, env: dict) -> dict:
+        """Default value of each block parameter that has one (for labels); unevaluable ones are left out."""
+        out = {}
+        for p in ref.defn.params:
+            if p.default is not None:
+                try:
+                    out[p.name] = self.evaluate(p.default, Ctx(None, "", dict(env), module=ref.module))
+                except ResdslError:
+                    pass
+        return out
 
     @staticmethod
     def signature(defn) -> str:
@@ -228,7 +239,7 @@ class Elaborator(ExprMixin):
                 for t, x in zip(st.targets, v):
                     self.bind_tensor(ctx, t, x, st.span)
         elif isinstance(st, ast.Let):
-            v = self.eval(st.value, ctx)
+            v = self.evaluate(st.value, ctx)
             if isinstance(v, Partial) and isinstance(v.callee, (BlockRef, OpRef)):
                 v = Instance(v, join(ctx.prefix, st.name))
             ctx.env[st.name] = v
@@ -243,7 +254,7 @@ class Elaborator(ExprMixin):
                 if item.name:
                     ctx.env[item.name] = v
         elif isinstance(st, ast.For):
-            it = self.eval(st.iterable, ctx)
+            it = self.evaluate(st.iterable, ctx)
             if not isinstance(it, list):
                 raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", st.iterable.span)
             for x in it:
@@ -255,7 +266,7 @@ class Elaborator(ExprMixin):
                 if isinstance(node, ast.Body):
                     self.body(node, ctx)
                     break
-                if self.truth(self.eval(node.cond, ctx), node.cond.span):
+                if self.truth(self.evaluate(node.cond, ctx), node.cond.span):
                     self.body(node.then, ctx)
                     break
                 node = node.other
@@ -263,6 +274,9 @@ class Elaborator(ExprMixin):
             raise ResdslError("syntax", f"unsupported statement {type(st).__name__}", st.span)
 
     def bind_tensor(self, ctx, name, v, span):
+        if isinstance(v, tuple) and v and all(isinstance(x, Value) for x in v):
+            ctx.env[name] = v  # a list of tensors (`parts = split(w)`): index it, or pass it to concat
+            return
         if not isinstance(v, Value):
             raise ResdslError("type", f"`{name} = ...` needs a tensor on the right, got {type_name(v)}", span,
                               help=f"use `let {name} = ...` for compile-time values")
@@ -282,7 +296,7 @@ class Elaborator(ExprMixin):
                     size = self.shape_overrides.get(a.name, Size.sym(a.name))
                     axes.append(Axis(size, a.name))
                 else:
-                    v = self.eval(a.size, ctx)
+                    v = self.evaluate(a.size, ctx)
                     if not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v > O.MAX_DIM:
                         raise ResdslError("shape", f"axis size must be a positive int below 2**31, got {_show(v)}",
                                           a.span)
@@ -317,17 +331,21 @@ class Elaborator(ExprMixin):
         if isinstance(e, ast.Chain):
             return self.chain(e, ctx, start=False)
         if isinstance(e, ast.Call):
-            callee = self.eval(e.func, ctx)
+            callee = self.evaluate(e.func, ctx)
+            if isinstance(callee, Builtin) and callee.name in O.OPS:
+                callee = OpRef(O.OPS[callee.name])  # in a chain, `sum(dim=1)` is the tensor op
             if isinstance(callee, Builtin):
-                return self.eval(e, ctx)
+                return self.evaluate(e, ctx)
             if not isinstance(callee, CALLABLE):
                 raise ResdslError("type", f"`{_expr_str(e.func)}` is a {type_name(callee)}, not an op or block",
                                   e.func.span)
             tensors, args, kwargs = self.eval_args(e.args, ctx)
-            if (piped or not tensors) and not takes_no_input(callee):
+            # the current tensor goes first when piped, when no tensor is given, or when an op
+            # needs one more tensor than given (`add(pos_embedding)` at a statement's start)
+            if (piped or not tensors or _min_inputs(callee) > len(tensors)) and not takes_no_input(callee):
                 tensors = [self.need(cur, e.span, _expr_str(e.func))] + tensors
             return self.apply(callee, tensors, args, kwargs, link.as_name, ctx, e.span)
-        v = self.eval(e, ctx)
+        v = self.evaluate(e, ctx)
         if isinstance(v, (Value, tuple)) and not isinstance(v, CALLABLE):
             if piped:
                 raise ResdslError("type", f"cannot pipe a tensor into the tensor `{_expr_str(e)}`", e.span,
@@ -361,10 +379,12 @@ class Elaborator(ExprMixin):
             if isinstance(a.value, ast.Chain):
                 v = self.chain(a.value, ctx, start=False)
             else:
-                v = self.eval(a.value, ctx)
+                v = self.evaluate(a.value, ctx)
             if a.name is None:
                 if isinstance(v, Value):
                     tensors.append(v)
+                elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Value) for x in v):
+                    tensors.extend(v)  # a list of tensors spreads: concat(outs)
                 elif pos is not None:
                     pos.append(v)
             else:
@@ -411,15 +431,16 @@ class Elaborator(ExprMixin):
             if isinstance(part, str):
                 out.append(part)
             else:
-                v = self.eval(part, ctx)
+                v = self.evaluate(part, ctx)
                 if not isinstance(v, (int, str)) or isinstance(v, bool):
                     raise ResdslError("type", f"a name piece must be an int or str, got {type_name(v)}",
                                       as_name.span)
                 out.append(str(v))
         name = "".join(out)
-        if not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        if not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", name):
             raise ResdslError("name", f"`{name}` is not a valid name", as_name.span,
-                              help="names use letters, digits and `_`")
+                              help="names use letters, digits and `_`; a quoted name may be dotted: "
+                                   "as \"convs.{i}\"")
         return name
 
     def auto_name(self, ctx, base) -> str:
@@ -576,6 +597,8 @@ class Elaborator(ExprMixin):
             return None
         if isinstance(v, InitValue):
             return v.spec
+        if isinstance(v, tuple) and v and v[0] in O.INIT_KINDS:  # an op's declared default
+            return v
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return ("constant", float(v))
         raise ResdslError("type", f"an init must be one of {', '.join(sorted(O.INIT_KINDS))}, got {_show(v)}",
@@ -596,6 +619,7 @@ class Elaborator(ExprMixin):
             label = ref.name
             scope = ctx.scope.child("block", label, path, span, block=ref.name,
                                     args={k: v for k, v in env.items() if not isinstance(v, CALLABLE)})
+            scope.info["defaults"] = self.param_defaults(ref, env)  # diagrams show non-default args
             bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
             n_declared = sum(len(s.decls) for s in decl_inputs)
@@ -685,7 +709,7 @@ class Elaborator(ExprMixin):
         if e.shortcut is not None:
             if e.shortcut_cond is not None:
                 sc_ctx = ctx.sub(env=dict(ctx.env), current=x, in_value=x)
-                take = self.truth(self.eval(e.shortcut_cond, sc_ctx), e.shortcut_cond.span)
+                take = self.truth(self.evaluate(e.shortcut_cond, sc_ctx), e.shortcut_cond.span)
             if take:
                 sname = as_name or "shortcut"
                 sprefix = join(ctx.prefix, sname)
@@ -731,8 +755,8 @@ class Elaborator(ExprMixin):
             body = op("drop_path", [body], [dp])
         kind = "add" if m.kind in ("scale", "learned", "layer_scale") else m.kind
         if kind in ("add", "mean", "mul") and not S.same_sizes(body.shape, skip.shape):
-            if kind == "mul" and not residual:
-                pass
+            if kind == "mul" and (not residual or _gates(body, skip)):
+                pass  # a gate that broadcasts onto the skip, e.g. [N, C, 1, 1] * [N, C, H, W] (channel attention)
             else:
                 raise ResdslError("shape", f"residual {kind} needs matching shapes", span,
                                   label=f"body gives {S.shape_str(body.shape)}, skip gives {S.shape_str(skip.shape)}",
@@ -776,7 +800,7 @@ class Elaborator(ExprMixin):
                           help="parallel merges: add, concat, mean, mul")
 
     def count(self, expr, ctx, what):
-        n = self.eval(expr, ctx)
+        n = self.evaluate(expr, ctx)
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ResdslError("type", f"`{what}` count must be a non-negative int, got {_show(n)}", expr.span)
         if n > MAX_REPEAT:
@@ -801,7 +825,7 @@ class Elaborator(ExprMixin):
                            counters={} if name else None)
             if single is not None and name:
                 link = single
-                callee = self.eval(link.expr.func if isinstance(link.expr, ast.Call) else link.expr, ictx)
+                callee = self.evaluate(link.expr.func if isinstance(link.expr, ast.Call) else link.expr, ictx)
                 if isinstance(callee, (BlockRef, Partial)) and _is_block(callee):
                     tensors, args, kwargs = self.eval_args(link.expr.args, ictx) if isinstance(
                         link.expr, ast.Call) else ([], [], {})
@@ -925,6 +949,15 @@ def _residual_help(body, skip):
     return "make the body end with the input's shape, or add a `shortcut { ... }`"
 
 
+def _gates(body, skip) -> bool:
+    """True when `body` broadcasts onto `skip` without changing its shape (residual merge=mul)."""
+    try:
+        out = O._broadcast(body.shape, skip.shape)
+    except O.OpError:
+        return False
+    return S.same_sizes(out, skip.shape)
+
+
 def _single_block_call(body: ast.Body):
     if len(body.stmts) != 1 or not isinstance(body.stmts[0], ast.ChainStmt):
         return None
@@ -941,6 +974,15 @@ def takes_no_input(c) -> bool:
     while isinstance(c, (Partial, Instance)):
         c = c.callee if isinstance(c, Partial) else c.partial
     return isinstance(c, OpRef) and c.opdef.inputs == 0
+
+
+def _min_inputs(c) -> int:
+    """How many tensors an op needs at least (0 for blocks: they say so themselves)."""
+    while isinstance(c, (Partial, Instance)):
+        c = c.callee if isinstance(c, Partial) else c.partial
+    if isinstance(c, OpRef):
+        return c.opdef.inputs if isinstance(c.opdef.inputs, int) else c.opdef.inputs[0]
+    return 0
 
 
 def _is_block(c):
@@ -968,7 +1010,7 @@ def parse_value(text: str, program: Program, what: str):
     el = Elaborator(program)
     ctx = Ctx(None, "", {}, module=program.root)
     try:
-        return el.eval(e, ctx)
+        return el.evaluate(e, ctx)
     except ResdslError:
         if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", text):
             return text

@@ -36,7 +36,7 @@ class ExprMixin:
             return False
         raise ResdslError("type", f"a condition must be a bool, got {type_name(v)}", span)
 
-    def eval(self, e, ctx):
+    def evaluate(self, e, ctx):
         m = getattr(self, "_e_" + type(e).__name__, None)
         if m is None:
             if isinstance(e, ast.Chain):
@@ -64,7 +64,7 @@ class ExprMixin:
             if kind == "let":
                 env.names[item.name] = ("cycle", item, env)
                 try:
-                    val = self.eval(item.value, sub)
+                    val = self.evaluate(item.value, sub)
                 except BaseException:
                     env.names[item.name] = v
                     raise
@@ -73,7 +73,7 @@ class ExprMixin:
             if kind == "cycle":
                 raise ResdslError("name", f"`{e.id}` is defined in terms of itself", item.span,
                                   help="a top-level `let` cannot use its own name")
-            return self.eval(item.value, sub)
+            return self.evaluate(item.value, sub)
         return v
 
     def _e_InRef(self, e, ctx):
@@ -82,10 +82,10 @@ class ExprMixin:
         return ctx.in_value
 
     def _e_ListExpr(self, e, ctx):
-        return [self.eval(x, ctx) for x in e.items]
+        return [self.evaluate(x, ctx) for x in e.items]
 
     def _e_BinOp(self, e, ctx):
-        a, b = self.eval(e.left, ctx), self.eval(e.right, ctx)
+        a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
         if isinstance(a, Size) or isinstance(b, Size):
             return self._size_op(e, a, b)
         for v in (a, b):
@@ -117,7 +117,7 @@ class ExprMixin:
         raise ResdslError("type", f"`{e.op}` is not defined on the symbolic size {a} and {b}", e.span)
 
     def _e_UnaryOp(self, e, ctx):
-        v = self.eval(e.operand, ctx)
+        v = self.evaluate(e.operand, ctx)
         if e.op == "not":
             return not self.truth(v, e.operand.span)
         if isinstance(v, Size):
@@ -127,13 +127,13 @@ class ExprMixin:
         return -v
 
     def _e_BoolOp(self, e, ctx):
-        a = self.truth(self.eval(e.left, ctx), e.left.span)
+        a = self.truth(self.evaluate(e.left, ctx), e.left.span)
         if e.op == "and":
-            return a and self.truth(self.eval(e.right, ctx), e.right.span)
-        return a or self.truth(self.eval(e.right, ctx), e.right.span)
+            return a and self.truth(self.evaluate(e.right, ctx), e.right.span)
+        return a or self.truth(self.evaluate(e.right, ctx), e.right.span)
 
     def _e_Compare(self, e, ctx):
-        a, b = self.eval(e.left, ctx), self.eval(e.right, ctx)
+        a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
         if e.op in ("==", "!="):
             eq = (a == b) if not (isinstance(a, CALLABLE) or isinstance(b, CALLABLE)) else a is b
             return eq if e.op == "==" else not eq
@@ -146,19 +146,19 @@ class ExprMixin:
             raise ResdslError("type", f"cannot compare {type_name(a)} {e.op} {type_name(b)}", e.span) from None
 
     def _e_CondExpr(self, e, ctx):
-        if self.truth(self.eval(e.cond, ctx), e.cond.span):
-            return self.eval(e.then, ctx)
-        return self.eval(e.other, ctx)
+        if self.truth(self.evaluate(e.cond, ctx), e.cond.span):
+            return self.evaluate(e.then, ctx)
+        return self.evaluate(e.other, ctx)
 
     def _e_Index(self, e, ctx):
-        v = self.eval(e.value, ctx)
+        v = self.evaluate(e.value, ctx)
         if isinstance(e.index, ast.Slice):
-            lo = self.eval(e.index.lower, ctx) if e.index.lower is not None else None
-            hi = self.eval(e.index.upper, ctx) if e.index.upper is not None else None
+            lo = self.evaluate(e.index.lower, ctx) if e.index.lower is not None else None
+            hi = self.evaluate(e.index.upper, ctx) if e.index.upper is not None else None
             if not isinstance(v, (list, str)):
                 raise ResdslError("type", f"cannot slice a {type_name(v)}", e.span)
             return v[lo:hi]
-        i = self.eval(e.index, ctx)
+        i = self.evaluate(e.index, ctx)
         if isinstance(v, tuple) and all(isinstance(x, Value) for x in v):
             v = list(v)
         if not isinstance(v, (list, str)):
@@ -170,7 +170,7 @@ class ExprMixin:
         return v[i]
 
     def _e_Attr(self, e, ctx):
-        v = self.eval(e.value, ctx)
+        v = self.evaluate(e.value, ctx)
         if isinstance(v, Value):
             if e.name == "shape":
                 return [ax.size for ax in v.shape]
@@ -190,13 +190,13 @@ class ExprMixin:
     def _e_Call(self, e, ctx):
         from .elaborator import InitValue
         if isinstance(e.func, ast.Name) and ctx.lookup(e.func.id) is None and e.func.id in O.INIT_KINDS:
-            args = [self.eval(a.value, ctx) for a in e.args]
+            args = [self.evaluate(a.value, ctx) for a in e.args]
             return InitValue((e.func.id,) + tuple(args))
-        callee = self.eval(e.func, ctx)
+        callee = self.evaluate(e.func, ctx)
         if isinstance(callee, Builtin):
             args, kw = [], {}
             for a in e.args:
-                v = self.eval(a.value, ctx)
+                v = self.evaluate(a.value, ctx)
                 if a.name:
                     kw[a.name] = v
                 else:

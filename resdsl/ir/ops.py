@@ -76,6 +76,7 @@ INIT_KINDS = {
     "zeros": 0, "ones": 0, "constant": 1, "normal": 1, "trunc_normal": 1, "uniform": 2,
     "kaiming_normal": 0, "kaiming_uniform": 0, "xavier_uniform": 0, "xavier_normal": 0,
     "orthogonal": 0, "default": 0,
+    "eye": 0, "onehot": 1,  # added for the architecture library: identity matrix; a single 1 at flat index k
 }
 
 
@@ -155,7 +156,7 @@ def resolve_padding(padding, kernel, dilation, stride, nsp):
 @op("conv", [("out", "int"), ("kernel", "ints"), ("stride", "ints", 1), ("padding", "str_or_int", 0),
              ("dilation", "ints", 1), ("groups", "int", 1), ("bias", "bool", True),
              ("padding_mode", "str", "zeros"), ("weight_init", "init", None), ("bias_init", "init", None)],
-    traits=("linear", "has_params", "conv"), doc="N-d convolution; 1d/2d/3d from the input rank")
+    traits=("linear", "has_params", "conv", "affine_out"), doc="N-d convolution; 1d/2d/3d from the input rank")
 def _conv(ins, a):
     (x,) = ins
     check_rank(x, (3, 4, 5), "conv", "N, C, *spatial")
@@ -208,7 +209,7 @@ def _conv_t(ins, a):
 
 
 @op("linear", [("out", "int"), ("bias", "bool", True), ("weight_init", "init", None), ("bias_init", "init", None)],
-    traits=("linear", "has_params"), doc="affine map on the last axis")
+    traits=("linear", "has_params", "affine_out"), doc="affine map on the last axis")
 def _linear(ins, a):
     (x,) = ins
     if len(x) < 1:
@@ -314,7 +315,7 @@ def _param(ins, a):
     return [tuple(Axis(s) for s in shp)], {"": weight(shp, a["init"])}
 
 
-@op("layer_scale", [("init", "num", 1e-5)], traits=("has_params", "linear"),
+@op("layer_scale", [("init", "num", 1e-5)], traits=("has_params", "linear", "channel_scale"),
     doc="learned per-channel scale (channel axis 1 for rank 4/5, else last)")
 def _ls(ins, a):
     (x,) = ins
@@ -324,7 +325,7 @@ def _ls(ins, a):
     return [x], {"gamma": weight((c,), ("constant", a["init"]))}
 
 
-@op("scalar_mul", [("init", "num", 0.0)], traits=("has_params", "linear"),
+@op("scalar_mul", [("init", "num", 0.0)], traits=("has_params", "linear", "channel_scale"),
     doc="multiply by one learned scalar (ReZero / SkipInit)")
 def _smul(ins, a):
     (x,) = ins
@@ -348,7 +349,8 @@ for _n, _doc in [("relu", "max(x, 0)"), ("silu", "x * sigmoid(x)"), ("sigmoid", 
     op(_n, [], traits=("elementwise", "pure") + (("linear",) if _n == "identity" else ()), doc=_doc)(_same)
 op("gelu", [("approximate", "str", "none")], traits=("elementwise", "pure"), doc="GELU")(_same)
 op("leaky_relu", [("slope", "num", 0.01)], traits=("elementwise", "pure"), doc="leaky ReLU")(_same)
-op("scale", [("factor", "num")], traits=("elementwise", "pure", "linear"), doc="multiply by a constant")(_same)
+op("scale", [("factor", "num")], traits=("elementwise", "pure", "linear", "channel_scale"),
+   doc="multiply by a constant")(_same)
 op("dropout", [("p", "num", 0.5)], traits=("stochastic",), doc="dropout (training only)")(_same)
 op("drop_path", [("p", "num", 0.0)], traits=("stochastic",), doc="stochastic depth per sample")(_same)
 
@@ -608,7 +610,11 @@ def _matmul(ins, a):
     x, y = ins
     if len(x) < 2 or len(y) < 2 or x[-1].size != y[-2].size:
         raise OpError(f"`matmul` needs [.., n, k] @ [.., k, m], got {S.shape_str(x)} and {S.shape_str(y)}")
-    return [tuple(x[:-1]) + (y[-1],)], {}
+    try:  # leading (batch) axes broadcast, as in torch.matmul
+        batch = _broadcast(x[:-2], y[:-2])
+    except OpError:
+        raise OpError(f"`matmul` batch axes do not broadcast: {S.shape_str(x)} and {S.shape_str(y)}") from None
+    return [tuple(batch) + (x[-2], y[-1])], {}
 
 
 @op("split", [("sizes", "ints"), ("dim", "int", 1)], traits=("pure", "layout"), doc="split into pieces")
@@ -645,3 +651,121 @@ def n_outputs(opname, attrs):
     if opname == "chunk":
         return attrs["n"]
     return 1
+
+
+# ---- added for the architecture library (tier 2/3)
+@op("pad", [("widths", "ints"), ("value", "num", 0.0)], traits=("pure", "layout"),
+    doc="constant padding; widths in torch.nn.functional.pad order: [last_lo, last_hi, prev_lo, prev_hi, ...]")
+def _pad(ins, a):
+    (x,) = ins
+    w = a["widths"] if isinstance(a["widths"], (list, tuple)) else (a["widths"],)
+    if len(w) % 2 or len(w) // 2 > len(x) or any(v < 0 for v in w):
+        raise OpError(f"pad widths {list(w)} must be non-negative (lo, hi) pairs for at most {len(x)} axes",
+                      kind="type")
+    a["widths"] = tuple(w)
+    y = list(x)
+    for k in range(len(w) // 2):
+        i = len(x) - 1 - k
+        y[i] = Axis(S.add(x[i].size, w[2 * k] + w[2 * k + 1]), x[i].name)
+    return [tuple(y)], {}
+
+
+@op("l2norm", [("dim", "int", -1), ("eps", "num", 1e-12)], traits=("pure",),
+    doc="x / max(||x||_2, eps) along `dim` (FixNorm; with scalar_mul, ScaleNorm)")
+def _l2norm(ins, a):
+    a["dim"] = _axis(ins[0], a["dim"])
+    return [ins[0]], {}
+
+
+@op("orthogonal", [("dim", "int", -1), ("eps", "num", 1e-6)], inputs=(2, 2), traits=("pure",),
+    doc="orthogonal(f, x) = f - (<x, f> / (<x, x> + eps)) x along `dim`: the part of f orthogonal to x")
+def _orth(ins, a):
+    f, x = ins
+    _merge_check([f, x], "orthogonal")
+    a["dim"] = _axis(f, a["dim"])
+    return [f], {}
+
+
+@op("scalar_add", [("init", "num", 0.0)], traits=("has_params",),
+    doc="add one learned scalar (Fixup's scalar biases)")
+def _sadd(ins, a):
+    (x,) = ins
+    return [x], {"": weight((1,), ("constant", a["init"]))}
+
+
+# ---- added for the architecture library (tier 1)
+@op("ln2d", [("eps", "num", 1e-5), ("affine", "bool", True), ("weight_init", "init", None),
+             ("bias_init", "init", None)],
+    traits=("has_params", "norm"), doc="LayerNorm over the channel axis 1 of [N, C, H, W] (ConvNeXt's LayerNorm2d)")
+def _ln2d(ins, a):
+    (x,) = ins
+    check_rank(x, (4,), "ln2d", "N, C, H, W")
+    c = chan(x)
+    a["_shape"] = (c,)
+    p = {}
+    if a["affine"]:
+        p = {"weight": weight((c,), a["weight_init"]), "bias": weight((c,), a["bias_init"])}
+    return [x], p
+
+
+@op("expand", [("dims", "ints", 0)], inputs=(2, 2), traits=("pure", "layout"),
+    doc="expand(x, like): repeat x's size-1 axes `dims` (default the batch axis 0) to the sizes of `like` "
+        "(a class token [1, 1, D] -> [N, 1, D])")
+def _expand(ins, a):
+    x, like = ins
+    dims = a["dims"] if isinstance(a["dims"], (list, tuple)) else (a["dims"],)
+    if len(x) != len(like):
+        raise OpError(f"`expand` needs tensors of the same rank: {S.shape_str(x)} and {S.shape_str(like)}")
+    dims = tuple(sorted(_axis(x, d) for d in dims))
+    y = list(x)
+    for d in dims:
+        if x[d].size != 1:
+            raise OpError(f"`expand` repeats axes of size 1; axis {d} of {S.shape_str(x)} has size {x[d].size}")
+        y[d] = like[d]
+    a["dims"] = dims
+    return [tuple(y)], {}
+
+
+@op("stack", [("dim", "int", 1)], inputs=(1, None), traits=("pure", "linear", "merge"),
+    doc="stack tensors of one shape along a new axis `dim` (SK-Net's paths)")
+def _stack(ins, a):
+    _merge_check(ins, "stack")
+    r = len(ins[0]) + 1
+    if not -r <= a["dim"] < r:
+        raise OpError(f"stack axis {a['dim']} is out of range for rank {r}", kind="type")
+    d = a["dim"] % r
+    a["dim"] = d
+    return [tuple(ins[0][:d]) + (Axis(len(ins)),) + tuple(ins[0][d:])], {}
+
+
+@op("sum", [("dim", "any"), ("keepdim", "bool", False)], traits=("pure", "linear"),
+    doc="sum over the axes `dim`")
+def _sum(ins, a):
+    (x,) = ins
+    dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else [a["dim"]]
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise OpError(f"`sum` dim must be an int or a list of ints, got {a['dim']!r}", kind="type")
+    dims = sorted({_axis(x, d) for d in dims})
+    a["dim"] = tuple(dims) if len(dims) > 1 else dims[0]
+    if a["keepdim"]:
+        return [tuple(Axis(1, ax.name) if i in dims else ax for i, ax in enumerate(x))], {}
+    return [tuple(ax for i, ax in enumerate(x) if i not in dims)], {}
+
+
+@op("lstm", [("hidden", "int"), ("bidirectional", "bool", False), ("bias", "bool", True)],
+    traits=("has_params",),
+    doc="one LSTM layer over [N, L, D] (batch first); gives [N, L, hidden (x2 if bidirectional)]")
+def _lstm(ins, a):
+    (x,) = ins
+    check_rank(x, (3,), "lstm", "N, L, D")
+    d = static(x[2].size, "the feature axis of `lstm`")
+    h = check_dim(a["hidden"], "hidden size")
+    a["_in"] = d
+    p = {}
+    for sfx in ("_l0", "_l0_reverse") if a["bidirectional"] else ("_l0",):
+        p["weight_ih" + sfx] = weight((4 * h, d))
+        p["weight_hh" + sfx] = weight((4 * h, h))
+        if a["bias"]:
+            p["bias_ih" + sfx] = weight((4 * h,))
+            p["bias_hh" + sfx] = weight((4 * h,))
+    return [with_axis(x, 2, h * (2 if a["bidirectional"] else 1))], p
