@@ -1,0 +1,80 @@
+"""Render every stdlib network and example to SVG, with a markdown index (docs/gallery/index.md).
+
+    python docs/gallery/build.py            # writes docs/gallery/*.svg and index.md
+    python docs/gallery/build.py --check    # render everything, fail on any graphviz warning
+
+Generic networks whose parameters have no defaults (``ResNet(block, layers)``) are
+drawn through their variants. Output is deterministic: rerunning changes nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from resdsl.api import graph, load  # noqa: E402
+from resdsl.backends.graphviz import render  # noqa: E402
+
+# figures for the README: (file, network, depth, output name)
+FEATURED = [
+    ("stdlib/resnet.res", "resnet50", 1, "resnet50_depth1.svg"),
+    ("stdlib/resnet.res", "resnet18", 3, "resnet18_depth3.svg"),
+    ("examples/loop_residual.res", None, 2, "loop_residual_depth2.svg"),
+]
+
+
+def networks():
+    for folder in ("stdlib", "examples"):
+        for f in sorted((ROOT / folder).glob("*.res")):
+            for net, ref in load(str(f)).networks.items():
+                defn = getattr(ref, "defn", None)
+                if defn is not None and any(p.default is None for p in defn.params):
+                    continue
+                yield f"{folder}/{f.name}", net
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="render without writing; fail on warnings")
+    ap.add_argument("--depth", type=int, default=1)
+    args = ap.parse_args(argv)
+    rows, failures = [], []
+    for path, net in networks():
+        try:
+            g = graph(str(ROOT / path), net)
+            data, info = render(g, "svg", depth=args.depth)
+        except Exception as e:  # report every failure, not only the first
+            failures.append(f"{path} {net}: {e}")
+            continue
+        if info["warnings"]:
+            failures.append(f"{path} {net}: graphviz: {info['warnings']}")
+        name = f"{Path(path).stem}-{net}.svg"
+        if not args.check:
+            (OUT / name).write_bytes(data)
+        rows.append(f"| `{path}` | [{net}]({name}) | {len(g.nodes)} | {g.num_params():,} |")
+    for path, net, depth, name in FEATURED:
+        if not (ROOT / path).exists():
+            continue
+        g = graph(str(ROOT / path), net)
+        data, info = render(g, "svg", depth=depth)
+        if not args.check:
+            (OUT / "featured").mkdir(exist_ok=True)
+            (OUT / "featured" / name).write_bytes(data)
+    if not args.check:
+        index = ["# Gallery", "",
+                 f"Every stdlib network and example at depth {args.depth}, drawn by `resdsl render` "
+                 "(rebuild with `python docs/gallery/build.py`).", "",
+                 "| file | network | ops | parameters |", "|---|---|--:|--:|", *rows, ""]
+        (OUT / "index.md").write_text("\n".join(index))
+    for f in failures:
+        print("FAILED", f, file=sys.stderr)
+    print(f"{len(rows)} networks rendered" + ("" if args.check else f" to {OUT}"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

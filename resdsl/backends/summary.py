@@ -1,0 +1,245 @@
+"""`resdsl summary`: per block output shape, parameters and multiply-adds, with totals.
+
+Rows follow the author's structure (the same scope tree the diagrams use): depth 1
+lists the network's top-level statements, deeper levels open blocks, repeats and
+loops. Parameters count each tensor once (a shared loop's weights once), the way
+``sum(p.numel() for p in module.parameters())`` does. Multiply-adds count what
+``torch.utils.flop_counter`` counts (convolutions, linear maps, matmuls, attention;
+flops = 2 x MACs); elementwise ops, norms and pooling count zero. With symbolic
+input axes the MACs are polynomials in those axes (pass ``--input-shape`` for numbers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .. import shapes as S
+
+STRUCTURAL = ("network", "block", "repeat", "loop")
+
+
+# ------------------------------------------------------------------ per-op costs
+def node_macs(n):
+    """Multiply-accumulates of one IR node (int or symbolic Size)."""
+    a = n.attrs
+    if n.op == "conv":
+        k = math.prod(n.params["weight"].shape[2:])
+        return S.mul(S.numel(n.outputs[0].shape), (a["_in"] // a["groups"]) * k)
+    if n.op == "conv_transpose":
+        w = n.params["weight"].shape
+        return S.mul(S.numel(n.inputs[0].shape), w[1] * math.prod(w[2:]))
+    if n.op == "linear":
+        return S.mul(S.numel(n.outputs[0].shape), a["_in"])
+    if n.op == "matmul":
+        return S.mul(S.numel(n.outputs[0].shape), n.inputs[0].shape[-1].size)
+    if n.op == "lstm":  # per token and direction: 4 gates x hidden x (input + hidden)
+        x = n.inputs[0].shape
+        h = a["hidden"]
+        dirs = 2 if a["bidirectional"] else 1
+        return S.mul(S.mul(x[0].size, x[1].size), dirs * 4 * h * (a["_in"] + h))
+    if n.op == "attention":
+        x = n.inputs[0].shape
+        d = a["_d"]
+        tokens = S.mul(x[0].size, x[1].size)
+        proj = S.mul(tokens, 4 * d * d)
+        scores = S.mul(S.mul(tokens, x[1].size), 2 * d)
+        return S.add(proj, scores)
+    return 0
+
+
+def param_counts(g) -> dict:
+    """id(node) -> parameters it introduces (each shared tensor counted at its first use)."""
+    seen = set()
+    out = {}
+    for n in g.nodes:
+        c = 0
+        for local, spec in n.params.items():
+            full = n.path if local == "" else f"{n.path}.{local}"
+            if spec.kind == "param" and full not in seen:
+                seen.add(full)
+                c += math.prod(spec.shape)
+        out[id(n)] = c
+    return out
+
+
+def is_structural(s) -> bool:
+    return s.kind in STRUCTURAL or (s.kind == "group" and s.name != "group")
+
+
+# ------------------------------------------------------------------ formatting
+def si(x) -> str:
+    """4091904 -> '4.09M'; a symbolic Size -> '81.9k*H*W'."""
+    if isinstance(x, S.Size):
+        parts = []
+        for mono in sorted(x.terms, key=lambda k: (-len(k), k)):
+            c = x.terms[mono]
+            coef = si(float(c)) if c.denominator != 1 else si(int(c))
+            parts.append(coef if not mono else (("" if coef == "1" else coef + "*") + "*".join(mono)))
+        return " + ".join(parts) or "0"
+    if isinstance(x, float) and not x.is_integer():
+        if abs(x) < 1000:
+            return f"{x:.3g}"
+    x = int(round(x)) if isinstance(x, float) else x
+    for unit, div in (("G", 10 ** 9), ("M", 10 ** 6), ("k", 10 ** 3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}" if x / div < 1000 or unit == "G" else f"{x / div:.4g}{unit}"
+    return str(x)
+
+
+def shape_text(shape) -> str:
+    return "[" + ", ".join(str(a.size) for a in shape) + "]"
+
+
+# ------------------------------------------------------------------ rows
+@dataclass
+class Row:
+    name: str
+    kind: str
+    level: int
+    shape: str
+    params: int
+    macs: object
+    leaf: bool
+    children: list = field(default_factory=list)
+
+
+def _scope_label(s) -> str:
+    if s.kind == "block":
+        return f"{s.path or s.name} ({s.info.get('block', s.name)})"
+    if s.kind == "repeat":
+        return f"{s.path or s.name} (repeat x{s.info.get('count', 0)})"
+    if s.kind == "loop":
+        return f"{s.path or s.name} (loop x{s.info.get('count', 0)}, shared)"
+    return s.path or s.name
+
+
+def summary_rows(g, depth: int | None = 1) -> tuple[list, dict]:
+    """Flat list of rows (pre-order, with level) and the totals."""
+    pc = param_counts(g)
+    # the structural scope that holds each node, at the displayed depth
+    children = {}   # id(scope or None) -> ordered list of entries (("scope", s) | ("node", n))
+    seen = set()
+
+    def struct_chain(scope):
+        chain = [s for s in reversed(list(scope.ancestors())) if is_structural(s)]
+        return chain  # root first
+
+    for n in g.nodes:
+        chain = struct_chain(n.scope)
+        if depth is not None:
+            chain = chain[:depth + 1]
+        parent = None
+        for s in chain:
+            key = id(parent)
+            if id(s) not in seen:
+                seen.add(id(s))
+                children.setdefault(key, []).append(("scope", s))
+            parent = s
+        leaf_open = depth is None or len(struct_chain(n.scope)) <= depth
+        if leaf_open:
+            children.setdefault(id(parent), []).append(("node", n))
+        else:
+            children.setdefault(id(parent), [])
+    totals_by_scope = {}
+    for n in g.nodes:
+        for s in struct_chain(n.scope):
+            t = totals_by_scope.setdefault(id(s), [0, 0, None])
+            t[0] += pc[id(n)]
+            t[1] = S.add(t[1], node_macs(n))
+            t[2] = n.outputs[0].shape if n.outputs else t[2]
+    rows = []
+
+    def visit(entry, level):
+        kind, obj = entry
+        if kind == "node":
+            n = obj
+            name = n.path or n.op
+            rows.append(Row(name, n.op, level, shape_text(n.outputs[0].shape) if n.outputs else "",
+                            pc[id(n)], node_macs(n), True))
+            return
+        s = obj
+        t = totals_by_scope.get(id(s), [0, 0, None])
+        out = s.info.get("out")
+        shape = out.shape if out is not None and hasattr(out, "shape") else t[2]
+        kids = children.get(id(s), [])
+        rows.append(Row(_scope_label(s), s.kind, level, shape_text(shape) if shape else "", t[0], t[1],
+                        not kids))
+        for k in kids:
+            visit(k, level + 1)
+
+    root_entries = children.get(id(None), [])
+    # skip the network row itself: it is the totals line
+    for kind, s in root_entries:
+        for k in children.get(id(s), []):
+            visit(k, 0)
+    total = {"params": g.num_params(), "macs": _total_macs(g),
+             "outputs": ", ".join(shape_text(v.shape) for v in g.outputs),
+             "inputs": ", ".join(f"{v.name}: {shape_text(v.shape)}" for v in g.inputs)}
+    return rows, total
+
+
+def _total_macs(g):
+    t = 0
+    for n in g.nodes:
+        t = S.add(t, node_macs(n))
+    return t
+
+
+# ------------------------------------------------------------------ output formats
+def _macs_text(m, exact=False):
+    if isinstance(m, S.Size):
+        return si(m)
+    return str(m) if exact else si(m)
+
+
+def format_summary(g, depth: int | None = 1, fmt: str = "text") -> str:
+    rows, total = summary_rows(g, depth)
+    if fmt == "csv":
+        import csv
+        import io
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["level", "name", "kind", "output_shape", "params", "macs"])
+        for r in rows:
+            w.writerow([r.level, r.name, r.kind, r.shape, r.params, _macs_text(r.macs, True)])
+        w.writerow(["", "total", "network", total["outputs"], total["params"], _macs_text(total["macs"], True)])
+        return buf.getvalue()
+    head = ["name", "output shape", "params", "MACs"]
+    body = [[("  " * r.level if fmt == "text" else "") + r.name, r.shape, f"{r.params:,}", _macs_text(r.macs)]
+            for r in rows]
+    foot = ["total", total["outputs"], f"{total['params']:,}", _macs_text(total["macs"])]
+    if fmt == "markdown":
+        def md(cells):
+            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        lines = [f"**{g.name}** ({total['inputs']})", "", md(head), "|---|---|--:|--:|"]
+        for r, cells in zip(rows, body):
+            cells = list(cells)
+            cells[0] = "&nbsp;" * (2 * r.level) + f"`{cells[0]}`"
+            lines.append(md(cells))
+        lines.append(md(["**total**", foot[1], f"**{foot[2]}**", f"**{foot[3]}**"]))
+        return "\n".join(lines) + "\n"
+    if fmt == "latex":
+        def tex(s):
+            for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("$", "\\$"), ("#", "\\#"),
+                         ("_", "\\_"), ("{", "\\{"), ("}", "\\}"), ("~", "\\textasciitilde{}"),
+                         ("^", "\\textasciicircum{}")):
+                s = s.replace(a, b)
+            return s
+        lines = ["% resdsl summary of " + tex(g.name), "\\begin{tabular}{llrr}", "\\hline",
+                 " & ".join(["name", "output shape", "params", "MACs"]) + " \\\\", "\\hline"]
+        for r, cells in zip(rows, body):
+            name = "\\hspace{%.1fem}" % (r.level * 1.0) + tex(r.name) if r.level else tex(r.name)
+            lines.append(" & ".join([name, tex(r.shape), tex(cells[2]), tex(cells[3])]) + " \\\\")
+        lines += ["\\hline", " & ".join(tex(c) for c in foot) + " \\\\", "\\hline", "\\end{tabular}"]
+        return "\n".join(lines) + "\n"
+    # text
+    table = [head] + body + [foot]
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+
+    def line(cells):
+        return "  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(cells)).rstrip()
+    rule = "-" * (sum(widths) + 6)
+    out = [f"{g.name}({total['inputs']})", line(head), rule] + [line(b) for b in body] + [rule, line(foot)]
+    if any(isinstance(r.macs, S.Size) for r in rows) or isinstance(total["macs"], S.Size):
+        out.append("MACs are polynomials in the symbolic input axes; pass --input-shape for numbers.")
+    return "\n".join(out) + "\n"
