@@ -10,11 +10,21 @@ setup:
 demo: setup
 	mkdir -p build
 	resdsl check examples/cifar_resnet.res
+	resdsl summary examples/cifar_resnet.res
 	resdsl compile examples/cifar_resnet.res --target torch -o build/resnet20.py
-	$(PY) -c "import sys; sys.path.insert(0, 'build'); import torch, resnet20; m = resnet20.resnet20(seed=0); print(m(torch.randn(2, 3, 32, 32)).shape)"
+	resdsl compile examples/cifar_resnet.res --target onnx -o build/resnet20.onnx
+	resdsl render examples/cifar_resnet.res -o build/resnet20.svg
+	$(PY) -c "import sys; sys.path.insert(0, 'build'); import torch, resnet20; m = resnet20.resnet20(seed=0).eval(); print('forward:', tuple(m(torch.randn(2, 3, 32, 32)).shape))"
 
 test: setup
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider
+	$(PY) docs/gallery/build.py --check
+
+gallery: setup
+	$(PY) docs/gallery/build.py
 
 bench: setup
 	$(PY) benchmarks/compile_time.py
+	$(PY) benchmarks/onnx_export.py
+	$(PY) benchmarks/optimize.py
+	$(PY) benchmarks/render.py
