@@ -122,16 +122,24 @@ def _explicit_init(cls: str, inits, n: Node) -> bool:
         set(n.params) == {p for p, spec in inits if spec[0] != "default"}
 
 
-def build_modules(graph: Graph, device=None) -> torch.nn.Module:
-    """Create every module and bare parameter, in first-use order, initialised."""
-    root = torch.nn.Module()
+def state_owners(graph: Graph):
+    """(node, module recipe or None for a bare parameter) for each state path, in first-use order.
+
+    Both the in-memory build and the generated file walk this one list, so they create
+    (and draw random numbers for) the same modules in the same order."""
     done = set()
-    factory = {"device": device} if device is not None else {}
     for n in graph.nodes:
         if n.path is None or n.path in done or not (n.params or n.has("stochastic")):
             continue
         done.add(n.path)
-        rec = module_recipe(n)
+        yield n, module_recipe(n)
+
+
+def build_modules(graph: Graph, device=None) -> torch.nn.Module:
+    """Create every module and bare parameter, in first-use order, initialised."""
+    root = torch.nn.Module()
+    factory = {"device": device} if device is not None else {}
+    for n, rec in state_owners(graph):
         if rec is not None:
             cls, args, kwargs, inits = rec
             kw = dict(kwargs)
@@ -370,8 +378,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None) -
         "import torch",
         "",
     ]
-    used = sorted({module_recipe(n)[0] for n in graph.nodes
-                   if n.path and (n.params or n.has("stochastic")) and module_recipe(n) is not None})
+    used = sorted({rec[0] for _, rec in state_owners(graph) if rec is not None})
     for cls in used:
         if cls in RUNTIME_CLASSES:
             lines += ["", inspect.getsource(getattr(runtime, cls)).rstrip(), ""]
@@ -382,12 +389,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None) -
     lines.append(f"class {cname}(torch.nn.Module):")
     lines.append("    def __init__(self):")
     lines.append("        super().__init__()")
-    done = set()
-    for n in graph.nodes:
-        if n.path is None or n.path in done or not (n.params or n.has("stochastic")):
-            continue
-        done.add(n.path)
-        rec = module_recipe(n)
+    for n, rec in state_owners(graph):
         if rec is not None:
             cls, args, kwargs, inits = rec
             argstr = ", ".join([_lit(x) for x in args] + [f"{k}={_lit(v)}" for k, v in kwargs.items()])
