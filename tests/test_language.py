@@ -298,4 +298,36 @@ def test_generated_code_is_readable():
     gm = resdsl.build(os.path.join(ROOT, "stdlib/resnet.res"), network="resnet18", device="meta")
     code = gm.code
     assert "layer1_0_conv1 = getattr(self.layer1, \"0\").conv1(maxpool)" in code
-    assert "torch.relu(" in code and "_tensor_constant" not in code
+    assert "torch.relu_(" in code and "_tensor_constant" not in code
+    assert "layer1_0_bn2 += maxpool" in code  # in place where nothing else reads the value, as torchvision
+
+
+def test_in_place_ops_keep_training_correct():
+    """relu_/+= only overwrite values nothing else reads: gradients equal an out-of-place run."""
+    src = """
+    network n() {
+        input x: [N, C=3, H=6, W=6]
+        a = x -> conv(4, 3, padding=1) as c0 -> relu
+        b = a -> residual { conv(4, 3, padding=1) as c1 -> bn as b1 -> relu -> conv(4, 1) as c2 } -> relu
+        output add(b -> sigmoid -> relu, a), b
+    }
+    """
+    gm = resdsl.build(src, seed=0)
+    code = gm.code
+    assert "torch.relu_(" in code and "torch.relu(sigmoid" in code  # a sigmoid's output is never overwritten
+    m = dict(gm.named_modules())
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    out = gm(x)
+    (out[0].sum() + out[1].pow(2).sum()).backward()
+    g_fx = [p.grad.clone() for p in gm.parameters()] + [x.grad.clone()]
+    for p in gm.parameters():
+        p.grad = None
+    x.grad = None
+    m["b1"].running_mean.zero_(), m["b1"].running_var.fill_(1), m["b1"].num_batches_tracked.zero_()
+    a = torch.relu(m["c0"](x))
+    b = torch.relu(a + m["c2"](torch.relu(m["b1"](m["c1"](a)))))
+    o0 = torch.relu(torch.sigmoid(b)) + a
+    torch.testing.assert_close(out[0], o0)
+    (o0.sum() + b.pow(2).sum()).backward()
+    for got, want in zip(g_fx, [p.grad for p in gm.parameters()] + [x.grad]):
+        torch.testing.assert_close(got, want)

@@ -96,7 +96,7 @@ def test_generated_code_reads_like_torchvision():
     gm = resdsl.build(RESNET, network="resnet50", device="meta")
     code = gm.code
     assert "self.conv1(x)" in code and "self.layer1" in code and "self.fc(" in code
-    assert "downsample" in code and "torch.relu(" in code
+    assert "downsample" in code and "torch.relu_(" in code
     assert "torch.fx" not in code and "wrap" not in code and "call_module" not in code
     assert isinstance(gm.layer1, torch.nn.Sequential) and isinstance(gm.layer1[0].conv1, torch.nn.Conv2d)
     assert gm.layer2[0].downsample[0].stride == (2, 2)  # ResNet v1.5: stride on the 3x3 conv and downsample

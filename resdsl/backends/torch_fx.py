@@ -189,8 +189,37 @@ def lower(graph: Graph, root: torch.nn.Module) -> torch.fx.GraphModule:
                 names.add(v.name)
     outs = [env[v] for v in graph.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
+    _in_place(g, root, {node: v.shape for v, node in env.items()})
     g.lint()
     return runtime.make_indexable(torch.fx.GraphModule(root, g, class_name=_class_name(graph.name)))
+
+
+# producers whose backward does not need their output, so it may be overwritten
+_OVERWRITABLE = (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._BatchNorm, torch.nn.Linear,
+                 torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
+def _in_place(g: torch.fx.Graph, root: torch.nn.Module, shapes: dict) -> None:
+    """relu and residual add write into their input when nothing else reads it (as torchvision's
+    ReLU(inplace=True) and `out += identity` do): fewer allocations, measurably faster eager
+    forward at batch > 1. Only inputs made by convs, norms, linears or adds, whose backward does
+    not need their output, are overwritten, so training is unaffected."""
+    def overwritable(a) -> bool:
+        if not isinstance(a, torch.fx.Node) or len(a.users) != 1:
+            return False
+        if a.op == "call_module":
+            return isinstance(root.get_submodule(a.target), _OVERWRITABLE)
+        return a.op == "call_function" and a.target in (operator.add, operator.iadd)
+
+    for node in g.nodes:
+        if node.op != "call_function" or not node.args:
+            continue
+        if node.target is torch.relu and overwritable(node.args[0]):
+            node.target = torch.relu_
+        elif node.target is operator.add and overwritable(node.args[0]) \
+                and isinstance(node.args[1], torch.fx.Node) and node.args[1] is not node.args[0] \
+                and node.args[0] in shapes and shapes[node.args[0]] == shapes.get(node.args[1]):
+            node.target = operator.iadd
 
 
 def _class_name(name: str) -> str:
