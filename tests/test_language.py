@@ -331,3 +331,16 @@ def test_in_place_ops_keep_training_correct():
     (o0.sum() + b.pow(2).sum()).backward()
     for got, want in zip(g_fx, [p.grad for p in gm.parameters()] + [x.grad]):
         torch.testing.assert_close(got, want)
+
+
+def test_name_that_is_only_a_template():
+    src = """
+    network n() {
+        input x: [N, C=4, H, W]
+        for s in range(2) {
+            repeat 2 as {s} (i) { conv(4, 3, padding=1) as c{i} }
+        }
+    }
+    """
+    keys = list(resdsl.build(src, device="meta").state_dict())
+    assert keys[::2] == ["0.0.c0.weight", "0.1.c1.weight", "1.0.c0.weight", "1.1.c1.weight"]
