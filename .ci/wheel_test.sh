@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The packaging test: build the sdist and the wheel (the wheel from the sdist, as pip
+# would), install the wheel alone into a fresh virtual environment (pinned by
+# .ci/constraints.txt), and run the main job from an empty folder by stdlib names, never
+# by repo paths. A file missing from the package fails here, not in a user's hands.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PY="${PY:-python3}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/resdsl-wheel.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+t0=$(date +%s)
+
+# build from a copy of the tracked sources: no stale build/ or egg-info can leak in
+mkdir -p "$WORK/src"
+( cd "$ROOT" && tar cf - pyproject.toml setup.py MANIFEST.in README.md LICENSE CITATION.cff \
+    resdsl grammar stdlib --exclude=__pycache__ ) | tar xf - -C "$WORK/src"
+"$PY" -m build -q --outdir "$WORK/dist" "$WORK/src" >/dev/null
+whl=$(ls "$WORK"/dist/*.whl)
+sdist=$(ls "$WORK"/dist/*.tar.gz)
+for f in resdsl/grammar/res.lark resdsl/stdlib/resnet.res; do
+    "$PY" -m zipfile -l "$whl" | grep -q " *$f " || { echo "wheel lacks $f"; exit 1; }
+done
+tar tzf "$sdist" | grep -q "/grammar/res.lark$" || { echo "sdist lacks grammar/res.lark"; exit 1; }
+tar tzf "$sdist" | grep -q "/LICENSE$" || { echo "sdist lacks LICENSE"; exit 1; }
+t1=$(date +%s)
+
+"$PY" -m venv "$WORK/venv"
+"$WORK/venv/bin/python" -m pip install -q -c "$ROOT/.ci/constraints.txt" "$whl"
+t2=$(date +%s)
+
+mkdir "$WORK/empty" && cd "$WORK/empty"
+export PATH="$WORK/venv/bin:$PATH" PYTHONPATH= NO_COLOR=1
+set -x
+resdsl --version
+python -m resdsl --version
+resdsl list resnet
+resdsl check resnet50
+resdsl check cifar.res -n resnet20_cifar --input-shape 2,3,32,32
+resdsl summary resnet18 --input-shape 1,3,224,224 --format markdown
+resdsl compile resnet18 --target torch -o resnet18.py
+resdsl compile resnet18 --target onnx -o resnet18.onnx
+resdsl render resnet18 -o resnet18.svg
+resdsl ir resnet18 -o resnet18.ir
+python - <<'PY'
+import sys
+import onnx
+import torch
+import resdsl
+sys.path.insert(0, ".")
+import resnet18
+assert resdsl.__file__.startswith(sys.prefix), resdsl.__file__  # the installed copy, not the repo
+m = resdsl.build("resnet18", seed=0).eval()
+f = resnet18.resnet18(seed=0).eval()
+x = torch.randn(1, 3, 64, 64)
+with torch.no_grad():
+    assert torch.equal(m(x), f(x)), "build() and the compiled file differ"
+torch.save(m.state_dict(), "ckpt.pt")
+m2 = resdsl.create_model("resnet18", weights="ckpt.pt").eval()
+with torch.no_grad():
+    assert torch.equal(m2(x), m(x))
+onnx.checker.check_model(onnx.load("resnet18.onnx"))
+assert open("resnet18.svg").read().lstrip().startswith("<?xml") or "<svg" in open("resnet18.svg").read()
+assert "resnet18" in resdsl.list_models("resnet*")
+print("wheel test: main job ok")
+PY
+set +x
+t3=$(date +%s)
+echo "wheel test: build $((t1 - t0)) s, venv install $((t2 - t1)) s, main job $((t3 - t2)) s"
