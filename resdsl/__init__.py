@@ -1,5 +1,6 @@
 """resdsl: a declarative language for residual neural networks and its compiler."""
-from .api import build, graph, load, optimize, to_onnx, to_python  # noqa: F401
-from .diagnostics import ResdslError  # noqa: F401
-
 __version__ = "0.1.0"
+
+from .api import (build, create_model, graph, list_models, load, optimize, render, summary,  # noqa: E402,F401
+                  to_onnx, to_python)
+from .diagnostics import ResdslError  # noqa: E402,F401

@@ -1,24 +1,55 @@
-"""The Python API: `load`, `graph`, `build`, `to_python`."""
+"""The Python API: `load`, `graph`, `build`, `create_model`, `list_models`, `to_python`,
+`to_onnx`, `render`, `summary`. See docs/api.md."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from .catalog import list_models  # noqa: F401 - part of the API
 from .diagnostics import ResdslError
 from .elaborate import Program, elaborate, parse_value
 
+_SOURCE_START = re.compile(r"\s*(#|network\b|block\b|import\b|let\b|from\b)")
 
-def _is_path(x) -> bool:
-    if isinstance(x, Path):
-        return True
-    return isinstance(x, str) and "\n" not in x and "{" not in x and (x.endswith(".res") or os.path.exists(x))
+
+def _looks_like_source(x: str) -> bool:
+    return "\n" in x or "{" in x or bool(_SOURCE_START.match(x))
+
+
+def resolve(spec):
+    """What a FILE argument names: (path or None, source text or None, network or None).
+
+    An existing path wins; then a stdlib network name (`resnet50`) or stdlib file
+    (`cifar.res`); then `.res` source text. Anything else is an error that says so."""
+    if isinstance(spec, Path):
+        return spec, None, None
+    if not isinstance(spec, str):
+        raise ResdslError("usage", f"expected a path, a stdlib network name or .res source, got {type(spec).__name__}")
+    if _looks_like_source(spec):
+        return None, spec, None
+    if os.path.exists(spec):
+        return Path(spec), None, None
+    from .catalog import lookup, not_found
+    hit = lookup(spec)
+    if hit is not None:
+        return hit[0], None, hit[1]
+    if spec.endswith(".res") or os.sep in spec or "/" in spec:
+        return Path(spec), None, None  # a missing file: `cannot read` names it
+    raise not_found(spec)
 
 
 def load(path_or_source) -> Program:
-    """Parse a `.res` file (a path) or `.res` text, with its imports."""
-    if _is_path(path_or_source):
-        return Program.from_file(path_or_source)
-    return Program.from_source(str(path_or_source), "<string>")
+    """Parse a `.res` file (a path or a stdlib name) or `.res` text, with its imports."""
+    return _load(path_or_source)[0]
+
+
+def _load(spec, origin: str | None = None):
+    """(Program, network named by `spec` or None). `origin`: the name to show for source text."""
+    path, text, net = resolve(spec) if origin is None else (None, spec, None)
+    if path is not None:
+        return Program.from_file(path), net
+    return Program.from_source(text, origin or "<string>"), None
 
 
 def load_config(path, program: Program) -> dict:
@@ -67,7 +98,17 @@ def parse_sets(items, program: Program) -> dict:
 
 def graph(path_or_source, network=None, config=None, sets=(), input_shape=None, **params):
     """Parse and elaborate; returns the IR :class:`Graph` (shapes checked)."""
-    program = load(path_or_source)
+    return _graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **params)[0]
+
+
+def _graph(spec, network=None, config=None, sets=(), input_shape=None, origin=None, **params):
+    """(Graph, Program): the program lists every file read (imports included)."""
+    program, named = _load(spec, origin)
+    if named is not None:
+        if network is not None and network != named:
+            raise ResdslError("usage", f"`{spec}` names network {named}, but --network asks for {network}",
+                              help=f"drop --network, or give the file: {program.root.path}")
+        network = named
     overrides = {}
     if config:
         overrides.update(load_config(config, program))
@@ -75,8 +116,14 @@ def graph(path_or_source, network=None, config=None, sets=(), input_shape=None, 
     overrides.update(params)
     g = elaborate(program, network, overrides)
     if input_shape is not None:
-        g = elaborate(load(path_or_source), network, overrides, shape_overrides=_shape_map(g, input_shape))
-    return g
+        program2, _ = _load(spec, origin)
+        g = elaborate(program2, network, overrides, shape_overrides=_shape_map(g, input_shape))
+    return g, program
+
+
+def sources(program) -> list[str]:
+    """Every file a program was read from (the root and its imports)."""
+    return [m.path for m in program.modules.values() if m.path not in ("<string>", "<stdin>")]
 
 
 def _shape_map(g, input_shape) -> dict:
@@ -95,26 +142,37 @@ def _shape_map(g, input_shape) -> dict:
 
 
 def build(path_or_source, network: str | None = None, seed: int | None = None, *, config=None, sets=(),
-          device=None, weights=None, opt=None, passes=None, **params):
+          device=None, weights=None, rename=(), opt=None, passes=None, **params):
     """`.res` -> torch.fx.GraphModule. Parameter names follow the `.res` file.
 
-    `weights`: a state_dict (or a path to one) to load. `opt` ("0", "1", "2") or
-    `passes` ("a,b") run the optimizer on graph and weights first."""
+    `weights`: a state_dict, or a path to a checkpoint (torch.save of a state_dict,
+    `{'state_dict': ...}`, `{'model': ...}`, `module.`/`_orig_mod.` prefixes, or
+    .safetensors); `rename`: `REGEX=REPL` key rewrites applied first. `opt` ("0", "1",
+    "2") or `passes` ("a,b") run the optimizer on graph and weights first."""
     from .backends.torch_fx import to_fx
     g = graph(path_or_source, network, config=config, sets=sets, **params)
-    state = _weights(g, weights)
+    state = _weights(g, weights, rename)
     if opt is not None or passes is not None:
         g, state = optimize(g, state, seed=seed, level=opt, passes=passes)
     return to_fx(g, seed=seed, device=device, weights=state)
 
 
-def _weights(g, weights):
-    from .weights import check_state, load_state
+def create_model(name: str, weights=None, *, seed: int | None = None, device=None, rename=(), **params):
+    """A stdlib network by name, in the habit of `timm.create_model`:
+    ``resdsl.create_model("resnet50", weights="ckpt.pt", classes=10)``.
+
+    `name` may also be a path or source (as for `build`); `params` override the
+    network's parameters (`classes=10`, `layers=[2, 2, 2, 2]`)."""
+    return build(name, seed=seed, device=device, weights=weights, rename=rename, **params)
+
+
+def _weights(g, weights, rename=()):
+    from .weights import check_state, load_state, normalize
     if weights is None:
         return None
     if isinstance(weights, (str, Path)):
-        return load_state(str(weights), g)
-    return check_state(g, dict(weights))
+        return load_state(str(weights), g, rename=rename)
+    return check_state(g, normalize(weights, rename, "the weights"))
 
 
 def optimize(g, weights=None, *, seed=None, level=None, passes=None, verify=False, explain=False, log=None):
@@ -132,20 +190,105 @@ def optimize(g, weights=None, *, seed=None, level=None, passes=None, verify=Fals
     return run_pipeline(g, weights, level=level, passes=passes, verify=verify, explain=explain, log=log)
 
 
-def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = None, weights=None,
+def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = None, weights=None, rename=(),
             opset: int | None = None, input_shape=None, opt=None, passes=None, config=None, sets=(), **params):
-    """`.res` -> onnx.ModelProto (inference form), mirroring `build`."""
+    """`.res` -> onnx.ModelProto (inference form, intermediate shapes stored), mirroring `build`."""
     from .backends.onnx import to_onnx_model
     g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **params)
-    state = _weights(g, weights)
+    state = _weights(g, weights, rename)
     if opt is not None or passes is not None:
         g, state = optimize(g, state, seed=seed, level=opt, passes=passes)
-    return to_onnx_model(g, seed=seed, weights=state, opset=opset)
+    return to_onnx_model(g, seed=seed, weights=state, opset=opset, value_info=True)
 
 
 def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), **params) -> str:
     """Source of a standalone .py file that defines `<network>(seed=None)`."""
     from .backends.torch_fx import to_python as emit
-    g = graph(path_or_source, network, config=config, sets=sets, **params)
-    src = str(path_or_source) if _is_path(path_or_source) else "<string>"
-    return emit(g, src)
+    g, program = _graph(path_or_source, network, config=config, sets=sets, **params)
+    return emit(g, program.root.path)
+
+
+class Figure:
+    """A rendered diagram. Shows itself in Jupyter (SVG); `.data` holds the bytes,
+    `.save(path)` writes them (under the same rules as `resdsl render -o`)."""
+
+    def __init__(self, data: bytes, fmt: str, info: dict, name: str):
+        self.data, self.format, self.info, self.name = data, fmt, info, name
+
+    def _repr_svg_(self):
+        return self.data.decode() if self.format == "svg" else None
+
+    def _repr_png_(self):
+        return self.data if self.format == "png" else None
+
+    def __repr__(self):
+        return f"<resdsl.Figure {self.name} {self.format}, {len(self.data):,} bytes>"
+
+    def save(self, path) -> None:
+        from .outputs import write_output
+        write_output(path, self.data)
+
+
+class Summary:
+    """A summary table. `str()` gives the text table; Jupyter shows markdown/HTML."""
+
+    def __init__(self, graph, depth):
+        self.graph, self.depth = graph, depth
+
+    def text(self, fmt: str = "text") -> str:
+        from .backends.summary import format_summary
+        return format_summary(self.graph, self.depth, fmt)
+
+    def __str__(self):
+        return self.text("text")
+
+    def __repr__(self):
+        return self.text("text")
+
+    def _repr_markdown_(self):
+        return self.text("markdown")
+
+    def _repr_html_(self):
+        return _markdown_table_to_html(self.text("markdown"))
+
+    def save(self, path, fmt: str = "text") -> None:
+        from .outputs import write_output
+        write_output(path, self.text(fmt))
+
+
+def _markdown_table_to_html(md: str) -> str:
+    import html
+    rows, out = [], []
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if all(set(c) <= set("-: ") for c in cells):
+                continue
+            rows.append(cells)
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    if rows:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
+        out.insert(0, f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return "\n".join(out)
+
+
+def render(path_or_source, network: str | None = None, *, format: str = "svg", depth="auto", rankdir=None,
+           width=None, shapes: bool = True, params: bool = False, config=None, sets=(), input_shape=None,
+           **overrides) -> Figure:
+    """Draw a network, as `resdsl render` does; returns a :class:`Figure`.
+
+    `depth`: 0, 1, 2, ..., None (every op) or "auto" (1, or the deepest that fits `width`)."""
+    from .backends.graphviz import render as draw
+    g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
+    data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, shapes=shapes, params=params)
+    return Figure(data, format, info, g.name)
+
+
+def summary(path_or_source, network: str | None = None, *, depth=1, config=None, sets=(), input_shape=None,
+            **overrides) -> Summary:
+    """Table of output shapes, parameters and multiply-adds, as `resdsl summary`;
+    returns a :class:`Summary` (`str()` for text, `.text("latex")` for other formats)."""
+    g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
+    return Summary(g, depth)

@@ -1,49 +1,88 @@
-"""`resdsl` command line: compile, check, ir (render, summary where installed).
+"""`resdsl` command line: check, compile, ir, render, summary, list, completion.
 
-Bad input never shows a traceback: ResdslError is printed as
-``error[kind]: message`` with ``--> file:line:col``, the source line, a caret and
-``help:``, and the exit status is 1.
+Bad input never shows a traceback: a ResdslError is printed as ``error[kind]: message``
+with ``--> file:line:col``, the source line, a caret and ``help:``. Exit status: 0 ok,
+1 an error in the input, 2 a usage error (bad options, an output that would overwrite
+an input).
+
+Adding to the command line: each subcommand is one ``_add_<name>(sub)`` function that
+builds its parser (description, examples, one help line per option) and sets
+``func=cmd_<name>``; list the adder in :data:`SUBCOMMANDS`. A new option on an existing
+subcommand is one ``add_argument`` in its adder plus its use in ``cmd_<name>``. Heavy
+modules (torch, onnx, graphviz) are imported inside the ``cmd_`` functions only, so
+``resdsl check`` starts fast.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-import tempfile
-from pathlib import Path
 
+from . import __version__
 from .diagnostics import ResdslError
 
+EXIT_INPUT, EXIT_USAGE = 1, 2
 
-def write_atomic(path: str, data: bytes | str) -> None:
-    """Write to a temporary file beside `path`, then rename: no half-written output."""
-    p = Path(path)
-    directory = p.parent if str(p.parent) else Path(".")
-    if not directory.exists():
-        raise ResdslError("io", f"cannot write {path}: folder {directory} does not exist")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
+
+# ------------------------------------------------------------------ terminal
+def color_enabled(stream) -> bool:
+    """FORCE_COLOR (non-empty, not 0) forces colour; NO_COLOR (non-empty) turns it off;
+    otherwise colour only on a terminal."""
+    force = os.environ.get("FORCE_COLOR", "")
+    if force and force != "0":
+        return True
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def _paint(text: str, stream) -> str:
+    if not color_enabled(stream):
+        return text
+    import re
+    text = re.sub(r"^(error\[[^\]]*\])", "\x1b[1;31m\\1\x1b[0m", text, flags=re.M)
+    text = re.sub(r"^(\s*= help:)", "\x1b[1;36m\\1\x1b[0m", text, flags=re.M)
+    text = re.sub(r"^(\s*= note:)", "\x1b[1;34m\\1\x1b[0m", text, flags=re.M)
+    text = re.sub(r"^(\s*-->)", "\x1b[1;34m\\1\x1b[0m", text, flags=re.M)
+    return text
+
+
+def status(text: str) -> None:
+    """A status line (`wrote ...`): always on stderr, so stdout carries only data."""
+    print(text.replace("wrote -:", "wrote to standard output:"), file=sys.stderr)
+
+
+@contextlib.contextmanager
+def progress(label: str, after: float = 2.0):
+    """On a terminal, work that lasts over `after` seconds shows `label ... Ns` on stderr."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    import threading
+    import time
+    done = threading.Event()
+    t0 = time.monotonic()
+
+    def tick():
+        if done.wait(after):
+            return
+        while not done.wait(0.5):
+            sys.stderr.write(f"\r{label} ... {time.monotonic() - t0:.0f} s")
+            sys.stderr.flush()
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+    th = threading.Thread(target=tick, daemon=True)
+    th.start()
     try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        yield
+    finally:
+        done.set()
+        th.join()
 
 
-def _common(p: argparse.ArgumentParser, sets=True):
-    p.add_argument("file", help="the .res file")
-    p.add_argument("--network", "-n", help="network to use (needed when the file defines several)")
-    if sets:
-        p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a network parameter (a .res expression), e.g. --set classes=10")
-        p.add_argument("--config", help="YAML file of parameter overrides")
-
-
+# ------------------------------------------------------------------ arguments
 def _shape(text: str):
     try:
         dims = [int(x) for x in text.replace("x", ",").split(",") if x.strip()]
@@ -54,55 +93,97 @@ def _shape(text: str):
     return dims
 
 
-def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="resdsl", description="Compile, check and draw .res network descriptions.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-
-    c = sub.add_parser("compile", help="compile a network for a target")
-    _common(c)
-    c.add_argument("--target", "-t", choices=["torch", "onnx"], default="torch")
-    c.add_argument("-o", "--output", required=True, help="output file (.py for torch, .onnx for onnx)")
-    c.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
-    c.add_argument("--weights", help="state_dict (.pt) to load (onnx target)")
-    c.add_argument("--opset", type=int, default=None, help="ONNX opset (onnx target)")
-    c.add_argument("--input-shape", type=_shape, default=None, help="fix symbolic input axes, e.g. 1,3,224,224")
-    c.add_argument("-O", dest="opt", default=None, choices=["0", "1", "2"], help="optimisation level")
-    c.add_argument("-p", "--passes", default=None, help="explicit comma-separated pass list")
-    c.add_argument("--verify", action="store_true", help="verify the IR after every pass")
-    c.add_argument("--explain", action="store_true", help="print each rewrite the passes make")
-
-    k = sub.add_parser("check", help="parse, elaborate and shape-check; print a one-line report")
-    _common(k)
-
-    i = sub.add_parser("ir", help="print the IR as stable text")
-    _common(i)
-    i.add_argument("--input-shape", type=_shape, default=None)
-    i.add_argument("-O", dest="opt", default=None, choices=["0", "1", "2"])
-    i.add_argument("-p", "--passes", default=None)
-    i.add_argument("--verify", action="store_true")
-    i.add_argument("--explain", action="store_true")
-
-    for extra in _extra_commands():
-        extra(sub)
-    return ap
+def _depth(text: str):
+    if text == "all":
+        return "all"
+    try:
+        d = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a depth: use 0, 1, 2, ... or all") from None
+    if d < 0:
+        raise argparse.ArgumentTypeError("depth must be 0 or more (or all)")
+    return d
 
 
-def _extra_commands():
-    """Commands added by other modules (render, summary) when they are present."""
+FILE_HELP = ("a .res file, a stdlib network name (resnet50; `resdsl list` shows them), "
+             "a stdlib file (cifar.res), or - for standard input")
+
+
+def _source_args(p, several=False):
+    if several:
+        p.add_argument("files", nargs="+", metavar="FILE", help=FILE_HELP + "; several may be given")
+    else:
+        p.add_argument("file", metavar="FILE", help=FILE_HELP)
+    p.add_argument("--network", "-n", metavar="NAME",
+                   help="network to use (needed when the file defines several; the error lists them)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a network parameter (a .res expression), e.g. --set classes=10; repeatable")
+    p.add_argument("--config", metavar="YAML", help="YAML file of parameter overrides (parameter: value)")
+    p.add_argument("--input-shape", type=_shape, default=None, metavar="N,C,H,W",
+                   help="fix symbolic input axes, e.g. 1,3,224,224 (shapes and MACs become numbers)")
+
+
+def _scan(module: str, pattern: str) -> list:
+    """Values from a module's source without importing it (the passes and the ONNX backend
+    import torch / numpy, too slow for a parser every command builds)."""
+    import re
+    from pathlib import Path
+    here = Path(__file__).resolve().parent
+    files = sorted((here / module).glob("*.py")) if (here / module).is_dir() else [here / f"{module}.py"]
     out = []
-    for mod in ("resdsl.backends.render_cli",):
+    for f in files:
         try:
-            m = __import__(mod, fromlist=["register"])
-        except ImportError:
-            continue
-        out.append(m.register)
+            out += re.findall(pattern, f.read_text(encoding="utf-8"), re.M)
+        except OSError:
+            pass
     return out
 
 
-def _graph(args, input_shape=None):
-    from .api import graph
-    return graph(args.file, args.network, config=getattr(args, "config", None), sets=getattr(args, "sets", ()),
-                 input_shape=input_shape)
+def _opt_args(p):
+    passes = sorted(n for n in _scan("passes", r'^    name = "([a-z-]+)"$') if n)
+    p.add_argument("-O", dest="opt", default=None, choices=["0", "1", "2"],
+                   help="optimisation level: 0 none, 1 cleanups, 2 also folds BatchNorm and parallel branches")
+    p.add_argument("-p", "--passes", default=None, metavar="A,B",
+                   help="explicit comma-separated pass list; passes: " + ", ".join(passes))
+    p.add_argument("--verify", action="store_true", help="verify the IR after every pass")
+    p.add_argument("--explain", action="store_true", help="print each rewrite the passes make (stderr)")
+
+
+def _weights_args(p):
+    p.add_argument("--weights", metavar="CKPT",
+                   help="checkpoint to load: a state_dict saved by torch.save (also {'state_dict': ...}, "
+                        "{'model': ...}, keys prefixed module. or _orig_mod.) or a .safetensors file")
+    p.add_argument("--rename", action="append", default=[], metavar="REGEX=REPL",
+                   help="rewrite checkpoint keys before loading (re.sub), e.g. --rename '^backbone\\.='; "
+                        "repeatable, applied in order")
+
+
+def _parser(sub, name, help, description, examples):
+    return sub.add_parser(name, help=help, description=description,
+                          epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+# ------------------------------------------------------------------ inputs
+def _read_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ResdslError("io", f"standard input is not UTF-8 text (byte {e.start})") from None
+
+
+def _graph(args, file=None, network=None):
+    """(Graph, [every input file]) for the FILE of `args`; the list feeds the output checks."""
+    from .api import _graph as elaborate, sources
+    file = args.file if file is None else file
+    origin = None
+    if file == "-":
+        file, origin = _read_stdin(), "<stdin>"
+    g, program = elaborate(file, network or args.network, config=args.config, sets=args.sets,
+                           input_shape=getattr(args, "input_shape", None), origin=origin)
+    inputs = sources(program) + [x for x in (args.config, getattr(args, "weights", None)) if x]
+    return g, inputs
 
 
 def _optimize(g, args, weights=None):
@@ -116,76 +197,361 @@ def _optimize(g, args, weights=None):
                     verify=args.verify, explain=args.explain, log=sys.stderr)
 
 
-def cmd_compile(args) -> int:
-    if args.target == "torch":
-        from .backends.torch_fx import to_python
-        g = _graph(args, args.input_shape)
-        optimizing = args.opt not in (None, "0") or args.passes is not None
-        if args.weights and not optimizing:
-            raise ResdslError("usage", "--weights is for the onnx target; the torch file builds fresh weights",
-                              help="load a checkpoint with module.load_state_dict(torch.load(...)), "
-                                   "or add -O2 to write folded weights beside the .py")
-        if optimizing:  # the optimized function needs the optimized weights: <out>.pt beside the .py
-            from .weights import load_state
-            g, w = _optimize(g, args, load_state(args.weights, g) if args.weights else None)
-            pt = os.path.splitext(args.output)[0] + ".pt"
-            _save_weights(pt, w)
-            write_atomic(args.output, to_python(g, args.file, weights_file=os.path.basename(pt)))
-            print(f"wrote {pt}: the weights after optimisation")
-        else:
-            write_atomic(args.output, to_python(g, args.file))
-        print(f"wrote {args.output}: {g.name}() -> torch.nn.Module, {g.num_params():,} parameters")
-        return 0
-    try:
-        from .backends.onnx import compile_cli
-    except ImportError:
-        raise ResdslError("usage", "this build of resdsl has no ONNX target") from None
-    return compile_cli(args, _graph, _optimize, write_atomic)
+def _load_weights(args, g):
+    if not getattr(args, "weights", None):
+        return None
+    from .weights import load_state
+    return load_state(args.weights, g, rename=args.rename)
 
 
-def _save_weights(path, weights):
-    """torch.save of the state_dict, written atomically; same weights -> same bytes."""
-    import io
-
-    import torch
-    buf = io.BytesIO()
-    torch.save({k: v.detach().contiguous() for k, v in weights.items()}, buf)
-    write_atomic(path, buf.getvalue())
+# ------------------------------------------------------------------ check
+def _add_check(sub):
+    p = _parser(sub, "check", "parse, elaborate and shape-check; one line per network",
+                "Parse, elaborate and shape-check networks; print their interface, parameter count and op "
+                "count. Several files may be given; the exit status is 1 if any fails.",
+                ["resdsl check examples/cifar_resnet.res",
+                 "resdsl check resnet50 --set classes=10",
+                 "resdsl check a.res b.res --input-shape 1,3,64,64",
+                 "cat net.res | resdsl check -"])
+    _source_args(p, several=True)
+    p.set_defaults(func=cmd_check)
 
 
 def cmd_check(args) -> int:
+    from .api import resolve
     from .shapes import shape_str
-    g = _graph(args)
-    outs = ", ".join(shape_str(v.shape) for v in g.outputs)
-    ins = ", ".join(f"{v.name}: {shape_str(v.shape)}" for v in g.inputs)
-    print(f"{g.name}: ({ins}) -> {outs}; {g.num_params():,} parameters, {len(g.nodes)} ops")
+    rc = 0
+    for f in args.files:
+        try:
+            # with several FILEs, one naming a stdlib network checks that network whatever --network says
+            named = resolve(f)[2] if len(args.files) > 1 and f != "-" else None
+            g, _ = _graph(args, f, named)
+        except ResdslError as e:
+            _report(e)
+            rc = max(rc, EXIT_USAGE if e.kind == "usage" else EXIT_INPUT)
+            continue
+        outs = ", ".join(shape_str(v.shape) for v in g.outputs)
+        ins = ", ".join(f"{v.name}: {shape_str(v.shape)}" for v in g.inputs)
+        print(f"{g.name}: ({ins}) -> {outs}; {g.num_params():,} parameters, {len(g.nodes)} ops")
+    return rc
+
+
+# ------------------------------------------------------------------ compile
+def _add_compile(sub):
+    opsets = dict(_scan("backends/onnx", r"^OPSET_(DEFAULT|MIN|MAX) = (\d+)$"))
+    p = _parser(sub, "compile", "compile a network to a PyTorch file or an ONNX model",
+                "Compile a network: --target torch writes a standalone .py that needs only torch and defines "
+                "<network>(seed=None); --target onnx writes an inference-form ONNX model (BatchNorm folded, "
+                "intermediate shapes stored; weights over 2 GB go to a <output>.data side file).",
+                ["resdsl compile resnet50 --target torch -o resnet50.py",
+                 "resdsl compile resnet50 -t onnx -o resnet50.onnx --weights ckpt.pt -O2",
+                 "resdsl compile vit_b_16 -t onnx -o vit.onnx --weights vit.safetensors --rename '^model\\.='",
+                 "resdsl compile net.res -t torch -o - | less"])
+    _source_args(p)
+    p.add_argument("--target", "-t", choices=["torch", "onnx"], default="torch", help="output kind (default torch)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file (.py for torch, .onnx for onnx); - writes to standard output")
+    p.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
+    _weights_args(p)
+    p.add_argument("--opset", type=int, default=None,
+                   help=f"ONNX opset, {opsets.get('MIN')} to {opsets.get('MAX')} (default {opsets.get('DEFAULT')}; onnx target)")
+    p.add_argument("--external-data", action="store_true",
+                   help="store the weights in <output>.data whatever their size (onnx target)")
+    _opt_args(p)
+    p.set_defaults(func=cmd_compile)
+
+
+def cmd_compile(args) -> int:
+    from .outputs import check_output
+    if args.target == "torch":
+        return _compile_torch(args)
+    from .backends.onnx import check_opset
+    check_opset(args.opset)
+    g, inputs = _graph(args)
+    check_output(args.output, inputs)
+    weights = _load_weights(args, g)
+    g, weights = _optimize(g, args, weights)
+    with progress("exporting ONNX"):
+        sizes, model = _write_onnx(g, args, weights, inputs)
+    extra = "".join(f" + {os.path.basename(p)}" for p in sizes if p != args.output)
+    status(f"wrote {args.output}{extra}: {g.name}, opset {model.opset_import[0].version}, "
+           f"{len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers, "
+           f"{sum(sizes.values()) / 1e6:.1f} MB")
     return 0
+
+
+EXTERNAL_DATA_THRESHOLD = 2 ** 31 - 2 ** 26  # an ONNX file is one protobuf message, at most 2 GiB
+
+
+def _write_onnx(g, args, weights, inputs):
+    """Lower and write; above the threshold (or with --external-data) the weights stream
+    to `<output>.data` as they are lowered. Returns ({path: bytes written}, model)."""
+    from .backends.onnx import to_onnx_model, weights_nbytes
+    from .outputs import side_folder, write_output
+    if weights is None:
+        from .weights import initial_state
+        weights = initial_state(g, args.seed)
+    doc = f"network {g.name} from {os.path.basename(str(args.file))}, generated by resdsl (inference form)"
+    kw = dict(seed=args.seed, weights=weights, opset=args.opset, doc=doc, value_info=True)
+    if not (args.external_data or weights_nbytes(weights) > EXTERNAL_DATA_THRESHOLD):
+        model = to_onnx_model(g, **kw)
+        data = model.SerializeToString(deterministic=True)
+        write_output(args.output, data, inputs)
+        return {args.output: len(data)}, model
+    if args.output == "-":
+        raise ResdslError("usage", "the weights go to a side file, so the model cannot go to standard output",
+                          help="give a file name with -o")
+    data_path = args.output + ".data"
+    with side_folder(data_path, inputs + [args.output]) as folder:
+        model = to_onnx_model(g, external=(folder, os.path.basename(data_path)), **kw)
+        del weights, kw
+        size = os.path.getsize(os.path.join(folder, os.path.basename(data_path)))
+    data = model.SerializeToString(deterministic=True)
+    write_output(args.output, data, inputs)
+    return {args.output: len(data), data_path: size}, model
+
+
+def _compile_torch(args) -> int:
+    from .backends.torch_fx import to_python
+    from .outputs import check_output, write_output
+    g, inputs = _graph(args)
+    check_output(args.output, inputs)
+    optimizing = args.opt not in (None, "0") or args.passes is not None
+    src = str(args.file) if args.file != "-" else "<stdin>"
+    if args.weights and not optimizing:
+        raise ResdslError("usage", "--weights is for the onnx target; the torch file builds fresh weights",
+                          help="load a checkpoint with module.load_state_dict(torch.load(...)), "
+                               "or add -O2 to write folded weights beside the .py")
+    if optimizing:  # the optimized function needs the optimized weights: <out>.pt beside the .py
+        if args.output == "-":
+            raise ResdslError("usage", "-O2 writes weights beside the .py, so the .py cannot go to standard output",
+                              help="give a file name with -o")
+        pt = os.path.splitext(args.output)[0] + ".pt"
+        check_output(pt, inputs + [args.output])
+        g, w = _optimize(g, args, _load_weights(args, g))
+        _save_weights(pt, w, inputs + [args.output])
+        write_output(args.output, to_python(g, src, weights_file=os.path.basename(pt)), inputs + [pt])
+        status(f"wrote {pt}: the weights after optimisation")
+    else:
+        write_output(args.output, to_python(g, src), inputs)
+    status(f"wrote {args.output}: {g.name}() -> torch.nn.Module, {g.num_params():,} parameters")
+    return 0
+
+
+def _save_weights(path, weights, inputs):
+    """torch.save of the state_dict; same weights -> same bytes."""
+    import io
+
+    import torch
+
+    from .outputs import write_output
+    buf = io.BytesIO()
+    torch.save({k: v.detach().contiguous() for k, v in weights.items()}, buf)
+    write_output(path, buf.getvalue(), inputs)
+
+
+# ------------------------------------------------------------------ ir
+def _add_ir(sub):
+    p = _parser(sub, "ir", "print the IR as stable text",
+                "Print the elaborated IR (a flat list of primitive ops with shapes and scopes) as stable text, "
+                "optionally after the optimizer.",
+                ["resdsl ir examples/cifar_resnet.res", "resdsl ir resnet18 -O2 --explain",
+                 "resdsl ir resnet18 -o resnet18.ir"])
+    _source_args(p)
+    p.add_argument("-o", "--output", default="-", metavar="OUT", help="write to a file (default: standard output)")
+    _opt_args(p)
+    p.set_defaults(func=cmd_ir)
 
 
 def cmd_ir(args) -> int:
     from .ir.printer import print_graph
-    g, _ = _optimize(_graph(args, args.input_shape), args)
-    sys.stdout.write(print_graph(g))
+    from .outputs import check_output, write_output
+    g, inputs = _graph(args)
+    check_output(args.output, inputs)
+    g, _ = _optimize(g, args)
+    write_output(args.output, print_graph(g), inputs)
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "check": cmd_check, "ir": cmd_ir}
+# ------------------------------------------------------------------ render
+RENDER_FORMATS = ("svg", "pdf", "png", "dot", "tex")
+
+
+def _add_render(sub):
+    p = _parser(sub, "render", "draw the network (svg, pdf, png, dot, tex)",
+                "Draw a network as a paper figure: blocks collapse to boxes, repeats get a \u00d7n badge, "
+                "skips go to the side, edges carry shapes. The format comes from the output's extension "
+                "(or --format).",
+                ["resdsl render resnet50 -o resnet50.pdf",
+                 "resdsl render convnext_tiny --depth 2 --width single -o c.pdf",
+                 "resdsl render examples/unet.res --rankdir LR -o unet.svg",
+                 "resdsl render resnet18 -f dot -o - | dot -Tpng > r.png"])
+    _source_args(p)
+    p.add_argument("--depth", "-d", type=_depth, default=None, metavar="N|all",
+                   help="0: the network as one box; 1: its top-level statements (default); N: open blocks, "
+                        "repeats and loops N levels deep; all: every op. With --width and no --depth, the "
+                        "deepest depth that fits")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file: .svg, .pdf, .png, .dot or .tex (TikZ); - writes to standard output")
+    p.add_argument("--format", "-f", choices=RENDER_FORMATS, default=None,
+                   help="output format (default: from the extension; svg for -o -)")
+    p.add_argument("--rankdir", choices=["TB", "LR"], default=None,
+                   help="top to bottom or left to right (default TB; with --width, whichever fits)")
+    p.add_argument("--width", default=None,
+                   help="fit a column: single (252 pt), double (504 pt) or a width in points")
+    p.add_argument("--no-shapes", dest="shapes", action="store_false", help="leave the shapes off the edges")
+    p.add_argument("--params", action="store_true", help="show parameter counts on the boxes")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args) -> int:
+    from .outputs import check_output, write_output
+    fmt = args.format
+    if fmt is None:
+        ext = os.path.splitext(args.output)[1].lower().lstrip(".")
+        fmt = "svg" if args.output == "-" else ext
+        if fmt not in RENDER_FORMATS:
+            raise ResdslError("usage", f"cannot tell the format of {args.output!r} from its extension",
+                              help="end the output name with .svg, .pdf, .png, .dot or .tex, or give --format")
+    g, inputs = _graph(args)
+    check_output(args.output, inputs)
+    from .backends.graphviz import render
+    depth = "auto" if args.depth is None else (None if args.depth == "all" else args.depth)
+    with progress("rendering"):
+        data, info = render(g, fmt, depth=depth, rankdir=args.rankdir, width=args.width,
+                            shapes=args.shapes, params=args.params)
+    if info["warnings"]:
+        print(f"graphviz: {info['warnings']}", file=sys.stderr)
+    write_output(args.output, data, inputs)
+    d = "all" if info["depth"] is None else info["depth"]
+    status(f"wrote {args.output}: {g.name} at depth {d}, {info['rankdir']}")
+    return 0
+
+
+# ------------------------------------------------------------------ summary
+def _add_summary(sub):
+    p = _parser(sub, "summary", "table of output shapes, parameters and multiply-adds per block",
+                "Print a table of output shapes, parameter counts and multiply-adds per block.",
+                ["resdsl summary resnet50", "resdsl summary resnet50 --input-shape 1,3,224,224 -f markdown",
+                 "resdsl summary vit_b_16 -d 2 -f latex -o vit.tex"])
+    _source_args(p)
+    p.add_argument("--depth", "-d", type=_depth, default=1, metavar="N|all",
+                   help="how deep to list blocks (default 1: top-level statements)")
+    p.add_argument("--format", "-f", choices=["text", "markdown", "latex", "csv"], default="text",
+                   help="table format (default text)")
+    p.add_argument("-o", "--output", default="-", metavar="OUT", help="write to a file (default: standard output)")
+    p.set_defaults(func=cmd_summary)
+
+
+def cmd_summary(args) -> int:
+    from .backends.summary import format_summary
+    from .outputs import check_output, write_output
+    g, inputs = _graph(args)
+    check_output(args.output, inputs)
+    write_output(args.output, format_summary(g, None if args.depth == "all" else args.depth, args.format), inputs)
+    return 0
+
+
+# ------------------------------------------------------------------ list
+def _add_list(sub):
+    p = _parser(sub, "list", "list the stdlib networks (name, parameters, paper, file)",
+                "List the networks of the standard library, which every FILE argument accepts by name. "
+                "PATTERN is a shell wildcard (resnet*); without wildcards it matches as a substring.",
+                ["resdsl list", "resdsl list resnet", "resdsl list 'vit_*' --names"])
+    p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN", help="filter names (e.g. resnet*)")
+    p.add_argument("--names", action="store_true", help="names only, one per line (fast: nothing is elaborated)")
+    p.set_defaults(func=cmd_list)
+
+
+def cmd_list(args) -> int:
+    from .catalog import describe, list_models
+    names = list_models(args.pattern)
+    if not names:
+        raise ResdslError("usage", f"no stdlib network matches {args.pattern!r}", help="`resdsl list` shows them all")
+    if args.names:
+        sys.stdout.write("".join(n + "\n" for n in names))
+        return 0
+
+    def tick(i, n, name):
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\rcounting parameters {i + 1}/{n} {name}\x1b[K")
+            sys.stderr.flush()
+    rows = describe(names, progress=tick)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")
+    table = [["name", "parameters", "paper", "file"]] + [
+        [r["name"], f"{r['params']:,}" if r["params"] is not None else "(generic)", r["paper"], r["file"]]
+        for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    for r in table:
+        print("  ".join(c.rjust(widths[i]) if i == 1 else c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+    return 0
+
+
+# ------------------------------------------------------------------ completion
+def _add_completion(sub):
+    p = _parser(sub, "completion", "print a shell completion script (bash or zsh)",
+                "Print a completion script for bash or zsh: subcommands, options, choices, and stdlib "
+                "network names where a FILE is expected.",
+                ["resdsl completion bash > ~/.local/share/bash-completion/completions/resdsl",
+                 "resdsl completion zsh > ~/.zfunc/_resdsl   # with fpath+=~/.zfunc in ~/.zshrc",
+                 'eval "$(resdsl completion bash)"'])
+    p.add_argument("shell", choices=["bash", "zsh"], help="the shell")
+    p.set_defaults(func=cmd_completion)
+
+
+def cmd_completion(args) -> int:
+    from .catalog import list_models
+    from .completion import script
+    sys.stdout.write(script(args.shell, make_parser(), list_models()))
+    return 0
+
+
+# ------------------------------------------------------------------ main
+SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_list, _add_completion]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage error, coloured like ours; exit status 2
+        self.print_usage(sys.stderr)
+        print(_paint(f"error[usage]: {message}", sys.stderr), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="resdsl", description="Check, compile and draw .res network descriptions.",
+                 epilog="examples:\n  resdsl check examples/cifar_resnet.res\n  resdsl list resnet\n"
+                        "  resdsl compile resnet50 -t onnx -o resnet50.onnx\n  resdsl render resnet50 -o r.pdf\n\n"
+                        "`resdsl COMMAND --help` describes each command. Docs: docs/cli.md",
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", "-V", action="version", version=f"resdsl {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return ap
+
+
+def _report(e: ResdslError) -> None:
+    print(_paint(e.render(), sys.stderr), file=sys.stderr)
 
 
 def main(argv=None) -> int:
     ap = make_parser()
     args = ap.parse_args(argv)
-    fn = COMMANDS.get(args.cmd) or getattr(args, "func", None)
     try:
-        return fn(args)
+        return args.func(args)
     except ResdslError as e:
-        print(e.render(), file=sys.stderr)
-        return 1
+        _report(e)
+        return EXIT_USAGE if e.kind == "usage" else EXIT_INPUT
     except RecursionError:
-        print("error[limit]: the description nests too deeply to elaborate", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
+        print(_paint("error[limit]: the description nests too deeply to elaborate", sys.stderr), file=sys.stderr)
+        return EXIT_INPUT
+    except BrokenPipeError:  # `resdsl ir x | head`: the reader left; not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ from .diagnostics import ResdslError
 
 
 def initial_state(graph, seed: int | None = None) -> dict:
-    """The weights `resdsl.build(..., seed=seed)` starts from, as a state_dict."""
+    """The weights `resdsl.build(..., seed=seed)` starts from, as a state_dict.
+
+    The tensors are the fresh module's own (no copy: the module is dropped), so a large
+    network costs its weights once."""
     from .backends.torch_fx import to_fx
-    return {k: v.detach().clone() for k, v in to_fx(graph, seed=seed).state_dict().items()}
+    return {k: v.detach() for k, v in to_fx(graph, seed=seed).state_dict().items()}
 
 
 def expected(graph) -> dict:
@@ -20,38 +23,104 @@ def expected(graph) -> dict:
     return {k: tuple(spec.shape) for k, spec in graph.param_names().items()}
 
 
+_HOW = "save a state_dict: torch.save(model.state_dict(), path), or safetensors.torch.save_file"
+_PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel, torch.compile
+
+
+def normalize(obj, rename=(), source: str = "the weights") -> dict:
+    """A state_dict from what training loops save: the dict itself, `{'state_dict': ...}`,
+    `{'model': ...}`, keys prefixed `module.` or `_orig_mod.`; then `rename` rules
+    (`REGEX=REPL`, applied in order to every key)."""
+    import re
+    for key in ("state_dict", "model", "model_state_dict", "module"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if hasattr(obj, "state_dict") and not isinstance(obj, dict):
+        raise ResdslError("weights", f"{source} hold a whole {type(obj).__name__} module, not a state_dict",
+                          help=_HOW)
+    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+        raise ResdslError("weights", f"{source} do not hold a state_dict (found {type(obj).__name__})", help=_HOW)
+    state = dict(obj)
+    changed = True
+    while changed and state:  # `module._orig_mod.` nests: strip until no key has a prefix
+        changed = False
+        for p in _PREFIXES:
+            if all(k.startswith(p) for k in state):
+                state = {k[len(p):]: v for k, v in state.items()}
+                changed = True
+    for rule in rename or ():
+        if "=" not in rule:
+            raise ResdslError("usage", f"--rename {rule!r} is not REGEX=REPL",
+                              help=r"e.g. --rename '^backbone\.=' or --rename 'blocks\.(\d+)=layer\1'")
+        pat, repl = rule.split("=", 1)
+        try:
+            rx = re.compile(pat)
+            state = {rx.sub(repl, k): v for k, v in state.items()}
+        except (re.error, IndexError) as e:
+            raise ResdslError("usage", f"--rename {rule!r}: {e}") from None
+    return state
+
+
 def check_state(graph, state: dict, source: str = "the weights") -> dict:
-    """Check names and shapes against the graph; one error lists every problem."""
+    """Check names and shapes against the graph; one error lists every problem, with a
+    did-you-mean for each missing key that resembles an unexpected one."""
+    import difflib
     want = expected(graph)
     missing = [k for k in want if k not in state]
     unexpected = [k for k in state if k not in want]
     bad = [f"{k}: file has {list(state[k].shape)}, network needs {list(want[k])}"
-           for k in want if k in state and tuple(state[k].shape) != want[k]]
+           for k in want if k in state and tuple(getattr(state[k], "shape", ())) != want[k]]
     if missing or unexpected or bad:
         lines = []
         for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", bad)):
             if items:
                 shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
                 lines.append(f"{title} ({len(items)}): " + ", ".join(shown))
-        raise ResdslError("weights", f"{source} do not fit network `{graph.name}`: " + "; ".join(lines),
-                          help="the keys must be the .res parameter names (e.g. layer1.0.conv1.weight); "
-                               "save them with torch.save(module.state_dict(), path)")
+        hints = []
+        for k in missing[:5]:
+            close = difflib.get_close_matches(k, unexpected, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"`{close[0]}` for `{k}`?")
+        help_ = "the keys must be the .res parameter names (e.g. layer1.0.conv1.weight); " + _HOW
+        if hints:
+            help_ = "did you mean " + ", ".join(hints) + " Map keys with --rename 'REGEX=REPL' (rename= in the API)"
+        raise ResdslError("weights", f"{source} do not fit network `{graph.name}`: " + "; ".join(lines), help=help_)
     return {k: state[k] for k in want}
 
 
-def load_state(path: str, graph) -> dict:
-    """Load a state_dict file (torch.save of a state_dict, or of a module) and check it."""
+def read_checkpoint(path: str):
+    """The object stored in a checkpoint file: safetensors, or torch.save with weights
+    only (a pickled module is refused: loading it would run its code)."""
     import torch
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ResdslError("io", f"cannot read weights {path}: no such file") from None
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise ResdslError("io", f"cannot read weights {path}: {e.strerror}") from None
+    if path.endswith(".safetensors") or _is_safetensors(head):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return load_file(path, device="cpu")
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ResdslError("weights", f"cannot load safetensors {path}: {e}") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ResdslError("weights", f"cannot load weights from {path}: {e}",
-                          help="save them with torch.save(model.state_dict(), path)") from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise ResdslError("weights", f"{path} does not hold a state_dict (found {type(obj).__name__})",
-                          help="save them with torch.save(model.state_dict(), path)")
-    return check_state(graph, obj, path)
+        text = str(e)
+        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+            raise ResdslError("weights", f"{path} holds pickled Python objects (a whole module?), "
+                                         "which resdsl does not load: unpickling runs code", help=_HOW) from None
+        raise ResdslError("weights", f"cannot load weights from {path}: {text.splitlines()[0] if text else e}",
+                          help=_HOW) from None
+
+
+def _is_safetensors(head: bytes) -> bool:
+    # 8-byte little-endian header length, then a JSON object
+    return len(head) > 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < 1 << 32
+
+
+def load_state(path: str, graph, rename=()) -> dict:
+    """Load a checkpoint file in any form :func:`normalize` knows, and check it."""
+    return check_state(graph, normalize(read_checkpoint(path), rename, path), path)

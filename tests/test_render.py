@@ -289,9 +289,9 @@ def test_cli_render_and_errors(tmp_path, capsys):
     out = tmp_path / "r.svg"
     assert main(["render", RESNET, "-n", "resnet18", "-o", str(out), "--depth", "2", "--params"]) == 0
     assert "params" in out.read_text()
-    assert main(["render", RESNET, "-n", "resnet18", "-o", str(tmp_path / "r.gif")]) == 1
+    assert main(["render", RESNET, "-n", "resnet18", "-o", str(tmp_path / "r.gif")]) == 2
     assert "help:" in capsys.readouterr().err
-    assert main(["render", RESNET, "-n", "resnet18", "-o", str(tmp_path / "r.svg"), "--width", "wide"]) == 1
+    assert main(["render", RESNET, "-n", "resnet18", "-o", str(tmp_path / "r.svg"), "--width", "wide"]) == 2  # usage: exit 2
     png = tmp_path / "r.png"
     assert main(["render", RESNET, "-n", "resnet18", "-o", str(png), "--rankdir", "LR"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -60,8 +60,10 @@ def check_opset(opset) -> int:
 class Builder:
     """Collects ONNX nodes and initializers; hands out unique tensor names."""
 
-    def __init__(self, graph: Graph, state: dict, opset: int):
+    def __init__(self, graph: Graph, state: dict, opset: int, external=None):
         import onnx
+        self.external = external  # (folder, location): tensors go to folder/location as they are made
+        self.ext_size = 0
         self.onnx = onnx
         self.helper = onnx.helper
         self.graph = graph
@@ -147,6 +149,15 @@ class Builder:
         t.data_type = self.helper.np_dtype_to_tensor_dtype(arr.dtype)
         t.dims.extend(arr.shape)
         t.raw_data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+        if self.external is not None and arr.nbytes >= EXTERNAL_MIN_TENSOR_BYTES:
+            # onnx's own writer, one tensor at a time: the model never holds all the weights
+            from onnx.external_data_helper import save_external_data, set_external_data
+            folder, location = self.external
+            offset = -(-self.ext_size // 4096) * 4096  # page-aligned for memory mapping
+            set_external_data(t, location, offset=offset)
+            save_external_data(t, folder)
+            t.ClearField("raw_data")
+            self.ext_size = offset + arr.nbytes
         self.inits[name] = t
         return t
 
@@ -274,11 +285,16 @@ def _elem_type(dtype: str):
 
 # ------------------------------------------------------------------ the model
 def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = None,
-                  opset: int | None = None, fold_bn: bool = True, doc: str | None = None):
+                  opset: int | None = None, fold_bn: bool = True, doc: str | None = None, external=None,
+                  value_info: bool = False):
     """Lower `graph` to an ``onnx.ModelProto`` in inference form.
 
     `weights` is a checked state_dict (dotted ``.res`` names -> tensors); None uses the
-    initial weights of ``resdsl.build(..., seed=seed)``."""
+    initial weights of ``resdsl.build(..., seed=seed)``. `external` = (folder, location):
+    every initializer of 1 KiB or more is written, as it is made, to ``folder/location``
+    with onnx's external-data writer, and the model refers to it (``location`` relative
+    to the .onnx file), so a model of any size costs its weights once in memory.
+    `value_info`: store intermediate shapes (see :func:`add_value_info`)."""
     import onnx
     from .. import __version__
     opset = check_opset(opset)
@@ -286,7 +302,7 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
         from ..weights import initial_state
         weights = initial_state(graph, seed)
     h = onnx.helper
-    b = Builder(graph, weights, opset)
+    b = Builder(graph, weights, opset, external)
     # reserve the interface names first: inputs, then outputs (unique), then parameters
     in_names = []
     for v in graph.inputs:
@@ -335,6 +351,51 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
     model.graph.node.extend(b.nodes)
     model.graph.input.extend(g_in)
     model.graph.output.extend(g_out)
+    if value_info:
+        add_value_info(model, {nm: v for v, nm in b.env.items()})
+    return model
+
+
+def weights_nbytes(weights: dict) -> int:
+    return sum(t.numel() * t.element_size() for t in weights.values())
+
+
+def add_value_info(model, ir_names: dict | None = None):
+    """Store every intermediate tensor's shape (``graph.value_info``, shown by Netron),
+    inferred by ``onnx.shape_inference``. Axes it cannot name take the ``.res`` name of
+    the IR value's axis (``H/4``; `ir_names`: tensor name -> IR value), so symbolic axes stay symbolic. Large initializers are
+    set aside during inference: no copy of the weights is made. Returns `model`."""
+    import onnx
+    big = [(t, t.raw_data) for t in model.graph.initializer if len(t.raw_data) >= EXTERNAL_MIN_TENSOR_BYTES]
+    try:
+        for t, _ in big:
+            t.ClearField("raw_data")
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - shapes are a convenience; the model is valid without them
+        return model
+    finally:
+        for t, raw in big:
+            t.raw_data = raw
+    ir_names = ir_names or {}
+    known = {v.name for v in model.graph.input} | {v.name for v in model.graph.output} | \
+        {t.name for t in model.graph.initializer}
+    del model.graph.value_info[:]
+    for vi in inferred.graph.value_info:
+        if vi.name in known:
+            continue
+        v = ir_names.get(vi.name)
+        dims = vi.type.tensor_type.shape.dim
+        if v is not None and len(dims) == len(v.shape):
+            for d, ax in zip(dims, v.shape):
+                if not d.HasField("dim_value") and (not d.dim_param or d.dim_param.startswith("unk__")):
+                    if isinstance(ax.size, int):
+                        d.dim_value = ax.size
+                    else:
+                        d.dim_param = _dim_name(ax)
+        for d in dims:  # an anonymous axis is left unnamed rather than numbered per run
+            if d.dim_param.startswith("unk__"):
+                d.ClearField("dim_param")
+        model.graph.value_info.append(vi)
     return model
 
 
@@ -375,74 +436,6 @@ def _bn_folds(graph: Graph) -> dict:
                 bn_uses[bn.path] == conv_uses[c.path]:
             out[c] = bn
     return out
-
-
-# ------------------------------------------------------------------ saving
-def model_bytes(model, path: str, threshold: int = EXTERNAL_DATA_THRESHOLD) -> dict:
-    """{file path: bytes} to write for `model` at `path`: the .onnx alone, or with a
-    `<name>.data` side file (ONNX external data) when the weights exceed `threshold` bytes."""
-    from onnx import TensorProto
-    total = sum(len(t.raw_data) for t in model.graph.initializer)
-    if total <= threshold:
-        return {path: model.SerializeToString(deterministic=True)}
-    location = os.path.basename(path) + ".data"
-    chunks, moved, offset = [], [], 0
-    try:  # move the data out in place (no copy of a model that may be several GB), then put it back
-        for t in model.graph.initializer:
-            raw = t.raw_data
-            if len(raw) < EXTERNAL_MIN_TENSOR_BYTES:
-                continue
-            pad = (-offset) % 4096  # page-aligned for memory mapping
-            if pad:
-                chunks.append(b"\0" * pad)
-                offset += pad
-            chunks.append(raw)
-            moved.append((t, raw))
-            t.ClearField("raw_data")
-            t.data_location = TensorProto.EXTERNAL
-            for k, v in (("location", location), ("offset", str(offset)), ("length", str(len(raw)))):
-                e = t.external_data.add()
-                e.key, e.value = k, v
-            offset += len(raw)
-        proto = model.SerializeToString(deterministic=True)
-    finally:
-        for t, raw in moved:
-            del t.external_data[:]
-            t.ClearField("data_location")
-            t.raw_data = raw
-    data_path = os.path.join(os.path.dirname(path), location)
-    return {path: proto, data_path: b"".join(chunks)}
-
-
-def save(model, path: str, write=None, threshold: int = EXTERNAL_DATA_THRESHOLD) -> dict:
-    """Write `model` to `path` (atomically with `write(path, bytes)`); returns {path: size}."""
-    if write is None:
-        from ..cli import write_atomic as write
-    files = model_bytes(model, path, threshold)
-    for p in sorted(files, key=lambda p: p != path):  # side file first: the .onnx names it
-        if p != path:
-            write(p, files[p])
-    write(path, files[path])
-    return {p: len(d) for p, d in files.items()}
-
-
-def compile_cli(args, graph_fn, optimize_fn, write_atomic) -> int:
-    """`resdsl compile FILE --target onnx -o OUT.onnx [...]`."""
-    opset = check_opset(args.opset)
-    g = graph_fn(args, args.input_shape)
-    weights = None
-    if args.weights:
-        from ..weights import load_state
-        weights = load_state(args.weights, g)
-    g, weights = optimize_fn(g, args, weights)
-    model = to_onnx_model(g, seed=args.seed, weights=weights, opset=opset,
-                          doc=f"network {g.name} from {args.file}, generated by resdsl (inference form)")
-    sizes = save(model, args.output, write_atomic)
-    extra = "".join(f" + {os.path.basename(p)}" for p in sizes if p != args.output)
-    total = sum(sizes.values())
-    print(f"wrote {args.output}{extra}: {g.name}, opset {opset}, {len(model.graph.node)} nodes, "
-          f"{len(model.graph.initializer)} initializers, {total / 1e6:.1f} MB")
-    return 0
 
 
 # ------------------------------------------------------------------ lowerings

@@ -47,8 +47,30 @@ class _PostLex:
 
 @functools.lru_cache(maxsize=None)
 def _parser(start: str = "start") -> Lark:
-    return Lark(GRAMMAR_PATH.read_text(), parser="lalr", start=start, postlex=_PostLex(),
-                propagate_positions=True, maybe_placeholders=True)
+    grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", start=start, postlex=_PostLex(),
+                propagate_positions=True, maybe_placeholders=True, cache=_cache_file(grammar, start))
+
+
+def _cache_file(grammar: str, start: str):
+    """Lark's tables, cached in the user cache folder (building them is most of a small
+    `resdsl check`). Lark checks the grammar's hash on load and rebuilds on any mismatch
+    or damage; False (no cache) where the folder cannot be made."""
+    import hashlib
+    import os
+    import sys
+
+    import lark
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "resdsl")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    key = hashlib.sha256(f"{grammar}\0{start}\0{lark.__version__}\0{sys.version_info[:2]}".encode()).hexdigest()
+    return os.path.join(folder, f"grammar-{key[:20]}.lark-cache")
 
 
 _TOKEN_WORDS = {

@@ -1,0 +1,170 @@
+"""Writing output files so that no output ever destroys anything.
+
+* a new file gets mode ``0666 & ~umask``; an existing file keeps its mode;
+* a symlink is written through (its target changes, the link stays);
+* a device, FIFO or socket is written directly, never replaced by a regular file;
+* an output that is the same file as an input (the ``.res`` file, an import, ``--config``,
+  ``--weights``) is refused with ``error[usage]``;
+* a folder, a missing folder or an unwritable place gives ``error[io]``;
+* a regular file is written to a temporary file beside it, fsynced, then renamed over
+  the old one, so a failure leaves the old file whole.
+
+``-`` writes to standard output. Side files (``-O2``'s ``.pt``, ONNX's ``.data``) go
+through the same rules. Used by the command line and the API; the backends never write.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+
+from .diagnostics import ResdslError
+
+STDOUT = "-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _io_error(path, what: str, e: OSError | None = None) -> ResdslError:
+    why = f": {e.strerror}" if e is not None and e.strerror else ""
+    return ResdslError("io", f"cannot write {path}: {what}{why}")
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def check_output(path, inputs=()) -> str:
+    """Validate an output path before any work is done; returns the path to write
+    (a symlink resolved to its target). Raises ResdslError usage/io."""
+    path = os.fspath(path)
+    if path == STDOUT:
+        return path
+    if not path:
+        raise ResdslError("io", "cannot write to an empty path", help="give a file name, e.g. -o out.py")
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise _io_error(path, "cannot inspect it", e) from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise ResdslError("io", f"cannot write {path}: it is a folder",
+                              help=f"give a file name inside it, e.g. {os.path.join(path, 'out')}")
+        for inp in inputs:
+            if inp in (None, "", STDOUT) or not isinstance(inp, (str, os.PathLike)):
+                continue
+            try:
+                if _same_file(st, os.stat(inp)):
+                    raise ResdslError("usage", f"the output {path} is the input {inp}: writing it would destroy it",
+                                      help="choose another output name")
+            except OSError:
+                continue
+        if not stat.S_ISREG(st.st_mode):
+            return target  # device, FIFO, socket: written in place
+    folder = os.path.dirname(target) or "."
+    if not os.path.isdir(folder):
+        raise ResdslError("io", f"cannot write {path}: folder {folder} does not exist",
+                          help=f"create it first (mkdir -p {folder})")
+    if not os.access(folder, os.W_OK | os.X_OK) or (st is not None and not os.access(target, os.W_OK)):
+        raise ResdslError("io", f"cannot write {path}: permission denied")
+    return target
+
+
+def write_output(path, data: bytes | str, inputs=()) -> None:
+    """Write `data` to `path` (``-``: standard output) under the rules above."""
+    target = check_output(path, inputs)
+    if target == STDOUT:
+        if isinstance(data, bytes):
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            sys.stdout.write(data)
+            sys.stdout.flush()
+        return
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise _io_error(path, "cannot inspect it", e) from None
+    try:
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            with open(target, "wb") as f:  # a device or FIFO: write into it, never replace it
+                f.write(raw)
+            return
+        with replacing(target, st) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(raw)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as e:
+        raise _io_error(path, "the write failed", e) from None
+
+
+@contextlib.contextmanager
+def replacing(target: str, st=None):
+    """Yields a temporary path beside `target`; on success it gets the right mode, is
+    renamed over `target` and the folder is fsynced; on failure it is removed."""
+    folder = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself survives a crash
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+@contextlib.contextmanager
+def side_folder(path, inputs=()):
+    """For a file written by someone else in pieces (ONNX external data): yields a
+    temporary folder beside `path`; the caller writes ``basename(path)`` inside it, and
+    on success that file replaces `path` under the rules above."""
+    target = check_output(path, inputs)
+    if target == STDOUT:
+        raise ResdslError("usage", "this output has a side file and cannot go to standard output",
+                          help="give a file name with -o")
+    folder = os.path.dirname(target) or "."
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    tmpdir = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", dir=folder)
+    inner = os.path.join(tmpdir, os.path.basename(target))
+    try:
+        yield tmpdir
+        if os.path.exists(inner):
+            with open(inner, "rb+") as f:
+                os.fsync(f.fileno())
+            if st is not None and not stat.S_ISREG(st.st_mode):
+                with open(inner, "rb") as src, open(target, "wb") as dst:
+                    while chunk := src.read(1 << 24):
+                        dst.write(chunk)
+            else:
+                os.chmod(inner, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
+                os.replace(inner, target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(inner)
+        with contextlib.suppress(OSError):
+            os.rmdir(tmpdir)
