@@ -122,9 +122,9 @@ def describe(names, progress=None) -> list[dict]:
 
 
 def _count(f: Path, name: str):
-    from .api import graph
+    from .elaborate import Program, elaborate
     try:
-        return graph(str(f), name).num_params()
+        return elaborate(Program.from_file(f), name).num_params()
     except ResdslError:
         return None  # a generic network (ResNet(block, layers)) has no count of its own
 

@@ -299,8 +299,8 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
     from .. import __version__
     opset = check_opset(opset)
     if weights is None:
-        from ..weights import initial_state
-        weights = initial_state(graph, seed)
+        from .torch_fx import to_fx  # the weights of resdsl.build(..., seed=seed), not copied
+        weights = {k: v.detach() for k, v in to_fx(graph, seed=seed).state_dict().items()}
     h = onnx.helper
     b = Builder(graph, weights, opset, external)
     # reserve the interface names first: inputs, then outputs (unique), then parameters

@@ -370,9 +370,8 @@ def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | No
             torch.manual_seed(seed)
             root = build_modules(graph, device)
     gm = lower(graph, root)
-    if weights is not None:
-        from ..weights import check_state
-        gm.load_state_dict(check_state(graph, weights), strict=True)
+    if weights is not None:  # checked by the caller (resdsl.weights.check_state): backends never import it
+        gm.load_state_dict(weights, strict=True)
     return gm
 
 
