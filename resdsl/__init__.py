@@ -1,5 +1,5 @@
 """resdsl: a declarative language for residual neural networks and its compiler."""
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from .api import (build, create_model, graph, list_models, load, optimize, render, summary,  # noqa: E402,F401
                   to_onnx, to_python)

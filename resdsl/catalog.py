@@ -95,7 +95,7 @@ def describe(names, progress=None) -> list[dict]:
     digest = hashlib.sha256()
     for f in sorted(stdlib_dir().glob("*.res")):
         digest.update(f.name.encode() + b"\0" + f.read_bytes())
-    from . import __version__
+    from ._version import __version__
     cache = _cache_dir() / f"params-{__version__}-{digest.hexdigest()[:16]}.json"
     try:
         counts = json.loads(cache.read_text())

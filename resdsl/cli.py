@@ -19,7 +19,7 @@ import contextlib
 import os
 import sys
 
-from . import __version__
+from ._version import __version__
 from .diagnostics import ResdslError
 
 EXIT_INPUT, EXIT_USAGE = 1, 2

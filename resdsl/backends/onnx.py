@@ -296,7 +296,7 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
     to the .onnx file), so a model of any size costs its weights once in memory.
     `value_info`: store intermediate shapes (see :func:`add_value_info`)."""
     import onnx
-    from .. import __version__
+    from .._version import __version__
     opset = check_opset(opset)
     if weights is None:
         from .torch_fx import to_fx  # the weights of resdsl.build(..., seed=seed), not copied
