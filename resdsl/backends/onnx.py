@@ -144,12 +144,15 @@ class Builder:
         self.used.add(name)
 
     def _tensor(self, name: str, arr):
-        t = self.model.graph.initializer.add()
+        external = self.external is not None and arr.nbytes >= EXTERNAL_MIN_TENSOR_BYTES
+        # an external tensor is filled in a message of its own: the model's arena never
+        # holds its bytes (protobuf does not give back a cleared field's memory)
+        t = self.onnx.TensorProto() if external else self.model.graph.initializer.add()
         t.name = name
         t.data_type = self.helper.np_dtype_to_tensor_dtype(arr.dtype)
         t.dims.extend(arr.shape)
         t.raw_data = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-        if self.external is not None and arr.nbytes >= EXTERNAL_MIN_TENSOR_BYTES:
+        if external:
             # onnx's own writer, one tensor at a time: the model never holds all the weights
             from onnx.external_data_helper import save_external_data, set_external_data
             folder, location = self.external
@@ -158,6 +161,9 @@ class Builder:
             save_external_data(t, folder)
             t.ClearField("raw_data")
             self.ext_size = offset + arr.nbytes
+            stored = self.model.graph.initializer.add()
+            stored.CopyFrom(t)
+            t = stored
         self.inits[name] = t
         return t
 
