@@ -1,11 +1,11 @@
 # Two entry points (see README): `make demo` and `make test`. Both set up first.
 PY ?= python3
 
-.PHONY: setup demo test bench gallery
+.PHONY: setup demo test wheel-test bench gallery
 
 setup:
 	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; }
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c .ci/constraints.txt -e '.[test]'
 
 demo: setup
 	mkdir -p build
@@ -19,6 +19,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider
 	$(PY) docs/gallery/build.py --check
+
+# build the wheel, install it alone into a fresh venv, run the main job from an empty folder
+wheel-test:
+	PY=$(PY) .ci/wheel_test.sh
 
 gallery: setup
 	$(PY) docs/gallery/build.py

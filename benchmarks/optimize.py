@@ -130,14 +130,14 @@ def main(argv=None):
 def bench_onnx(name, path, sd, args, threads, batches, gen):
     import numpy as np
     import onnxruntime as ort
-    from resdsl.backends.onnx import save
+    from resdsl.outputs import write_output
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     sessions = {}
     with tempfile.TemporaryDirectory() as d:
         for lv in ("0", "2"):
             f = os.path.join(d, f"{name}_O{lv}.onnx")
-            save(api.to_onnx(path, name, weights=sd, opt=lv), f)
+            write_output(f, api.to_onnx(path, name, weights=sd, opt=lv).SerializeToString())
             sessions[f"onnxruntime -O{lv}"] = ort.InferenceSession(f, so, providers=["CPUExecutionProvider"])
             ops = {n.op_type for n in __import__("onnx").load(f).graph.node}
             print(f"  {os.path.basename(f)}: {os.path.getsize(f) / 1e6:.1f} MB, ops {sorted(ops)}")

@@ -27,6 +27,15 @@ FEATURED = [
 ]
 
 
+HEADER = "| | file | network | ops | parameters |"
+
+
+def row(path, net, name, ops, params) -> str:
+    """One index row, led by an inline thumbnail of the figure (a link to it full size)."""
+    thumb = f'[<img src="{name}" height="96" alt="{net}">]({name})'
+    return f"| {thumb} | `{path}` | [{net}]({name}) | {ops} | {params:,} |"
+
+
 def networks():
     for folder in ("stdlib", "examples"):
         for f in sorted((ROOT / folder).glob("*.res")):
@@ -55,7 +64,7 @@ def main(argv=None) -> int:
         name = f"{Path(path).stem}-{net}.svg"
         if not args.check:
             (OUT / name).write_bytes(data)
-        rows.append(f"| `{path}` | [{net}]({name}) | {len(g.nodes)} | {g.num_params():,} |")
+        rows.append(row(path, net, name, len(g.nodes), g.num_params()))
     for path, net, depth, name in FEATURED:
         if not (ROOT / path).exists():
             continue
@@ -68,7 +77,7 @@ def main(argv=None) -> int:
         index = ["# Gallery", "",
                  f"Every stdlib network and example at depth {args.depth}, drawn by `resdsl render` "
                  "(rebuild with `python docs/gallery/build.py`).", "",
-                 "| file | network | ops | parameters |", "|---|---|--:|--:|", *rows, ""]
+                 HEADER, "|:-:|---|---|--:|--:|", *rows, ""]
         (OUT / "index.md").write_text("\n".join(index))
     for f in failures:
         print("FAILED", f, file=sys.stderr)
