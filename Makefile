@@ -32,3 +32,4 @@ bench: setup
 	$(PY) benchmarks/onnx_export.py
 	$(PY) benchmarks/optimize.py
 	$(PY) benchmarks/render.py
+	$(PY) benchmarks/startup.py
