@@ -12,16 +12,20 @@ t0=$(date +%s)
 
 # build from a copy of the tracked sources: no stale build/ or egg-info can leak in
 mkdir -p "$WORK/src"
-( cd "$ROOT" && tar cf - pyproject.toml setup.py MANIFEST.in README.md LICENSE CITATION.cff \
-    resdsl grammar stdlib --exclude=__pycache__ ) | tar xf - -C "$WORK/src"
+( cd "$ROOT" && tar cf - --exclude=__pycache__ pyproject.toml setup.py MANIFEST.in README.md LICENSE \
+    CITATION.cff resdsl grammar stdlib ) | tar xf - -C "$WORK/src"
 "$PY" -m build -q --outdir "$WORK/dist" "$WORK/src" >/dev/null
 whl=$(ls "$WORK"/dist/*.whl)
 sdist=$(ls "$WORK"/dist/*.tar.gz)
-for f in resdsl/grammar/res.lark resdsl/stdlib/resnet.res; do
-    "$PY" -m zipfile -l "$whl" | grep -q " *$f " || { echo "wheel lacks $f"; exit 1; }
+# (listings go to files: `tar t | grep -q` would fail under pipefail when grep exits early)
+"$PY" -m zipfile -l "$whl" > "$WORK/wheel.txt"
+tar tzf "$sdist" > "$WORK/sdist.txt"
+for f in resdsl/grammar/res.lark resdsl/stdlib/resnet.res resdsl/stdlib/vit.res; do
+    grep -q "^$f " "$WORK/wheel.txt" || { echo "wheel lacks $f"; exit 1; }
 done
-tar tzf "$sdist" | grep -q "/grammar/res.lark$" || { echo "sdist lacks grammar/res.lark"; exit 1; }
-tar tzf "$sdist" | grep -q "/LICENSE$" || { echo "sdist lacks LICENSE"; exit 1; }
+for f in grammar/res.lark stdlib/resnet.res LICENSE CITATION.cff; do
+    grep -q "/$f\$" "$WORK/sdist.txt" || { echo "sdist lacks $f"; exit 1; }
+done
 t1=$(date +%s)
 
 "$PY" -m venv "$WORK/venv"
@@ -33,14 +37,19 @@ export PATH="$WORK/venv/bin:$PATH" PYTHONPATH= NO_COLOR=1
 set -x
 resdsl --version
 python -m resdsl --version
-resdsl list resnet
 resdsl check resnet50
 resdsl check cifar.res -n resnet20_cifar --input-shape 2,3,32,32
-resdsl summary resnet18 --input-shape 1,3,224,224 --format markdown
 resdsl compile resnet18 --target torch -o resnet18.py
 resdsl compile resnet18 --target onnx -o resnet18.onnx
 resdsl render resnet18 -o resnet18.svg
 resdsl ir resnet18 -o resnet18.ir
+# every command of the README's "Use" section, as written (ckpt.pt: a resnet50 state_dict)
+python -c "import resdsl, torch; torch.save(resdsl.build('resnet50', seed=0).state_dict(), 'ckpt.pt')"
+sed -n '/^## Use/,/^## /p' "$ROOT/README.md" | grep '^resdsl ' | sed 's/  *#.*//' > readme_commands.sh
+test "$(wc -l < readme_commands.sh)" -ge 6
+bash -euxo pipefail readme_commands.sh > /dev/null
+sed -n '/^```python/,/^```/p' "$ROOT/README.md" | sed '1d;$d' > readme_api.py
+python readme_api.py > /dev/null
 python - <<'PY'
 import sys
 import onnx

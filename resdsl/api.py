@@ -32,6 +32,8 @@ def resolve(spec):
         return Path(spec), None, None
     from .catalog import lookup, not_found
     hit = lookup(spec)
+    if hit is None and re.fullmatch(r"stdlib/\w+\.res", spec.replace(os.sep, "/")):
+        hit = lookup(spec.split("/")[-1].split(os.sep)[-1])  # `stdlib/resnet.res` outside a checkout
     if hit is not None:
         return hit[0], None, hit[1]
     if spec.endswith(".res") or os.sep in spec or "/" in spec:

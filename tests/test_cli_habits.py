@@ -183,3 +183,23 @@ def test_create_model_loads_torchvision_weights(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(m(x), tv(x))
+
+
+def test_progress_only_on_a_terminal_and_only_for_long_work(monkeypatch):
+    import io
+    import time
+    from resdsl import cli as C
+
+    class Term(io.StringIO):
+        def __init__(self, tty):
+            super().__init__()
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+    for tty, work, want in ((True, 0.8, True), (True, 0.0, False), (False, 0.8, False)):
+        err = Term(tty)
+        monkeypatch.setattr(sys, "stderr", err)
+        with C.progress("exporting ONNX", after=0.2):
+            time.sleep(work)
+        assert ("exporting ONNX ..." in err.getvalue()) is want, (tty, work, err.getvalue())

@@ -110,6 +110,7 @@ def test_installed_wheel_runs_from_an_empty_folder(wheel, tmp_path):
     code = ("import resdsl, sys; assert resdsl.__file__.startswith(%r), resdsl.__file__; "
             "from resdsl.cli import main; sys.exit(main(sys.argv[1:]))" % str(site))
     for args in (["check", "resnet50"], ["check", "cifar.res", "-n", "resnet20_cifar"],
+                 ["check", "stdlib/resnet.res", "-n", "resnet18"],  # the old spelling, outside a checkout
                  ["render", "resnet18", "-f", "dot", "-o", "r.dot"], ["list", "vit", "--names"]):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=empty, env=env)
         assert r.returncode == 0, (args, r.stderr)
