@@ -206,8 +206,9 @@ def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = No
 def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), **params) -> str:
     """Source of a standalone .py file that defines `<network>(seed=None)`."""
     from .backends.torch_fx import to_python as emit
-    g, program = _graph(path_or_source, network, config=config, sets=sets, **params)
-    return emit(g, program.root.path)
+    g = graph(path_or_source, network, config=config, sets=sets, **params)
+    path, _, _ = resolve(path_or_source)
+    return emit(g, str(path_or_source) if path is not None else "<string>")
 
 
 class Figure:

@@ -40,6 +40,10 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+def _is_text(data: bytes) -> bool:
+    return b"\0" not in data[:65536]  # ONNX, PNG and compressed PDF streams all hold NUL bytes
+
+
 def check_output(path, inputs=()) -> str:
     """Validate an output path before any work is done; returns the path to write
     (a symlink resolved to its target). Raises ResdslError usage/io."""
@@ -83,6 +87,9 @@ def write_output(path, data: bytes | str, inputs=()) -> None:
     """Write `data` to `path` (``-``: standard output) under the rules above."""
     target = check_output(path, inputs)
     if target == STDOUT:
+        if isinstance(data, bytes) and not _is_text(data) and sys.stdout.isatty():
+            raise ResdslError("usage", "refusing to write binary output to a terminal",
+                              help="redirect it (> out.onnx) or give a file name with -o")
         if isinstance(data, bytes):
             sys.stdout.flush()
             sys.stdout.buffer.write(data)

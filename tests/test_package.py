@@ -81,9 +81,15 @@ def test_no_cycles_among_api_cli_backends_weights():
 # ------------------------------------------------------------------ the wheel
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    import shutil
+    src = tmp_path_factory.mktemp("src")  # a clean copy: an in-tree build/ could leak stale modules
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE", "CITATION.cff"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("resdsl", "grammar", "stdlib"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("dist")
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(out), str(ROOT)], capture_output=True, text=True)
+                        "-w", str(out), str(src)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return next(out.glob("resdsl-*.whl"))
 
@@ -91,6 +97,8 @@ def wheel(tmp_path_factory):
 def test_wheel_holds_grammar_stdlib_license(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "resdsl/grammar/res.lark" in names
+    modules = {n for n in names if n.startswith("resdsl/") and n.endswith(".py")}
+    assert modules == {str(p.relative_to(ROOT)) for p in PKG.rglob("*.py")}  # no more, no fewer
     assert {f"resdsl/stdlib/{p.name}" for p in (ROOT / "stdlib").glob("*.res")} <= names
     assert any(n.endswith("licenses/LICENSE") or n.endswith("/LICENSE") for n in names)
     meta = next(zipfile.ZipFile(wheel).read(n).decode() for n in names if n.endswith("METADATA"))
