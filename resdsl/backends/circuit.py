@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ..diagnostics import ResdslError
 from .graphviz import (BADGE, FONT, PALETTE, View, _clean_svg, _loop_call, block_call, family, op_text,
-                       repeat_call, run_dot, tex_escape)
+                       parse_width, repeat_call, run_dot, tex_escape)
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
 WS = 21.0          # wire pitch (pt)
@@ -56,6 +56,11 @@ _W.update({"×": 584, "·": 278, "–": 556, "→": 1000, "α": 578, "γ": 500})
 
 def text_width(s: str, size: float, bold: bool = False) -> float:
     return sum(_W.get(c, 600) for c in s) * size / 1000.0 * (1.1 if bold else 1.0)
+
+
+def _node_w(w: float) -> float:
+    """Width of the DOT node holding a text `w` wide: graphviz's own font estimate runs up to ~10 % wider."""
+    return w * 1.12 + 2.0
 
 
 # ------------------------------------------------------------------ what an op does to the axes
@@ -194,7 +199,8 @@ class Canvas:
                 x1, y1 = max(x1, p[1] + p[3]), max(y1, p[2] + p[3])
             elif k == "text":
                 w = text_width(p[3], p[4], p[7])
-                right = p[1] + {"l": w, "c": w / 2, "r": 0}[p[6]]
+                cx = p[1] + {"l": w / 2, "c": 0.0, "r": -w / 2}[p[6]]
+                right = cx + _node_w(w) / 2  # the DOT text node is a little wider than the text
                 x1, y1 = max(x1, right), max(y1, p[2] + p[4] / 2)
         return x1, y1
 
@@ -310,9 +316,9 @@ class _Layout:
                 self.c.text(self.wx(i), y + 12.5, sz, FS_SMALL, GREY, "c", cls="axis size")
                 two = True
         self.c.text(self.label_x(len(shape)) + 2, y + 4, name, FS, "#111111", bold=True, cls=cls)
-        self.y = y + (17.0 if two else 9.0)
         self.shape = tuple(shape)
-        self.open_wires(self.y, r=len(shape))
+        self.open_wires(y + (17.0 if two else 9.0), r=len(shape))
+        self.y = y + (21.0 if two else 13.0)  # a lead-in: the wires are seen to enter the first box
 
     def output_row(self, name):
         y = self.y
@@ -656,7 +662,8 @@ def layout(g, depth=1) -> Canvas:
     for level, y0, yb, _title, _badge in L.frames:
         inset = 1.0 + level * 3.0
         c.prims.insert(0, ("rect", inset, y0, width - 2 * inset, yb - y0, "frame", "none", FRAME, 0.6, True, True, 1))
-    c.width, c.height = round(width, 2), round(max(y1, L.y) + 3.0, 2)
+    import math  # whole points: the SVG and PDF page sizes are then exactly these numbers
+    c.width, c.height = float(math.ceil(width)), float(math.ceil(max(y1, L.y) + 3.0))
     return c
 
 
@@ -679,6 +686,9 @@ def to_dot(c: Canvas, name: str) -> str:
            f'  node [label="", fixedsize=true, fontname="{FONT}", margin=0, penwidth=0.8];',
            '  edge [dir=none, arrowhead=none, arrowtail=none];']
     pts = {}
+    # two invisible corners pin the bounding box: the page is exactly the drawing's size
+    out.append('  corner0 [shape=point, width=0.01, height=0.01, style=invis, pos="0,0!"];')
+    out.append(f'  corner1 [shape=point, width=0.01, height=0.01, style=invis, pos="{_f(c.width)},{_f(H)}!"];')
 
     def pt(x, y):
         k = (_f(x), _f(H - y))
@@ -725,7 +735,7 @@ def to_dot(c: Canvas, name: str) -> str:
             cx = x + {"l": w / 2, "c": 0.0, "r": -w / 2}[anchor]
             t = _html(s)
             lab = f"<<B>{t}</B>>" if bold else f"<{t}>"
-            node(cx, y, f'shape=plaintext, class="{cls}", width={inch(w + 2)}, height={inch(size * 1.5)}, '
+            node(cx, y, f'shape=plaintext, class="{cls}", width={inch(_node_w(w))}, height={inch(size * 1.5)}, '
                         f'fontsize={_f(size)}, fontcolor="{color}", label={lab}')
     out.append("}")
     return "\n".join(out) + "\n"
@@ -801,11 +811,19 @@ def to_tikz(c: Canvas, name: str) -> str:
     ])
 
 
-def render(g, fmt: str, depth=1) -> tuple[bytes, dict]:
-    """Render the circuit diagram to `fmt` (svg, pdf, png, dot, tex); (bytes, info) like graphviz.render."""
+def render(g, fmt: str, depth=1, width=None) -> tuple[bytes, dict]:
+    """Render the circuit diagram to `fmt` (svg, pdf, png, dot, tex); (bytes, info) like graphviz.render.
+
+    The drawing is made at 100 % with 7 pt as its smallest text, so it is never shrunk: with
+    `width` (single, double, points) a drawing wider than that is an error, not a smaller figure."""
     if fmt not in FORMATS:
         raise ResdslError("usage", f"unknown output format .{fmt}", help="use .svg, .pdf, .png, .dot or .tex")
     c = layout(g, depth)
+    target = parse_width(width)
+    if target is not None and c.width > target:
+        raise ResdslError("render", f"the circuit diagram of `{g.name}` is {c.width:.0f} pt wide, more than "
+                                    f"{target:g} pt, and shrinking it would make its 7 pt labels unreadable",
+                          help="use a smaller --depth, or --width double")
     info = {"depth": depth, "rankdir": "TB", "warnings": "", "width": c.width, "height": c.height}
     if fmt == "tex":
         return to_tikz(c, g.name).encode(), info
@@ -817,4 +835,7 @@ def render(g, fmt: str, depth=1) -> tuple[bytes, dict]:
     info["warnings"] = warn
     if fmt == "svg":
         out = _clean_svg(out)
+    if fmt == "pdf":  # cairo stamps the time: a fixed date of the same length keeps the xref offsets right
+        import re
+        out = re.sub(rb"/CreationDate \(D:\d{14}Z\)", b"/CreationDate (D:20000101000000Z)", out)
     return out, info

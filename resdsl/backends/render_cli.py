@@ -45,6 +45,9 @@ def register(sub) -> None:
                    help="top to bottom or left to right (default TB; with --width, whichever fits)")
     r.add_argument("--width", default=None,
                    help="fit a column: single (252 pt), double (504 pt) or a width in points")
+    r.add_argument("--style", choices=["block", "circuit"], default="block",
+                   help="block: block chart (default); circuit: neural circuit diagram, one wire per axis "
+                        "(see docs/render.md)")
     r.add_argument("--no-shapes", dest="shapes", action="store_false", help="leave the shapes off the edges")
     r.add_argument("--params", action="store_true", help="show parameter counts on the boxes")
     r.set_defaults(func=cmd_render)
@@ -71,6 +74,16 @@ def cmd_render(args) -> int:
         raise ResdslError("usage", f"cannot tell the format of {args.output!r} from its extension",
                           help="end the output name with .svg, .pdf, .png, .dot or .tex")
     g = _graph(args)
+    if getattr(args, "style", "block") == "circuit":
+        from .circuit import render as circuit_render
+        data, info = circuit_render(g, ext, depth=1 if args.depth is None else
+                                    (None if args.depth == "all" else args.depth), width=args.width)
+        if info["warnings"]:
+            print(f"graphviz: {info['warnings']}", file=sys.stderr)
+        write_atomic(args.output, data)
+        print(f"wrote {args.output}: {g.name} as a circuit diagram at depth {args.depth or 1}, "
+              f"{info['width']:.0f} x {info['height']:.0f} pt")
+        return 0
     depth = "auto" if args.depth is None else (None if args.depth == "all" else args.depth)
     data, info = render(g, ext, depth=depth, rankdir=args.rankdir, width=args.width,
                         shapes=args.shapes, params=args.params)
