@@ -577,6 +577,8 @@ def _run(view, g, nlanes, levels):
             cl = view.clusters[key]
             if not cl.items and len(cl.children) == 1:
                 continue  # a frame holding one frame only (a repeat around its folded iteration): draw the inner
+            if not cl.children and len(cl.items) == 1 and view.items[cl.items[0]].badge:
+                continue  # a repeat around one folded, badged box: the box says it all
             if not any(f[0] == key for f in L.open_frames):
                 L.frame_open(key, len(L.open_frames), cl.label, cl.badge)
                 L.frame_title(cl.label, cl.badge)
