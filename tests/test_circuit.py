@@ -234,3 +234,12 @@ def test_cli_style_circuit(tmp_path):
                         "--style", "circuit", "--width", "100", "-o", str(tmp_path / "v.pdf")],
                        capture_output=True, text=True)
     assert p.returncode != 0 and "error[render]" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_width_without_depth_takes_the_deepest_that_fits(tmp_path):
+    out = tmp_path / "e.svg"
+    p = subprocess.run([sys.executable, "-m", "resdsl.cli", "render", str(NETS["transformer"][0]), "--style",
+                        "circuit", "--width", "single", "-o", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "at depth 3" in p.stdout
+    assert float(ET.fromstring(out.read_bytes()).get("width")[:-2]) <= 252.0

@@ -689,8 +689,10 @@ def to_dot(c: Canvas, name: str) -> str:
            '  edge [dir=none, arrowhead=none, arrowtail=none];']
     pts = {}
     # two invisible corners pin the bounding box: the page is exactly the drawing's size
-    out.append('  corner0 [shape=point, width=0.01, height=0.01, style=invis, pos="0,0!"];')
-    out.append(f'  corner1 [shape=point, width=0.01, height=0.01, style=invis, pos="{_f(c.width)},{_f(H)}!"];')
+    # (a point node is 0.72 pt across: its centre sits half that inside the corner)
+    out.append('  corner0 [shape=point, width=0.01, height=0.01, style=invis, pos="0.36,0.36!"];')
+    out.append(f'  corner1 [shape=point, width=0.01, height=0.01, style=invis, '
+               f'pos="{_f(c.width - 0.36)},{_f(H - 0.36)}!"];')
 
     def pt(x, y):
         k = (_f(x), _f(H - y))
@@ -758,7 +760,10 @@ def to_tikz(c: Canvas, name: str) -> str:
         return f"({_f(x)},{_f(H - y)})"
 
     body = []
-    for p in c.prims:
+    # TikZ paints in order: frames, then wires, then boxes over them, then text (as graphviz's edgesfirst)
+    layer = {"line": 1, "rect": 2, "circle": 3, "dot": 3, "text": 4}
+    prims = sorted(c.prims, key=lambda p: 0 if p[0] == "rect" and p[5] == "frame" else layer[p[0]])
+    for p in prims:
         k = p[0]
         if k == "line":
             _, x1, y1, x2, y2, cls, color, width, dashed = p
@@ -817,11 +822,18 @@ def render(g, fmt: str, depth=1, width=None) -> tuple[bytes, dict]:
     """Render the circuit diagram to `fmt` (svg, pdf, png, dot, tex); (bytes, info) like graphviz.render.
 
     The drawing is made at 100 % with 7 pt as its smallest text, so it is never shrunk: with
-    `width` (single, double, points) a drawing wider than that is an error, not a smaller figure."""
+    `width` (single, double, points) a drawing wider than that is an error, not a smaller figure.
+    `depth` "auto": the deepest of 3, 2, 1, 0 that fits `width` (1 without a width)."""
     if fmt not in FORMATS:
         raise ResdslError("usage", f"unknown output format .{fmt}", help="use .svg, .pdf, .png, .dot or .tex")
-    c = layout(g, depth)
     target = parse_width(width)
+    if depth == "auto":  # with a width: the deepest of 3, 2, 1, 0 that fits it; else depth 1
+        for depth in ([3, 2, 1, 0] if target else [1]):
+            c = layout(g, depth)
+            if target is None or c.width <= target:
+                break
+    else:
+        c = layout(g, depth)
     if target is not None and c.width > target:
         raise ResdslError("render", f"the circuit diagram of `{g.name}` is {c.width:.0f} pt wide, more than "
                                     f"{target:g} pt, and shrinking it would make its 7 pt labels unreadable",

@@ -76,12 +76,13 @@ def cmd_render(args) -> int:
     g = _graph(args)
     if getattr(args, "style", "block") == "circuit":
         from .circuit import render as circuit_render
-        data, info = circuit_render(g, ext, depth=1 if args.depth is None else
+        data, info = circuit_render(g, ext, depth="auto" if args.depth is None else
                                     (None if args.depth == "all" else args.depth), width=args.width)
         if info["warnings"]:
             print(f"graphviz: {info['warnings']}", file=sys.stderr)
         write_atomic(args.output, data)
-        print(f"wrote {args.output}: {g.name} as a circuit diagram at depth {args.depth or 1}, "
+        dname = "all" if info["depth"] is None else info["depth"]
+        print(f"wrote {args.output}: {g.name} as a circuit diagram at depth {dname}, "
               f"{info['width']:.0f} x {info['height']:.0f} pt")
         return 0
     depth = "auto" if args.depth is None else (None if args.depth == "all" else args.depth)
