@@ -493,10 +493,12 @@ class _Layout:
                     if i < rout:
                         self.wstart[i] = yb + (dy if i in changed else 0.0)
                 self.y = yb + dy + ROW_GAP
-        for v, shape in extra_outs:  # further results of a split: to lanes
-            yy = self.y - ROW_GAP / 2
+        box_left = self.wx(runs[0][0]) - 6.5 if mode in ("act", "all") else self.wx(0)
+        for k, (v, shape) in enumerate(extra_outs):  # further results of a split leave the box to lanes
+            yy = y + 2.0 + (BOX_H - 4.0) * (k + 1) / (len(extra_outs) + 1)
             j = self.lane_alloc(v, shape, yy)
-            c.line(self.lx(j), yy, self.wx(0), yy, cls="copy", width=0.7)
+            c.line(self.lx(j), yy, box_left, yy, cls="copy", width=0.7)
+            c.dot(box_left, yy, cls="dot copy", r=1.2)
         self.shape = tuple(sout)
 
     def size_labels_inplace(self, y, sin, sout):
@@ -517,6 +519,8 @@ class _Layout:
             t = op_text(n)
             if n.op == "param":
                 t = f"{n.path}: {t}"
+            if any(s.kind == "shortcut" for s in n.scope.ancestors()):
+                t += " (shortcut)"  # after the swap: these ops work on the residual's other path
             return t, "", ""
         s = it.scope
         if s.kind == "block":
@@ -597,7 +601,23 @@ def _run(view, g, nlanes, levels):
         primary = L.main if L.main in vins else vins[0]
         y = L.y
         moved = False
-        if L.main is not None and primary != L.main:
+        jp = L.lane_of(primary)
+        if (L.main is not None and primary != L.main and remaining.get(L.main, 0) > 0 and jp is not None
+                and remaining[primary] == 1):
+            # a swap, as string diagrams draw one: the held value comes onto the wires while the wires'
+            # value takes its lane (a shortcut's input after the branch, a decoder's skip)
+            h = 14.0
+            shp = vshape[primary]
+            src = L.lane_lines(jp, len(shp))
+            L.lane_close(jp, y)
+            L.close_wires(y)
+            L.lanes[jp] = [L.main, L.shape, y + h]
+            for i, x in enumerate(L.lane_lines(jp, len(L.shape))):
+                L.c.line(L.wx(i), y, x, y + h, cls="wire park")
+            L.move(y, [(i, i) for i in range(len(shp))], len(shp), h, src=src)
+            L.main, L.shape = primary, shp
+            L.y = y + h + 2.0
+        elif L.main is not None and primary != L.main:
             if remaining.get(L.main, 0) > 0:  # park the wires in a lane while another value is worked on
                 j = L.lane_alloc(L.main, L.shape, y + 9.0)
                 L.close_wires(y)
@@ -615,8 +635,7 @@ def _run(view, g, nlanes, levels):
                 src = L.lane_lines(j, len(shp))
                 if remaining[primary] > 1:
                     L.c.dot(L.lx(j), y, cls="dot copy")
-                    L.lanes[j][2] = y
-                    L.lane_close(j, y)
+                    L.lane_close(j, y)  # drawn down to here; it goes on below for the later users
                     L.lanes[j] = [primary, shp, y]
                 else:
                     L.lane_close(j, y)
@@ -627,7 +646,7 @@ def _run(view, g, nlanes, levels):
             moved = True
         if moved:
             L.y = y + 11.0
-        elif remaining[primary] > 1:
+        elif remaining[primary] > 1 and L.main == primary and L.y == y:
             L.copy_row(primary)
         for v in vins:
             remaining[v] -= 1
