@@ -243,3 +243,14 @@ def test_width_without_depth_takes_the_deepest_that_fits(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "at depth 3" in p.stdout
     assert float(ET.fromstring(out.read_bytes()).get("width")[:-2]) <= 252.0
+
+
+def test_bottleneck_shortcut_swaps_the_held_input_in():
+    """ResNet-50's first bottleneck: the branch's result and the held input trade places (a crossing of
+    the wires and a lane) before the downsample conv, which is labelled as the shortcut."""
+    root, _ = _svg(_graph("resnet_bottleneck"), 3)
+    park = _segments(root, "park")
+    assert len(park) >= 4  # N, C, H, W go to the lane
+    labels = [t for el in _groups(root, "node", "label") for t in _texts(el)]
+    assert "1×1 conv, 256, /1 (shortcut)" in labels or "1×1 conv, 256 (shortcut)" in labels
+    assert "×5" in [t for el in _groups(root, "node", "badge") for t in _texts(el)]  # layer3.1–5

@@ -95,6 +95,10 @@ def block_axes(nodes, shape):
     (an MLP on [N, L, D] acts on D only; N and L pass by its box). None: the whole bundle."""
     r, acts = len(shape), set()
     for n in nodes:
+        if n.op == "param":  # a learned tensor enters the box; it is not an axis of the data
+            continue
+        if n.op in ("add", "mul") and all(len(v.shape) == r for v in n.outputs):
+            continue  # elementwise, also with a broadcast parameter ([D] scaling [N, L, D])
         if n.op in _REGROUP or any(len(v.shape) != r for v in list(n.inputs) + list(n.outputs)):
             return None
         a = acted_axes(n, r)
@@ -341,7 +345,7 @@ class _Layout:
             mid = y + h / 2
             glyph = {"add": "+", "mul": "×"}.get(n.op, "")
             for v in others:
-                self.lane_in(v, self.wx(max(rin, 1) - 1), mid, glyph or "•", remaining[v])
+                self.lane_in(v, self.wx(max(rin, 1) - 1), mid, glyph or "·", remaining[v])
             if others:
                 for i in range(rin):
                     c.dot(self.wx(i), mid, cls="dot merge")
