@@ -229,7 +229,8 @@ def test_cli_style_circuit(tmp_path):
     p = subprocess.run([sys.executable, "-m", "resdsl.cli", "render", str(NETS["transformer"][0]), "--style",
                         "circuit", "--depth", "2", "-o", str(out)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert "circuit" in p.stdout and out.read_bytes().startswith(b"<?xml")
+    svg = ET.fromstring(out.read_bytes())
+    assert _groups(svg, "edge", "wire") and _groups(svg, "node", "axis")  # a circuit, not a block chart
     p = subprocess.run([sys.executable, "-m", "resdsl.cli", "render", str(NETS["vit"][0]), "-n", "vit_b_16",
                         "--style", "circuit", "--width", "100", "-o", str(tmp_path / "v.pdf")],
                        capture_output=True, text=True)

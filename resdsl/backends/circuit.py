@@ -627,12 +627,14 @@ def layout(g, depth=1) -> Canvas:
     return c
 
 
-def render(g, fmt: str, depth=1, width=None) -> tuple[bytes, dict]:
+def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, params=False) -> tuple[bytes, dict]:
     """Render the circuit diagram to `fmt` (svg, pdf, png, dot, tex); (bytes, info) like graphviz.render.
 
     The drawing is made at 100 % with 7 pt as its smallest text, so it is never shrunk: with
     `width` (single, double, points) a drawing wider than that is an error, not a smaller figure.
-    `depth` "auto": the deepest of 3, 2, 1, 0 that fits `width` (1 without a width)."""
+    `depth` "auto": the deepest of 3, 2, 1, 0 that fits `width` (1 without a width). `rankdir`,
+    `shapes` and `params` are those of graphviz.render, accepted so that a caller can pick either
+    renderer with the same arguments; a circuit runs top to bottom and always labels its axes."""
     if fmt not in FORMATS:
         raise ResdslError("usage", f"unknown output format .{fmt}", help="use .svg, .pdf, .png, .dot or .tex")
     target = parse_width(width)

@@ -74,17 +74,8 @@ def cmd_render(args) -> int:
         raise ResdslError("usage", f"cannot tell the format of {args.output!r} from its extension",
                           help="end the output name with .svg, .pdf, .png, .dot or .tex")
     g = _graph(args)
-    if getattr(args, "style", "block") == "circuit":
-        from .circuit import render as circuit_render
-        data, info = circuit_render(g, ext, depth="auto" if args.depth is None else
-                                    (None if args.depth == "all" else args.depth), width=args.width)
-        if info["warnings"]:
-            print(f"graphviz: {info['warnings']}", file=sys.stderr)
-        write_atomic(args.output, data)
-        dname = "all" if info["depth"] is None else info["depth"]
-        print(f"wrote {args.output}: {g.name} as a circuit diagram at depth {dname}, "
-              f"{info['width']:.0f} x {info['height']:.0f} pt")
-        return 0
+    if args.style == "circuit":  # same arguments, the other renderer (backends/circuit.py)
+        from .circuit import render
     depth = "auto" if args.depth is None else (None if args.depth == "all" else args.depth)
     data, info = render(g, ext, depth=depth, rankdir=args.rankdir, width=args.width,
                         shapes=args.shapes, params=args.params)
