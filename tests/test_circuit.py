@@ -255,3 +255,28 @@ def test_bottleneck_shortcut_swaps_the_held_input_in():
     labels = [t for el in _groups(root, "node", "label") for t in _texts(el)]
     assert "1×1 conv, 256, /1 (shortcut)" in labels or "1×1 conv, 256 (shortcut)" in labels
     assert "×5" in [t for el in _groups(root, "node", "badge") for t in _texts(el)]  # layer3.1–5
+
+
+def test_tikz_compiles_with_pdflatex(tmp_path):
+    """The .tex of each of the four networks compiles with a real pdflatex to one page holding its labels
+    (TeX from `make setup`: texlive-latex-base, texlive-pictures)."""
+    import shutil
+
+    import pypdf
+    pdflatex = shutil.which("pdflatex")
+    if not pdflatex:
+        pytest.fail("no pdflatex: `make setup` installs it (apt-get install texlive-latex-base texlive-pictures)")
+    for key in NETS:
+        g = _graph(key)
+        data, info = render(g, "tex", depth=NETS[key][2])
+        (tmp_path / f"{key}.tex").write_bytes(data)
+        p = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", f"{key}.tex"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stdout[-2000:]
+        reader = pypdf.PdfReader(str(tmp_path / f"{key}.pdf"))
+        assert len(reader.pages) == 1
+        page = reader.pages[0]
+        assert float(page.mediabox.width) == pytest.approx(info["width"] + 8, abs=2)
+        text = page.extract_text()
+        for a in g.inputs[0].shape:
+            assert (a.name or str(a.size)) in text
