@@ -456,8 +456,8 @@ class _Layout:
         if it.kind == "op":
             n = it.node
             t = op_text(n)
-            if n.op == "param":
-                t = f"{n.path}: {t}"
+            if n.op == "param":  # its own name says what it is: `pos_embedding 1×197×768`
+                t = f"{n.path.rsplit('.', 1)[-1]} {t[len('param '):]}"
             if any(s.kind == "shortcut" for s in n.scope.ancestors()):
                 t += " (shortcut)"  # after the swap: these ops work on the residual's other path
             return t, "", ""
