@@ -458,6 +458,8 @@ class _Layout:
             t = op_text(n)
             if n.op == "param":  # its own name says what it is: `pos_embedding 1×197×768`
                 t = f"{n.path.rsplit('.', 1)[-1]} {t[len('param '):]}"
+            if n.op == "select":  # the wire it ends is drawn; say which index is kept
+                t = f"select index {n.attrs['index']}"
             if any(s.kind == "shortcut" for s in n.scope.ancestors()):
                 t += " (shortcut)"  # after the swap: these ops work on the residual's other path
             return t, "", ""
