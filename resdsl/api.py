@@ -278,12 +278,18 @@ def _markdown_table_to_html(md: str) -> str:
 
 
 def render(path_or_source, network: str | None = None, *, format: str = "svg", depth="auto", rankdir=None,
-           width=None, shapes: bool = True, params: bool = False, config=None, sets=(), input_shape=None,
-           **overrides) -> Figure:
+           width=None, shapes: bool = True, params: bool = False, style: str = "block", config=None, sets=(),
+           input_shape=None, **overrides) -> Figure:
     """Draw a network, as `resdsl render` does; returns a :class:`Figure`.
 
-    `depth`: 0, 1, 2, ..., None (every op) or "auto" (1, or the deepest that fits `width`)."""
-    from .backends.graphviz import render as draw
+    `depth`: 0, 1, 2, ..., None (every op) or "auto" (1, or the deepest that fits `width`).
+    `style`: "block" (block chart) or "circuit" (neural circuit diagram)."""
+    if style == "circuit":
+        from .backends.circuit import render as draw
+    elif style == "block":
+        from .backends.graphviz import render as draw
+    else:
+        raise ResdslError("usage", f"unknown style {style!r}", help='use style="block" or style="circuit"')
     g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
     data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, shapes=shapes, params=params)
     return Figure(data, format, info, g.name)

@@ -385,6 +385,7 @@ def _add_render(sub):
                 ["resdsl render resnet50 -o resnet50.pdf",
                  "resdsl render convnext_tiny --depth 2 --width single -o c.pdf",
                  "resdsl render examples/unet.res --rankdir LR -o unet.svg",
+                 "resdsl render vit_b_16 --style circuit --depth 2 -o vit.pdf",
                  "resdsl render resnet18 -f dot -o - | dot -Tpng > r.png"])
     _source_args(p)
     p.add_argument("--depth", "-d", type=_depth, default=None, metavar="N|all",
@@ -399,6 +400,9 @@ def _add_render(sub):
                    help="top to bottom or left to right (default TB; with --width, whichever fits)")
     p.add_argument("--width", default=None,
                    help="fit a column: single (252 pt), double (504 pt) or a width in points")
+    p.add_argument("--style", choices=["block", "circuit"], default="block",
+                   help="block: block chart (default); circuit: neural circuit diagram, one wire per axis "
+                        "(see docs/render.md)")
     p.add_argument("--no-shapes", dest="shapes", action="store_false", help="leave the shapes off the edges")
     p.add_argument("--params", action="store_true", help="show parameter counts on the boxes")
     p.set_defaults(func=cmd_render)
@@ -415,7 +419,10 @@ def cmd_render(args) -> int:
                               help="end the output name with .svg, .pdf, .png, .dot or .tex, or give --format")
     g, inputs = _graph(args)
     check_output(args.output, inputs)
-    from .backends.graphviz import render
+    if args.style == "circuit":  # same arguments, the other renderer
+        from .backends.circuit import render
+    else:
+        from .backends.graphviz import render
     depth = "auto" if args.depth is None else (None if args.depth == "all" else args.depth)
     with progress("rendering"):
         data, info = render(g, fmt, depth=depth, rankdir=args.rankdir, width=args.width,

@@ -26,6 +26,14 @@ FEATURED = [
     ("examples/loop_residual.res", None, 2, "loop_residual_depth2.svg"),
 ]
 
+# neural circuit diagrams (`--style circuit`): (file, network, depth, output name under circuit/)
+CIRCUIT = [
+    ("examples/transformer.res", None, 2, "transformer_depth2.svg"),
+    ("examples/transformer.res", None, 3, "transformer_depth3.svg"),
+    ("stdlib/vit.res", "vit_b_16", 2, "vit_b_16_depth2.svg"),
+    ("examples/unet.res", None, 1, "unet_depth1.svg"),
+]
+
 
 HEADER = "| | file | network | ops | parameters |"
 
@@ -73,11 +81,25 @@ def main(argv=None) -> int:
         if not args.check:
             (OUT / "featured").mkdir(exist_ok=True)
             (OUT / "featured" / name).write_bytes(data)
+    from resdsl.backends.circuit import render as circuit_render
+    for path, net, depth, name in CIRCUIT:
+        g = graph(str(ROOT / path), net)
+        data, info = circuit_render(g, "svg", depth=depth)
+        if info["warnings"]:
+            failures.append(f"{path} {net} (circuit): graphviz: {info['warnings']}")
+        if not args.check:
+            (OUT / "circuit").mkdir(exist_ok=True)
+            (OUT / "circuit" / name).write_bytes(data)
     if not args.check:
         index = ["# Gallery", "",
                  f"Every stdlib network and example at depth {args.depth}, drawn by `resdsl render` "
                  "(rebuild with `python docs/gallery/build.py`).", "",
-                 HEADER, "|:-:|---|---|--:|--:|", *rows, ""]
+                 HEADER, "|:-:|---|---|--:|--:|", *rows, "",
+                 "## Neural circuit diagrams", "",
+                 "`resdsl render --style circuit` (see docs/render.md): one wire per axis, boxes on the axes "
+                 "an op acts on.", "",
+                 *[f"- [{(net or Path(path).stem)} at depth {depth}](circuit/{name})"
+                   for path, net, depth, name in CIRCUIT], ""]
         (OUT / "index.md").write_text("\n".join(index))
     for f in failures:
         print("FAILED", f, file=sys.stderr)
