@@ -88,9 +88,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands():
-    """Commands added by other modules (render, summary) when they are present."""
+    """Commands added by other modules (render, summary, fmt) when they are present."""
     out = []
-    for mod in ("resdsl.backends.render_cli",):
+    for mod in ("resdsl.backends.render_cli", "resdsl.fmt"):
         try:
             m = __import__(mod, fromlist=["register"])
         except ImportError:
