@@ -24,7 +24,7 @@ _JOINERS = {"__ANON_0", "MINUS_GT", "VBAR", "COMMA"}  # tokens after which a new
 
 
 class _PostLex:
-    """Drops newlines inside (...) / [...] and after `->`, `|`, `,`, `{`; merges runs of
+    """Drops newlines inside (...) / [...] and after `->`, `|`, `,`, `{`, `=`; merges runs of
     newlines (and `;`) into one separator. Never looks ahead, so the contextual lexer
     always sees the parser state it needs."""
 
@@ -35,7 +35,7 @@ class _PostLex:
         prev = None
         for tok in stream:
             if tok.type == "_NL":
-                if depth > 0 or prev is None or prev.type == "_NL" or prev.value in ("->", "|", ",", "{"):
+                if depth > 0 or prev is None or prev.type == "_NL" or prev.value in ("->", "|", ",", "{", "="):
                     continue
             if tok.value in ("(", "["):
                 depth += 1
