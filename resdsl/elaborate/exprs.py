@@ -12,6 +12,7 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..shapes import Size
+from . import arith
 from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, call_builtin, type_name
 
 MERGE_WORDS = {"learned": MergeSpec("learned"), "rezero": MergeSpec("learned")}
@@ -89,6 +90,8 @@ class ExprMixin:
 
     def _e_BinOp(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
+        if isinstance(a, Value) or isinstance(b, Value):
+            return arith.binop(self, e, a, b, ctx)
         if isinstance(a, Size) or isinstance(b, Size):
             return self._size_op(e, a, b)
         for v in (a, b):
@@ -125,6 +128,8 @@ class ExprMixin:
             return not self.truth(v, e.operand.span)
         if isinstance(v, Size):
             return -v
+        if isinstance(v, Value):
+            return arith.neg(self, e, v, ctx)
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise ResdslError("type", f"cannot negate a {type_name(v)}", e.span)
         return -v

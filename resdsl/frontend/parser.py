@@ -446,6 +446,9 @@ class _ToAst(Transformer):
     def none(self, meta, items):
         return ast.Const(self.sp(meta), None)
 
+    def paren(self, meta, items):
+        return _unchain(items[0])
+
     def list_expr(self, meta, items):
         return ast.ListExpr(self.sp(meta), tuple(i for i in items if i is not None))
 
