@@ -119,7 +119,7 @@ class Block:
     items: list = field(default_factory=list)
 
 
-_JOINERS = ("->", ",", "|")
+_JOINERS = ("->", ",", "|", "=")  # a newline after these does not end a statement
 
 
 class _Parser:
@@ -623,7 +623,7 @@ def significant(text_or_tokens, path: str = "<string>") -> list[str]:
         if t.kind == "comment":
             continue
         if t.kind == "nl" or t.is_(";"):
-            if depth > 0 or not out or out[-1] in ("\n", "->", "|", ",", "{"):
+            if depth > 0 or not out or out[-1] in ("\n", "->", "|", ",", "{", "="):
                 continue
             out.append("\n")
             continue

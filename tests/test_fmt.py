@@ -292,3 +292,21 @@ def test_cli_syntax_error(tmp_path):
     p = _cli(str(f))
     assert p.returncode == 1 and "error[syntax]" in p.stderr and f"{f}:2:" in p.stderr
     assert "Traceback" not in p.stderr and f.read_text() == "network n() {\n    conv(4,,)\n}\n"
+
+
+def test_round_two_syntax(tmp_path):
+    """fn (a newline after `=` continues it), comprehensions, `residual if`, `Tensor?`, tensor arithmetic,
+    a chain in parentheses, `for a, b in`, `network name {`."""
+    src = ("fn make_divisible(v, divisor=8) =\n    max(divisor, int(v+divisor/2)//divisor*divisor)\n"
+           "fn half( v ) = v//2\nblock B(c:int, v:Tensor?=none) {\n"
+           "    let ws=[make_divisible(c*i) for i in range(4) if i!=2]\n"
+           "    residual if c==in.C { conv(c,3,padding=1) -> bn }\n    y = in*2 + -in\n"
+           "    z = (y -> sigmoid) * y\n    for a, b in [[1,2],[3,4]] { relu }\n    z\n}\n"
+           "network tiny {\n    input x:[N,8,4,4]\n    B(8)\n}\n")
+    want = ("fn make_divisible(v, divisor=8) = max(divisor, int(v + divisor / 2) // divisor * divisor)\n"
+            "fn half(v) = v // 2\n\nblock B(c: int, v: Tensor? = none) {\n"
+            "    let ws = [make_divisible(c * i) for i in range(4) if i != 2]\n"
+            "    residual if c == in.C { conv(c, 3, padding=1) -> bn }\n    y = in * 2 + -in\n"
+            "    z = (y -> sigmoid) * y\n    for a, b in [[1, 2], [3, 4]] { relu }\n    z\n}\n\n"
+            "network tiny {\n    input x: [N, 8, 4, 4]\n    B(8)\n}\n")
+    assert _check_meaning(src, tmp_path) == want
