@@ -217,7 +217,6 @@ class _Parser:
 # ---------------------------------------------------------------- spacing
 _OPENERS = ("(", "[")
 _CLOSERS = (")", "]")
-_BINARY = ("->", "+", "-", "*", "/", "//", "%", "**", "==", "!=", "<", "<=", ">", ">=", "=", "|", "@")
 
 
 def _operand_end(t) -> bool:
@@ -277,8 +276,6 @@ def _spaces(elems: list) -> list:
         if isinstance(e, Tok):
             if e.kind == "op" and e.text in ("-", "+", "*", "**") and (prev is None or not _operand_end(prev)):
                 unary = True
-            elif e.kind == "name" and e.text == "not":
-                unary = False
             if e.is_(*_OPENERS):
                 stack.append([e.text, False])
             elif e.is_(*_CLOSERS) and stack:
