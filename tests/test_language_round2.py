@@ -256,3 +256,62 @@ def test_tensor_arithmetic_type_errors():
     assert e.kind == "type" and "between a Tensor and a str" in e.message
     e = err(head + "x / 0\n}")
     assert e.kind == "value"
+
+
+# ---------------------------------------------------------------- smaller slips (issue 11, item 9)
+SLIPS = """
+block Cat(xs: list = []) { concat(xs) }
+block Proj(c: int) { conv(c, 1, bias=false) as conv -> bn as bn }
+block Res(c: int) {
+    residual { conv(c, 3, padding=1) as conv1 } shortcut { Proj(c) } as proj
+}
+network n(form: int = 0) {
+    input x: [N, C=4, H=6, W=6]
+    parts = split([1, 3])
+    let kids = []
+    y = Cat(parts) if form == 0 else Cat(xs=parts)
+    z = concat(y, x, kids)
+    z -> Res(8) as r
+}
+"""
+
+
+def test_positional_list_of_tensors_to_a_block_binds_like_the_keyword_form():
+    a, b = resdsl.build(SLIPS, form=0, seed=0), resdsl.build(SLIPS, form=1, seed=0)
+    x = torch.randn(2, 4, 6, 6)
+    a.eval(), b.eval()
+    torch.testing.assert_close(a(x), b(x))
+    g = resdsl.graph(SLIPS)
+    cats = [n for n in g.nodes if n.op == "concat"]
+    assert [len(n.inputs) for n in cats] == [2, 2]  # Cat(parts) and concat(y, x, kids): kids adds nothing
+
+
+def test_empty_list_of_tensors():
+    e = err("network n { input x: [N, 4]; let kids = []; concat(kids) }")
+    assert e.kind == "type" and "empty list of tensors" in e.message and "dim" not in e.message
+
+
+def test_shortcut_with_one_block_takes_the_shortcut_name():
+    gm = resdsl.build(SLIPS, seed=0)
+    keys = [k for k in gm.state_dict() if k.startswith("r.proj")]
+    assert keys[:2] == ["r.proj.conv.weight", "r.proj.bn.weight"]
+
+
+def test_in_is_ambiguous_with_several_inputs():
+    e = err("""block Two { input a, b; conv(in.C, 1) }
+network n { input x: [N, 4, H, W]; Two(x, x) }""")
+    assert e.kind == "name" and "ambiguous" in e.message and "a.C" in e.help
+    assert (e.span.line, e.span.column) == (1, 30)
+
+
+def test_network_and_block_without_parentheses():
+    g = resdsl.graph("block B { relu }\nnetwork plain {\n    input x: [N, 3]\n    B\n}")
+    assert g.name == "plain" and [n.op for n in g.nodes] == ["relu"]
+
+
+@pytest.mark.parametrize("word,bad", [("minimum", "`min`"), ("const", "`constant`"), ("maximum", "`max`")])
+def test_chain_suggestions_are_ops_not_functions_or_inits(word, bad):
+    e = err(f"network n {{ input x: [N, 3]; x -> {word}(6) }}")
+    assert e.kind == "name" and f"`{word}`" in e.message and bad not in (e.help or "")
+    e = err("network n { input x: [N, 3]; x -> lineer(6) }")
+    assert "`linear`" in e.help
