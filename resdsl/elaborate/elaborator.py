@@ -119,7 +119,11 @@ class Elaborator(ExprMixin):
         root = Scope("network", name, "", None, ref.defn.span, {"block": ref.name})
         bound = self.bind_params(ref, args, kwargs, span)
         ctx = Ctx(root, "", bound, module=ref.module)
-        self.body(ref.defn.body, ctx)
+        try:
+            self.body(ref.defn.body, ctx)
+        except ResdslError as err:
+            compress_frames(err)
+            raise
         inputs = ctx.inputs
         if not inputs:
             raise ResdslError("shape", f"network `{ref.name}` declares no input", ref.defn.span,
@@ -682,13 +686,18 @@ class Elaborator(ExprMixin):
                                       help="declare `input a, b` in the block to take several")
                 bctx.current = tensors[0]
                 bctx.in_value = tensors[0]
-            for st in ref.defn.body.stmts:
-                if isinstance(st, ast.Input):
-                    for d in st.decls:
-                        if d.shape is not None:
-                            self.check_input_shape(env[d.name], d, bctx)
-                    continue
-                self.stmt(st, bctx)
+            try:
+                for st in ref.defn.body.stmts:
+                    if isinstance(st, ast.Input):
+                        for d in st.decls:
+                            if d.shape is not None:
+                                self.check_input_shape(env[d.name], d, bctx)
+                        continue
+                    self.stmt(st, bctx)
+            except ResdslError as err:
+                # the call stack, innermost first: with 16 calls of one block the user sees which
+                add_frame(err, f"in {path} ({ref.name}, called at {span.where})" if span else f"in {path}")
+                raise
             scope.info["out"] = bctx.current
             if bctx.outputs:
                 vals = tuple(v for _, v in bctx.outputs)
@@ -932,6 +941,35 @@ class Elaborator(ExprMixin):
 
 
 # ---------------------------------------------------------------- helpers
+MAX_FRAMES = 12  # call-stack notes shown in full; deeper stacks keep both ends
+
+
+def add_frame(err: ResdslError, text: str):
+    """One call-stack note (rustc style, under the message): `in features.4.1 (MBConv, called at net.res:24:9)`."""
+    frames = getattr(err, "frames", None)
+    if frames is None:
+        frames = err.frames = []
+    frames.append(len(err.notes))
+    err.notes.append((text, None))
+
+
+def compress_frames(err: ResdslError):
+    """A deep recursion would print 64 frames: keep the innermost and outermost few."""
+    idx = getattr(err, "frames", [])
+    if len(idx) <= MAX_FRAMES:
+        return
+    keep = set(idx[:MAX_FRAMES // 2] + idx[-MAX_FRAMES // 2:])
+    drop = [i for i in idx if i not in keep]
+    notes = []
+    for i, note in enumerate(err.notes):
+        if i == drop[0]:
+            notes.append((f"... {len(drop)} more calls ...", None))
+        if i not in drop:
+            notes.append(note)
+    err.notes = notes
+    err.frames = []
+
+
 class InitValue:
     def __init__(self, spec):
         self.spec = spec

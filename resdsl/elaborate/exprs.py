@@ -258,6 +258,10 @@ class ExprMixin:
             body_env = dict(fn.closure or {})
             body_env.update(env)
             return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+        except ResdslError as err:
+            from .elaborator import add_frame
+            add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
+            raise
         finally:
             self.fn_depth = depth
 
