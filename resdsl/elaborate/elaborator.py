@@ -745,12 +745,17 @@ class Elaborator(ExprMixin):
         return kw
 
     def residual(self, e: ast.Residual, ctx: Ctx, x: Value):
+        # `pre = chain`: a shared pre-activation, computed once from `in`; it feeds the body and
+        # the shortcut, while an identity skip still carries `in` itself (pre-act ResNet, WRN)
+        pre = next((a for a in e.args if a.name == "pre"), None)
+        args = tuple(a for a in e.args if a.name != "pre")
         if e.cond is not None:
             cctx = ctx.sub(env=dict(ctx.env), current=x, in_value=x)
             if not self.truth(self.evaluate(e.cond, cctx), e.cond.span):
-                # `residual if c { body }` with c false: the body alone, in the same names
-                return self.body(e.body, ctx.sub(env=dict(ctx.env), current=x, in_value=x))
-        opts = self.region_args(e.args, ctx, ("merge", "drop_path"), "residual", e.span)
+                # `residual if c { body }` with c false: the body alone (after `pre`), in the same names
+                p = self.pre_activation(pre, ctx, x, ctx.scope)
+                return self.body(e.body, ctx.sub(env=dict(ctx.env), current=p, in_value=x))
+        opts = self.region_args(args, ctx, ("merge", "drop_path", "pre"), "residual", e.span)
         merge = self.merge_spec(opts.get("merge", "add"), e.span)
         dp = opts.get("drop_path", 0.0)
         if not isinstance(dp, (int, float)) or isinstance(dp, bool) or not 0 <= dp < 1:
@@ -758,7 +763,8 @@ class Elaborator(ExprMixin):
         as_name = self.name_of(e.as_name, ctx)
         scope = ctx.scope.child("residual", "residual", ctx.prefix, e.span, merge=merge.kind,
                                 merge_arg=merge.arg, drop_path=float(dp))
-        bctx = ctx.sub(scope=scope, env=dict(ctx.env), current=x, in_value=x)
+        p = self.pre_activation(pre, ctx, x, scope)
+        bctx = ctx.sub(scope=scope, env=dict(ctx.env), current=p, in_value=x)
         body_out = self.body(e.body, bctx)
         if not isinstance(body_out, Value):
             raise ResdslError("shape", "the residual body computes nothing", e.span)
@@ -772,8 +778,8 @@ class Elaborator(ExprMixin):
                 sname = as_name or "shortcut"
                 sprefix = join(ctx.prefix, sname)
                 sscope = scope.child("shortcut", sname, sprefix, e.shortcut_span)
-                sctx = ctx.sub(scope=sscope, prefix=sprefix, env=dict(ctx.env), current=x, in_value=x, counters={})
-                skip = self.single_call(e.shortcut, sctx, x, sprefix)
+                sctx = ctx.sub(scope=sscope, prefix=sprefix, env=dict(ctx.env), current=p, in_value=x, counters={})
+                skip = self.single_call(e.shortcut, sctx, p, sprefix, ops=True)
                 if skip is None:
                     skip = self.body(e.shortcut, sctx)
         scope.info["has_shortcut"] = e.shortcut is not None and take
@@ -781,6 +787,18 @@ class Elaborator(ExprMixin):
         holder = as_name if e.shortcut is None else None
         out = self.merge(merge, body_out, skip, mctx, e.span, float(dp), holder, residual=True)
         scope.info["out"] = out
+        return out
+
+    def pre_activation(self, arg, ctx: Ctx, x: Value, scope):
+        """The `pre = ...` chain of a residual applied to `x` in the enclosing names, or `x`."""
+        if arg is None:
+            return x
+        chain = arg.value if isinstance(arg.value, ast.Chain) else \
+            ast.Chain(arg.value.span, (ast.Link(arg.value.span, arg.value, None),))
+        out = self.chain(chain, ctx.sub(scope=scope, env=dict(ctx.env), current=x, in_value=x), start=True)
+        if not isinstance(out, Value):
+            raise ResdslError("type", f"`pre` must give one tensor, got {type_name(out)}", arg.span,
+                              help="e.g. residual(pre = bn as norm1 -> relu) { ... }")
         return out
 
     def merge_spec(self, v, span) -> MergeSpec:
@@ -894,14 +912,17 @@ class Elaborator(ExprMixin):
         scope.info["out"] = cur
         return cur
 
-    def single_call(self, body: ast.Body, ctx: Ctx, x: Value, path: str):
+    def single_call(self, body: ast.Body, ctx: Ctx, x: Value, path: str, ops: bool = False):
         """A body that is one unnamed block call gives the block the enclosing name (`layer1.0`,
-        a shortcut's `downsample`), as torchvision names a lone module; None for other bodies."""
+        a shortcut's `downsample`), as torchvision names a lone module; None for other bodies.
+        With `ops`, one unnamed op with weights does too (`shortcut { conv1x1(c) } as proj`:
+        `proj.weight`)."""
         link = _single_block_call(body)
         if link is None:
             return None
         callee = self.evaluate(link.expr.func if isinstance(link.expr, ast.Call) else link.expr, ctx)
-        if not (isinstance(callee, (BlockRef, Partial)) and _is_block(callee)):
+        if not (isinstance(callee, (BlockRef, Partial)) and _is_block(callee)) and \
+                not (ops and isinstance(callee, (OpRef, Partial)) and _is_op(callee)):
             return None
         tensors, args, kwargs = self.eval_args(link.expr.args, ctx, callee) if isinstance(
             link.expr, ast.Call) else ([], [], {})
@@ -1101,6 +1122,12 @@ def _variadic(c) -> bool:
 
 def _name(c) -> str:
     return getattr(c, "name", "?")
+
+
+def _is_op(c):
+    while isinstance(c, Partial):
+        c = c.callee
+    return isinstance(c, OpRef)
 
 
 def _is_block(c):
