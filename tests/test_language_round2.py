@@ -256,3 +256,155 @@ def test_tensor_arithmetic_type_errors():
     assert e.kind == "type" and "between a Tensor and a str" in e.message
     e = err(head + "x / 0\n}")
     assert e.kind == "value"
+
+
+# ---------------------------------------------------------------- smaller slips (issue 11, item 9)
+SLIPS = """
+block Cat(xs: list = []) { concat(xs) }
+block Proj(c: int) { conv(c, 1, bias=false) as conv -> bn as bn }
+block Res(c: int) {
+    residual { conv(c, 3, padding=1) as conv1 } shortcut { Proj(c) } as proj
+}
+network n(form: int = 0) {
+    input x: [N, C=4, H=6, W=6]
+    parts = split([1, 3])
+    let kids = []
+    y = Cat(parts) if form == 0 else Cat(xs=parts)
+    z = concat(y, x, kids)
+    z -> Res(8) as r
+}
+"""
+
+
+def test_positional_list_of_tensors_to_a_block_binds_like_the_keyword_form():
+    a, b = resdsl.build(SLIPS, form=0, seed=0), resdsl.build(SLIPS, form=1, seed=0)
+    x = torch.randn(2, 4, 6, 6)
+    a.eval(), b.eval()
+    torch.testing.assert_close(a(x), b(x))
+    g = resdsl.graph(SLIPS)
+    cats = [n for n in g.nodes if n.op == "concat"]
+    assert [len(n.inputs) for n in cats] == [2, 2]  # Cat(parts) and concat(y, x, kids): kids adds nothing
+
+
+def test_empty_list_of_tensors():
+    e = err("network n { input x: [N, 4]; let kids = []; concat(kids) }")
+    assert e.kind == "type" and "empty list of tensors" in e.message and "dim" not in e.message
+
+
+def test_shortcut_with_one_block_takes_the_shortcut_name():
+    gm = resdsl.build(SLIPS, seed=0)
+    keys = [k for k in gm.state_dict() if k.startswith("r.proj")]
+    assert keys[:2] == ["r.proj.conv.weight", "r.proj.bn.weight"]
+
+
+def test_in_is_ambiguous_with_several_inputs():
+    e = err("""block Two { input a, b; conv(in.C, 1) }
+network n { input x: [N, 4, H, W]; Two(x, x) }""")
+    assert e.kind == "name" and "ambiguous" in e.message and "a.C" in e.help
+    assert (e.span.line, e.span.column) == (1, 30)
+
+
+def test_network_and_block_without_parentheses():
+    g = resdsl.graph("block B { relu }\nnetwork plain {\n    input x: [N, 3]\n    B\n}")
+    assert g.name == "plain" and [n.op for n in g.nodes] == ["relu"]
+
+
+@pytest.mark.parametrize("word,bad", [("minimum", "`min`"), ("const", "`constant`"), ("maximum", "`max`")])
+def test_chain_suggestions_are_ops_not_functions_or_inits(word, bad):
+    e = err(f"network n {{ input x: [N, 3]; x -> {word}(6) }}")
+    assert e.kind == "name" and f"`{word}`" in e.message and bad not in (e.help or "")
+    e = err("network n { input x: [N, 3]; x -> lineer(6) }")
+    assert "`linear`" in e.help
+
+
+# ---------------------------------------------------------------- errors with a call stack
+STACK = """block MBConv(out: int, k: int = 3) {
+    conv(out, k, padding=k // 2) as conv
+    if out == 40 { conv(out, 3, padding=[1, 1, 1]) as bad }
+}
+block Stage(ws: list[int]) {
+    for i in range(len(ws)) {
+        MBConv(ws[i]) as "{i}"
+    }
+}
+network net {
+    input x: [N, 3, H, W]
+    for s in range(3) {
+        Stage([8 * (s + 1), 40 if s == 2 else 4]) as "features.{s}"
+    }
+}
+"""
+
+
+def test_error_inside_a_block_names_the_instance_and_every_call_site(tmp_path):
+    path = tmp_path / "net.res"
+    path.write_text(STACK)
+    r = subprocess.run([sys.executable, "-m", "resdsl.cli", "check", "net.res"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("error[type]: `padding` must be")
+    assert " --> net.res:3:20" in lines
+    notes = [ln for ln in lines if ln.startswith("   = note:")]
+    assert notes == ["   = note: in features.2.1 (MBConv, called at net.res:7:9)",
+                     "   = note: in features.2 (Stage, called at net.res:13:9)"]
+
+
+def test_deep_recursion_keeps_both_ends_of_the_stack():
+    e = err("block R(k: int) {\n  if k == 0 { conv(3, 3, paddin=1) } else { R(k - 1) }\n}\n"
+            "network r { input x: [N, 3, H, W]; R(40) }")
+    notes = [t for t, _ in e.notes]
+    assert len(notes) == 13 and notes[6] == "... 29 more calls ..."
+    assert notes[-1] == "in r_0 (R, called at <string>:4:36)"
+
+
+def test_error_in_a_fn_names_its_calls():
+    e = err("fn f(a) = a // 0\nfn g(b) = f(b + 1)\nnetwork r { input x: [N, 3, H, W]; conv(g(2), 1) }")
+    assert e.kind == "value" and [t for t, _ in e.notes] == ["in fn f (called at <string>:2:11)",
+                                                             "in fn g (called at <string>:3:41)"]
+
+
+# ---------------------------------------------------------------- shared pre-activation
+PRE = """
+block PreAct(c: int, stride: int = 1) {
+    residual(pre = bn as bn1 -> relu) {
+        conv(c, 3, stride=stride, padding=1, bias=false) as conv1
+    } shortcut if stride != 1 or in.C != c { conv(c, 1, stride=stride, bias=false) } as proj
+}
+network n(c: int = 4, s: int = 1) {
+    input x: [N, C=4, H=8, W=8]
+    PreAct(c, s) as b
+}
+"""
+
+
+@pytest.mark.parametrize("c,s", [(4, 1), (8, 2)])
+def test_shared_pre_activation_feeds_branch_and_projection(c, s):
+    """branch and projection read relu(bn1(x)) (computed once); an identity skip reads x."""
+    gm = resdsl.build(PRE, c=c, s=s, seed=0).eval()
+    sd = gm.state_dict()
+    proj = c != 4 or s != 1
+    assert [k for k in sd if not k.startswith("b.bn1")] == ["b.conv1.weight"] + (["b.proj.weight"] if proj else [])
+    g = resdsl.graph(PRE, c=c, s=s)
+    assert [n.op for n in g.nodes].count("bn") == 1
+    with torch.no_grad():
+        sd["b.bn1.running_mean"].uniform_(-1, 1)
+        sd["b.bn1.weight"].uniform_(0.5, 2)
+    x = torch.randn(2, 4, 8, 8)
+    F = torch.nn.functional
+    a = torch.relu(F.batch_norm(x, sd["b.bn1.running_mean"], sd["b.bn1.running_var"], sd["b.bn1.weight"],
+                                sd["b.bn1.bias"]))
+    ref = F.conv2d(a, sd["b.conv1.weight"], stride=s, padding=1) + \
+        (F.conv2d(a, sd["b.proj.weight"], stride=s) if proj else x)
+    torch.testing.assert_close(gm(x), ref)
+
+
+def test_pre_with_residual_if_and_errors():
+    src = """network n(r: bool = false) {
+        input x: [N, C=4, H=8, W=8]
+        residual(pre = relu) if r { conv(4, 1) as c }
+    }"""
+    assert [n.op for n in resdsl.graph(src).nodes] == ["relu", "conv"]
+    assert [n.op for n in resdsl.graph(src, r=True).nodes] == ["relu", "conv", "add"]
+    e = err("network n { input x: [N, 4]; residual(pree = relu) { relu } }")
+    assert e.kind == "type" and "did you mean `pre`" in e.help
