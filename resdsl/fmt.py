@@ -423,12 +423,15 @@ class _Printer:
                 out.cur += piece
                 continue
             if not at_start:
-                head = self.flat(_flatten(_head(chunk)))  # the text up to a multi-line `{`, then ` {`
-                if text is not None or head is None or out.col + len(head) + 2 > self.width:
+                if text is not None and cont + len(text) <= self.width:
                     out.newline(cont)
-                    if text is not None and out.col + len(text) <= self.width:
-                        out.cur += text
-                        continue
+                    out.cur += text
+                    continue
+                # it will not be one line anyway: stay if the text up to its first `{` fits here. (Whether a
+                # `{ ... }` could be flat must not matter: after this run it is not, and the next run must agree.)
+                head = self.flat(_head(chunk))
+                if head is None or out.col + (1 if lead else 0) + len(head) + 2 > self.width:
+                    out.newline(cont)
             self.broken(chunk, out, indent, cont)
 
     def broken(self, chunk, out: _Out, indent: int, cont: int):
@@ -548,9 +551,9 @@ def _chunks(items):
 
 
 def _head(chunk):
-    """The part of a chunk before its first multi-line `{`."""
+    """The chunk's elements (flattened) before its first `{`, at any bracket depth."""
     out = []
-    for e, sp in chunk:
+    for e, sp in _flatten(chunk):
         if isinstance(e, Group):
             break
         out.append((e, sp))
