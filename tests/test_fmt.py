@@ -181,7 +181,8 @@ def test_syntax_error_is_reported_not_formatted():
 # ---------------------------------------------------------------- generated programs
 _SIMPLE = ["bn", "relu", "conv(4, 3, padding=1)", "conv(4, 1, bias=false)", "scale(0.5)", "gelu",
            "dropout(0.1)", "add(x, x)", "add(x -> bn -> relu, x -> conv(4, 3, padding=1, bias=false))",
-           "add(x, x -> { bn -> sigmoid })", "add(x * 2 - -x, x)"]
+           "add(x, x -> { bn -> sigmoid })", "add(x * 2 - -x, x)",
+           "conv(4,  # kernel next\n   3, padding=1)"]
 
 
 @st.composite
