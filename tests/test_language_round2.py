@@ -26,9 +26,7 @@ def outc(src, **kw):
 
 # ---------------------------------------------------------------- fn and comprehensions
 MAKE_DIV = """
-fn make_divisible(v, divisor: int = 8, min_value: int = 0, round_limit: float = 0.9) =
-    bump(v, max(min_value or divisor, int(v + divisor / 2) // divisor * divisor), divisor, round_limit)
-fn bump(v, nv, divisor, limit) = nv + divisor if nv < limit * v else nv
+import helpers
 network n(v: float = 10.0, d: int = 8) {
     input x: [N, 3, H, W]
     conv(make_divisible(v, d), 1)
