@@ -15,6 +15,7 @@ from ..frontend.parser import parse_expr
 from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..shapes import Axis, Size
+from . import tying
 from .exprs import ExprMixin
 from .loader import Program
 from .names import segment_problem
@@ -69,6 +70,7 @@ class Elaborator(ExprMixin):
         self.nodes: list[Node] = []
         self.value_names: dict[str, int] = {}
         self.states: dict[str, tuple] = {}  # path -> (op signature, span)
+        self.param_specs: dict[str, dict] = {}  # path -> {local: ParamSpec}, for `tie=`
         self.sharing: list[str] = []  # path prefixes whose state may be reused
         self.depth = 0
         self.shape_overrides = shape_overrides or {}
@@ -509,6 +511,7 @@ class Elaborator(ExprMixin):
         return f"{base}_{n}"
 
     def apply_op(self, od: O.OpDef, tensors, args, kwargs, as_name, ctx, span, path=None):
+        tie = kwargs.pop("tie", None) if "tie" in kwargs and od.attr("tie") is None else None
         attrs = self.op_attrs(od, args, kwargs, span)
         lo, hi = (od.inputs, od.inputs) if isinstance(od.inputs, int) else od.inputs
         if od.inputs == 0:
@@ -527,6 +530,8 @@ class Elaborator(ExprMixin):
                 if isinstance(ax.size, int) and not 0 < ax.size <= O.MAX_DIM:
                     raise ResdslError("limit", f"`{od.name}` would make an axis of size {ax.size}", span,
                                       help="tensor sizes must be positive and below 2**31")
+        if tie is not None:  # weight tying across ops (tying.py)
+            params, attrs["_tie"] = tying.resolve(self, tie, od, params, ctx, self.kw_span("tie", span))
         needs_state = bool(params) or "stochastic" in od.traits
         name = self.name_of(as_name, ctx)
         if path is None and needs_state:
@@ -535,6 +540,7 @@ class Elaborator(ExprMixin):
             path = join(ctx.prefix, name)
         if needs_state:
             self.claim(path, od.name, params, attrs, span)
+            self.param_specs.setdefault(path, params)
         node = Node(od.name, list(tensors), [], attrs, path, params, ctx.scope, span)
         base = path.replace(".", "_") if path else od.name
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
