@@ -466,3 +466,40 @@ def F_linear_ref(gm, ids):
 def test_tie_errors(call, kind, msg):
     e = err(TIED.replace('linear(vocab, bias=false, tie="wte")', call))
     assert e.kind == kind and msg in e.message
+
+
+# ---------------------------------------------------------------- optional tensor inputs
+OPT = """
+block Mix(c: int, v: Tensor? = none, w: Tensor? = none) {
+    y = conv(c, 1) as proj
+    if v != none { y = y + v }
+    if w != none { y = y * w }
+    y
+}
+network n(form: int = 0) {
+    input x: [N, C=4, H=4, W=4], g: [N, C=4, H=1, W=1]
+    a = x -> Mix(4) as m0
+    if form == 0 { x -> Mix(4, a, g) as m1 }
+    if form == 1 { Mix(4, x, w=g, v=a) as m1 }
+    if form == 2 { x -> Mix(4, none, g) as m1 }
+}
+"""
+
+
+@pytest.mark.parametrize("form", [0, 1, 2])
+def test_optional_tensor_inputs(form):
+    gm = resdsl.build(OPT, form=form, seed=0)
+    sd = gm.state_dict()
+    x, g = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 1, 1)
+    F = torch.nn.functional
+    a = F.conv2d(x, sd["m0.proj.weight"], sd["m0.proj.bias"])
+    y = F.conv2d(x, sd["m1.proj.weight"], sd["m1.proj.bias"])
+    ref = (y * g) if form == 2 else (y + a) * g
+    torch.testing.assert_close(gm(x, g), ref)
+
+
+def test_tensor_parameter_type_errors():
+    e = err(OPT.replace("x -> Mix(4, a, g) as m1", "x -> Mix(4, v=3) as m1"))
+    assert e.kind == "type" and "must be Tensor?" in e.message
+    e = err("block B(v: Tensor) { relu }\nnetwork n { input x: [N, 4]; B }")
+    assert e.kind == "type" and "needs a value for `v`" in e.message

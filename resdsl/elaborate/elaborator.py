@@ -52,6 +52,10 @@ class Ctx:
             return self.env[name]
         return self.module.names.get(name)
 
+    def has(self, name) -> bool:
+        """Bound at all (a name may be bound to none: `v: Tensor? = none`)."""
+        return name in self.env or name in self.module.names
+
     def all_names(self):
         return list(self.env) + list(self.module.names)
 
@@ -380,7 +384,7 @@ class Elaborator(ExprMixin):
     def check_chain_name(self, e, ctx):
         """An unknown name where a chain wants an op: suggest ops, blocks and tensors, never a
         compile-time function or an initialiser (`minimum` is not `min`, `const` not `constant`)."""
-        if not isinstance(e, ast.Name) or ctx.lookup(e.id) is not None:
+        if not isinstance(e, ast.Name) or ctx.has(e.id):
             return
         if e.id in O.INIT_KINDS:
             raise ResdslError("type", f"`{e.id}` is an initialiser, not an op", e.span,
@@ -666,13 +670,15 @@ class Elaborator(ExprMixin):
                               span, help="make the recursion stop: guard the recursive call with "
                                          "`if depth > 1 { ... }`")
         try:
+            tensors, kwargs = _tensor_params(ref, tensors, len(args), kwargs)
             env = self.bind_params(ref, args, kwargs, span)
             if path is None:
                 name = self.name_of(as_name, ctx)
                 path = join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             label = ref.name
             scope = ctx.scope.child("block", label, path, span, block=ref.name,
-                                    args={k: v for k, v in env.items() if not isinstance(v, CALLABLE)})
+                                    args={k: v for k, v in env.items()
+                                          if not isinstance(v, CALLABLE + (Value,)) and v is not None})
             scope.info["defaults"] = self.param_defaults(ref, env)  # diagrams show non-default args
             bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
@@ -1128,6 +1134,21 @@ def _variadic(c) -> bool:
 
 def _name(c) -> str:
     return getattr(c, "name", "?")
+
+
+def _tensor_params(ref, tensors, npos, kwargs):
+    """Tensors beyond the block's inputs go to its `Tensor` / `Tensor?` parameters, in order
+    (`x -> Layer(d, v1)` binds `v1`), unless given by keyword or bound by a positional value."""
+    free = [p.name for p in ref.defn.params[npos:] if p.type is not None and p.type.name == "Tensor"
+            and p.name not in kwargs]
+    n_in = sum(len(st.decls) for st in ref.defn.body.stmts if isinstance(st, ast.Input)) or 1
+    if not free or len(tensors) <= n_in:
+        return tensors, kwargs
+    extra = tensors[n_in:]
+    kwargs = dict(kwargs)
+    for name, t in zip(free, extra):
+        kwargs[name] = t
+    return tensors[:n_in] + extra[len(free):], kwargs
 
 
 def _is_op(c):
