@@ -368,6 +368,8 @@ class Elaborator(ExprMixin):
                 tensors = [self.need(cur, e.span, _expr_str(e.func))] + tensors
             return self.apply(callee, tensors, args, kwargs, link.as_name, ctx, e.span)
         v = self.evaluate(e, ctx)
+        if isinstance(v, list) and v and all(isinstance(x, Value) for x in v):
+            v = tuple(v)  # `ys = [(o -> relu) for o in outs]`: a list of tensors
         if isinstance(v, (Value, tuple)) and not isinstance(v, CALLABLE):
             if piped:
                 raise ResdslError("type", f"cannot pipe a tensor into the tensor `{_expr_str(e)}`", e.span,
