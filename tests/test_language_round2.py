@@ -26,9 +26,7 @@ def outc(src, **kw):
 
 # ---------------------------------------------------------------- fn and comprehensions
 MAKE_DIV = """
-fn make_divisible(v, divisor: int = 8, min_value: int = 0, round_limit: float = 0.9) =
-    bump(v, max(min_value or divisor, int(v + divisor / 2) // divisor * divisor), divisor, round_limit)
-fn bump(v, nv, divisor, limit) = nv + divisor if nv < limit * v else nv
+import helpers
 network n(v: float = 10.0, d: int = 8) {
     input x: [N, 3, H, W]
     conv(make_divisible(v, d), 1)
@@ -408,3 +406,100 @@ def test_pre_with_residual_if_and_errors():
     assert [n.op for n in resdsl.graph(src, r=True).nodes] == ["relu", "conv", "add"]
     e = err("network n { input x: [N, 4]; residual(pree = relu) { relu } }")
     assert e.kind == "type" and "did you mean `pre`" in e.help
+
+
+# ---------------------------------------------------------------- weight tying across ops
+TIED = """
+network tiny_lm(vocab: int = 50, d: int = 16) {
+    input idx: [N, T=8]
+    x = idx -> embedding(vocab, d) as wte
+    x -> ln as ln_f -> linear(vocab, bias=false, tie="wte") as lm_head
+}
+"""
+
+
+def test_tied_weights_pytorch_semantics_build_standalone_and_onnx(tmp_path):
+    import onnxruntime as ort
+    gm = resdsl.build(TIED, seed=0).eval()
+    sd = gm.state_dict()
+    assert list(sd) == ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"]  # both keys, as GPT-2
+    assert gm.lm_head.weight is gm.wte.weight
+    assert sum(p.numel() for p in gm.parameters()) == resdsl.graph(TIED).num_params() == 50 * 16 + 32
+    ids = torch.randint(0, 50, (2, 8))
+    ref = F_linear_ref(gm, ids)
+    torch.testing.assert_close(gm(ids), ref)
+    # loading a checkpoint that has both keys (one tensor) works strictly; training moves both
+    gm.load_state_dict({k: v.clone() for k, v in sd.items()}, strict=True)
+    assert gm.lm_head.weight is gm.wte.weight
+    # the standalone file ties too
+    path = tmp_path / "tied_mod.py"
+    path.write_text(resdsl.to_python(TIED))
+    spec = importlib.util.spec_from_file_location("tied_mod", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    m = mod.tiny_lm(seed=0).eval()
+    assert m.lm_head.weight is m.wte.weight
+    torch.testing.assert_close(m(ids), gm(ids))
+    # ONNX: one initializer for the shared matrix
+    model = resdsl.to_onnx(TIED, seed=0)
+    names = [i.name for i in model.graph.initializer]
+    assert "wte.weight" in names and "lm_head.weight" not in names
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: ids.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-5)
+
+
+def F_linear_ref(gm, ids):
+    F = torch.nn.functional
+    sd = gm.state_dict()
+    x = F.embedding(ids, sd["wte.weight"])
+    x = F.layer_norm(x, (16,), sd["ln_f.weight"], sd["ln_f.bias"])
+    return x @ sd["wte.weight"].t()
+
+
+@pytest.mark.parametrize("call,kind,msg", [
+    ('linear(50, bias=false, tie="wtf")', "name", "no op with weights"),
+    ('linear(40, bias=false, tie="wte")', "shape", "shapes differ"),
+    ('scalar_mul(1.0, tie="wte")', "type", "no parameter in common"),
+    ('relu(tie="wte")', "type", "no weights to tie"),
+])
+def test_tie_errors(call, kind, msg):
+    e = err(TIED.replace('linear(vocab, bias=false, tie="wte")', call))
+    assert e.kind == kind and msg in e.message
+
+
+# ---------------------------------------------------------------- optional tensor inputs
+OPT = """
+block Mix(c: int, v: Tensor? = none, w: Tensor? = none) {
+    y = conv(c, 1) as proj
+    if v != none { y = y + v }
+    if w != none { y = y * w }
+    y
+}
+network n(form: int = 0) {
+    input x: [N, C=4, H=4, W=4], g: [N, C=4, H=1, W=1]
+    a = x -> Mix(4) as m0
+    if form == 0 { x -> Mix(4, a, g) as m1 }
+    if form == 1 { Mix(4, x, w=g, v=a) as m1 }
+    if form == 2 { x -> Mix(4, none, g) as m1 }
+}
+"""
+
+
+@pytest.mark.parametrize("form", [0, 1, 2])
+def test_optional_tensor_inputs(form):
+    gm = resdsl.build(OPT, form=form, seed=0)
+    sd = gm.state_dict()
+    x, g = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 1, 1)
+    F = torch.nn.functional
+    a = F.conv2d(x, sd["m0.proj.weight"], sd["m0.proj.bias"])
+    y = F.conv2d(x, sd["m1.proj.weight"], sd["m1.proj.bias"])
+    ref = (y * g) if form == 2 else (y + a) * g
+    torch.testing.assert_close(gm(x, g), ref)
+
+
+def test_tensor_parameter_type_errors():
+    e = err(OPT.replace("x -> Mix(4, a, g) as m1", "x -> Mix(4, v=3) as m1"))
+    assert e.kind == "type" and "must be Tensor?" in e.message
+    e = err("block B(v: Tensor) { relu }\nnetwork n { input x: [N, 4]; B }")
+    assert e.kind == "type" and "needs a value for `v`" in e.message

@@ -15,6 +15,7 @@ from ..frontend.parser import parse_expr
 from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..shapes import Axis, Size
+from . import tying
 from .exprs import ExprMixin
 from .loader import Program
 from .names import segment_problem
@@ -51,6 +52,10 @@ class Ctx:
             return self.env[name]
         return self.module.names.get(name)
 
+    def has(self, name) -> bool:
+        """Bound at all (a name may be bound to none: `v: Tensor? = none`)."""
+        return name in self.env or name in self.module.names
+
     def all_names(self):
         return list(self.env) + list(self.module.names)
 
@@ -69,6 +74,7 @@ class Elaborator(ExprMixin):
         self.nodes: list[Node] = []
         self.value_names: dict[str, int] = {}
         self.states: dict[str, tuple] = {}  # path -> (op signature, span)
+        self.param_specs: dict[str, dict] = {}  # path -> {local: ParamSpec}, for `tie=`
         self.sharing: list[str] = []  # path prefixes whose state may be reused
         self.depth = 0
         self.shape_overrides = shape_overrides or {}
@@ -362,6 +368,8 @@ class Elaborator(ExprMixin):
                 tensors = [self.need(cur, e.span, _expr_str(e.func))] + tensors
             return self.apply(callee, tensors, args, kwargs, link.as_name, ctx, e.span)
         v = self.evaluate(e, ctx)
+        if isinstance(v, list) and v and all(isinstance(x, Value) for x in v):
+            v = tuple(v)  # `ys = [(o -> relu) for o in outs]`: a list of tensors
         if isinstance(v, (Value, tuple)) and not isinstance(v, CALLABLE):
             if piped:
                 raise ResdslError("type", f"cannot pipe a tensor into the tensor `{_expr_str(e)}`", e.span,
@@ -378,7 +386,7 @@ class Elaborator(ExprMixin):
     def check_chain_name(self, e, ctx):
         """An unknown name where a chain wants an op: suggest ops, blocks and tensors, never a
         compile-time function or an initialiser (`minimum` is not `min`, `const` not `constant`)."""
-        if not isinstance(e, ast.Name) or ctx.lookup(e.id) is not None:
+        if not isinstance(e, ast.Name) or ctx.has(e.id):
             return
         if e.id in O.INIT_KINDS:
             raise ResdslError("type", f"`{e.id}` is an initialiser, not an op", e.span,
@@ -509,6 +517,7 @@ class Elaborator(ExprMixin):
         return f"{base}_{n}"
 
     def apply_op(self, od: O.OpDef, tensors, args, kwargs, as_name, ctx, span, path=None):
+        tie = kwargs.pop("tie", None) if "tie" in kwargs and od.attr("tie") is None else None
         attrs = self.op_attrs(od, args, kwargs, span)
         lo, hi = (od.inputs, od.inputs) if isinstance(od.inputs, int) else od.inputs
         if od.inputs == 0:
@@ -527,6 +536,8 @@ class Elaborator(ExprMixin):
                 if isinstance(ax.size, int) and not 0 < ax.size <= O.MAX_DIM:
                     raise ResdslError("limit", f"`{od.name}` would make an axis of size {ax.size}", span,
                                       help="tensor sizes must be positive and below 2**31")
+        if tie is not None:  # weight tying across ops (tying.py)
+            params, attrs["_tie"] = tying.resolve(self, tie, od, params, ctx, self.kw_span("tie", span))
         needs_state = bool(params) or "stochastic" in od.traits
         name = self.name_of(as_name, ctx)
         if path is None and needs_state:
@@ -535,6 +546,7 @@ class Elaborator(ExprMixin):
             path = join(ctx.prefix, name)
         if needs_state:
             self.claim(path, od.name, params, attrs, span)
+            self.param_specs.setdefault(path, params)
         node = Node(od.name, list(tensors), [], attrs, path, params, ctx.scope, span)
         base = path.replace(".", "_") if path else od.name
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
@@ -660,13 +672,15 @@ class Elaborator(ExprMixin):
                               span, help="make the recursion stop: guard the recursive call with "
                                          "`if depth > 1 { ... }`")
         try:
+            tensors, kwargs = _tensor_params(ref, tensors, len(args), kwargs)
             env = self.bind_params(ref, args, kwargs, span)
             if path is None:
                 name = self.name_of(as_name, ctx)
                 path = join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             label = ref.name
             scope = ctx.scope.child("block", label, path, span, block=ref.name,
-                                    args={k: v for k, v in env.items() if not isinstance(v, CALLABLE)})
+                                    args={k: v for k, v in env.items()
+                                          if not isinstance(v, CALLABLE + (Value,)) and v is not None})
             scope.info["defaults"] = self.param_defaults(ref, env)  # diagrams show non-default args
             bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
@@ -1122,6 +1136,21 @@ def _variadic(c) -> bool:
 
 def _name(c) -> str:
     return getattr(c, "name", "?")
+
+
+def _tensor_params(ref, tensors, npos, kwargs):
+    """Tensors beyond the block's inputs go to its `Tensor` / `Tensor?` parameters, in order
+    (`x -> Layer(d, v1)` binds `v1`), unless given by keyword or bound by a positional value."""
+    free = [p.name for p in ref.defn.params[npos:] if p.type is not None and p.type.name == "Tensor"
+            and p.name not in kwargs]
+    n_in = sum(len(st.decls) for st in ref.defn.body.stmts if isinstance(st, ast.Input)) or 1
+    if not free or len(tensors) <= n_in:
+        return tensors, kwargs
+    extra = tensors[n_in:]
+    kwargs = dict(kwargs)
+    for name, t in zip(free, extra):
+        kwargs[name] = t
+    return tensors[:n_in] + extra[len(free):], kwargs
 
 
 def _is_op(c):

@@ -53,6 +53,8 @@ class ExprMixin:
 
     def _e_Name(self, e, ctx):
         v = ctx.lookup(e.id)
+        if v is None and ctx.has(e.id):
+            return None
         if v is None:
             from ..elaborate.elaborator import InitValue
             if e.id in O.INIT_KINDS:
