@@ -1,10 +1,18 @@
 # Two entry points (see README): `make demo` and `make test`. Both set up first.
 PY ?= python3
 
-.PHONY: setup demo test wheel-test bench gallery
+.PHONY: setup demo test wheel-test bench gallery fmt fmt-check
+
+# TeX for tests/test_latex.py (TikZ figures + minted listing; the smallest Debian set that has
+# pdflatex, tikz, minted and standalone); node + vscode-textmate for tests/test_vscode.py.
+TEX_PACKAGES = texlive-latex-base texlive-pictures texlive-latex-extra
 
 setup:
 	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; }
+	@{ command -v pdflatex && kpsewhich tikz.sty minted.sty standalone.sty; } >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; }
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	@test -d editors/vscode/node_modules/vscode-textmate || npm ci --prefix editors/vscode --no-audit --no-fund --silent
 	$(PY) -m pip install -q -c .ci/constraints.txt -e '.[test]'
 
 demo: setup
@@ -33,3 +41,10 @@ bench: setup
 	$(PY) benchmarks/optimize.py
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/startup.py
+
+# `make fmt` rewrites every .res file in the canonical style; `make fmt-check` fails if one is not
+fmt:
+	$(PY) -m resdsl.cli fmt stdlib examples
+
+fmt-check:
+	$(PY) -m resdsl.cli fmt --check stdlib examples

@@ -515,7 +515,9 @@ def cmd_completion(args) -> int:
 
 
 # ------------------------------------------------------------------ main
-SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_list, _add_completion]
+from .fmt import register as _add_fmt  # noqa: E402  (the formatter's own module adds its subcommand)
+
+SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_fmt, _add_list, _add_completion]
 
 
 class _Parser(argparse.ArgumentParser):

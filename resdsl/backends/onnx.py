@@ -133,6 +133,7 @@ class Builder:
     def param(self, n: Node, local: str = "") -> str:
         """The initializer holding parameter `local` of node `n` (added on first use)."""
         full = n.path if local == "" else f"{n.path}.{local}"
+        full = dict(n.attrs.get("_tie", ())).get(local, full)  # a tied weight reads its owner's initializer
         if full not in self.inits:
             self.add_init(full, self.state[full])
         return full
@@ -862,6 +863,25 @@ def _add(b, n, ins):
 @lowering("mul")
 def _mul(b, n, ins):
     return b.final("Mul", ins, n)
+
+
+# tensor arithmetic (issue 11): op -> (ONNX op, where the scalar `value` goes)
+_ARITH = {"sub": ("Sub", None), "div": ("Div", None), "shift": ("Add", "right"), "rsub": ("Sub", "left"),
+          "div_scalar": ("Div", "right"), "rdiv": ("Div", "left")}
+
+
+@lowering(*_ARITH)
+def _arith(b, n, ins):
+    kind, scalar = _ARITH[n.op]
+    if scalar is None:
+        return b.final(kind, ins, n)
+    c = b.const(float(n.attrs["value"]))
+    return b.final(kind, [c, ins[0]] if scalar == "left" else [ins[0], c], n)
+
+
+@lowering("neg")
+def _neg(b, n, ins):
+    return b.final("Neg", ins, n)
 
 
 @lowering("mean")

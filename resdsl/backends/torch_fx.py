@@ -155,6 +155,8 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
                 for pname, spec in inits:
                     runtime.init_tensor(getattr(mod, pname), spec)
             runtime.put_module(root, n.path, mod)
+            for local, owner in n.attrs.get("_tie", ()):  # tie=: one tensor, both state_dict keys
+                setattr(mod, local, root.get_parameter(owner))
         else:  # bare parameter: param, scalar_mul
             spec = n.params[""]
             p = runtime.put_param(root, n.path, spec.shape, device)
@@ -165,6 +167,14 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
 
 _FN = {
     "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu, "hardswish": F.hardswish,
+}
+
+
+# op -> (operator, where the scalar attribute `value` goes: None, "left" or "right")
+_ARITH = {
+    "sub": (operator.sub, None), "div": (operator.truediv, None), "neg": (operator.neg, None),
+    "shift": (operator.add, "right"), "rsub": (operator.sub, "left"),
+    "div_scalar": (operator.truediv, "right"), "rdiv": (operator.truediv, "left"),
 }
 
 
@@ -322,6 +332,12 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
         return x
     if op == "mul":
         return cf(operator.mul, (ins[0], ins[1]))
+    # ---- tensor arithmetic (issue 11): `a - b`, `x + 1`, `6 - x`, `x / 2`, `-x`
+    if op in _ARITH:
+        fn, scalar = _ARITH[op]
+        if scalar is None:
+            return cf(fn, tuple(ins))
+        return cf(fn, (a["value"], ins[0]) if scalar == "left" else (ins[0], a["value"]))
     if op == "mean":
         if len(ins) > 1:
             x = ins[0]
@@ -426,6 +442,9 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None) -
             lines.append(f"        {lhs}put_module(self, {n.path!r}, {ctor})")
             for pname, spec in inits:
                 lines.append(f"        {_init_code(f'm.{pname}', spec)}")
+            for local, owner in n.attrs.get("_tie", ()):
+                lines.append(f"        setattr(self.get_submodule({n.path!r}), {local!r}, "
+                             f"self.get_parameter({owner!r}))  # tied")
         else:
             spec = n.params[""]
             lines.append(f"        p = put_param(self, {n.path!r}, {tuple(spec.shape)!r})")
