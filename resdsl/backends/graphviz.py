@@ -61,6 +61,9 @@ FAMILY = {
     "dropout": "stochastic", "drop_path": "stochastic",
     "scale": "scale", "scalar_mul": "scale", "layer_scale": "scale", "param": "scale", "identity": "layout",
 }
+FAMILY.update({n: "act" for n in (  # added for issue 11
+    "relu6", "clamp", "hardtanh", "hardsigmoid", "elu", "selu", "celu", "mish", "softplus", "softsign", "prelu",
+    "glu", "logsigmoid", "exp", "log", "sqrt", "rsqrt", "abs")})
 BADGE = "#b03a2e"
 GREY = "#555555"
 

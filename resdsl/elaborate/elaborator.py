@@ -346,6 +346,8 @@ class Elaborator(ExprMixin):
                 tensors = [self.need(cur, e.span, _expr_str(e.func))] + tensors
             return self.apply(callee, tensors, args, kwargs, link.as_name, ctx, e.span)
         v = self.evaluate(e, ctx)
+        if isinstance(v, Builtin) and v.name in O.OPS:
+            v = OpRef(O.OPS[v.name])  # in a chain, `-> abs` / `-> sqrt` / `-> log` is the tensor op
         if isinstance(v, (Value, tuple)) and not isinstance(v, CALLABLE):
             if piped:
                 raise ResdslError("type", f"cannot pipe a tensor into the tensor `{_expr_str(e)}`", e.span,
