@@ -37,6 +37,9 @@ CASES = [
     ("resmlp.res", "resmlp_12_224", tm("resmlp_12_224"), 224, 2),  # the token MLP fixes 14x14 patches
     ("dpn.res", "dpn68", tm("dpn68"), 64, 2),
     ("inception_resnet.res", "inception_resnet_v2", tm("inception_resnet_v2"), 75, 2),  # 75: smallest size
+    # added for issue 11; 72: odd sizes reach the ResNet-D shortcut's ceil_mode avgpool
+    ("resnet_t.res", "resnet26t", tm("resnet26t"), 72, 2),
+    ("mobilenetv3.res", "mobilenet_v3_large", tv("mobilenet_v3_large"), 64, 2),
 ]
 
 
@@ -89,7 +92,8 @@ FAMILY = [("densenet.res", n, tv(n)) for n in ("densenet161", "densenet169", "de
                                          "res2net50_14w_8s", "res2net101_26w_4s")] + \
     [("sknet.res", "skresnet34", tm("skresnet34"))] + \
     [("resmlp.res", n, tm(n)) for n in ("resmlp_24_224", "resmlp_36_224", "resmlp_big_24_224")] + \
-    [("dpn.res", n, tm(n)) for n in ("dpn92", "dpn98", "dpn131")]
+    [("dpn.res", n, tm(n)) for n in ("dpn92", "dpn98", "dpn131")] + \
+    [("resnet_t.res", "resnet50t", tm("resnet50t")), ("mobilenetv3.res", "mobilenet_v3_small", tv("mobilenet_v3_small"))]
 
 
 @pytest.mark.parametrize("path,network,make", FAMILY, ids=[c[1] for c in FAMILY])
