@@ -40,6 +40,7 @@ CASES = [
     # added for issue 11; 72: odd sizes reach the ResNet-D shortcut's ceil_mode avgpool
     ("resnet_t.res", "resnet26t", tm("resnet26t"), 72, 2),
     ("mobilenetv3.res", "mobilenet_v3_large", tv("mobilenet_v3_large"), 64, 2),
+    ("efficientnet.res", "efficientnet_v2_s", tv("efficientnet_v2_s"), 64, 2),
 ]
 
 
@@ -168,3 +169,14 @@ def test_tensor_lists_dotted_names_and_the_current_tensor_filling_an_op():
 def test_a_dotted_name_must_be_well_formed():
     with pytest.raises(resdsl.ResdslError, match="not a valid name"):
         _net("[N, C=2, H=4, W=4]", 'conv(2, 1) as "convs..0"')
+
+
+def test_efficientnet_v2_stochastic_depth_follows_torchvision():
+    # torchvision: p = 0.2 * block index / blocks, on the blocks with a residual (p = 0 leaves no op)
+    with torch.device("meta"):
+        ref = torchvision.models.efficientnet_v2_s()
+    want = [m.stochastic_depth.p for m in ref.modules() if getattr(m, "use_res_connect", False)]
+    g = resdsl.graph(os.path.join(ROOT, "stdlib", "efficientnet.res"), "efficientnet_v2_s")
+    got = [n.attrs["p"] for n in g.nodes if n.op == "drop_path"]
+    assert got == pytest.approx([p for p in want if p > 0])
+    assert len(got) == 34
