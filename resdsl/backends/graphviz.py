@@ -60,6 +60,8 @@ FAMILY = {
     "add": "merge", "concat": "merge", "mean": "merge", "mul": "merge",
     "dropout": "stochastic", "drop_path": "stochastic",
     "scale": "scale", "scalar_mul": "scale", "layer_scale": "scale", "param": "scale", "identity": "layout",
+    "sub": "merge", "div": "merge", "neg": "scale", "shift": "scale", "rsub": "scale", "div_scalar": "scale",
+    "rdiv": "scale",
 }
 FAMILY.update({n: "act" for n in (  # added for issue 11
     "relu6", "clamp", "hardtanh", "hardsigmoid", "elu", "selu", "celu", "mish", "softplus", "softsign", "prelu",
@@ -100,6 +102,10 @@ def _stride(s) -> str:
     return "" if all(x == 1 for x in s) else ", /" + ("×".join(map(str, s)) if len(set(s)) > 1 else str(s[0]))
 
 
+_ARITH_TEXT = {"sub": "−", "div": "÷", "neg": "negate", "shift": "+ {v}", "rsub": "{v} −", "div_scalar": "÷ {v}",
+               "rdiv": "{v} ÷"}
+
+
 def op_text(n) -> str:
     """Paper-style one-line description: `3×3 conv, 64, /2`."""
     a, op = n.attrs, n.op
@@ -128,6 +134,8 @@ def op_text(n) -> str:
         return "global avgpool" if all(s == 1 for s in size) else f"avgpool → {_k(size)}"
     if op == "scale":
         return f"× {a['factor']:g}" if isinstance(a["factor"], (int, float)) else f"× {a['factor']}"
+    if op in _ARITH_TEXT:  # tensor arithmetic: `+ 3`, `6 −`, `÷ 2`
+        return _ARITH_TEXT[op].format(v=f"{a['value']:g}" if "value" in a else "")
     if op == "scalar_mul":
         return "× α (learned)"
     if op == "layer_scale":

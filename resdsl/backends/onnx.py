@@ -865,6 +865,25 @@ def _mul(b, n, ins):
     return b.final("Mul", ins, n)
 
 
+# tensor arithmetic (issue 11): op -> (ONNX op, where the scalar `value` goes)
+_ARITH = {"sub": ("Sub", None), "div": ("Div", None), "shift": ("Add", "right"), "rsub": ("Sub", "left"),
+          "div_scalar": ("Div", "right"), "rdiv": ("Div", "left")}
+
+
+@lowering(*_ARITH)
+def _arith(b, n, ins):
+    kind, scalar = _ARITH[n.op]
+    if scalar is None:
+        return b.final(kind, ins, n)
+    c = b.const(float(n.attrs["value"]))
+    return b.final(kind, [c, ins[0]] if scalar == "left" else [ins[0], c], n)
+
+
+@lowering("neg")
+def _neg(b, n, ins):
+    return b.final("Neg", ins, n)
+
+
 @lowering("mean")
 def _mean(b, n, ins):
     if len(ins) > 1:

@@ -182,6 +182,14 @@ _FN_KW = {
 }
 
 
+# op -> (operator, where the scalar attribute `value` goes: None, "left" or "right")
+_ARITH = {
+    "sub": (operator.sub, None), "div": (operator.truediv, None), "neg": (operator.neg, None),
+    "shift": (operator.add, "right"), "rsub": (operator.sub, "left"),
+    "div_scalar": (operator.truediv, "right"), "rdiv": (operator.truediv, "left"),
+}
+
+
 def lower(graph: Graph, root: torch.nn.Module) -> torch.fx.GraphModule:
     g = torch.fx.Graph()
     env = {}
@@ -339,6 +347,12 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
         return x
     if op == "mul":
         return cf(operator.mul, (ins[0], ins[1]))
+    # ---- tensor arithmetic (issue 11): `a - b`, `x + 1`, `6 - x`, `x / 2`, `-x`
+    if op in _ARITH:
+        fn, scalar = _ARITH[op]
+        if scalar is None:
+            return cf(fn, tuple(ins))
+        return cf(fn, (a["value"], ins[0]) if scalar == "left" else (ins[0], a["value"]))
     if op == "mean":
         if len(ins) > 1:
             x = ins[0]

@@ -17,7 +17,8 @@ from ..ir.graph import Graph, Node, Scope, Value
 from ..shapes import Axis, Size
 from .exprs import ExprMixin
 from .loader import Program
-from .values import CALLABLE, BlockRef, Builtin, Instance, MergeSpec, OpRef, Partial, type_name
+from .names import segment_problem
+from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, type_name
 
 MAX_REPEAT = 10_000
 MAX_RECURSION = 64
@@ -138,7 +139,7 @@ class Elaborator(ExprMixin):
         return graph
 
     # ------------------------------------------------------------------ params
-    def bind_params(self, ref: BlockRef, args, kwargs, span) -> dict:
+    def bind_params(self, ref: BlockRef, args, kwargs, span, closure=None) -> dict:
         defn = ref.defn
         params = list(defn.params)
         bound = {}
@@ -156,7 +157,7 @@ class Elaborator(ExprMixin):
             if k in bound:
                 raise ResdslError("type", f"`{defn.name}` got `{k}` twice", span)
             bound[k] = v
-        env = {}
+        env = dict(closure) if closure else {}
         defctx = Ctx(None, "", env, module=ref.module)
         for p in params:
             if p.name not in bound:
@@ -192,7 +193,11 @@ class Elaborator(ExprMixin):
     def check_type(self, v, t: ast.TypeExpr, what, span):
         name = t.name
         ok = True
-        if name == "int":
+        if v is None and t.optional:
+            return v
+        if name == "Tensor":
+            ok = isinstance(v, Value)
+        elif name == "int":
             ok = isinstance(v, int) and not isinstance(v, bool)
         elif name == "float":
             ok = isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -212,7 +217,8 @@ class Elaborator(ExprMixin):
             ok = True
         else:
             raise ResdslError("type", f"unknown type `{name}`", t.span,
-                              help="types are int, float, bool, str, list[T], Block, any")
+                              help="types are int, float, bool, str, list[T], Block, Tensor, any "
+                                   "(`T?` also allows none)")
         if not ok:
             raise ResdslError("type", f"{what} must be {_type_str(t)}, got {type_name(v)} {_show(v)}", span)
         return v
@@ -258,8 +264,10 @@ class Elaborator(ExprMixin):
             if not isinstance(it, list):
                 raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", st.iterable.span)
             for x in it:
-                ctx.env[st.var] = x
+                self.bind_targets(ctx.env, st.targets or (st.var,), x, st.span)
                 self.body(st.body, ctx)
+        elif isinstance(st, ast.FnDef):
+            ctx.env[st.name] = Fn(st, ctx.module, ctx.env)
         elif isinstance(st, ast.If):
             node = st
             while node is not None:
@@ -334,7 +342,7 @@ class Elaborator(ExprMixin):
             callee = self.evaluate(e.func, ctx)
             if isinstance(callee, Builtin) and callee.name in O.OPS:
                 callee = OpRef(O.OPS[callee.name])  # in a chain, `sum(dim=1)` is the tensor op
-            if isinstance(callee, Builtin):
+            if isinstance(callee, (Builtin, Fn)):
                 return self.evaluate(e, ctx)
             if not isinstance(callee, CALLABLE):
                 raise ResdslError("type", f"`{_expr_str(e.func)}` is a {type_name(callee)}, not an op or block",
@@ -439,10 +447,12 @@ class Elaborator(ExprMixin):
                                       as_name.span)
                 out.append(str(v))
         name = "".join(out)
-        if not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", name):
-            raise ResdslError("name", f"`{name}` is not a valid name", as_name.span,
-                              help="names use letters, digits and `_`; a quoted name may be dotted: "
-                                   "as \"convs.{i}\"")
+        for seg in name.split("."):
+            why = segment_problem(seg)
+            if why is not None:
+                raise ResdslError("name", f"`{name}` is not a valid name: it {why}", as_name.span,
+                                  help="a quoted name may hold any characters PyTorch accepts in a module name "
+                                       "(`as \"block1-0\"`); `.` separates its segments (`as \"convs.{i}\"`)")
         return name
 
     def auto_name(self, ctx, base) -> str:
@@ -694,6 +704,11 @@ class Elaborator(ExprMixin):
         return kw
 
     def residual(self, e: ast.Residual, ctx: Ctx, x: Value):
+        if e.cond is not None:
+            cctx = ctx.sub(env=dict(ctx.env), current=x, in_value=x)
+            if not self.truth(self.evaluate(e.cond, cctx), e.cond.span):
+                # `residual if c { body }` with c false: the body alone, in the same names
+                return self.body(e.body, ctx.sub(env=dict(ctx.env), current=x, in_value=x))
         opts = self.region_args(e.args, ctx, ("merge", "drop_path"), "residual", e.span)
         merge = self.merge_spec(opts.get("merge", "add"), e.span)
         dp = opts.get("drop_path", 0.0)
@@ -895,7 +910,7 @@ def _attr_type(t):
 def _type_str(t):
     if t is None:
         return "any"
-    return t.name + (f"[{', '.join(_type_str(a) for a in t.args)}]" if t.args else "")
+    return t.name + (f"[{', '.join(_type_str(a) for a in t.args)}]" if t.args else "") + ("?" if t.optional else "")
 
 
 def _show(v):

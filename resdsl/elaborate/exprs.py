@@ -12,7 +12,8 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..shapes import Size
-from .values import CALLABLE, BlockRef, Builtin, Instance, MergeSpec, OpRef, Partial, call_builtin, type_name
+from . import arith
+from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, call_builtin, type_name
 
 MERGE_WORDS = {"learned": MergeSpec("learned"), "rezero": MergeSpec("learned")}
 
@@ -20,6 +21,9 @@ _ARITH = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
 }
+MAX_FN_DEPTH = 64  # nested `fn` calls (recursion is bounded like block recursion)
+MAX_COMP_ITEMS = 100_000  # items one list comprehension may produce
+
 _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
         ">": operator.gt, ">=": operator.ge}
 
@@ -86,6 +90,8 @@ class ExprMixin:
 
     def _e_BinOp(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
+        if isinstance(a, Value) or isinstance(b, Value):
+            return arith.binop(self, e, a, b, ctx)
         if isinstance(a, Size) or isinstance(b, Size):
             return self._size_op(e, a, b)
         for v in (a, b):
@@ -122,15 +128,21 @@ class ExprMixin:
             return not self.truth(v, e.operand.span)
         if isinstance(v, Size):
             return -v
+        if isinstance(v, Value):
+            return arith.neg(self, e, v, ctx)
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise ResdslError("type", f"cannot negate a {type_name(v)}", e.span)
         return -v
 
     def _e_BoolOp(self, e, ctx):
-        a = self.truth(self.evaluate(e.left, ctx), e.left.span)
-        if e.op == "and":
-            return a and self.truth(self.evaluate(e.right, ctx), e.right.span)
-        return a or self.truth(self.evaluate(e.right, ctx), e.right.span)
+        # Python semantics: the deciding operand itself (`min_value or divisor` is a number)
+        a = self.evaluate(e.left, ctx)
+        t = self.truth(a, e.left.span)
+        if (e.op == "and") != t:
+            return a
+        b = self.evaluate(e.right, ctx)
+        self.truth(b, e.right.span)  # still must be a valid condition value
+        return b
 
     def _e_Compare(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
@@ -193,6 +205,8 @@ class ExprMixin:
             args = [self.evaluate(a.value, ctx) for a in e.args]
             return InitValue((e.func.id,) + tuple(args))
         callee = self.evaluate(e.func, ctx)
+        if isinstance(callee, Fn):
+            return self.call_fn(callee, e, ctx)
         if isinstance(callee, Builtin) and callee.name in O.OPS:
             # `abs(y)`, `sqrt(y)`, `sum(y, dim=1)`: the tensor op when a tensor is given, else the builtin
             tensors, args, kw = self.eval_args(e.args, ctx)
@@ -217,3 +231,70 @@ class ExprMixin:
                 raise ResdslError("type", f"`{callee.path}` is an instance; apply it to a tensor", e.span)
             return Partial(callee, tuple(args), kwargs)
         raise ResdslError("type", f"a {type_name(callee)} cannot be called", e.func.span)
+
+    # ------------------------------------------------------------ fn and comprehensions
+    def call_fn(self, fn: Fn, e, ctx):
+        """Bind the arguments like a block's parameters, then evaluate the body expression in
+        the function's own scope (its module, or the body that defined it, plus the params)."""
+        args, kw = [], {}
+        for a in e.args:
+            v = self.evaluate(a.value, ctx)
+            if isinstance(v, Value) or (isinstance(v, tuple) and v and isinstance(v[0], Value)):
+                raise ResdslError("type", f"`{fn.name}` is a compile-time function; it cannot take a tensor",
+                                  a.span, help="use a `block` for computations on tensors")
+            if a.name is None:
+                args.append(v)
+            elif a.name in kw:
+                raise ResdslError("type", f"argument `{a.name}` given twice", a.span)
+            else:
+                kw[a.name] = v
+        ref = BlockRef(fn.defn, fn.module)
+        depth = getattr(self, "fn_depth", 0)
+        if depth >= MAX_FN_DEPTH:
+            raise ResdslError("limit", f"`{fn.name}` calls nest deeper than {MAX_FN_DEPTH}", e.span,
+                              help="make the recursion stop: e.g. `fn f(n) = 1 if n <= 1 else n * f(n - 1)`")
+        self.fn_depth = depth + 1
+        try:
+            env = self.bind_params(ref, args, kw, e.span, closure=fn.closure)
+            from .elaborator import Ctx
+            body_env = dict(fn.closure or {})
+            body_env.update(env)
+            return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+        finally:
+            self.fn_depth = depth
+
+    def _e_ListComp(self, e, ctx):
+        out = []
+
+        def walk(k, env):
+            if k == len(e.clauses):
+                out.append(self.evaluate(e.elt, ctx.sub(env=env, current=ctx.current, in_value=ctx.in_value)))
+                if len(out) > MAX_COMP_ITEMS:
+                    raise ResdslError("limit", f"a list comprehension gives over {MAX_COMP_ITEMS} items", e.span)
+                return
+            cl = e.clauses[k]
+            sub = ctx.sub(env=env, current=ctx.current, in_value=ctx.in_value)
+            it = self.evaluate(cl.iterable, sub)
+            if not isinstance(it, (list, str)):
+                raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", cl.iterable.span)
+            for x in it:
+                inner = dict(env)
+                self.bind_targets(inner, cl.targets, x, cl.span)
+                ictx = ctx.sub(env=inner, current=ctx.current, in_value=ctx.in_value)
+                if all(self.truth(self.evaluate(c, ictx), c.span) for c in cl.conds):
+                    walk(k + 1, inner)
+
+        walk(0, dict(ctx.env))
+        return out
+
+    def bind_targets(self, env, targets, x, span):
+        """`for a, b in pairs`: unpack each item (a list) into the names."""
+        if len(targets) <= 1:
+            env[targets[0]] = x
+            return
+        if not isinstance(x, list) or len(x) != len(targets):
+            n = len(x) if isinstance(x, list) else 1
+            raise ResdslError("type", f"cannot unpack {type_name(x)} of {n} item(s) into {len(targets)} names",
+                              span, help="each item must be a list of as many values, e.g. from zip(a, b)")
+        for t, v in zip(targets, x):
+            env[t] = v

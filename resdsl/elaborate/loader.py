@@ -8,7 +8,7 @@ from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
 from ..frontend.parser import parse
 from ..ir.ops import OPS
-from .values import BUILTINS, BlockRef, Builtin, ModuleEnv, OpRef
+from .values import BUILTINS, BlockRef, Builtin, Fn, ModuleEnv, OpRef
 
 STDLIB = Path(__file__).resolve().parents[1] / "stdlib"
 if not STDLIB.exists():  # source checkout: stdlib/ sits beside resdsl/
@@ -61,16 +61,20 @@ class Program:
                     continue
                 imported = self._import(item, here, stack + (path,))
                 for k, v in imported.names.items():
-                    if isinstance(v, BlockRef) or (k not in env.names):
+                    if isinstance(v, (BlockRef, Fn)) or (k not in env.names):
                         env.names.setdefault(k, v)
-            elif isinstance(item, (ast.BlockDef, ast.NetworkAlias)):
+            elif isinstance(item, (ast.BlockDef, ast.NetworkAlias, ast.FnDef)):
                 if item.name in own:
                     raise ResdslError("name", f"`{item.name}` is defined twice", item.span,
                                       notes=[("first defined here", own[item.name].span)])
                 if item.name in OPS:
                     raise ResdslError("name", f"`{item.name}` is the name of a primitive op", item.span,
-                                      help="choose another name for the block")
+                                      help="choose another name for the " +
+                                           ("function" if isinstance(item, ast.FnDef) else "block"))
                 own[item.name] = item
+                if isinstance(item, ast.FnDef):
+                    env.names[item.name] = Fn(item, env)
+                    continue
                 if isinstance(item, ast.BlockDef):
                     env.names[item.name] = BlockRef(item, env)
                 else:

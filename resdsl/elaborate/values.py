@@ -55,6 +55,19 @@ class Instance:
 
 
 @dataclass(eq=False)
+class Fn:
+    """`fn name(params) = expr`: a pure compile-time function. `closure` is the env of the
+    block body that defined it (None at top level: the module's names only)."""
+    defn: object  # ast.FnDef
+    module: "ModuleEnv"
+    closure: dict | None = None
+
+    @property
+    def name(self):
+        return self.defn.name
+
+
+@dataclass(eq=False)
 class Builtin:
     name: str
     fn: object
@@ -92,6 +105,8 @@ def type_name(v) -> str:
         return "none"
     if isinstance(v, CALLABLE):
         return "Block"
+    if isinstance(v, Fn):
+        return "function"
     from ..ir.graph import Value
     if isinstance(v, Value):
         return "Tensor"
@@ -129,6 +144,10 @@ BUILTINS = {
     "ceil": math.ceil,
     "log": math.log,
     "list": list,
+    "zip": lambda *xs: [list(t) for t in zip(*xs)],
+    "enumerate": lambda xs, start=0: [[i, x] for i, x in enumerate(xs, start)],
+    "any": lambda xs: any(xs),
+    "all": lambda xs: all(xs),
 }
 
 

@@ -97,6 +97,20 @@ class Attr(Node):
     name: str
 
 
+@dataclass(frozen=True)
+class CompFor(Node):
+    """One `for targets in iterable if cond ...` clause of a list comprehension."""
+    targets: tuple  # of str
+    iterable: Any
+    conds: tuple
+
+
+@dataclass(frozen=True)
+class ListComp(Node):
+    elt: Any
+    clauses: tuple  # of CompFor
+
+
 # ---------------------------------------------------------------- statements
 @dataclass(frozen=True)
 class AsName(Node):
@@ -174,6 +188,7 @@ class Residual(Node):
     shortcut_cond: Any
     shortcut_span: Span | None
     as_name: AsName | None
+    cond: Any = None  # `residual if cond { ... }`: None means always
 
 
 @dataclass(frozen=True)
@@ -204,6 +219,7 @@ class For(Node):
     var: str
     iterable: Any
     body: Body
+    targets: tuple = ()  # all names of `for a, b in ...` (empty for one name)
 
 
 @dataclass(frozen=True)
@@ -225,6 +241,15 @@ class Param(Node):
 class TypeExpr(Node):
     name: str
     args: tuple
+    optional: bool = False  # `Tensor?`: may be none
+
+
+@dataclass(frozen=True)
+class FnDef(Node):
+    """`fn name(params) = expr`: a pure compile-time function."""
+    name: str
+    params: tuple
+    value: Any
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ _JOINERS = {"__ANON_0", "MINUS_GT", "VBAR", "COMMA"}  # tokens after which a new
 
 
 class _PostLex:
-    """Drops newlines inside (...) / [...] and after `->`, `|`, `,`, `{`; merges runs of
+    """Drops newlines inside (...) / [...] and after `->`, `|`, `,`, `{`, `=`; merges runs of
     newlines (and `;`) into one separator. Never looks ahead, so the contextual lexer
     always sees the parser state it needs."""
 
@@ -35,7 +35,7 @@ class _PostLex:
         prev = None
         for tok in stream:
             if tok.type == "_NL":
-                if depth > 0 or prev is None or prev.type == "_NL" or prev.value in ("->", "|", ",", "{"):
+                if depth > 0 or prev is None or prev.type == "_NL" or prev.value in ("->", "|", ",", "{", "="):
                     continue
             if tok.value in ("(", "["):
                 depth += 1
@@ -241,7 +241,13 @@ class _ToAst(Transformer):
         return ast.Param(self.sp(meta), str(name), typ, default)
 
     def type(self, meta, items):
-        return ast.TypeExpr(self.sp(meta), str(items[0]), tuple(i for i in items[1:] if i is not None))
+        opt = items[-1] is not None and isinstance(items[-1], Token) and items[-1].type == "OPTIONAL"
+        args = tuple(i for i in items[1:] if i is not None and not isinstance(i, Token))
+        return ast.TypeExpr(self.sp(meta), str(items[0]), args, opt)
+
+    def fn_def(self, meta, items):
+        name, params, value = items
+        return ast.FnDef(self.sp(meta), str(name), params or (), value)
 
     def body(self, meta, items):
         return ast.Body(self.sp(meta), tuple(items))
@@ -316,11 +322,14 @@ class _ToAst(Transformer):
         return ast.AsName(span, tuple(parts))
 
     def residual_stmt(self, meta, items):
-        args, body, shortcut, as_name = items
+        args, rcond, body, shortcut, as_name = items
         cond, sbody, sspan = None, None, None
         if shortcut is not None:
             cond, sbody, sspan = shortcut
-        return ast.Residual(self.sp(meta), args or (), body, sbody, cond, sspan, as_name)
+        return ast.Residual(self.sp(meta), args or (), body, sbody, cond, sspan, as_name, rcond)
+
+    def residual_cond(self, meta, items):
+        return items[0]
 
     def shortcut(self, meta, items):
         return (items[0], items[1], self.sp(meta))
@@ -345,7 +354,20 @@ class _ToAst(Transformer):
         return str(items[0])
 
     def for_stmt(self, meta, items):
-        return ast.For(self.sp(meta), str(items[0]), items[1], items[2])
+        targets = items[0]
+        return ast.For(self.sp(meta), targets[0], items[1], items[2], targets if len(targets) > 1 else ())
+
+    def targets(self, meta, items):
+        return tuple(str(t) for t in items)
+
+    def comp_for(self, meta, items):
+        return ast.CompFor(self.sp(meta), items[0], items[1], tuple(items[2:]))
+
+    def comp_if(self, meta, items):
+        return items[0]
+
+    def list_comp(self, meta, items):
+        return ast.ListComp(self.sp(meta), items[0], tuple(items[1:]))
 
     def if_stmt(self, meta, items):
         cond, then, other = items
@@ -423,6 +445,9 @@ class _ToAst(Transformer):
 
     def none(self, meta, items):
         return ast.Const(self.sp(meta), None)
+
+    def paren(self, meta, items):
+        return _unchain(items[0])
 
     def list_expr(self, meta, items):
         return ast.ListExpr(self.sp(meta), tuple(i for i in items if i is not None))

@@ -859,3 +859,32 @@ def _glu(ins, a):
         raise OpError(f"glu halves axis {d}, whose size {n} is odd ({S.shape_str(x)})")
     a["dim"] = d
     return [with_axis(x, d, n // 2)], {}
+
+
+# ------------------------------------------------------------------ tensor arithmetic (issue 11)
+# `a - b`, `x * 2 + 1`, `-x` in a .res file become these ops (`x * c` is `scale`, `a + b` is
+# `add`, `a * b` is `mul`). Tensor-tensor ops broadcast like torch: sizes equal or 1,
+# aligned from the last axis.
+def arith_broadcast(opname, x, y):
+    try:
+        return _broadcast(x, y)
+    except OpError:
+        raise OpError(f"`{opname}` needs shapes that broadcast: {S.shape_str(x)} and {S.shape_str(y)}",
+                      help="sizes must be equal or 1, aligned from the last axis") from None
+
+
+@op("sub", [], inputs=(2, 2), traits=("pure", "linear", "elementwise"), doc="a - b (broadcasting)")
+def _sub(ins, a):
+    return [arith_broadcast("sub", *ins)], {}
+
+
+@op("div", [], inputs=(2, 2), traits=("pure", "elementwise"), doc="a / b (broadcasting)")
+def _div(ins, a):
+    return [arith_broadcast("div", *ins)], {}
+
+
+op("neg", [], traits=("elementwise", "pure", "linear"), doc="-x")(_same)
+op("shift", [("value", "num")], traits=("elementwise", "pure"), doc="x + value")(_same)
+op("rsub", [("value", "num")], traits=("elementwise", "pure"), doc="value - x")(_same)
+op("div_scalar", [("value", "num")], traits=("elementwise", "pure", "linear"), doc="x / value")(_same)
+op("rdiv", [("value", "num")], traits=("elementwise", "pure"), doc="value / x")(_same)
