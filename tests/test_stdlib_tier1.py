@@ -21,6 +21,14 @@ def tv(name):
     return lambda: getattr(torchvision.models, name)()
 
 
+def tv_cpu(name):
+    """torchvision's RegNet computes its widths with torch tensors: not on the meta device."""
+    def make():
+        with torch.device("cpu"):
+            return getattr(torchvision.models, name)()
+    return make
+
+
 def tm(name):
     return lambda: timm.create_model(name, pretrained=False)
 
@@ -41,6 +49,7 @@ CASES = [
     ("resnet_t.res", "resnet26t", tm("resnet26t"), 72, 2),
     ("mobilenetv3.res", "mobilenet_v3_large", tv("mobilenet_v3_large"), 64, 2),
     ("efficientnet.res", "efficientnet_v2_s", tv("efficientnet_v2_s"), 64, 2),
+    ("regnet.res", "regnet_x_400mf", tv("regnet_x_400mf"), 64, 2),
 ]
 
 
@@ -94,7 +103,8 @@ FAMILY = [("densenet.res", n, tv(n)) for n in ("densenet161", "densenet169", "de
     [("sknet.res", "skresnet34", tm("skresnet34"))] + \
     [("resmlp.res", n, tm(n)) for n in ("resmlp_24_224", "resmlp_36_224", "resmlp_big_24_224")] + \
     [("dpn.res", n, tm(n)) for n in ("dpn92", "dpn98", "dpn131")] + \
-    [("resnet_t.res", "resnet50t", tm("resnet50t")), ("mobilenetv3.res", "mobilenet_v3_small", tv("mobilenet_v3_small"))]
+    [("resnet_t.res", "resnet50t", tm("resnet50t")), ("mobilenetv3.res", "mobilenet_v3_small", tv("mobilenet_v3_small")),
+     ("regnet.res", "regnet_x_800mf", tv_cpu("regnet_x_800mf"))]
 
 
 @pytest.mark.parametrize("path,network,make", FAMILY, ids=[c[1] for c in FAMILY])
