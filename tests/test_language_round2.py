@@ -26,9 +26,7 @@ def outc(src, **kw):
 
 # ---------------------------------------------------------------- fn and comprehensions
 MAKE_DIV = """
-fn make_divisible(v, divisor: int = 8, min_value: int = 0, round_limit: float = 0.9) =
-    bump(v, max(min_value or divisor, int(v + divisor / 2) // divisor * divisor), divisor, round_limit)
-fn bump(v, nv, divisor, limit) = nv + divisor if nv < limit * v else nv
+import helpers
 network n(v: float = 10.0, d: int = 8) {
     input x: [N, 3, H, W]
     conv(make_divisible(v, d), 1)
@@ -256,3 +254,252 @@ def test_tensor_arithmetic_type_errors():
     assert e.kind == "type" and "between a Tensor and a str" in e.message
     e = err(head + "x / 0\n}")
     assert e.kind == "value"
+
+
+# ---------------------------------------------------------------- smaller slips (issue 11, item 9)
+SLIPS = """
+block Cat(xs: list = []) { concat(xs) }
+block Proj(c: int) { conv(c, 1, bias=false) as conv -> bn as bn }
+block Res(c: int) {
+    residual { conv(c, 3, padding=1) as conv1 } shortcut { Proj(c) } as proj
+}
+network n(form: int = 0) {
+    input x: [N, C=4, H=6, W=6]
+    parts = split([1, 3])
+    let kids = []
+    y = Cat(parts) if form == 0 else Cat(xs=parts)
+    z = concat(y, x, kids)
+    z -> Res(8) as r
+}
+"""
+
+
+def test_positional_list_of_tensors_to_a_block_binds_like_the_keyword_form():
+    a, b = resdsl.build(SLIPS, form=0, seed=0), resdsl.build(SLIPS, form=1, seed=0)
+    x = torch.randn(2, 4, 6, 6)
+    a.eval(), b.eval()
+    torch.testing.assert_close(a(x), b(x))
+    g = resdsl.graph(SLIPS)
+    cats = [n for n in g.nodes if n.op == "concat"]
+    assert [len(n.inputs) for n in cats] == [2, 2]  # Cat(parts) and concat(y, x, kids): kids adds nothing
+
+
+def test_empty_list_of_tensors():
+    e = err("network n { input x: [N, 4]; let kids = []; concat(kids) }")
+    assert e.kind == "type" and "empty list of tensors" in e.message and "dim" not in e.message
+
+
+def test_shortcut_with_one_block_takes_the_shortcut_name():
+    gm = resdsl.build(SLIPS, seed=0)
+    keys = [k for k in gm.state_dict() if k.startswith("r.proj")]
+    assert keys[:2] == ["r.proj.conv.weight", "r.proj.bn.weight"]
+
+
+def test_in_is_ambiguous_with_several_inputs():
+    e = err("""block Two { input a, b; conv(in.C, 1) }
+network n { input x: [N, 4, H, W]; Two(x, x) }""")
+    assert e.kind == "name" and "ambiguous" in e.message and "a.C" in e.help
+    assert (e.span.line, e.span.column) == (1, 30)
+
+
+def test_network_and_block_without_parentheses():
+    g = resdsl.graph("block B { relu }\nnetwork plain {\n    input x: [N, 3]\n    B\n}")
+    assert g.name == "plain" and [n.op for n in g.nodes] == ["relu"]
+
+
+@pytest.mark.parametrize("word,bad", [("minimum", "`min`"), ("const", "`constant`"), ("maximum", "`max`")])
+def test_chain_suggestions_are_ops_not_functions_or_inits(word, bad):
+    e = err(f"network n {{ input x: [N, 3]; x -> {word}(6) }}")
+    assert e.kind == "name" and f"`{word}`" in e.message and bad not in (e.help or "")
+    e = err("network n { input x: [N, 3]; x -> lineer(6) }")
+    assert "`linear`" in e.help
+
+
+# ---------------------------------------------------------------- errors with a call stack
+STACK = """block MBConv(out: int, k: int = 3) {
+    conv(out, k, padding=k // 2) as conv
+    if out == 40 { conv(out, 3, padding=[1, 1, 1]) as bad }
+}
+block Stage(ws: list[int]) {
+    for i in range(len(ws)) {
+        MBConv(ws[i]) as "{i}"
+    }
+}
+network net {
+    input x: [N, 3, H, W]
+    for s in range(3) {
+        Stage([8 * (s + 1), 40 if s == 2 else 4]) as "features.{s}"
+    }
+}
+"""
+
+
+def test_error_inside_a_block_names_the_instance_and_every_call_site(tmp_path):
+    path = tmp_path / "net.res"
+    path.write_text(STACK)
+    r = subprocess.run([sys.executable, "-m", "resdsl.cli", "check", "net.res"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("error[type]: `padding` must be")
+    assert " --> net.res:3:20" in lines
+    notes = [ln for ln in lines if ln.startswith("   = note:")]
+    assert notes == ["   = note: in features.2.1 (MBConv, called at net.res:7:9)",
+                     "   = note: in features.2 (Stage, called at net.res:13:9)"]
+
+
+def test_deep_recursion_keeps_both_ends_of_the_stack():
+    e = err("block R(k: int) {\n  if k == 0 { conv(3, 3, paddin=1) } else { R(k - 1) }\n}\n"
+            "network r { input x: [N, 3, H, W]; R(40) }")
+    notes = [t for t, _ in e.notes]
+    assert len(notes) == 13 and notes[6] == "... 29 more calls ..."
+    assert notes[-1] == "in r_0 (R, called at <string>:4:36)"
+
+
+def test_error_in_a_fn_names_its_calls():
+    e = err("fn f(a) = a // 0\nfn g(b) = f(b + 1)\nnetwork r { input x: [N, 3, H, W]; conv(g(2), 1) }")
+    assert e.kind == "value" and [t for t, _ in e.notes] == ["in fn f (called at <string>:2:11)",
+                                                             "in fn g (called at <string>:3:41)"]
+
+
+# ---------------------------------------------------------------- shared pre-activation
+PRE = """
+block PreAct(c: int, stride: int = 1) {
+    residual(pre = bn as bn1 -> relu) {
+        conv(c, 3, stride=stride, padding=1, bias=false) as conv1
+    } shortcut if stride != 1 or in.C != c { conv(c, 1, stride=stride, bias=false) } as proj
+}
+network n(c: int = 4, s: int = 1) {
+    input x: [N, C=4, H=8, W=8]
+    PreAct(c, s) as b
+}
+"""
+
+
+@pytest.mark.parametrize("c,s", [(4, 1), (8, 2)])
+def test_shared_pre_activation_feeds_branch_and_projection(c, s):
+    """branch and projection read relu(bn1(x)) (computed once); an identity skip reads x."""
+    gm = resdsl.build(PRE, c=c, s=s, seed=0).eval()
+    sd = gm.state_dict()
+    proj = c != 4 or s != 1
+    assert [k for k in sd if not k.startswith("b.bn1")] == ["b.conv1.weight"] + (["b.proj.weight"] if proj else [])
+    g = resdsl.graph(PRE, c=c, s=s)
+    assert [n.op for n in g.nodes].count("bn") == 1
+    with torch.no_grad():
+        sd["b.bn1.running_mean"].uniform_(-1, 1)
+        sd["b.bn1.weight"].uniform_(0.5, 2)
+    x = torch.randn(2, 4, 8, 8)
+    F = torch.nn.functional
+    a = torch.relu(F.batch_norm(x, sd["b.bn1.running_mean"], sd["b.bn1.running_var"], sd["b.bn1.weight"],
+                                sd["b.bn1.bias"]))
+    ref = F.conv2d(a, sd["b.conv1.weight"], stride=s, padding=1) + \
+        (F.conv2d(a, sd["b.proj.weight"], stride=s) if proj else x)
+    torch.testing.assert_close(gm(x), ref)
+
+
+def test_pre_with_residual_if_and_errors():
+    src = """network n(r: bool = false) {
+        input x: [N, C=4, H=8, W=8]
+        residual(pre = relu) if r { conv(4, 1) as c }
+    }"""
+    assert [n.op for n in resdsl.graph(src).nodes] == ["relu", "conv"]
+    assert [n.op for n in resdsl.graph(src, r=True).nodes] == ["relu", "conv", "add"]
+    e = err("network n { input x: [N, 4]; residual(pree = relu) { relu } }")
+    assert e.kind == "type" and "did you mean `pre`" in e.help
+
+
+# ---------------------------------------------------------------- weight tying across ops
+TIED = """
+network tiny_lm(vocab: int = 50, d: int = 16) {
+    input idx: [N, T=8]
+    x = idx -> embedding(vocab, d) as wte
+    x -> ln as ln_f -> linear(vocab, bias=false, tie="wte") as lm_head
+}
+"""
+
+
+def test_tied_weights_pytorch_semantics_build_standalone_and_onnx(tmp_path):
+    import onnxruntime as ort
+    gm = resdsl.build(TIED, seed=0).eval()
+    sd = gm.state_dict()
+    assert list(sd) == ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"]  # both keys, as GPT-2
+    assert gm.lm_head.weight is gm.wte.weight
+    assert sum(p.numel() for p in gm.parameters()) == resdsl.graph(TIED).num_params() == 50 * 16 + 32
+    ids = torch.randint(0, 50, (2, 8))
+    ref = F_linear_ref(gm, ids)
+    torch.testing.assert_close(gm(ids), ref)
+    # loading a checkpoint that has both keys (one tensor) works strictly; training moves both
+    gm.load_state_dict({k: v.clone() for k, v in sd.items()}, strict=True)
+    assert gm.lm_head.weight is gm.wte.weight
+    # the standalone file ties too
+    path = tmp_path / "tied_mod.py"
+    path.write_text(resdsl.to_python(TIED))
+    spec = importlib.util.spec_from_file_location("tied_mod", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    m = mod.tiny_lm(seed=0).eval()
+    assert m.lm_head.weight is m.wte.weight
+    torch.testing.assert_close(m(ids), gm(ids))
+    # ONNX: one initializer for the shared matrix
+    model = resdsl.to_onnx(TIED, seed=0)
+    names = [i.name for i in model.graph.initializer]
+    assert "wte.weight" in names and "lm_head.weight" not in names
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: ids.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-5)
+
+
+def F_linear_ref(gm, ids):
+    F = torch.nn.functional
+    sd = gm.state_dict()
+    x = F.embedding(ids, sd["wte.weight"])
+    x = F.layer_norm(x, (16,), sd["ln_f.weight"], sd["ln_f.bias"])
+    return x @ sd["wte.weight"].t()
+
+
+@pytest.mark.parametrize("call,kind,msg", [
+    ('linear(50, bias=false, tie="wtf")', "name", "no op with weights"),
+    ('linear(40, bias=false, tie="wte")', "shape", "shapes differ"),
+    ('scalar_mul(1.0, tie="wte")', "type", "no parameter in common"),
+    ('relu(tie="wte")', "type", "no weights to tie"),
+])
+def test_tie_errors(call, kind, msg):
+    e = err(TIED.replace('linear(vocab, bias=false, tie="wte")', call))
+    assert e.kind == kind and msg in e.message
+
+
+# ---------------------------------------------------------------- optional tensor inputs
+OPT = """
+block Mix(c: int, v: Tensor? = none, w: Tensor? = none) {
+    y = conv(c, 1) as proj
+    if v != none { y = y + v }
+    if w != none { y = y * w }
+    y
+}
+network n(form: int = 0) {
+    input x: [N, C=4, H=4, W=4], g: [N, C=4, H=1, W=1]
+    a = x -> Mix(4) as m0
+    if form == 0 { x -> Mix(4, a, g) as m1 }
+    if form == 1 { Mix(4, x, w=g, v=a) as m1 }
+    if form == 2 { x -> Mix(4, none, g) as m1 }
+}
+"""
+
+
+@pytest.mark.parametrize("form", [0, 1, 2])
+def test_optional_tensor_inputs(form):
+    gm = resdsl.build(OPT, form=form, seed=0)
+    sd = gm.state_dict()
+    x, g = torch.randn(2, 4, 4, 4), torch.randn(2, 4, 1, 1)
+    F = torch.nn.functional
+    a = F.conv2d(x, sd["m0.proj.weight"], sd["m0.proj.bias"])
+    y = F.conv2d(x, sd["m1.proj.weight"], sd["m1.proj.bias"])
+    ref = (y * g) if form == 2 else (y + a) * g
+    torch.testing.assert_close(gm(x, g), ref)
+
+
+def test_tensor_parameter_type_errors():
+    e = err(OPT.replace("x -> Mix(4, a, g) as m1", "x -> Mix(4, v=3) as m1"))
+    assert e.kind == "type" and "must be Tensor?" in e.message
+    e = err("block B(v: Tensor) { relu }\nnetwork n { input x: [N, 4]; B }")
+    assert e.kind == "type" and "needs a value for `v`" in e.message

@@ -437,16 +437,16 @@ def test_gnmt_residual_lstm_stack():
 def test_loop_residual_gpt2_counts():
     """Ng & Wang 2024: Loop-Residual GPT2-81M (6 layers looped 6 times) against GPT-2 124M; their counts
     follow nanoGPT (output head tied to the token embedding, position embedding not counted). Our
-    lm_head is untied (the language has no cross-op weight tying), so it is subtracted here."""
-    d, vocab = 768, 50257
-    head, wpe = vocab * d, 1024 * d
+    lm_head is tied too (`tie="wte"`), so the tied matrix counts once."""
+    d = 768
+    wpe = 1024 * d
     g = resdsl.graph(lib("loop_gpt2.res"), network="LoopGPT2", layers=12, loops=1)
-    assert g.num_params() - head == 124_439_808  # GPT-2 small with tied embeddings
+    assert g.num_params() == 124_439_808  # GPT-2 small with tied embeddings
     loop = resdsl.graph(lib("loop_gpt2.res"), network="loop_residual_gpt2")
     one = resdsl.graph(lib("loop_gpt2.res"), network="LoopGPT2", layers=1, loops=6)
     # the paper's model names truncate to whole millions: 81.13M -> "81M", 45.69M -> "45M"
-    assert int((loop.num_params() - head - wpe) / 1e6) == 81
-    assert int((one.num_params() - head - wpe) / 1e6) == 45
+    assert int((loop.num_params() - wpe) / 1e6) == 81
+    assert int((one.num_params() - wpe) / 1e6) == 45
 
 
 def test_loop_residual_gpt2_shares_weights_and_runs():
@@ -455,6 +455,7 @@ def test_loop_residual_gpt2_shares_weights_and_runs():
     calls = [n.target for n in gm.graph.nodes if n.op == "call_module"]
     assert calls.count("h.0.attn") == 3 and calls.count("h.1.mlp.c_fc") == 3
     assert gm(torch.randint(0, 50, (2, 8))).shape == (2, 8, 50)
+    assert gm.lm_head.weight is gm.wte.weight and "lm_head.weight" in gm.state_dict()  # GPT-2's tied head
 
 
 # ---------------------------------------------------------------- ONNX: the same networks, small

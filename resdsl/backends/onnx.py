@@ -131,6 +131,7 @@ class Builder:
     def param(self, n: Node, local: str = "") -> str:
         """The initializer holding parameter `local` of node `n` (added on first use)."""
         full = n.path if local == "" else f"{n.path}.{local}"
+        full = dict(n.attrs.get("_tie", ())).get(local, full)  # a tied weight reads its owner's initializer
         if full not in self.inits:
             self.add_init(full, self.state[full])
         return full

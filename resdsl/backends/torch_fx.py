@@ -158,6 +158,8 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
                 for pname, spec in inits:
                     runtime.init_tensor(getattr(mod, pname), spec)
             runtime.put_module(root, n.path, mod)
+            for local, owner in n.attrs.get("_tie", ()):  # tie=: one tensor, both state_dict keys
+                setattr(mod, local, root.get_parameter(owner))
         else:  # bare parameter: param, scalar_mul
             spec = n.params[""]
             p = runtime.put_param(root, n.path, spec.shape, device)
@@ -458,6 +460,9 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None) -
             lines.append(f"        {lhs}put_module(self, {n.path!r}, {ctor})")
             for pname, spec in inits:
                 lines.append(f"        {_init_code(f'm.{pname}', spec)}")
+            for local, owner in n.attrs.get("_tie", ()):
+                lines.append(f"        setattr(self.get_submodule({n.path!r}), {local!r}, "
+                             f"self.get_parameter({owner!r}))  # tied")
         else:
             spec = n.params[""]
             lines.append(f"        p = put_param(self, {n.path!r}, {tuple(spec.shape)!r})")

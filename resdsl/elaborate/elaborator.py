@@ -15,10 +15,11 @@ from ..frontend.parser import parse_expr
 from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..shapes import Axis, Size
+from . import tying
 from .exprs import ExprMixin
 from .loader import Program
 from .names import segment_problem
-from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, type_name
+from .values import CALLABLE, AmbiguousIn, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, type_name
 
 MAX_REPEAT = 10_000
 MAX_RECURSION = 64
@@ -51,6 +52,10 @@ class Ctx:
             return self.env[name]
         return self.module.names.get(name)
 
+    def has(self, name) -> bool:
+        """Bound at all (a name may be bound to none: `v: Tensor? = none`)."""
+        return name in self.env or name in self.module.names
+
     def all_names(self):
         return list(self.env) + list(self.module.names)
 
@@ -69,6 +74,7 @@ class Elaborator(ExprMixin):
         self.nodes: list[Node] = []
         self.value_names: dict[str, int] = {}
         self.states: dict[str, tuple] = {}  # path -> (op signature, span)
+        self.param_specs: dict[str, dict] = {}  # path -> {local: ParamSpec}, for `tie=`
         self.sharing: list[str] = []  # path prefixes whose state may be reused
         self.depth = 0
         self.shape_overrides = shape_overrides or {}
@@ -119,7 +125,11 @@ class Elaborator(ExprMixin):
         root = Scope("network", name, "", None, ref.defn.span, {"block": ref.name})
         bound = self.bind_params(ref, args, kwargs, span)
         ctx = Ctx(root, "", bound, module=ref.module)
-        self.body(ref.defn.body, ctx)
+        try:
+            self.body(ref.defn.body, ctx)
+        except ResdslError as err:
+            compress_frames(err)
+            raise
         inputs = ctx.inputs
         if not inputs:
             raise ResdslError("shape", f"network `{ref.name}` declares no input", ref.defn.span,
@@ -208,6 +218,8 @@ class Elaborator(ExprMixin):
         elif name == "str":
             ok = isinstance(v, str)
         elif name == "list":
+            if isinstance(v, tuple) and all(isinstance(x, Value) for x in v):
+                v = list(v)  # `parts = split(...)` is a list of tensors too
             ok = isinstance(v, list)
             if ok and t.args:
                 v = [self.check_type(x, t.args[0], what + " item", span) for x in v]
@@ -338,6 +350,8 @@ class Elaborator(ExprMixin):
             return self.group(e, link.as_name, ctx, self.need(cur, e.span, "group"))
         if isinstance(e, ast.Chain):
             return self.chain(e, ctx, start=False)
+        if isinstance(e, (ast.Call, ast.Name)):
+            self.check_chain_name(e.func if isinstance(e, ast.Call) else e, ctx)
         if isinstance(e, ast.Call):
             callee = self.evaluate(e.func, ctx)
             if isinstance(callee, Builtin) and callee.name in O.OPS:
@@ -347,7 +361,7 @@ class Elaborator(ExprMixin):
             if not isinstance(callee, CALLABLE):
                 raise ResdslError("type", f"`{_expr_str(e.func)}` is a {type_name(callee)}, not an op or block",
                                   e.func.span)
-            tensors, args, kwargs = self.eval_args(e.args, ctx)
+            tensors, args, kwargs = self.eval_args(e.args, ctx, callee)
             # the current tensor goes first when piped, when no tensor is given, or when an op
             # needs one more tensor than given (`add(pos_embedding)` at a statement's start)
             if (piped or not tensors or _min_inputs(callee) > len(tensors)) and not takes_no_input(callee):
@@ -369,6 +383,20 @@ class Elaborator(ExprMixin):
         raise ResdslError("type", f"`{_expr_str(e)}` is a {type_name(v)} {_show(v)}; a chain needs ops, blocks "
                                   f"or tensors", e.span)
 
+    def check_chain_name(self, e, ctx):
+        """An unknown name where a chain wants an op: suggest ops, blocks and tensors, never a
+        compile-time function or an initialiser (`minimum` is not `min`, `const` not `constant`)."""
+        if not isinstance(e, ast.Name) or ctx.has(e.id):
+            return
+        if e.id in O.INIT_KINDS:
+            raise ResdslError("type", f"`{e.id}` is an initialiser, not an op", e.span,
+                              help=f"use it as an argument: weight_init={e.id}")
+        names = [k for k in ctx.all_names() if isinstance(ctx.lookup(k), CALLABLE + (Value, tuple))]
+        hint = did_you_mean(e.id, names)
+        raise ResdslError("name", f"unknown name `{e.id}`", e.span,
+                          help=hint or "the ops are listed in docs/language.md (Primitive ops); "
+                                       "blocks come from this file or an `import`")
+
     def need(self, cur, span, what):
         if cur is None:
             raise ResdslError("shape", f"`{what}` has no input tensor here", span,
@@ -378,13 +406,21 @@ class Elaborator(ExprMixin):
                               help="write `a, b = ...` and pass them explicitly")
         return cur
 
-    def eval_args(self, args, ctx):
+    def eval_args(self, args, ctx, callee=None):
         """Evaluate call arguments: (tensor args, other positional args, keyword args).
+
+        A positional list of tensors spreads into the tensor inputs (`concat(outs)`, or
+        `Fuse(8, parts)` for a block with `input a, b`), except for a block that takes one
+        tensor: there it is a value for the next parameter, as the keyword form binds it.
+        An empty list spreads to nothing among the tensors of an op that takes any number
+        (`concat(a, b, kids)` with `kids = []`).
 
         Keeps the spans of the keyword arguments in `self.arg_spans`, so an error about
         one argument points at it (read right after the call, before other calls)."""
         tensors, pos, kw = [], [], {}
         spans = {}
+        keep_lists = callee is not None and _is_block(callee) and _declared_inputs(callee) == 0
+        empties = 0
         for a in args:
             if isinstance(a.value, ast.Chain):
                 v = self.chain(a.value, ctx, start=False)
@@ -394,7 +430,12 @@ class Elaborator(ExprMixin):
                 if isinstance(v, Value):
                     tensors.append(v)
                 elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Value) for x in v):
-                    tensors.extend(v)  # a list of tensors spreads: concat(outs)
+                    if keep_lists:
+                        pos.append(list(v))
+                    else:
+                        tensors.extend(v)  # a list of tensors spreads: concat(outs)
+                elif isinstance(v, list) and not v and _variadic(callee):
+                    empties += 1
                 elif pos is not None:
                     pos.append(v)
             else:
@@ -402,6 +443,9 @@ class Elaborator(ExprMixin):
                     raise ResdslError("type", f"argument `{a.name}` given twice", a.span)
                 kw[a.name] = v
                 spans[a.name] = a.span
+        if empties and not tensors:  # `concat(kids)` with nothing at all: say so, not "dim"
+            raise ResdslError("type", f"`{_name(callee)}` gets an empty list of tensors", args[0].span,
+                              help="give it at least one tensor")
         self.arg_spans = spans
         return tensors, pos, kw
 
@@ -473,6 +517,7 @@ class Elaborator(ExprMixin):
         return f"{base}_{n}"
 
     def apply_op(self, od: O.OpDef, tensors, args, kwargs, as_name, ctx, span, path=None):
+        tie = kwargs.pop("tie", None) if "tie" in kwargs and od.attr("tie") is None else None
         attrs = self.op_attrs(od, args, kwargs, span)
         lo, hi = (od.inputs, od.inputs) if isinstance(od.inputs, int) else od.inputs
         if od.inputs == 0:
@@ -491,6 +536,8 @@ class Elaborator(ExprMixin):
                 if isinstance(ax.size, int) and not 0 < ax.size <= O.MAX_DIM:
                     raise ResdslError("limit", f"`{od.name}` would make an axis of size {ax.size}", span,
                                       help="tensor sizes must be positive and below 2**31")
+        if tie is not None:  # weight tying across ops (tying.py)
+            params, attrs["_tie"] = tying.resolve(self, tie, od, params, ctx, self.kw_span("tie", span))
         needs_state = bool(params) or "stochastic" in od.traits
         name = self.name_of(as_name, ctx)
         if path is None and needs_state:
@@ -499,6 +546,7 @@ class Elaborator(ExprMixin):
             path = join(ctx.prefix, name)
         if needs_state:
             self.claim(path, od.name, params, attrs, span)
+            self.param_specs.setdefault(path, params)
         node = Node(od.name, list(tensors), [], attrs, path, params, ctx.scope, span)
         base = path.replace(".", "_") if path else od.name
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
@@ -624,13 +672,15 @@ class Elaborator(ExprMixin):
                               span, help="make the recursion stop: guard the recursive call with "
                                          "`if depth > 1 { ... }`")
         try:
+            tensors, kwargs = _tensor_params(ref, tensors, len(args), kwargs)
             env = self.bind_params(ref, args, kwargs, span)
             if path is None:
                 name = self.name_of(as_name, ctx)
                 path = join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             label = ref.name
             scope = ctx.scope.child("block", label, path, span, block=ref.name,
-                                    args={k: v for k, v in env.items() if not isinstance(v, CALLABLE)})
+                                    args={k: v for k, v in env.items()
+                                          if not isinstance(v, CALLABLE + (Value,)) and v is not None})
             scope.info["defaults"] = self.param_defaults(ref, env)  # diagrams show non-default args
             bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
@@ -643,20 +693,25 @@ class Elaborator(ExprMixin):
                 for n, t in zip(names, tensors):
                     env[n] = t
                 bctx.current = tensors[0]
-                bctx.in_value = tensors[0]
+                bctx.in_value = tensors[0] if n_declared == 1 else AmbiguousIn(tuple(names))
             else:
                 if len(tensors) != 1:
                     raise ResdslError("type", f"`{ref.name}` takes one tensor input, got {len(tensors)}", span,
                                       help="declare `input a, b` in the block to take several")
                 bctx.current = tensors[0]
                 bctx.in_value = tensors[0]
-            for st in ref.defn.body.stmts:
-                if isinstance(st, ast.Input):
-                    for d in st.decls:
-                        if d.shape is not None:
-                            self.check_input_shape(env[d.name], d, bctx)
-                    continue
-                self.stmt(st, bctx)
+            try:
+                for st in ref.defn.body.stmts:
+                    if isinstance(st, ast.Input):
+                        for d in st.decls:
+                            if d.shape is not None:
+                                self.check_input_shape(env[d.name], d, bctx)
+                        continue
+                    self.stmt(st, bctx)
+            except ResdslError as err:
+                # the call stack, innermost first: with 16 calls of one block the user sees which
+                add_frame(err, f"in {path} ({ref.name}, called at {span.where})" if span else f"in {path}")
+                raise
             scope.info["out"] = bctx.current
             if bctx.outputs:
                 vals = tuple(v for _, v in bctx.outputs)
@@ -704,12 +759,17 @@ class Elaborator(ExprMixin):
         return kw
 
     def residual(self, e: ast.Residual, ctx: Ctx, x: Value):
+        # `pre = chain`: a shared pre-activation, computed once from `in`; it feeds the body and
+        # the shortcut, while an identity skip still carries `in` itself (pre-act ResNet, WRN)
+        pre = next((a for a in e.args if a.name == "pre"), None)
+        args = tuple(a for a in e.args if a.name != "pre")
         if e.cond is not None:
             cctx = ctx.sub(env=dict(ctx.env), current=x, in_value=x)
             if not self.truth(self.evaluate(e.cond, cctx), e.cond.span):
-                # `residual if c { body }` with c false: the body alone, in the same names
-                return self.body(e.body, ctx.sub(env=dict(ctx.env), current=x, in_value=x))
-        opts = self.region_args(e.args, ctx, ("merge", "drop_path"), "residual", e.span)
+                # `residual if c { body }` with c false: the body alone (after `pre`), in the same names
+                p = self.pre_activation(pre, ctx, x, ctx.scope)
+                return self.body(e.body, ctx.sub(env=dict(ctx.env), current=p, in_value=x))
+        opts = self.region_args(args, ctx, ("merge", "drop_path", "pre"), "residual", e.span)
         merge = self.merge_spec(opts.get("merge", "add"), e.span)
         dp = opts.get("drop_path", 0.0)
         if not isinstance(dp, (int, float)) or isinstance(dp, bool) or not 0 <= dp < 1:
@@ -717,7 +777,8 @@ class Elaborator(ExprMixin):
         as_name = self.name_of(e.as_name, ctx)
         scope = ctx.scope.child("residual", "residual", ctx.prefix, e.span, merge=merge.kind,
                                 merge_arg=merge.arg, drop_path=float(dp))
-        bctx = ctx.sub(scope=scope, env=dict(ctx.env), current=x, in_value=x)
+        p = self.pre_activation(pre, ctx, x, scope)
+        bctx = ctx.sub(scope=scope, env=dict(ctx.env), current=p, in_value=x)
         body_out = self.body(e.body, bctx)
         if not isinstance(body_out, Value):
             raise ResdslError("shape", "the residual body computes nothing", e.span)
@@ -731,13 +792,27 @@ class Elaborator(ExprMixin):
                 sname = as_name or "shortcut"
                 sprefix = join(ctx.prefix, sname)
                 sscope = scope.child("shortcut", sname, sprefix, e.shortcut_span)
-                sctx = ctx.sub(scope=sscope, prefix=sprefix, env=dict(ctx.env), current=x, in_value=x, counters={})
-                skip = self.body(e.shortcut, sctx)
+                sctx = ctx.sub(scope=sscope, prefix=sprefix, env=dict(ctx.env), current=p, in_value=x, counters={})
+                skip = self.single_call(e.shortcut, sctx, p, sprefix, ops=True)
+                if skip is None:
+                    skip = self.body(e.shortcut, sctx)
         scope.info["has_shortcut"] = e.shortcut is not None and take
         mctx = ctx.sub(scope=scope, current=None)
         holder = as_name if e.shortcut is None else None
         out = self.merge(merge, body_out, skip, mctx, e.span, float(dp), holder, residual=True)
         scope.info["out"] = out
+        return out
+
+    def pre_activation(self, arg, ctx: Ctx, x: Value, scope):
+        """The `pre = ...` chain of a residual applied to `x` in the enclosing names, or `x`."""
+        if arg is None:
+            return x
+        chain = arg.value if isinstance(arg.value, ast.Chain) else \
+            ast.Chain(arg.value.span, (ast.Link(arg.value.span, arg.value, None),))
+        out = self.chain(chain, ctx.sub(scope=scope, env=dict(ctx.env), current=x, in_value=x), start=True)
+        if not isinstance(out, Value):
+            raise ResdslError("type", f"`pre` must give one tensor, got {type_name(out)}", arg.span,
+                              help="e.g. residual(pre = bn as norm1 -> relu) { ... }")
         return out
 
     def merge_spec(self, v, span) -> MergeSpec:
@@ -841,19 +916,31 @@ class Elaborator(ExprMixin):
             ictx = ctx.sub(scope=iscope, prefix=ipath, env=env, current=cur, in_value=cur,
                            counters={} if name else None)
             if single is not None and name:
-                link = single
-                callee = self.evaluate(link.expr.func if isinstance(link.expr, ast.Call) else link.expr, ictx)
-                if isinstance(callee, (BlockRef, Partial)) and _is_block(callee):
-                    tensors, args, kwargs = self.eval_args(link.expr.args, ictx) if isinstance(
-                        link.expr, ast.Call) else ([], [], {})
-                    cur = self.apply(callee, [cur] + tensors, args, kwargs, None, ictx, link.expr.span,
-                                     path=ipath)
+                out = self.single_call(e.body, ictx, cur, ipath)
+                if out is not None:
+                    cur = out
                     continue
             cur = self.body(e.body, ictx)
             if not isinstance(cur, Value):
                 raise ResdslError("shape", "the repeat body computes nothing", e.span)
         scope.info["out"] = cur
         return cur
+
+    def single_call(self, body: ast.Body, ctx: Ctx, x: Value, path: str, ops: bool = False):
+        """A body that is one unnamed block call gives the block the enclosing name (`layer1.0`,
+        a shortcut's `downsample`), as torchvision names a lone module; None for other bodies.
+        With `ops`, one unnamed op with weights does too (`shortcut { conv1x1(c) } as proj`:
+        `proj.weight`)."""
+        link = _single_block_call(body)
+        if link is None:
+            return None
+        callee = self.evaluate(link.expr.func if isinstance(link.expr, ast.Call) else link.expr, ctx)
+        if not (isinstance(callee, (BlockRef, Partial)) and _is_block(callee)) and \
+                not (ops and isinstance(callee, (OpRef, Partial)) and _is_op(callee)):
+            return None
+        tensors, args, kwargs = self.eval_args(link.expr.args, ctx, callee) if isinstance(
+            link.expr, ast.Call) else ([], [], {})
+        return self.apply(callee, [x] + tensors, args, kwargs, None, ctx, link.expr.span, path=path)
 
     def loop(self, e: ast.Loop, ctx: Ctx, x: Value):
         if not e.shared:
@@ -889,6 +976,35 @@ class Elaborator(ExprMixin):
 
 
 # ---------------------------------------------------------------- helpers
+MAX_FRAMES = 12  # call-stack notes shown in full; deeper stacks keep both ends
+
+
+def add_frame(err: ResdslError, text: str):
+    """One call-stack note (rustc style, under the message): `in features.4.1 (MBConv, called at net.res:24:9)`."""
+    frames = getattr(err, "frames", None)
+    if frames is None:
+        frames = err.frames = []
+    frames.append(len(err.notes))
+    err.notes.append((text, None))
+
+
+def compress_frames(err: ResdslError):
+    """A deep recursion would print 64 frames: keep the innermost and outermost few."""
+    idx = getattr(err, "frames", [])
+    if len(idx) <= MAX_FRAMES:
+        return
+    keep = set(idx[:MAX_FRAMES // 2] + idx[-MAX_FRAMES // 2:])
+    drop = [i for i in idx if i not in keep]
+    notes = []
+    for i, note in enumerate(err.notes):
+        if i == drop[0]:
+            notes.append((f"... {len(drop)} more calls ...", None))
+        if i not in drop:
+            notes.append(note)
+    err.notes = notes
+    err.frames = []
+
+
 class InitValue:
     def __init__(self, spec):
         self.spec = spec
@@ -1000,6 +1116,47 @@ def _min_inputs(c) -> int:
     if isinstance(c, OpRef):
         return c.opdef.inputs if isinstance(c.opdef.inputs, int) else c.opdef.inputs[0]
     return 0
+
+
+def _declared_inputs(c) -> int:
+    """How many `input` names a block declares (0: it takes the one current tensor)."""
+    while isinstance(c, (Partial, Instance)):
+        c = c.callee if isinstance(c, Partial) else c.partial
+    if not isinstance(c, BlockRef):
+        return 0
+    return sum(len(st.decls) for st in c.defn.body.stmts if isinstance(st, ast.Input))
+
+
+def _variadic(c) -> bool:
+    """An op that takes any number of tensors (concat, add, stack, ...)."""
+    while isinstance(c, (Partial, Instance)):
+        c = c.callee if isinstance(c, Partial) else c.partial
+    return isinstance(c, OpRef) and isinstance(c.opdef.inputs, tuple) and c.opdef.inputs[1] is None
+
+
+def _name(c) -> str:
+    return getattr(c, "name", "?")
+
+
+def _tensor_params(ref, tensors, npos, kwargs):
+    """Tensors beyond the block's inputs go to its `Tensor` / `Tensor?` parameters, in order
+    (`x -> Layer(d, v1)` binds `v1`), unless given by keyword or bound by a positional value."""
+    free = [p.name for p in ref.defn.params[npos:] if p.type is not None and p.type.name == "Tensor"
+            and p.name not in kwargs]
+    n_in = sum(len(st.decls) for st in ref.defn.body.stmts if isinstance(st, ast.Input)) or 1
+    if not free or len(tensors) <= n_in:
+        return tensors, kwargs
+    extra = tensors[n_in:]
+    kwargs = dict(kwargs)
+    for name, t in zip(free, extra):
+        kwargs[name] = t
+    return tensors[:n_in] + extra[len(free):], kwargs
+
+
+def _is_op(c):
+    while isinstance(c, Partial):
+        c = c.callee
+    return isinstance(c, OpRef)
 
 
 def _is_block(c):

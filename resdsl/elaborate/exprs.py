@@ -13,7 +13,7 @@ from ..ir import ops as O
 from ..ir.graph import Value
 from ..shapes import Size
 from . import arith
-from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, call_builtin, type_name
+from .values import CALLABLE, AmbiguousIn, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, call_builtin, type_name
 
 MERGE_WORDS = {"learned": MergeSpec("learned"), "rezero": MergeSpec("learned")}
 
@@ -53,6 +53,8 @@ class ExprMixin:
 
     def _e_Name(self, e, ctx):
         v = ctx.lookup(e.id)
+        if v is None and ctx.has(e.id):
+            return None
         if v is None:
             from ..elaborate.elaborator import InitValue
             if e.id in O.INIT_KINDS:
@@ -83,6 +85,10 @@ class ExprMixin:
     def _e_InRef(self, e, ctx):
         if ctx.in_value is None:
             raise ResdslError("name", "`in` is only defined inside a block or region", e.span)
+        if isinstance(ctx.in_value, AmbiguousIn):
+            names = ctx.in_value.names
+            raise ResdslError("name", f"`in` is ambiguous in a block with the inputs {', '.join(names)}", e.span,
+                              help=f"name the input you mean, e.g. `{names[0]}.C` instead of `in.C`")
         return ctx.in_value
 
     def _e_ListExpr(self, e, ctx):
@@ -224,7 +230,7 @@ class ExprMixin:
             return call_builtin(callee, args, kw, e.span)
         if isinstance(callee, CALLABLE):
             from .elaborator import takes_no_input
-            tensors, args, kwargs = self.eval_args(e.args, ctx)
+            tensors, args, kwargs = self.eval_args(e.args, ctx, callee)
             if tensors or takes_no_input(callee):
                 return self.apply(callee, tensors, args, kwargs, None, ctx, e.span)
             if isinstance(callee, Instance):
@@ -260,6 +266,10 @@ class ExprMixin:
             body_env = dict(fn.closure or {})
             body_env.update(env)
             return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+        except ResdslError as err:
+            from .elaborator import add_frame
+            add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
+            raise
         finally:
             self.fn_depth = depth
 

@@ -68,6 +68,13 @@ class Fn:
 
 
 @dataclass(eq=False)
+class AmbiguousIn:
+    """`in` inside a block with several inputs: which one is meant is not said, so using it
+    is an error that names the inputs (it used to read the first one silently)."""
+    names: tuple
+
+
+@dataclass(eq=False)
 class Builtin:
     name: str
     fn: object
