@@ -793,7 +793,8 @@ class Elaborator(ExprMixin):
                 sprefix = join(ctx.prefix, sname)
                 sscope = scope.child("shortcut", sname, sprefix, e.shortcut_span)
                 sctx = ctx.sub(scope=sscope, prefix=sprefix, env=dict(ctx.env), current=p, in_value=x, counters={})
-                skip = self.single_call(e.shortcut, sctx, p, sprefix, ops=True)
+                # a named shortcut of one unnamed op or block gives it the name (`proj.weight`)
+                skip = self.single_call(e.shortcut, sctx, p, sprefix, ops=True) if as_name else None
                 if skip is None:
                     skip = self.body(e.shortcut, sctx)
         scope.info["has_shortcut"] = e.shortcut is not None and take
