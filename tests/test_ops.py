@@ -83,6 +83,27 @@ CASES = {
     "lstm": ("[N, L=3, D=5]", "lstm(4, bidirectional=true) as m", lambda x, m: m["m"](x)[0]),
     "orthogonal": ("[N, L=3, D=5]", "orthogonal(x -> scale(2.0) -> tanh, x)",
                    lambda x, m: _orth(torch.tanh(2.0 * x), x)),
+    # ---- added for issue 11: the new elementwise ops against the torch functions
+    "relu6": ("[N, D=5]", "scale(4.0) -> relu6", lambda x, m: F.relu6(4 * x)),
+    "clamp": ("[N, D=5]", "clamp(-0.5, 0.7)", lambda x, m: torch.clamp(x, -0.5, 0.7)),
+    "hardtanh": ("[N, D=5]", "hardtanh(-0.3, max_val=0.9)", lambda x, m: F.hardtanh(x, -0.3, 0.9)),
+    "hardsigmoid": ("[N, D=5]", "scale(4.0) -> hardsigmoid", lambda x, m: F.hardsigmoid(4 * x)),
+    "elu": ("[N, D=5]", "elu(0.7)", lambda x, m: F.elu(x, 0.7)),
+    "selu": ("[N, D=5]", "selu", lambda x, m: F.selu(x)),
+    "celu": ("[N, D=5]", "celu(alpha=1.5)", lambda x, m: F.celu(x, 1.5)),
+    "mish": ("[N, D=5]", "mish", lambda x, m: F.mish(x)),
+    "softplus": ("[N, D=5]", "scale(8.0) -> softplus(beta=2.0, threshold=10.0)",
+                 lambda x, m: F.softplus(8 * x, 2.0, 10.0)),
+    "softsign": ("[N, D=5]", "softsign", lambda x, m: F.softsign(x)),
+    "prelu": ("[N, C=3, H=2, W=2]", "prelu(3, init=0.1) as act -> prelu as one",
+              lambda x, m: F.prelu(F.prelu(x, m["act"].weight), m["one"].weight)),
+    "glu": ("[N, C=6, H=2, W=2]", "glu(dim=1)", lambda x, m: F.glu(x, 1)),
+    "logsigmoid": ("[N, D=5]", "scale(30.0) -> logsigmoid", lambda x, m: F.logsigmoid(30 * x)),
+    "exp": ("[N, D=5]", "exp", lambda x, m: torch.exp(x)),
+    "log": ("[N, D=5]", "exp -> log", lambda x, m: torch.log(torch.exp(x))),
+    "sqrt": ("[N, D=5]", "abs -> sqrt", lambda x, m: torch.sqrt(x.abs())),
+    "rsqrt": ("[N, D=5]", "exp -> rsqrt", lambda x, m: torch.rsqrt(torch.exp(x))),
+    "abs": ("[N, D=5]", "y = abs(x)\n    add(y, x)", lambda x, m: x.abs() + x),
 }
 
 
@@ -188,3 +209,55 @@ def test_conv_1d_3d_and_same_padding():
         conv = getattr(F, f"conv{k}d")
         torch.testing.assert_close(gm(x), conv(x, gm.m.weight, gm.m.bias, 1, "same", 2))
         assert tuple(gm(x).shape[2:]) == tuple(x.shape[2:])
+
+
+# ---- added for issue 11: legal values of the new ops' attributes, and names shared with builtins
+@pytest.mark.parametrize("stmt,message", [
+    ("clamp", "needs `min`, `max` or both"),
+    ("clamp(1.0, 0.5)", "is above max"),
+    ("hardtanh(1.0, 1.0)", "must be below max_val"),
+    ("celu(0.0)", "must not be 0"),
+    ("softplus(beta=0)", "must be positive"),
+    ("softplus(beta=-1.0)", "must be positive"),
+    ("elu(alpha=float(\"inf\"))", "must be a finite number"),
+    ('gelu(approximate="fast")', "is not \"none\" or \"tanh\""),
+    ("prelu(4)", "must be 1 or the channel count"),
+    ("glu(dim=2)", "odd"),
+    ("clamp(min=true)", "must be a number"),
+])
+def test_new_ops_reject_illegal_attributes(stmt, message):
+    with pytest.raises(resdsl.ResdslError) as e:
+        resdsl.graph(f"network n() {{\n    input x: [N, C=3, H=5, W=4]\n    {stmt}\n}}\n")
+    assert message in e.value.message
+    assert e.value.span is not None and e.value.span.line == 3
+
+
+def test_prelu_is_torch_prelu():
+    gm = resdsl.build("network n() {\n    input x: [N, C=3, H=2, W=2]\n    prelu(3) as act\n}\n", seed=0)
+    ref = torch.nn.PReLU(3)
+    assert {k: tuple(v.shape) for k, v in gm.state_dict().items()} == {"act.weight": (3,)}
+    torch.testing.assert_close(gm.act.weight, ref.weight)  # same initial slope, 0.25
+    src = "network n() {\n    input x: [N, D=4]\n    prelu(init=0.1) as act\n}\n"
+    torch.testing.assert_close(resdsl.build(src, seed=0).act.weight, torch.full((1,), 0.1))
+
+
+def test_abs_sqrt_log_are_ops_on_tensors_and_builtins_on_numbers():
+    gm = resdsl.build("network n() {\n    input x: [N, D=5]\n    let k = int(sqrt(16)) + abs(-1) + int(log(1))\n"
+                      "    y = x -> abs -> linear(k, bias=false) as fc\n    sqrt(abs(y))\n}\n", seed=0)
+    assert gm.fc.weight.shape == (5, 5)
+    x = torch.randn(2, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), torch.sqrt(torch.abs(gm.fc(x.abs()))))
+
+
+def test_generated_file_runs_the_new_ops(tmp_path):
+    src = ("network n() {\n    input x: [N, C=4, H=3, W=3]\n"
+           "    prelu(4) as a -> hardsigmoid -> clamp(max=0.6) -> softplus(beta=2.0) -> mish -> glu(dim=1)\n}\n")
+    gm = resdsl.build(src, seed=3).eval()
+    code = resdsl.to_python(src)
+    ns = {}
+    exec(compile(code, "gen.py", "exec"), ns)
+    m = ns["n"](seed=3).eval()
+    x = torch.randn(2, 4, 3, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), gm(x))

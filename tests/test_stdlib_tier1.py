@@ -21,6 +21,14 @@ def tv(name):
     return lambda: getattr(torchvision.models, name)()
 
 
+def tv_cpu(name):
+    """torchvision's RegNet computes its widths with torch tensors: not on the meta device."""
+    def make():
+        with torch.device("cpu"):
+            return getattr(torchvision.models, name)()
+    return make
+
+
 def tm(name):
     return lambda: timm.create_model(name, pretrained=False)
 
@@ -37,6 +45,11 @@ CASES = [
     ("resmlp.res", "resmlp_12_224", tm("resmlp_12_224"), 224, 2),  # the token MLP fixes 14x14 patches
     ("dpn.res", "dpn68", tm("dpn68"), 64, 2),
     ("inception_resnet.res", "inception_resnet_v2", tm("inception_resnet_v2"), 75, 2),  # 75: smallest size
+    # added for issue 11; 72: odd sizes reach the ResNet-D shortcut's ceil_mode avgpool
+    ("resnet_t.res", "resnet26t", tm("resnet26t"), 72, 2),
+    ("mobilenetv3.res", "mobilenet_v3_large", tv("mobilenet_v3_large"), 64, 2),
+    ("efficientnet.res", "efficientnet_v2_s", tv("efficientnet_v2_s"), 64, 2),
+    ("regnet.res", "regnet_x_400mf", tv("regnet_x_400mf"), 64, 2),
 ]
 
 
@@ -89,7 +102,9 @@ FAMILY = [("densenet.res", n, tv(n)) for n in ("densenet161", "densenet169", "de
                                          "res2net50_14w_8s", "res2net101_26w_4s")] + \
     [("sknet.res", "skresnet34", tm("skresnet34"))] + \
     [("resmlp.res", n, tm(n)) for n in ("resmlp_24_224", "resmlp_36_224", "resmlp_big_24_224")] + \
-    [("dpn.res", n, tm(n)) for n in ("dpn92", "dpn98", "dpn131")]
+    [("dpn.res", n, tm(n)) for n in ("dpn92", "dpn98", "dpn131")] + \
+    [("resnet_t.res", "resnet50t", tm("resnet50t")), ("mobilenetv3.res", "mobilenet_v3_small", tv("mobilenet_v3_small")),
+     ("regnet.res", "regnet_x_800mf", tv_cpu("regnet_x_800mf"))]
 
 
 @pytest.mark.parametrize("path,network,make", FAMILY, ids=[c[1] for c in FAMILY])
@@ -164,3 +179,14 @@ def test_tensor_lists_dotted_names_and_the_current_tensor_filling_an_op():
 def test_a_dotted_name_must_be_well_formed():
     with pytest.raises(resdsl.ResdslError, match="not a valid name"):
         _net("[N, C=2, H=4, W=4]", 'conv(2, 1) as "convs..0"')
+
+
+def test_efficientnet_v2_stochastic_depth_follows_torchvision():
+    # torchvision: p = 0.2 * block index / blocks, on the blocks with a residual (p = 0 leaves no op)
+    with torch.device("meta"):
+        ref = torchvision.models.efficientnet_v2_s()
+    want = [m.stochastic_depth.p for m in ref.modules() if getattr(m, "use_res_connect", False)]
+    g = resdsl.graph(os.path.join(ROOT, "stdlib", "efficientnet.res"), "efficientnet_v2_s")
+    got = [n.attrs["p"] for n in g.nodes if n.op == "drop_path"]
+    assert got == pytest.approx([p for p in want if p > 0])
+    assert len(got) == 34

@@ -63,6 +63,9 @@ FAMILY = {
     "sub": "merge", "div": "merge", "neg": "scale", "shift": "scale", "rsub": "scale", "div_scalar": "scale",
     "rdiv": "scale",
 }
+FAMILY.update({n: "act" for n in (  # added for issue 11
+    "relu6", "clamp", "hardtanh", "hardsigmoid", "elu", "selu", "celu", "mish", "softplus", "softsign", "prelu",
+    "glu", "logsigmoid", "exp", "log", "sqrt", "rsqrt", "abs")})
 BADGE = "#b03a2e"
 GREY = "#555555"
 

@@ -1089,3 +1089,82 @@ def _lstm(b, n, ins):
                direction="bidirectional" if a["bidirectional"] else "forward")[0]  # [L, dirs, N, h]
     y = b.op("Transpose", [y], perm=[2, 0, 1, 3])
     return b.final("Reshape", [y, b.ints([0, 0, -1])], n)  # [N, L, dirs, h] -> [N, L, dirs * h]
+
+
+# ---- added for issue 11: the new elementwise ops
+_UNARY_11 = {"selu": "Selu", "softsign": "Softsign", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "abs": "Abs"}
+
+
+@lowering(*_UNARY_11)
+def _unary_11(b, n, ins):
+    return b.final(_UNARY_11[n.op], ins, n)
+
+
+@lowering("relu6", "clamp", "hardtanh")
+def _clip(b, n, ins):
+    a = n.attrs
+    lo, hi = {"relu6": (0.0, 6.0), "clamp": (a.get("min"), a.get("max")),
+              "hardtanh": (a.get("min_val"), a.get("max_val"))}[n.op]
+    bounds = ["" if v is None else b.const(float(v)) for v in (lo, hi)]  # "": that bound is absent
+    while bounds and bounds[-1] == "":
+        bounds.pop()
+    return b.final("Clip", [ins[0]] + bounds, n)
+
+
+@lowering("hardsigmoid")
+def _hardsigmoid(b, n, ins):  # torch: relu6(x + 3) / 6
+    return b.final("HardSigmoid", ins, n, alpha=1.0 / 6.0, beta=0.5)
+
+
+@lowering("elu", "celu")
+def _elu(b, n, ins):
+    return b.final(n.op.capitalize(), ins, n, alpha=float(n.attrs["alpha"]))
+
+
+def _softplus_of(b, x, beta=1.0, threshold=20.0):
+    """torch's softplus: log(1 + exp(beta x)) / beta, and x itself where beta x > threshold."""
+    bx = x if beta == 1.0 else b.op("Mul", [x, b.const(float(beta))])
+    y = b.op("Softplus", [bx])
+    if beta != 1.0:
+        y = b.op("Div", [y, b.const(float(beta))])
+    return b.op("Where", [b.op("Greater", [bx, b.const(float(threshold))]), x, y])
+
+
+@lowering("softplus")
+def _softplus(b, n, ins):
+    y = _softplus_of(b, ins[0], n.attrs["beta"], n.attrs["threshold"])
+    return b.final("Identity", [y], n)
+
+
+@lowering("mish")
+def _mish(b, n, ins):
+    if b.opset >= 18:
+        return b.final("Mish", ins, n)
+    return b.final("Mul", [ins[0], b.op("Tanh", [_softplus_of(b, ins[0])])], n)
+
+
+@lowering("logsigmoid")
+def _logsigmoid(b, n, ins):  # log(sigmoid(x)) = -softplus(-x), without overflow
+    return b.final("Neg", [b.op("Softplus", [b.op("Neg", ins)])], n)
+
+
+@lowering("rsqrt")
+def _rsqrt(b, n, ins):
+    return b.final("Reciprocal", [b.op("Sqrt", ins)], n)
+
+
+@lowering("prelu")
+def _prelu(b, n, ins):
+    rank = len(n.inputs[0].shape)
+    slope = b.param(n, "weight")
+    if n.attrs["num_parameters"] > 1 and rank > 2:  # one slope per channel (axis 1): [C, 1, ..]
+        slope = b.op("Reshape", [slope, b.ints([-1] + [1] * (rank - 2))])
+    return b.final("PRelu", [ins[0], slope], n)
+
+
+@lowering("glu")
+def _glu(b, n, ins):
+    d = n.attrs["dim"]
+    h = n.outputs[0].shape[d].size
+    first, second = b.emit("Split", [ins[0], b.ints([h, h], "split")], 2, axis=d)
+    return b.final("Mul", [first, b.op("Sigmoid", [second])], n)

@@ -33,6 +33,7 @@ _CLASSES = {
     "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
     "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
     "torch.nn.LSTM": torch.nn.LSTM,  # added for the architecture library (tier 2/3)
+    "torch.nn.PReLU": torch.nn.PReLU,  # added for issue 11
 }
 RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention")
 
@@ -92,6 +93,8 @@ def module_recipe(n: Node):
     elif n.op == "lstm":  # added for the architecture library (tier 2/3)
         rec = ("torch.nn.LSTM", (a["_in"], a["hidden"]), dict(batch_first=True, bias=a["bias"],
                                                               bidirectional=a["bidirectional"]))
+    elif n.op == "prelu":  # added for issue 11; PReLU sets its own initial slope
+        rec = ("torch.nn.PReLU", (a["num_parameters"], a["init"]), {})
     elif n.op == "ln2d":  # a LayerNorm over channels; _emit permutes around it
         rec = ("torch.nn.LayerNorm", (a["_shape"][0],), dict(eps=a["eps"], elementwise_affine=a["affine"]))
         inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
@@ -167,6 +170,17 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
 
 _FN = {
     "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu, "hardswish": F.hardswish,
+}
+_FN.update({  # added for issue 11: attribute-free elementwise ops
+    "relu6": F.relu6, "hardsigmoid": F.hardsigmoid, "selu": F.selu, "mish": F.mish, "softsign": F.softsign,
+    "logsigmoid": F.logsigmoid, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt,
+    "abs": torch.abs,
+})
+# added for issue 11: elementwise ops with attributes -> (function, attribute names passed as keywords)
+_FN_KW = {
+    "clamp": (torch.clamp, ("min", "max")), "hardtanh": (F.hardtanh, ("min_val", "max_val")),
+    "elu": (F.elu, ("alpha",)), "celu": (F.celu, ("alpha",)), "softplus": (F.softplus, ("beta", "threshold")),
+    "glu": (F.glu, ("dim",)),
 }
 
 
@@ -268,6 +282,9 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
         return cf(_FN[op], (ins[0],))
     if op == "identity":
         return ins[0]
+    if op in _FN_KW:
+        fn, names = _FN_KW[op]
+        return cf(fn, (ins[0],), {k: a[k] for k in names if a[k] is not None})
     if op == "gelu":
         return cf(F.gelu, (ins[0],), {"approximate": a["approximate"]} if a["approximate"] != "none" else {})
     if op == "leaky_relu":

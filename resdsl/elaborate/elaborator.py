@@ -368,6 +368,8 @@ class Elaborator(ExprMixin):
                 tensors = [self.need(cur, e.span, _expr_str(e.func))] + tensors
             return self.apply(callee, tensors, args, kwargs, link.as_name, ctx, e.span)
         v = self.evaluate(e, ctx)
+        if isinstance(v, Builtin) and v.name in O.OPS:
+            v = OpRef(O.OPS[v.name])  # in a chain, `-> abs` / `-> sqrt` / `-> log` is the tensor op
         if isinstance(v, list) and v and all(isinstance(x, Value) for x in v):
             v = tuple(v)  # `ys = [(o -> relu) for o in outs]`: a list of tensors
         if isinstance(v, (Value, tuple)) and not isinstance(v, CALLABLE):
@@ -793,7 +795,8 @@ class Elaborator(ExprMixin):
                 sprefix = join(ctx.prefix, sname)
                 sscope = scope.child("shortcut", sname, sprefix, e.shortcut_span)
                 sctx = ctx.sub(scope=sscope, prefix=sprefix, env=dict(ctx.env), current=p, in_value=x, counters={})
-                skip = self.single_call(e.shortcut, sctx, p, sprefix, ops=True)
+                # a named shortcut of one unnamed op or block gives it the name (`proj.weight`)
+                skip = self.single_call(e.shortcut, sctx, p, sprefix, ops=True) if as_name else None
                 if skip is None:
                     skip = self.body(e.shortcut, sctx)
         scope.info["has_shortcut"] = e.shortcut is not None and take

@@ -213,6 +213,12 @@ class ExprMixin:
         callee = self.evaluate(e.func, ctx)
         if isinstance(callee, Fn):
             return self.call_fn(callee, e, ctx)
+        if isinstance(callee, Builtin) and callee.name in O.OPS:
+            # `abs(y)`, `sqrt(y)`, `sum(y, dim=1)`: the tensor op when a tensor is given, else the builtin
+            tensors, args, kw = self.eval_args(e.args, ctx)
+            if tensors:
+                return self.apply(OpRef(O.OPS[callee.name]), tensors, args, kw, None, ctx, e.span)
+            return call_builtin(callee, args, kw, e.span)
         if isinstance(callee, Builtin):
             args, kw = [], {}
             for a in e.args:

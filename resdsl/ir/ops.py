@@ -347,7 +347,12 @@ def _same(ins, a):
 for _n, _doc in [("relu", "max(x, 0)"), ("silu", "x * sigmoid(x)"), ("sigmoid", "logistic"),
                  ("tanh", "tanh"), ("hardswish", "hard swish"), ("identity", "x")]:
     op(_n, [], traits=("elementwise", "pure") + (("linear",) if _n == "identity" else ()), doc=_doc)(_same)
-op("gelu", [("approximate", "str", "none")], traits=("elementwise", "pure"), doc="GELU")(_same)
+@op("gelu", [("approximate", "str", "none")], traits=("elementwise", "pure"), doc="GELU")
+def _gelu(ins, a):
+    if a["approximate"] not in ("none", "tanh"):
+        raise OpError(f"gelu approximate={a['approximate']!r} is not \"none\" or \"tanh\"", kind="type",
+                      help='write gelu or gelu(approximate="tanh")')
+    return [ins[0]], {}
 op("leaky_relu", [("slope", "num", 0.01)], traits=("elementwise", "pure"), doc="leaky ReLU")(_same)
 op("scale", [("factor", "num")], traits=("elementwise", "pure", "linear", "channel_scale"),
    doc="multiply by a constant")(_same)
@@ -769,6 +774,91 @@ def _lstm(ins, a):
             p["bias_ih" + sfx] = weight((4 * h,))
             p["bias_hh" + sfx] = weight((4 * h,))
     return [with_axis(x, 2, h * (2 if a["bidirectional"] else 1))], p
+
+
+# ---- added for issue 11: every activation of torch.nn is one word, plus exp, log, sqrt, rsqrt, abs
+def _finite(a, opname, *names):
+    for k in names:
+        v = a[k]
+        if v is not None and not math.isfinite(v):
+            raise OpError(f"{opname} {k}={v} must be a finite number", kind="type")
+
+
+for _n, _doc in [("relu6", "min(max(x, 0), 6)"), ("hardsigmoid", "relu6(x + 3) / 6"),
+                 ("selu", "scaled ELU with the self-normalising constants"), ("mish", "x * tanh(softplus(x))"),
+                 ("softsign", "x / (1 + |x|)"), ("logsigmoid", "log(sigmoid(x))"), ("exp", "e ** x"),
+                 ("log", "natural logarithm"), ("sqrt", "square root"), ("rsqrt", "1 / sqrt(x)"),
+                 ("abs", "|x|")]:
+    op(_n, [], traits=("elementwise", "pure"), doc=_doc)(_same)
+
+
+@op("clamp", [("min", "num", None), ("max", "num", None)], traits=("elementwise", "pure"),
+    doc="min(max(x, min), max); either bound may be left out")
+def _clamp(ins, a):
+    _finite(a, "clamp", "min", "max")
+    if a["min"] is None and a["max"] is None:
+        raise OpError("clamp needs `min`, `max` or both", kind="type", help="e.g. clamp(0, 6) or clamp(max=1.0)")
+    if a["min"] is not None and a["max"] is not None and a["min"] > a["max"]:
+        raise OpError(f"clamp min={a['min']} is above max={a['max']}", kind="type")
+    return [ins[0]], {}
+
+
+@op("hardtanh", [("min_val", "num", -1.0), ("max_val", "num", 1.0)], traits=("elementwise", "pure"),
+    doc="clamp to [min_val, max_val] (torch.nn.Hardtanh)")
+def _hardtanh(ins, a):
+    _finite(a, "hardtanh", "min_val", "max_val")
+    if not a["min_val"] < a["max_val"]:  # torch.nn.Hardtanh asserts the same
+        raise OpError(f"hardtanh min_val={a['min_val']} must be below max_val={a['max_val']}", kind="type")
+    return [ins[0]], {}
+
+
+@op("elu", [("alpha", "num", 1.0)], traits=("elementwise", "pure"), doc="x if x > 0 else alpha * (exp(x) - 1)")
+def _elu(ins, a):
+    _finite(a, "elu", "alpha")
+    return [ins[0]], {}
+
+
+@op("celu", [("alpha", "num", 1.0)], traits=("elementwise", "pure"),
+    doc="max(0, x) + min(0, alpha * (exp(x / alpha) - 1))")
+def _celu(ins, a):
+    _finite(a, "celu", "alpha")
+    if a["alpha"] == 0:
+        raise OpError("celu alpha must not be 0 (it divides by alpha)", kind="type")
+    return [ins[0]], {}
+
+
+@op("softplus", [("beta", "num", 1.0), ("threshold", "num", 20.0)], traits=("elementwise", "pure"),
+    doc="log(1 + exp(beta * x)) / beta; x itself where beta * x > threshold")
+def _softplus(ins, a):
+    _finite(a, "softplus", "beta", "threshold")
+    if a["beta"] <= 0:
+        raise OpError(f"softplus beta={a['beta']} must be positive", kind="type")
+    return [ins[0]], {}
+
+
+@op("prelu", [("num_parameters", "int", 1), ("init", "num", 0.25)], traits=("has_params",),
+    doc="x if x > 0 else a * x with a learned slope a: one, or one per channel (axis 1) (torch.nn.PReLU)")
+def _prelu(ins, a):
+    (x,) = ins
+    _finite(a, "prelu", "init")
+    k = a["num_parameters"]
+    if k != 1:
+        if len(x) < 2 or x[1].size != k:
+            raise OpError(f"prelu num_parameters={k} must be 1 or the channel count (axis 1) of "
+                          f"{S.shape_str(x)}", kind="type", help="use prelu for one slope, or prelu(C) "
+                                                                  "for one per channel")
+    return [x], {"weight": weight((k,), ("constant", a["init"]))}
+
+
+@op("glu", [("dim", "int", -1)], traits=("pure",), doc="a * sigmoid(b) for the halves a, b of axis `dim`")
+def _glu(ins, a):
+    (x,) = ins
+    d = _axis(x, a["dim"])
+    n = static(x[d].size, "the glu axis")
+    if n % 2:
+        raise OpError(f"glu halves axis {d}, whose size {n} is odd ({S.shape_str(x)})")
+    a["dim"] = d
+    return [with_axis(x, d, n // 2)], {}
 
 
 # ------------------------------------------------------------------ tensor arithmetic (issue 11)
