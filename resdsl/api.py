@@ -95,8 +95,9 @@ def _shape_map(g, input_shape) -> dict:
 
 
 def build(path_or_source, network: str | None = None, seed: int | None = None, *, config=None, sets=(),
-          device=None, weights=None, opt=None, passes=None, **params):
-    """`.res` -> torch.fx.GraphModule. Parameter names follow the `.res` file.
+          device=None, weights=None, opt=None, passes=None, checkpoint=None, **params):
+    """`.res` -> a tree of torch modules (the root a torch.fx.GraphModule), one module per block.
+    Parameter names follow the `.res` file.
 
     `weights`: a state_dict (or a path to one) to load. `opt` ("0", "1", "2") or
     `passes` ("a,b") run the optimizer on graph and weights first."""
@@ -105,7 +106,7 @@ def build(path_or_source, network: str | None = None, seed: int | None = None, *
     state = _weights(g, weights)
     if opt is not None or passes is not None:
         g, state = optimize(g, state, seed=seed, level=opt, passes=passes)
-    return to_fx(g, seed=seed, device=device, weights=state)
+    return to_fx(g, seed=seed, device=device, weights=state, checkpoint=checkpoint)
 
 
 def _weights(g, weights):

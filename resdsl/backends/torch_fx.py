@@ -168,30 +168,11 @@ _FN = {
 }
 
 
-def lower(graph: Graph, root: torch.nn.Module) -> torch.fx.GraphModule:
-    g = torch.fx.Graph()
-    env = {}
-    names = set()
-    for v in graph.inputs:
-        env[v] = g.placeholder(v.name)
-    for n in graph.nodes:
-        ins = [env[v] for v in n.inputs]
-        out = _emit(g, n, ins)
-        if isinstance(out, (list, tuple)):
-            for v, o in zip(n.outputs, out):
-                env[v] = o
-        else:
-            env[n.outputs[0]] = out
-        for v in n.outputs:
-            node = env[v]
-            if node.op != "placeholder" and v.name not in names and node.name != v.name:
-                node._rename(v.name)
-                names.add(v.name)
-    outs = [env[v] for v in graph.outputs]
-    g.output(outs[0] if len(outs) == 1 else tuple(outs))
-    _in_place(g, root, {node: v.shape for v, node in env.items()})
-    g.lint()
-    return runtime.make_indexable(torch.fx.GraphModule(root, g, class_name=_class_name(graph.name)))
+def lower(graph: Graph, root: torch.nn.Module, checkpoint=None) -> torch.fx.GraphModule:
+    """The module tree over `root` (the modules of :func:`build_modules`): one module per block,
+    repeat, named group, shortcut with ops and shared loop body, each with its own forward."""
+    from .torch_lower import lower_tree
+    return lower_tree(graph, root, checkpoint)
 
 
 # producers whose backward does not need their output, so it may be overwritten
@@ -360,16 +341,17 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
     raise ResdslError("unsupported", f"the torch target has no lowering for `{op}`", n.span)
 
 
-def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | None = None
+def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | None = None, checkpoint=None
           ) -> torch.fx.GraphModule:
-    """Build the GraphModule; `weights` (a checked state_dict) replaces the initial values."""
+    """Build the module tree; `weights` (a checked state_dict) replaces the initial values;
+    `checkpoint` (none, blocks, sqrt or an int k) recomputes block activations in backward."""
     if seed is None:
         root = build_modules(graph, device)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             root = build_modules(graph, device)
-    gm = lower(graph, root)
+    gm = lower(graph, root, checkpoint)
     if weights is not None:
         from ..weights import check_state
         gm.load_state_dict(check_state(graph, weights), strict=True)
