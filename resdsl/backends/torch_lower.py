@@ -59,7 +59,13 @@ def _listing(top) -> str:
 
 
 def lower_tree(graph: Graph, root: torch.nn.Module, checkpoint=None) -> torch.fx.GraphModule:
+    return lower_with_plan(graph, root, checkpoint)[0]
+
+
+def lower_with_plan(graph: Graph, root: torch.nn.Module, checkpoint=None):
+    """(root module, plan tree, first-use index of each path)."""
     check_names(graph)
+    runtime.make_indexable(root)  # plain containers of numbered state (as "convs.{i}") index like lists
     tree = plan(graph)
     plan_checkpoint(tree, graph, checkpoint)
     first = _first_use(graph, tree)
@@ -75,7 +81,7 @@ def lower_tree(graph: Graph, root: torch.nn.Module, checkpoint=None) -> torch.fx
     _reorder(root, "", first)
     gm = _make(graph, tree, root)
     gm.__class__.__name__ = TF._class_name(graph.name)
-    return gm
+    return gm, tree, first
 
 
 def _first_use(graph: Graph, tree: Site) -> dict:
@@ -196,6 +202,7 @@ def _site_graph(graph: Graph, site: Site, cont) -> torch.fx.Graph:
             else:
                 mods = tuple(g.get_attr(_rel(s.path, base)) for s in seg)
                 out = g.call_function(runtime.checkpoint_chain, (env[c.inputs[0]],) + mods)
+            out._rename("ckpt")
             _bind(g, env, last.outputs, out)
             i = last.hi
             continue

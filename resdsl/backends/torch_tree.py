@@ -80,7 +80,7 @@ def reserved_name(name: str) -> str | None:
     if _RESERVED is None:
         import torch.fx
         probe = torch.fx.GraphModule(torch.nn.Module(), torch.fx.Graph())
-        _RESERVED = set(dir(probe)) | set(vars(probe)) | set(dir(torch.nn.Sequential))
+        _RESERVED = set(dir(probe)) | set(vars(probe)) | set(dir(torch.nn.Sequential)) | set(dir(torch.nn.ModuleDict))
     if keyword.iskeyword(name):
         return "is a Python keyword"
     if name.startswith("__"):
