@@ -70,6 +70,8 @@ def make_parser() -> argparse.ArgumentParser:
     c.add_argument("-p", "--passes", default=None, help="explicit comma-separated pass list")
     c.add_argument("--verify", action="store_true", help="verify the IR after every pass")
     c.add_argument("--explain", action="store_true", help="print each rewrite the passes make")
+    c.add_argument("--checkpoint", default="none", metavar="none|blocks|sqrt|K",
+                   help="torch target: activation checkpointing of blocks (sqrt: about sqrt(n) segments)")
 
     k = sub.add_parser("check", help="parse, elaborate and shape-check; print a one-line report")
     _common(k)
@@ -130,10 +132,11 @@ def cmd_compile(args) -> int:
             g, w = _optimize(g, args, load_state(args.weights, g) if args.weights else None)
             pt = os.path.splitext(args.output)[0] + ".pt"
             _save_weights(pt, w)
-            write_atomic(args.output, to_python(g, args.file, weights_file=os.path.basename(pt)))
+            write_atomic(args.output, to_python(g, args.file, weights_file=os.path.basename(pt),
+                                                checkpoint=args.checkpoint))
             print(f"wrote {pt}: the weights after optimisation")
         else:
-            write_atomic(args.output, to_python(g, args.file))
+            write_atomic(args.output, to_python(g, args.file, checkpoint=args.checkpoint))
         print(f"wrote {args.output}: {g.name}() -> torch.nn.Module, {g.num_params():,} parameters")
         return 0
     try:
