@@ -29,7 +29,7 @@ from ..diagnostics import ResdslError
 from ..ir.graph import Graph
 from . import torch_fx as TF
 from .torch_lower import ResModule, lower_with_plan
-from .torch_tree import all_sites
+from .torch_tree import all_sites, check_names
 
 # file-level names the generated code defines or uses; nothing from the input may shadow them
 _FILE_NAMES = {"torch", "operator", "os", "init", "init_tensor", "checkpoint", "checkpoint_chain", "_chain",
@@ -377,6 +377,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
 
     With `weights_file` (a file name beside the .py, e.g. the folded weights of -O2) the function
     is `<network>(seed=None, weights=<that file>)` and loads the weights with strict=True."""
+    check_names(graph)
     owners = {n.path: (n, rec) for n, rec in TF.state_owners(graph)}
     gm, tree, first = lower_with_plan(graph, TF.build_modules(graph, device="meta"), checkpoint)
     for m in gm.modules():
@@ -481,8 +482,9 @@ def _finite(src: str) -> str:
     """fx writes non-finite floats as the names inf and nan: write them as float("inf")."""
     toks = list(tokenize.generate_tokens(io.StringIO(src).readline))
     lines = src.splitlines(keepends=True)
-    for t in reversed(toks):
-        if t.type == tokenize.NAME and t.string in ("inf", "nan"):
+    for k in range(len(toks) - 1, -1, -1):
+        t = toks[k]
+        if t.type == tokenize.NAME and t.string in ("inf", "nan") and not (k and toks[k - 1].string == "."):
             (r, c0), (_, c1) = t.start, t.end
             ln = lines[r - 1]
             lines[r - 1] = ln[:c0] + f'float("{t.string}")' + ln[c1:]

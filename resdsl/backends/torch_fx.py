@@ -345,6 +345,8 @@ def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | No
           ) -> torch.fx.GraphModule:
     """Build the module tree; `weights` (a checked state_dict) replaces the initial values;
     `checkpoint` (none, blocks, sqrt or an int k) recomputes block activations in backward."""
+    from .torch_tree import check_names
+    check_names(graph)  # before any module is made: a reserved name is an error with a location
     if seed is None:
         root = build_modules(graph, device)
     else:

@@ -239,6 +239,9 @@ def _site_graph(graph: Graph, site: Site, cont) -> torch.fx.Graph:
                 node._rename(want)
                 renamed.add(node)
         i += 1
+    for node in g.nodes:
+        if node.name == "self":  # fx does not reserve the name of the module argument
+            node._rename("self_")
     outs = [env[v] for v in site.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     shapes = {node: v.shape for v, node in env.items()}
