@@ -109,6 +109,12 @@ def build(path_or_source, network: str | None = None, seed: int | None = None, *
     return to_fx(g, seed=seed, device=device, weights=state, checkpoint=checkpoint)
 
 
+def blocks(model):
+    """(name, module) of every block of a model made by `build`, outermost first (for fully_shard, hooks)."""
+    from .backends.torch_lower import blocks as find
+    return find(model)
+
+
 def _weights(g, weights):
     from .weights import check_state, load_state
     if weights is None:

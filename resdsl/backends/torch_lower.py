@@ -130,10 +130,18 @@ def _module(graph, site, cont, first):
     _reorder(cont, site.path, first)
     g = _site_graph(graph, site, cont)
     if _is_chain(g, cont):
-        seq = torch.nn.Sequential()
-        seq._modules = cont._modules
-        return seq
-    return _as_resmodule(cont, g, _class(site.label))
+        mod = torch.nn.Sequential()
+        mod._modules = cont._modules
+    else:
+        mod = _as_resmodule(cont, g, _class(site.label))
+    mod._resdsl_block = site.unit  # a computing unit (block, iteration, group, loop body), not a container
+    return mod
+
+
+def blocks(model: torch.nn.Module):
+    """(name, module) of every block in a built network, outermost first: the units to wrap with
+    FSDP2's fully_shard, torch.utils.checkpoint or hooks (containers such as a repeat are left out)."""
+    return [(n, m) for n, m in model.named_modules() if getattr(m, "_resdsl_block", False)]
 
 
 def _make(graph, tree, root):
