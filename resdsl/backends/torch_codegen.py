@@ -255,8 +255,7 @@ def _expr(col, cls_of, hint):
         sig = inspect.signature(TF._CLASSES[c0.cls]) if c0.cls in TF._CLASSES else None
         pnames = list(sig.parameters) if sig else []
         pnames = [p for p in pnames if p != "self"]
-        cls_expr = c0.cls if c0.cls.startswith("torch.") else c0.cls
-        parts = [f"torch.nn.utils.skip_init({cls_expr}, " if c0.explicit else f"{cls_expr}("]
+        parts = [f"torch.nn.utils.skip_init({c0.cls}, " if c0.explicit else f"{c0.cls}("]
         items = []
         for j in range(len(c0.args)):
             pn = pnames[j] if j < len(pnames) else f"arg{j}"
@@ -337,27 +336,23 @@ def _slot_params(cls, stmts, names_for_args):
     for st in stmts:
         for p in st:
             if isinstance(p, _Slot) and len(set(map(_typed, p.values))) > 1:
-                cols.setdefault(tuple(map(_typed, p.values)), p.hint)
+                cols.setdefault(tuple(map(_typed, p.values)), (p.hint, p.values))
     ns = _Names()
     params = {}
     block_args = [i.block_args for i in cls.insts]
-    for vals, hint in cols.items():
+    for vals, (hint, raw) in cols.items():
         want = hint
         for a in (block_args[0] or {}):
-            try:
-                if tuple(_typed(b.get(a)) for b in block_args) == vals:
-                    want = a
-                    break
-            except Exception:
-                continue
-        params[vals] = ns.new(want)
+            if tuple(_typed(b.get(a)) for b in block_args) == vals:
+                want = a
+                break
+        params[vals] = (ns.new(want), raw)
     return params
 
 
 def _typed(v):
-    if isinstance(v, list):
-        v = tuple(v)
-    return (type(v).__name__, v if not isinstance(v, float) or not math.isnan(v) else "nan")
+    """A hashable stand-in for a value that tells 1, 1.0 and True apart."""
+    return (type(v).__name__, repr(v))
 
 
 def _render(parts, params) -> str:
@@ -365,7 +360,7 @@ def _render(parts, params) -> str:
     for p in parts:
         if isinstance(p, _Slot):
             key = tuple(map(_typed, p.values))
-            out.append(params[key] if key in params else _lit(p.values[0]))
+            out.append(params[key][0] if key in params else _lit(p.values[0]))
         else:
             out.append(p)
     return "".join(out)
@@ -406,9 +401,9 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     for cls in classes:  # post-order: a class's children are defined before it
         stmts = _ctor_parts(cls.insts, cls_of)
         params = _slot_params(cls, stmts, None)
-        cls.params = list(params.values())
+        cls.params = [pn for pn, _ in params.values()]
         for k, inst in enumerate(cls.insts):
-            cls_of[id(inst)] = {pn: vals[k][1] for vals, pn in params.items()}
+            cls_of[id(inst)] = {pn: raw[k] for pn, raw in params.values()}
         init_lines = [_render(st, params) for st in stmts]
         used_init = used_init or any("init(" in ln for ln in init_lines)
         bodies.append((cls, init_lines))
@@ -458,7 +453,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     else:
         lines += [
             f"def {fn_name}(seed=None):",
-            f'    """Build the network; `seed` makes the initial weights reproducible."""',
+            '    """Build the network; `seed` makes the initial weights reproducible."""',
             "    if seed is None:",
             f"        return {top_cls.name}()",
             "    with torch.random.fork_rng(devices=[]):",

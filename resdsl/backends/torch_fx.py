@@ -1,4 +1,8 @@
-"""IR -> torch.fx GraphModule, built directly (no tracing), and -> a standalone .py file.
+"""IR -> a tree of torch modules (fx GraphModules, built directly, no tracing) and a standalone .py file.
+
+The per-op lowering lives here (:func:`module_recipe` for stateful ops, :func:`_emit` for an
+op's fx nodes); :mod:`torch_tree` decides which scopes become modules, :mod:`torch_lower`
+builds them, :mod:`torch_codegen` writes the standalone file.
 
 Stateful ops become real ``torch.nn`` modules at their dotted ``.res`` path, so the
 state_dict keys are the ``.res`` names (``layer1.0.conv1.weight``); stateless ops
@@ -11,7 +15,6 @@ used both to build modules in memory and to write them as code, so that
 """
 from __future__ import annotations
 
-import inspect
 import operator
 
 import torch
@@ -106,12 +109,6 @@ _NO = object()
 # torch's constructor defaults: left out of generated code so it reads like hand-written code
 _DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5,
              "momentum": 0.1, "affine": True, "elementwise_affine": True, "output_padding": 0, "dropout": 0.0}
-
-
-def _init_code(target: str, spec) -> str:
-    if spec[0] == "default":
-        return ""
-    return f"init_tensor({target}, {tuple(spec)!r})"
 
 
 # ------------------------------------------------------------------ building
@@ -361,14 +358,6 @@ def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | No
 
 
 # ------------------------------------------------------------------ standalone file
-def _lit(v) -> str:
-    if isinstance(v, tuple) and len(v) == 1:
-        return f"({_lit(v[0])},)"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_lit(x) for x in v) + ")"
-    return repr(v)
-
-
 def to_python(graph: Graph, source: str = "", weights_file: str | None = None, checkpoint=None) -> str:
     """A standalone module (only torch needed) defining `<network>(seed=None)`: one class per block."""
     from .torch_codegen import to_python as emit

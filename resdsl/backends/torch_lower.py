@@ -36,7 +36,7 @@ class ResModule(torch.fx.GraphModule):
             raise TypeError("a resdsl block is indexed by number, e.g. model.layer1[0]")
         names = [k for k in self._modules if k.isdigit()]
         if isinstance(idx, int) and -len(names) <= idx < len(names):
-            return self._modules[str(int(names[idx]) if idx >= 0 else int(names[idx]))]
+            return self._modules[names[idx]]
         raise IndexError(f"{type(self).__name__} has no child {idx!r}")
 
     @property

@@ -133,8 +133,7 @@ def plan(graph: Graph) -> Site:
             cands.pop(s, None)
             if repl is not None:
                 cands[repl] = repl.path
-    root, sites, bad = _try_plan(graph, {graph.root: ""})
-    return root
+    return _try_plan(graph, {graph.root: ""})[0]  # nothing outlined: one flat forward
 
 
 def _candidates(root: Scope) -> dict:
