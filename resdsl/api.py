@@ -150,9 +150,10 @@ def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = No
     return to_onnx_model(g, seed=seed, weights=state, opset=opset)
 
 
-def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), **params) -> str:
-    """Source of a standalone .py file that defines `<network>(seed=None)`."""
+def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), checkpoint=None,
+              **params) -> str:
+    """Source of a standalone .py file that defines `<network>(seed=None)`: a class per block."""
     from .backends.torch_fx import to_python as emit
     g = graph(path_or_source, network, config=config, sets=sets, **params)
     src = str(path_or_source) if _is_path(path_or_source) else "<string>"
-    return emit(g, src)
+    return emit(g, src, checkpoint=checkpoint)
