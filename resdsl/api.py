@@ -144,8 +144,9 @@ def _shape_map(g, input_shape) -> dict:
 
 
 def build(path_or_source, network: str | None = None, seed: int | None = None, *, config=None, sets=(),
-          device=None, weights=None, rename=(), opt=None, passes=None, **params):
-    """`.res` -> torch.fx.GraphModule. Parameter names follow the `.res` file.
+          device=None, weights=None, rename=(), opt=None, passes=None, checkpoint=None, **params):
+    """`.res` -> a tree of torch modules (the root a torch.fx.GraphModule), one module per block.
+    Parameter names follow the `.res` file.
 
     `weights`: a state_dict, or a path to a checkpoint (torch.save of a state_dict,
     `{'state_dict': ...}`, `{'model': ...}`, `module.`/`_orig_mod.` prefixes, or
@@ -156,16 +157,23 @@ def build(path_or_source, network: str | None = None, seed: int | None = None, *
     state = _weights(g, weights, rename)
     if opt is not None or passes is not None:
         g, state = optimize(g, state, seed=seed, level=opt, passes=passes)
-    return to_fx(g, seed=seed, device=device, weights=state)
+    return to_fx(g, seed=seed, device=device, weights=state, checkpoint=checkpoint)
 
 
-def create_model(name: str, weights=None, *, seed: int | None = None, device=None, rename=(), **params):
+def blocks(model):
+    """(name, module) of every block of a model made by `build`, outermost first (for fully_shard, hooks)."""
+    from .backends.torch_lower import blocks as find
+    return find(model)
+
+
+def create_model(name: str, weights=None, *, seed: int | None = None, device=None, rename=(), checkpoint=None,
+                 **params):
     """A stdlib network by name, in the habit of `timm.create_model`:
     ``resdsl.create_model("resnet50", weights="ckpt.pt", classes=10)``.
 
     `name` may also be a path or source (as for `build`); `params` override the
     network's parameters (`classes=10`, `layers=[2, 2, 2, 2]`)."""
-    return build(name, seed=seed, device=device, weights=weights, rename=rename, **params)
+    return build(name, seed=seed, device=device, weights=weights, rename=rename, checkpoint=checkpoint, **params)
 
 
 def _weights(g, weights, rename=()):
@@ -203,12 +211,13 @@ def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = No
     return to_onnx_model(g, seed=seed, weights=state, opset=opset, value_info=True)
 
 
-def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), **params) -> str:
-    """Source of a standalone .py file that defines `<network>(seed=None)`."""
+def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), checkpoint=None,
+              **params) -> str:
+    """Source of a standalone .py file that defines `<network>(seed=None)`: a class per block."""
     from .backends.torch_fx import to_python as emit
     g = graph(path_or_source, network, config=config, sets=sets, **params)
     path, _, _ = resolve(path_or_source)
-    return emit(g, str(path_or_source) if path is not None else "<string>")
+    return emit(g, str(path_or_source) if path is not None else "<string>", checkpoint=checkpoint)
 
 
 class Figure:

@@ -246,6 +246,7 @@ def _add_compile(sub):
                 ["resdsl compile resnet50 --target torch -o resnet50.py",
                  "resdsl compile resnet50 -t onnx -o resnet50.onnx --weights ckpt.pt -O2",
                  "resdsl compile vit_b_16 -t onnx -o vit.onnx --weights vit.safetensors --rename '^model\\.='",
+                 "resdsl compile resnet1202_cifar -t torch --checkpoint sqrt -o r1202.py",
                  "resdsl compile net.res -t torch -o - | less"])
     _source_args(p)
     p.add_argument("--target", "-t", choices=["torch", "onnx"], default="torch", help="output kind (default torch)")
@@ -257,6 +258,9 @@ def _add_compile(sub):
                    help=f"ONNX opset, {opsets.get('MIN')} to {opsets.get('MAX')} (default {opsets.get('DEFAULT')}; onnx target)")
     p.add_argument("--external-data", action="store_true",
                    help="store the weights in <output>.data whatever their size (onnx target)")
+    p.add_argument("--checkpoint", default="none", metavar="none|blocks|sqrt|K",
+                   help="torch target: activation checkpointing of blocks: none (default), blocks (each block), "
+                        "sqrt (about sqrt(n) segments per chain, Chen et al. 2016) or K (segments of K blocks)")
     _opt_args(p)
     p.set_defaults(func=cmd_compile)
 
@@ -330,10 +334,10 @@ def _compile_torch(args) -> int:
         check_output(pt, inputs + [args.output])
         g, w = _optimize(g, args, _load_weights(args, g))
         _save_weights(pt, w, inputs + [args.output])
-        write_output(args.output, to_python(g, src, weights_file=os.path.basename(pt)), inputs + [pt])
+        write_output(args.output, to_python(g, src, weights_file=os.path.basename(pt), checkpoint=args.checkpoint), inputs + [pt])
         status(f"wrote {pt}: the weights after optimisation")
     else:
-        write_output(args.output, to_python(g, src), inputs)
+        write_output(args.output, to_python(g, src, checkpoint=args.checkpoint), inputs)
     status(f"wrote {args.output}: {g.name}() -> torch.nn.Module, {g.num_params():,} parameters")
     return 0
 

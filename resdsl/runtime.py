@@ -4,6 +4,7 @@ Each class here is self-contained (it needs only ``torch``) because the torch ta
 copies its source into the standalone ``.py`` file it writes.
 """
 import torch
+import torch.utils.checkpoint
 
 
 class DropPath(torch.nn.Module):
@@ -125,3 +126,20 @@ def make_indexable(root):
                 and not child._parameters and not child._buffers:
             root._modules[name] = torch.nn.Sequential(*child._modules.values())
     return root
+
+
+def checkpoint(module, *args):
+    """Run `module(*args)` under activation checkpointing: its activations are recomputed in
+    backward instead of stored. The RNG state is replayed, so dropout and drop_path draw the same."""
+    return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False, preserve_rng_state=True)
+
+
+def _chain(x, *modules):
+    for m in modules:
+        x = m(x)
+    return x
+
+
+def checkpoint_chain(x, *modules):
+    """A segment of consecutive blocks under one checkpoint (Chen et al. 2016, sublinear memory)."""
+    return torch.utils.checkpoint.checkpoint(_chain, x, *modules, use_reentrant=False, preserve_rng_state=True)

@@ -100,8 +100,10 @@ def test_repeat_separate_loop_shared_instance_tied(k):
     for _ in range(2):
         h = h + torch.relu(convs["inst.conv"](h))
     torch.testing.assert_close(gm(x), h)
+    # blocks are modules: the root calls the shared loop body k times and the tied instance twice
     calls = [n.target for n in gm.graph.nodes if n.op == "call_module"]
-    assert calls.count("looped.conv") == k and calls.count("inst.conv") == 2
+    assert calls.count("looped") == k and calls.count("inst") == 2 and calls.count("rep") == 1
+    assert [n.target for n in gm.looped.graph.nodes if n.op == "call_module"] == ["conv"]
 
 
 def test_torchvision_names_from_templates_and_single_block_repeat():
@@ -297,9 +299,11 @@ def test_no_graph_breaks_under_dynamo():
 def test_generated_code_is_readable():
     gm = resdsl.build(os.path.join(ROOT, "stdlib/resnet.res"), network="resnet18", device="meta")
     code = gm.code
-    assert "layer1_0_conv1 = getattr(self.layer1, \"0\").conv1(maxpool)" in code
-    assert "torch.relu_(" in code and "_tensor_constant" not in code
-    assert "layer1_0_bn2 += maxpool" in code  # in place where nothing else reads the value, as torchvision
+    assert "layer1 = self.layer1(maxpool)" in code  # the root calls its blocks
+    block = gm.layer1[0].code
+    assert block.startswith("def forward(self, x):\n    conv1 = self.conv1(x)")
+    assert "torch.relu_(" in block and "_tensor_constant" not in code
+    assert "bn2 += x" in block  # in place where nothing else reads the value, as torchvision
 
 
 def test_in_place_ops_keep_training_correct():

@@ -1,4 +1,8 @@
-"""IR -> torch.fx GraphModule, built directly (no tracing), and -> a standalone .py file.
+"""IR -> a tree of torch modules (fx GraphModules, built directly, no tracing) and a standalone .py file.
+
+The per-op lowering lives here (:func:`module_recipe` for stateful ops, :func:`_emit` for an
+op's fx nodes); :mod:`torch_tree` decides which scopes become modules, :mod:`torch_lower`
+builds them, :mod:`torch_codegen` writes the standalone file.
 
 Stateful ops become real ``torch.nn`` modules at their dotted ``.res`` path, so the
 state_dict keys are the ``.res`` names (``layer1.0.conv1.weight``); stateless ops
@@ -11,7 +15,6 @@ used both to build modules in memory and to write them as code, so that
 """
 from __future__ import annotations
 
-import inspect
 import operator
 
 import torch
@@ -111,12 +114,6 @@ _DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True
              "momentum": 0.1, "affine": True, "elementwise_affine": True, "output_padding": 0, "dropout": 0.0}
 
 
-def _init_code(target: str, spec) -> str:
-    if spec[0] == "default":
-        return ""
-    return f"init_tensor({target}, {tuple(spec)!r})"
-
-
 # ------------------------------------------------------------------ building
 def _explicit_init(cls: str, inits, n: Node) -> bool:
     """A conv/linear whose every parameter has an explicit init: construct it without the default
@@ -192,30 +189,11 @@ _ARITH = {
 }
 
 
-def lower(graph: Graph, root: torch.nn.Module) -> torch.fx.GraphModule:
-    g = torch.fx.Graph()
-    env = {}
-    names = set()
-    for v in graph.inputs:
-        env[v] = g.placeholder(v.name)
-    for n in graph.nodes:
-        ins = [env[v] for v in n.inputs]
-        out = _emit(g, n, ins)
-        if isinstance(out, (list, tuple)):
-            for v, o in zip(n.outputs, out):
-                env[v] = o
-        else:
-            env[n.outputs[0]] = out
-        for v in n.outputs:
-            node = env[v]
-            if node.op != "placeholder" and v.name not in names and node.name != v.name:
-                node._rename(v.name)
-                names.add(v.name)
-    outs = [env[v] for v in graph.outputs]
-    g.output(outs[0] if len(outs) == 1 else tuple(outs))
-    _in_place(g, root, {node: v.shape for v, node in env.items()})
-    g.lint()
-    return runtime.make_indexable(torch.fx.GraphModule(root, g, class_name=_class_name(graph.name)))
+def lower(graph: Graph, root: torch.nn.Module, checkpoint=None) -> torch.fx.GraphModule:
+    """The module tree over `root` (the modules of :func:`build_modules`): one module per block,
+    repeat, named group, shortcut with ops and shared loop body, each with its own forward."""
+    from .torch_lower import lower_tree
+    return lower_tree(graph, root, checkpoint)
 
 
 # producers whose backward does not need their output, so it may be overwritten
@@ -393,120 +371,26 @@ def _emit(g: torch.fx.Graph, n: Node, ins):
     raise ResdslError("unsupported", f"the torch target has no lowering for `{op}`", n.span)
 
 
-def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | None = None
+def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | None = None, checkpoint=None
           ) -> torch.fx.GraphModule:
-    """Build the GraphModule; `weights` (a checked state_dict) replaces the initial values."""
+    """Build the module tree; `weights` (a checked state_dict) replaces the initial values;
+    `checkpoint` (none, blocks, sqrt or an int k) recomputes block activations in backward."""
+    from .torch_tree import check_names
+    check_names(graph)  # before any module is made: a reserved name is an error with a location
     if seed is None:
         root = build_modules(graph, device)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             root = build_modules(graph, device)
-    gm = lower(graph, root)
+    gm = lower(graph, root, checkpoint)
     if weights is not None:  # checked by the caller (resdsl.weights.check_state): backends never import it
         gm.load_state_dict(weights, strict=True)
     return gm
 
 
 # ------------------------------------------------------------------ standalone file
-def _lit(v) -> str:
-    if isinstance(v, tuple) and len(v) == 1:
-        return f"({_lit(v[0])},)"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_lit(x) for x in v) + ")"
-    return repr(v)
-
-
-def to_python(graph: Graph, source: str = "", weights_file: str | None = None) -> str:
-    """A standalone module (only torch needed) defining `<network>(seed=None)`.
-
-    With `weights_file` (a file name beside the .py, e.g. the folded weights of -O2) the function
-    is `<network>(seed=None, weights=<that file>)` and loads the weights with strict=True."""
-    gm = lower(graph, build_modules(graph, device="meta"))
-    code = gm.graph.python_code(root_module="self")
-    allowed = {"torch", "operator", "getattr", "inf", "nan", "NoneType", "device", "fx_pytree", "pytree"}
-    extra = set(code.globals) - allowed
-    if extra - {"_tensor_constant0"}:
-        used_names = ", ".join(sorted(extra))
-        raise ResdslError("unsupported", f"generated code needs names outside torch: {used_names}")
-    lines = [
-        f'"""{graph.name}: generated by resdsl from {source or "a .res file"}. Do not edit; edit the .res file.',
-        "",
-        f"Call `{graph.name}(seed=None)` for the network as a torch.nn.Module; it needs only torch.",
-        '"""',
-        "import operator  # noqa: F401",
-        "",
-        "import torch",
-        "",
-    ]
-    used = sorted({rec[0] for _, rec in state_owners(graph) if rec is not None})
-    for cls in used:
-        if cls in RUNTIME_CLASSES:
-            lines += ["", inspect.getsource(getattr(runtime, cls)).rstrip(), ""]
-    for fn in (runtime.put_module, runtime.put_param, runtime.init_tensor, runtime.make_indexable):
-        lines += ["", inspect.getsource(fn).rstrip(), ""]
-    lines += [""]
-    cname = _class_name(graph.name)
-    lines.append(f"class {cname}(torch.nn.Module):")
-    lines.append("    def __init__(self):")
-    lines.append("        super().__init__()")
-    for n, rec in state_owners(graph):
-        if rec is not None:
-            cls, args, kwargs, inits = rec
-            argstr = ", ".join([_lit(x) for x in args] + [f"{k}={_lit(v)}" for k, v in kwargs.items()])
-            lhs = "m = " if inits else ""
-            ctor = f"torch.nn.utils.skip_init({cls}, {argstr})" if _explicit_init(cls, inits, n) else f"{cls}({argstr})"
-            lines.append(f"        {lhs}put_module(self, {n.path!r}, {ctor})")
-            for pname, spec in inits:
-                lines.append(f"        {_init_code(f'm.{pname}', spec)}")
-            for local, owner in n.attrs.get("_tie", ()):
-                lines.append(f"        setattr(self.get_submodule({n.path!r}), {local!r}, "
-                             f"self.get_parameter({owner!r}))  # tied")
-        else:
-            spec = n.params[""]
-            lines.append(f"        p = put_param(self, {n.path!r}, {tuple(spec.shape)!r})")
-            ic = _init_code("p", spec.init or ("zeros",))
-            if ic:
-                lines.append(f"        {ic}")
-    lines.append("        make_indexable(self)")
-    body = code.src.strip("\n")
-    body = "\n".join("    " + ln if ln.strip() else "" for ln in body.splitlines())
-    lines += ["", body.replace("def forward(self, ", "def forward(self, ", 1), "", ""]
-    if weights_file is not None:
-        lines.insert(lines.index("import operator  # noqa: F401"), "import os")
-        lines += _weights_loader(graph.name, cname, weights_file)
-        return "\n".join(lines)
-    lines += [
-        f"def {graph.name}(seed=None):",
-        f'    """Build `{graph.name}`; `seed` makes the initial weights reproducible."""',
-        "    if seed is None:",
-        f"        return {cname}()",
-        "    with torch.random.fork_rng(devices=[]):",
-        "        torch.manual_seed(seed)",
-        f"        return {cname}()",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _weights_loader(name: str, cname: str, weights_file: str) -> list:
-    """The entry function of a generated file whose weights live in a .pt file beside it."""
-    return [
-        f"WEIGHTS = os.path.join(os.path.dirname(__file__), {weights_file!r})",
-        "",
-        "",
-        f"def {name}(seed=None, weights=WEIGHTS):",
-        f'    """Build `{name}` and load `weights` (a state_dict or a file; default: {weights_file})."""',
-        "    if seed is None:",
-        f"        m = {cname}()",
-        "    else:",
-        "        with torch.random.fork_rng(devices=[]):",
-        "            torch.manual_seed(seed)",
-        f"            m = {cname}()",
-        "    if weights is not None:",
-        "        if not isinstance(weights, dict):",
-        "            weights = torch.load(weights, map_location='cpu', weights_only=True)",
-        "        m.load_state_dict(weights, strict=True)",
-        "    return m",
-        "",
-    ]
+def to_python(graph: Graph, source: str = "", weights_file: str | None = None, checkpoint=None) -> str:
+    """A standalone module (only torch needed) defining `<network>(seed=None)`: one class per block."""
+    from .torch_codegen import to_python as emit
+    return emit(graph, source, weights_file=weights_file, checkpoint=checkpoint)
