@@ -463,6 +463,26 @@ def cmd_summary(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ fmt
+def _add_fmt(sub):
+    p = _parser(sub, "fmt", "format .res files in the canonical style",
+                "Rewrite .res files in the canonical layout (4-space indentation, spaces around `->` and "
+                "operators, one statement a line, lines wrapped at 100 columns, a blank line between "
+                "definitions). Comments are kept; the parse tree does not change. A folder means every .res "
+                "file under it; - reads stdin and writes stdout. See docs/fmt.md.",
+                ["resdsl fmt net.res", "resdsl fmt --check stdlib examples", "resdsl fmt --diff net.res",
+                 "cat net.res | resdsl fmt -"])
+    p.add_argument("files", nargs="+", metavar="FILES", help=".res files or folders (- for standard input)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file would change")
+    p.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of the changes")
+    p.set_defaults(func=cmd_fmt)
+
+
+def cmd_fmt(args) -> int:
+    from .fmt import cmd_fmt as run
+    return run(args)
+
+
 # ------------------------------------------------------------------ list
 def _add_list(sub):
     p = _parser(sub, "list", "list the stdlib networks (name, parameters, paper, file)",
@@ -519,8 +539,6 @@ def cmd_completion(args) -> int:
 
 
 # ------------------------------------------------------------------ main
-from .fmt import register as _add_fmt  # noqa: E402  (the formatter's own module adds its subcommand)
-
 SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_fmt, _add_list, _add_completion]
 
 

@@ -703,20 +703,6 @@ def format_source(text: str, path: str = "<string>", strict: bool = False) -> st
 
 
 # ---------------------------------------------------------------- command line
-def register(sub) -> None:
-    """`resdsl fmt [--check] [--diff] FILES...` (sets `func`, like the other subcommands)."""
-    p = sub.add_parser("fmt", help="format .res files in the canonical style",
-                       description="Rewrite .res files in the canonical layout (4-space indentation, spaces "
-                                   f"around `->` and operators, one statement a line, lines wrapped at {WIDTH} "
-                                   "columns, a blank line between definitions). Comments are kept; the parse "
-                                   "tree does not change. A folder means every .res file under it; - reads "
-                                   "stdin and writes stdout.")
-    p.add_argument("files", nargs="+", metavar="FILES", help=".res files or folders")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file would change")
-    p.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of the changes")
-    p.set_defaults(func=cmd_fmt)
-
-
 def _expand(paths) -> list[str]:
     from pathlib import Path
     out = []
