@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..diagnostics import ResdslError, SourceFile, Span
 from . import ast
@@ -85,13 +85,38 @@ def _has_terminal(name: str) -> bool:
         return False
 
 
+MAX_SYNTAX_DEPTH = 200  # parse-tree nesting (the elaborator's budget.MAX_SYNTAX_DEPTH)
+MAX_LITERAL_DIGITS = 100
+
+
 def parse(text: str, path: str = "<string>") -> ast.Module:
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark, as some editors write: not part of the program
+        text = text[1:]
     src = SourceFile(path, text)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, src) from None
-    return _ToAst(src).transform(tree)
+    _check_depth(tree, src)
+    try:
+        return _ToAst(src).transform(tree)
+    except VisitError as e:  # lark wraps what a rule method raises
+        if isinstance(e.orig_exc, ResdslError):
+            raise e.orig_exc from None
+        raise
+
+
+def _check_depth(tree, src: SourceFile) -> None:
+    """Refuse a parse tree nested deeper than MAX_SYNTAX_DEPTH (a long `**` chain, brackets in
+    brackets): the transformer and the elaborator recurse on it. Iterative, so it cannot overflow."""
+    stack = [(tree, 1)]
+    while stack:
+        t, d = stack.pop()
+        if d > MAX_SYNTAX_DEPTH:
+            raise ResdslError("limit", f"the program nests deeper than {MAX_SYNTAX_DEPTH} levels here",
+                              _span(src, t.meta),
+                              help="split the expression or the nested regions with `let` or blocks")
+        stack.extend((c, d + 1) for c in t.children if isinstance(c, Tree))
 
 
 def parse_expr(text: str, span: Span) -> object:
@@ -403,7 +428,16 @@ class _ToAst(Transformer):
 
     def number(self, meta, items):
         t = str(items[0])
+        if sum(c.isdigit() for c in t) > MAX_LITERAL_DIGITS:
+            raise ResdslError("limit", f"a number literal of {len(t)} characters is too long", self.sp(meta),
+                              help=f"number literals have at most {MAX_LITERAL_DIGITS} digits")
         v = float(t) if any(c in t for c in ".eE") else int(t)
+        if isinstance(v, float) and v == float("inf"):
+            raise ResdslError("limit", f"the number {t} is too large for a float", self.sp(meta),
+                              help="floats stay below 1.8e308")
+        if isinstance(v, int) and v.bit_length() > 63:
+            raise ResdslError("limit", f"the integer {t} is too large", self.sp(meta),
+                              help="compile-time integers stay below 2**63")
         return ast.Const(self.sp(meta), v)
 
     def string(self, meta, items):
