@@ -15,9 +15,10 @@ import math
 
 from ..diagnostics import ResdslError
 
-MAX_STEPS_BASE = 1_000_000   # steps any program may take ...
+MAX_STEPS_BASE = 500_000     # steps any program may take (resnet1202 takes 35,000) ...
 STEPS_PER_BYTE = 8           # ... plus this many per byte of source (its own and imports)
-MAX_OPS = 250_000            # primitive op applications in one network
+OP_STEPS = 4                 # an op or block application counts as this many steps (they cost more)
+MAX_OPS = 100_000            # primitive op applications in one network (resnet1202 has 4,210)
 MAX_TOTAL_PARAMS = 2 ** 31   # parameter elements in one network (8 GiB of float32)
 MAX_INT_BITS = 63            # |int| < 2**63 for every compile-time integer
 MAX_SEQ = 100_000            # items in a list (counted through nested lists) or chars in a string

@@ -473,6 +473,8 @@ class Elaborator(ExprMixin):
     def auto_name(self, ctx, base) -> str:
         key = (ctx.prefix, base)
         k = ctx.counters.get(key, 0)
+        while join(ctx.prefix, f"{base}_{k}") in self.states and not self.sharing:
+            k += 1  # `conv(4, 1) as conv_1 -> conv(4, 1) -> conv(4, 1)`: skip the name the author took
         ctx.counters[key] = k + 1
         return f"{base}_{k}"
 
@@ -522,7 +524,7 @@ class Elaborator(ExprMixin):
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
                         for i, shp in enumerate(outs)]
         self.nodes.append(node)
-        self.budget.step(span)
+        self.budget.step(span, B.OP_STEPS)
         if len(self.nodes) > MAX_NODES:
             raise ResdslError("limit", f"the network has over {MAX_NODES} ops", span,
                               help="lower repeat counts or depth")
@@ -649,7 +651,7 @@ class Elaborator(ExprMixin):
                                      "weight_init=kaiming_normal(\"fan_out\")")
 
     def apply_block(self, ref: BlockRef, tensors, args, kwargs, as_name, ctx: Ctx, span, path=None):
-        self.budget.step(span)
+        self.budget.step(span, B.OP_STEPS)
         with self.nested(span):
             return self._apply_block(ref, tensors, args, kwargs, as_name, ctx, span, path)
 
