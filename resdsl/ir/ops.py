@@ -16,6 +16,7 @@ from ..shapes import Axis, Size
 
 MAX_DIM = 2 ** 31 - 1
 MAX_PARAM_ELEMENTS = 2 ** 34  # 16 G elements in one tensor
+MAX_FLOAT = 3.4028234663852886e38  # float32: number attributes become float32 tensors or constants
 
 
 class OpError(Exception):
@@ -84,6 +85,8 @@ class AttrDef:
 
     def problem(self, v) -> str | None:
         """Why the (type-checked) value `v` is not legal for this attribute, or None."""
+        if self.type == "num" and isinstance(v, float) and not abs(v) <= MAX_FLOAT:
+            return "a float32 number (magnitude at most 3.4e38)"
         if self.legal is None or v is None:
             return None
         why = self.legal.problem(v)
@@ -194,9 +197,9 @@ def check_init(spec, shape):
     if not lo <= len(args) <= (hi if hi is not None else len(args)) or (kind == "uniform" and len(args) == 1):
         raise OpError(f"init `{call}` takes {lo if lo == hi else f'{lo} to {hi}'} argument(s)", kind="type")
     for x in args:
-        is_num = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        is_num = isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= MAX_FLOAT
         if (legal is _FAN and not isinstance(x, str)) or (legal is not _FAN and not is_num):
-            want = '"fan_in" or "fan_out"' if legal is _FAN else "finite numbers"
+            want = '"fan_in" or "fan_out"' if legal is _FAN else "float32 numbers"
             raise OpError(f"init `{call}` takes {want}", kind="type")
         why = legal.problem(x) if legal is not None else None
         if why:
