@@ -246,3 +246,8 @@ def test_yaml_values_obey_the_budget(tmp_path):
     with pytest.raises(ResdslError) as e:
         load_config(cfg, Program.from_source(IMG % "relu"))
     assert e.value.kind == "limit"
+
+
+@pytest.mark.parametrize("name", ['"a{99999999999999999999}"', '"a{' + "2 ** " * 300 + '2}"', '"a{1e400}"'])
+def test_bad_expressions_inside_a_name_template(tmp_path, name):
+    expect_error(tmp_path, IMG % f"relu as {name}", line=3)

@@ -98,15 +98,22 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
     except UnexpectedInput as e:
         raise _syntax_error(e, src) from None
     _check_depth(tree, src)
+    return _transform(_ToAst(src), tree)
+
+
+def _transform(transformer, tree):
     try:
-        return _ToAst(src).transform(tree)
-    except VisitError as e:  # lark wraps what a rule method raises
-        if isinstance(e.orig_exc, ResdslError):
-            raise e.orig_exc from None
+        return transformer.transform(tree)
+    except VisitError as e:  # lark wraps what a rule method raises (twice for a `{...}` in a name)
+        orig = e.orig_exc
+        while isinstance(orig, VisitError):
+            orig = orig.orig_exc
+        if isinstance(orig, ResdslError):
+            raise orig from None
         raise
 
 
-def _check_depth(tree, src: SourceFile) -> None:
+def _check_depth(tree, src: SourceFile, at: Span | None = None) -> None:
     """Refuse a parse tree nested deeper than MAX_SYNTAX_DEPTH (a long `**` chain, brackets in
     brackets): the transformer and the elaborator recurse on it. Iterative, so it cannot overflow."""
     stack = [(tree, 1)]
@@ -114,7 +121,7 @@ def _check_depth(tree, src: SourceFile) -> None:
         t, d = stack.pop()
         if d > MAX_SYNTAX_DEPTH:
             raise ResdslError("limit", f"the program nests deeper than {MAX_SYNTAX_DEPTH} levels here",
-                              _span(src, t.meta),
+                              at or _span(src, t.meta),
                               help="split the expression or the nested regions with `let` or blocks")
         stack.extend((c, d + 1) for c in t.children if isinstance(c, Tree))
 
@@ -126,7 +133,8 @@ def parse_expr(text: str, span: Span) -> object:
     except UnexpectedInput:
         raise ResdslError("syntax", f"cannot parse `{{{text}}}` in a name", span,
                           help="inside `{...}` in a name write an expression, e.g. `layer{s + 1}`") from None
-    module = _ToAst(span.source, base=span).transform(tree)
+    _check_depth(tree, span.source, span)
+    module = _transform(_ToAst(span.source, base=span), tree)
     return module.items[0].value
 
 
