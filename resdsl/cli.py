@@ -62,7 +62,7 @@ def make_parser() -> argparse.ArgumentParser:
     _common(c)
     c.add_argument("--target", "-t", choices=["torch", "onnx"], default="torch")
     c.add_argument("-o", "--output", required=True, help="output file (.py for torch, .onnx for onnx)")
-    c.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
+    c.add_argument("--seed", type=int, default=0, help="seed for the initial weights (default 0: same bytes every run)")
     c.add_argument("--weights", help="state_dict (.pt) to load (onnx target)")
     c.add_argument("--opset", type=int, default=None, help="ONNX opset (onnx target)")
     c.add_argument("--input-shape", type=_shape, default=None, help="fix symbolic input axes, e.g. 1,3,224,224")

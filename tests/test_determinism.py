@@ -16,6 +16,8 @@ COMMANDS = [
     ("torch-py", ["compile", EXAMPLE, "-t", "torch", "-o", "{out}.py"], [".py"]),
     ("torch-O2", ["compile", EXAMPLE, "-t", "torch", "-O2", "--seed", "0", "-o", "{out}.py"], [".py", ".pt"]),
     ("onnx", ["compile", EXAMPLE, "-t", "onnx", "--seed", "0", "-o", "{out}.onnx"], [".onnx"]),
+    ("onnx-no-seed", ["compile", EXAMPLE, "-t", "onnx", "-o", "{out}.onnx"], [".onnx"]),
+    ("torch-O2-no-seed", ["compile", EXAMPLE, "-t", "torch", "-O2", "-o", "{out}.py"], [".py", ".pt"]),
     ("onnx-O2", ["compile", EXAMPLE, "-t", "onnx", "-O2", "--seed", "0", "-o", "{out}.onnx"], [".onnx"]),
     ("ir", ["ir", EXAMPLE], []),
     ("ir-O2", ["ir", EXAMPLE, "-O2"], []),
