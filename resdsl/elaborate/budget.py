@@ -15,9 +15,10 @@ import math
 
 from ..diagnostics import ResdslError
 
-MAX_STEPS_BASE = 500_000     # steps any program may take (resnet1202 takes 35,000) ...
+MAX_STEPS_BASE = 300_000     # steps any program may take (resnet1202 takes 40,000) ...
 STEPS_PER_BYTE = 8           # ... plus this many per byte of source (its own and imports)
-OP_STEPS = 4                 # an op or block application counts as this many steps (they cost more)
+OP_STEPS = 4                 # an op application counts as this many steps (it costs more) ...
+BLOCK_STEPS = 8              # ... and a block application this many
 MAX_OPS = 100_000            # primitive op applications in one network (resnet1202 has 4,210)
 MAX_TOTAL_PARAMS = 2 ** 31   # parameter elements in one network (8 GiB of float32)
 MAX_INT_BITS = 63            # |int| < 2**63 for every compile-time integer

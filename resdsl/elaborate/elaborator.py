@@ -310,6 +310,10 @@ class Elaborator(ExprMixin):
         ctx.env[name] = v
 
     def input_stmt(self, st: ast.Input, ctx: Ctx):
+        if ctx.scope is None or ctx.scope.kind not in ("network", "block"):
+            raise ResdslError("syntax", "`input` declares the inputs of a network or block; it cannot stand "
+                                        "inside a region or group", st.span,
+                              help="move the `input` line to the top of the network or block")
         for d in st.decls:
             if d.shape is None:
                 if ctx.scope.kind == "network":
@@ -651,24 +655,13 @@ class Elaborator(ExprMixin):
                                      "weight_init=kaiming_normal(\"fan_out\")")
 
     def apply_block(self, ref: BlockRef, tensors, args, kwargs, as_name, ctx: Ctx, span, path=None):
-        self.budget.step(span, B.OP_STEPS)
+        self.budget.step(span, B.BLOCK_STEPS)
         with self.nested(span):
             return self._apply_block(ref, tensors, args, kwargs, as_name, ctx, span, path)
 
     def nested(self, span):
         """Count one more open region or block; past budget.MAX_NEST it is an error at `span`."""
-        el = self
-
-        class _Nest:
-            def __enter__(self):
-                el.nest += 1
-                if el.nest > B.MAX_NEST:
-                    raise ResdslError("limit", f"regions and blocks nest deeper than {B.MAX_NEST}", span,
-                                      help="flatten the description, or make a recursion stop earlier")
-
-            def __exit__(self, *exc):
-                el.nest -= 1
-        return _Nest()
+        return _Nest(self, span)
 
     def _apply_block(self, ref: BlockRef, tensors, args, kwargs, as_name, ctx: Ctx, span, path=None):
         self.depth += 1
@@ -944,6 +937,23 @@ class Elaborator(ExprMixin):
 
 
 # ---------------------------------------------------------------- helpers
+class _Nest:
+    """`with el.nested(span):` around a region or block body (see Elaborator.nested)."""
+    __slots__ = ("el", "span")
+
+    def __init__(self, el, span):
+        self.el, self.span = el, span
+
+    def __enter__(self):
+        self.el.nest += 1
+        if self.el.nest > B.MAX_NEST:
+            raise ResdslError("limit", f"regions and blocks nest deeper than {B.MAX_NEST}", self.span,
+                              help="flatten the description, or make a recursion stop earlier")
+
+    def __exit__(self, *exc):
+        self.el.nest -= 1
+
+
 class InitValue:
     def __init__(self, spec):
         self.spec = spec
