@@ -61,11 +61,16 @@ def load_config(path, program: Program) -> dict:
     block); numbers, booleans and lists are taken as they are."""
     import yaml
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise ResdslError("io", f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ResdslError("encoding", f"config {path} is not UTF-8 text: byte 0x{e.object[e.start]:02x}") from None
     except yaml.YAMLError as e:
         raise ResdslError("config", f"{path} is not valid YAML: {e}") from None
+    except RecursionError:
+        raise ResdslError("limit", f"config {path} nests too deeply") from None
+    _check_config_size(data, path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -75,6 +80,23 @@ def load_config(path, program: Program) -> dict:
     for k, v in data.items():
         out[str(k)] = _from_yaml(v, program, f"{path}:{k}")
     return out
+
+
+def _check_config_size(data, path):
+    """Refuse a YAML document whose aliases expand it past the `.res` bounds ("billion laughs"):
+    count its items as a walk would see them, shared ones each time, and stop at the bound."""
+    from .elaborate.budget import MAX_SEQ
+    seen, stack = 0, [(data, 0)]
+    while stack:
+        v, depth = stack.pop()
+        seen += 1
+        if seen > MAX_SEQ or depth > 100:
+            raise ResdslError("limit", f"config {path} is too large or nests too deeply once its aliases "
+                                       f"are expanded (limit {MAX_SEQ:,} items, 100 levels)")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for kv in v.items() for x in kv)
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
 
 
 def _from_yaml(v, program, what):

@@ -252,7 +252,8 @@ def _add_compile(sub):
     p.add_argument("--target", "-t", choices=["torch", "onnx"], default="torch", help="output kind (default torch)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output file (.py for torch, .onnx for onnx); - writes to standard output")
-    p.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for the initial weights (default 0: the same bytes on every run)")
     _weights_args(p)
     p.add_argument("--opset", type=int, default=None,
                    help=f"ONNX opset, {opsets.get('MIN')} to {opsets.get('MAX')} (default {opsets.get('DEFAULT')}; onnx target)")

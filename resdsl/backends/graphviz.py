@@ -858,7 +858,26 @@ def render(g, fmt: str, depth="auto", rankdir=None, width=None, shapes=True, par
     info["warnings"] = warn
     if fmt == "svg":
         out = _clean_svg(out)
+    elif fmt == "pdf":
+        out = _pdf_date(out)
     return out, info
+
+
+def _pdf_date(data: bytes) -> bytes:
+    """Replace the PDF's creation/modification date (cairo writes the current time) by
+    SOURCE_DATE_EPOCH, or 1970-01-01 when it is not set: same input, same bytes.
+    The date keeps its length, so the PDF's cross-reference offsets stay right."""
+    import os
+    import re
+    import time
+    try:
+        epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch)).encode()
+    except (ValueError, OverflowError, OSError):
+        stamp = b"19700101000000"
+    if len(stamp) != 14:  # a year past 9999: keep the length
+        stamp = b"19700101000000"
+    return re.sub(rb"/(CreationDate|ModDate) \(D:\d{14}", lambda m: b"/" + m.group(1) + b" (D:" + stamp, data)
 
 
 def _clean_svg(data: bytes) -> bytes:

@@ -521,9 +521,20 @@ def _conv(b, n, ins):
         mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}.get(a["padding_mode"])
         if mode is None:
             b.unsupported(f"padding_mode {a['padding_mode']!r}")
-        if mode == "wrap" and b.opset < 19:
-            b.unsupported("circular padding needs ONNX Pad mode `wrap`", help="use --opset 19 or later")
-        x = b.op("Pad", [x, b.ints([0, 0] + pads[:nsp] + [0, 0] + pads[nsp:], "pads")], mode=mode)
+        if mode == "wrap" and b.opset < 19:  # no Pad mode `wrap` before opset 19: wrap with Slice + Concat
+            for i in range(nsp):
+                lo, hi, axis = pads[i], pads[nsp + i], 2 + i
+                parts = []
+                if lo:
+                    parts.append(b.op("Slice", [x, b.ints([-lo], "starts"), b.ints([2 ** 62], "ends"),
+                                                b.ints([axis], "axes")]))
+                parts.append(x)
+                if hi:
+                    parts.append(b.op("Slice", [x, b.ints([0], "starts"), b.ints([hi], "ends"),
+                                                b.ints([axis], "axes")]))
+                x = b.op("Concat", parts, axis=axis) if len(parts) > 1 else x
+        else:
+            x = b.op("Pad", [x, b.ints([0, 0] + pads[:nsp] + [0, 0] + pads[nsp:], "pads")], mode=mode)
         pads = [0] * (2 * nsp)
     out_v = n.outputs
     bn = b.fold.get(n)

@@ -6,6 +6,7 @@ it is created, so a mismatch is reported at its source position.
 """
 from __future__ import annotations
 
+import math
 import re
 
 from .. import shapes as S
@@ -16,6 +17,7 @@ from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..shapes import Axis, Size
 from . import tying
+from . import budget as B
 from .exprs import ExprMixin
 from .loader import Program
 from .names import segment_problem
@@ -23,7 +25,7 @@ from .values import CALLABLE, AmbiguousIn, BlockRef, Builtin, Fn, Instance, Merg
 
 MAX_REPEAT = 10_000
 MAX_RECURSION = 64
-MAX_NODES = 2_000_000
+MAX_NODES = B.MAX_OPS  # the other bounds on elaboration work live in budget.py
 
 
 class Ctx:
@@ -78,16 +80,35 @@ class Elaborator(ExprMixin):
         self.sharing: list[str] = []  # path prefixes whose state may be reused
         self.depth = 0
         self.shape_overrides = shape_overrides or {}
+        self.budget = B.Budget(getattr(program, "source_bytes", 0))
+        self.used_names: set[str] = set()  # every value name given out (fresh() never repeats one)
+        self.nest = 0  # regions and blocks open now (bounded by budget.MAX_NEST)
+        self.last_span = None  # the statement being elaborated, for errors that have no better place
 
     # ------------------------------------------------------------------ entry
     def network(self, name: str | None, overrides: dict | None = None) -> Graph:
+        try:
+            return self._network(name, overrides)
+        except RecursionError:
+            # Python's stack ran out before any budget did (deeply nested regions inside recursive
+            # blocks): say where, like every other limit
+            raise ResdslError("limit", "the description nests too deeply to elaborate", self.last_span,
+                              help=f"regions and blocks may nest at most {B.MAX_NEST} deep") from None
+
+    def _network(self, name: str | None, overrides: dict | None = None) -> Graph:
         nets = self.program.networks
+        top = getattr(self.program, "root_source", None)
         if not nets:
             raise ResdslError("name", f"{self.program.root.path} defines no network",
+                              Span(top, 1, 1, 1, 1) if top is not None else None,
                               help="add `network Name(...) { input x: [N, 3, H, W] ... }`")
         if name is None:
             if len(nets) > 1:
+                second = list(nets.values())[1]
+                where = second.defn.span if isinstance(second, BlockRef) else second[1].span \
+                    if isinstance(second, tuple) else None
                 raise ResdslError("name", f"{self.program.root.path} defines {len(nets)} networks; choose one",
+                                  where,
                                   help="pass --network NAME (network= in the API); one of: " + ", ".join(nets))
             name = next(iter(nets))
         if name not in nets:
@@ -136,6 +157,9 @@ class Elaborator(ExprMixin):
                               help="add `input x: [N, 3, H, W]` as its first statement")
         if ctx.outputs:
             outputs = ctx.outputs
+        elif isinstance(ctx.current, tuple):
+            raise ResdslError("shape", f"network `{ref.name}` ends in {len(ctx.current)} tensors", self.last_span,
+                              help="name them and list them: `a, b = ...` then `output a, b`")
         elif ctx.current is not None:
             outputs = [(None, ctx.current)]
         else:
@@ -242,6 +266,8 @@ class Elaborator(ExprMixin):
         return ctx.current
 
     def stmt(self, st, ctx: Ctx):
+        self.budget.step(st.span)
+        self.last_span = st.span
         if isinstance(st, ast.ChainStmt):
             ctx.current = self.chain(st.chain, ctx, start=True)
         elif isinstance(st, ast.Assign):
@@ -276,6 +302,7 @@ class Elaborator(ExprMixin):
             if not isinstance(it, list):
                 raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", st.iterable.span)
             for x in it:
+                self.budget.step(st.span)
                 self.bind_targets(ctx.env, st.targets or (st.var,), x, st.span)
                 self.body(st.body, ctx)
         elif isinstance(st, ast.FnDef):
@@ -303,6 +330,10 @@ class Elaborator(ExprMixin):
         ctx.env[name] = v
 
     def input_stmt(self, st: ast.Input, ctx: Ctx):
+        if ctx.scope is None or ctx.scope.kind not in ("network", "block"):
+            raise ResdslError("syntax", "`input` declares the inputs of a network or block; it cannot stand "
+                                        "inside a region or group", st.span,
+                              help="move the `input` line to the top of the network or block")
         for d in st.decls:
             if d.shape is None:
                 if ctx.scope.kind == "network":
@@ -504,19 +535,24 @@ class Elaborator(ExprMixin):
     def auto_name(self, ctx, base) -> str:
         key = (ctx.prefix, base)
         k = ctx.counters.get(key, 0)
+        while join(ctx.prefix, f"{base}_{k}") in self.states and not self.sharing:
+            k += 1  # `conv(4, 1) as conv_1 -> conv(4, 1) -> conv(4, 1)`: skip the name the author took
         ctx.counters[key] = k + 1
         return f"{base}_{k}"
 
     def fresh(self, base: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_]", "_", base) or "v"
+        if not (base.isascii() and base.isidentifier()):  # the common case skips the regex
+            base = re.sub(r"[^A-Za-z0-9_]", "_", base) or "v"
         if base[0].isdigit():
             base = "_" + base
-        n = self.value_names.get(base)
-        if n is None:
-            self.value_names[base] = 1
-            return base
+        n = self.value_names.get(base, 0)
+        name = base if n == 0 else f"{base}_{n}"
+        while name in self.used_names:  # `relu -> relu -> conv(4, 1) as relu_1`: another base made it
+            n += 1
+            name = f"{base}_{n}"
         self.value_names[base] = n + 1
-        return f"{base}_{n}"
+        self.used_names.add(name)
+        return name
 
     def apply_op(self, od: O.OpDef, tensors, args, kwargs, as_name, ctx, span, path=None):
         tie = kwargs.pop("tie", None) if "tie" in kwargs and od.attr("tie") is None else None
@@ -554,6 +590,7 @@ class Elaborator(ExprMixin):
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
                         for i, shp in enumerate(outs)]
         self.nodes.append(node)
+        self.budget.step(span, B.OP_STEPS)
         if len(self.nodes) > MAX_NODES:
             raise ResdslError("limit", f"the network has over {MAX_NODES} ops", span,
                               help="lower repeat counts or depth")
@@ -575,6 +612,7 @@ class Elaborator(ExprMixin):
                                   help="a shared loop or instance must see the same input shapes each time")
         else:
             self.states[path] = (sig, span)
+            self.budget.add_params(sum(math.prod(p.shape) for p in params.values() if p.kind == "param"), span)
 
     def op_attrs(self, od: O.OpDef, args, kwargs, span) -> dict:
         attrs = {}
@@ -644,6 +682,10 @@ class Elaborator(ExprMixin):
         elif t == "init":
             return self.init_spec(v, span)
         elif t == "kwargs":
+            for k, x in (v or {}).items():
+                if x < 1:
+                    raise ResdslError("type", f"`{od.name}` size `{k}` must be a positive int, got {_show(x)}",
+                                      self.kw_span(k, span))
             return dict(sorted((v or {}).items()))
         elif t == "any":
             if isinstance(v, list):
@@ -652,6 +694,13 @@ class Elaborator(ExprMixin):
             raise ResdslError("type", f"`{od.name}` argument `{a.name}` must be {_attr_type(t)}, got "
                                       f"{type_name(v)} {_show(v)}", self.kw_span(a.name, span),
                               help=f"signature: {op_signature(od)}")
+        for x in (v if isinstance(v, tuple) else (v,)):
+            if isinstance(x, (int, float)):
+                B.check_value(x, self.kw_span(a.name, span), f"`{od.name}` argument `{a.name}`")
+        why = a.problem(v)  # the op table's legal values (ops.AttrDef.legal): one place for every op
+        if why:
+            raise ResdslError("value", f"`{od.name}` argument `{a.name}` {why}, got {_show(v)}",
+                              self.kw_span(a.name, span), help=f"signature: {op_signature(od)}")
         return v
 
     def init_spec(self, v, span):
@@ -668,6 +717,15 @@ class Elaborator(ExprMixin):
                                      "weight_init=kaiming_normal(\"fan_out\")")
 
     def apply_block(self, ref: BlockRef, tensors, args, kwargs, as_name, ctx: Ctx, span, path=None):
+        self.budget.step(span, B.BLOCK_STEPS)
+        with self.nested(span):
+            return self._apply_block(ref, tensors, args, kwargs, as_name, ctx, span, path)
+
+    def nested(self, span):
+        """Count one more open region or block; past budget.MAX_NEST it is an error at `span`."""
+        return _Nest(self, span)
+
+    def _apply_block(self, ref: BlockRef, tensors, args, kwargs, as_name, ctx: Ctx, span, path=None):
         self.depth += 1
         if self.depth > MAX_RECURSION:
             raise ResdslError("limit", f"blocks nest deeper than {MAX_RECURSION} (recursion in `{ref.name}`?)",
@@ -731,6 +789,10 @@ class Elaborator(ExprMixin):
 
     # ------------------------------------------------------------------ regions
     def region(self, e, ctx: Ctx, x: Value):
+        with self.nested(e.span):
+            return self._region(e, ctx, x)
+
+    def _region(self, e, ctx: Ctx, x: Value):
         if isinstance(e, ast.Residual):
             return self.residual(e, ctx, x)
         if isinstance(e, ast.Parallel):
@@ -745,7 +807,8 @@ class Elaborator(ExprMixin):
         scope = ctx.scope.child("group", name or "group", prefix, body.span)
         g = ctx.sub(scope=scope, prefix=prefix, env=dict(ctx.env), current=x, in_value=x,
                     counters={} if name else None)
-        out = self.body(body, g)
+        with self.nested(body.span):
+            out = self.body(body, g)
         return out
 
     def region_args(self, args, ctx, allowed, what, span):
@@ -911,6 +974,7 @@ class Elaborator(ExprMixin):
         single = _single_block_call(e.body)
         cur = x
         for i in range(n):
+            self.budget.step(e.span)
             ipath = join(prefix, str(i)) if name else prefix
             iscope = scope.child("iteration", str(i), ipath, e.span, index=i)
             env = dict(ctx.env)
@@ -956,6 +1020,7 @@ class Elaborator(ExprMixin):
         counters = {}
         cur = x
         for i in range(n):
+            self.budget.step(e.span)
             iscope = scope.child("iteration", str(i), prefix, e.span, index=i)
             env = dict(ctx.env)
             if e.index:
@@ -1008,6 +1073,23 @@ def compress_frames(err: ResdslError):
     err.frames = []
 
 
+class _Nest:
+    """`with el.nested(span):` around a region or block body (see Elaborator.nested)."""
+    __slots__ = ("el", "span")
+
+    def __init__(self, el, span):
+        self.el, self.span = el, span
+
+    def __enter__(self):
+        self.el.nest += 1
+        if self.el.nest > B.MAX_NEST:
+            raise ResdslError("limit", f"regions and blocks nest deeper than {B.MAX_NEST}", self.span,
+                              help="flatten the description, or make a recursion stop earlier")
+
+    def __exit__(self, *exc):
+        self.el.nest -= 1
+
+
 class InitValue:
     def __init__(self, spec):
         self.spec = spec
@@ -1032,19 +1114,24 @@ def _type_str(t):
     return t.name + (f"[{', '.join(_type_str(a) for a in t.args)}]" if t.args else "") + ("?" if t.optional else "")
 
 
-def _show(v):
+def _show(v, room: int = 80):
+    """A value as `.res` text for messages, cut short (a huge list or number stays one line)."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if v is None:
         return "none"
     if isinstance(v, str):
-        return '"' + v.replace('"', '\\"') + '"'
+        text = v if len(v) <= room else v[:room] + "..."
+        return '"' + text.replace('"', '\\"') + '"'
     if isinstance(v, CALLABLE):
         return f"`{v.name}`"
     if isinstance(v, Value):
         return f"{S.shape_str(v.shape)}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_show(x) for x in v) + "]"
+    if isinstance(v, (list, tuple)):
+        parts = [_show(x, max(8, room // 4)) for x in v[:8]]
+        return "[" + ", ".join(parts) + (", ..." if len(v) > 8 else "") + "]"
+    if isinstance(v, int) and v.bit_length() > 200:
+        return f"<an integer of {v.bit_length()} bits>"
     return str(v)
 
 

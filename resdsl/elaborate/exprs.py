@@ -13,6 +13,7 @@ from ..ir import ops as O
 from ..ir.graph import Value
 from ..shapes import Size
 from . import arith
+from . import budget as B
 from .values import CALLABLE, AmbiguousIn, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, call_builtin, type_name
 
 MERGE_WORDS = {"learned": MergeSpec("learned"), "rezero": MergeSpec("learned")}
@@ -41,6 +42,7 @@ class ExprMixin:
         raise ResdslError("type", f"a condition must be a bool, got {type_name(v)}", span)
 
     def evaluate(self, e, ctx):
+        self.budget.step(e.span)
         m = getattr(self, "_e_" + type(e).__name__, None)
         if m is None:
             if isinstance(e, ast.Chain):
@@ -92,7 +94,7 @@ class ExprMixin:
         return ctx.in_value
 
     def _e_ListExpr(self, e, ctx):
-        return [self.evaluate(x, ctx) for x in e.items]
+        return B.check_value([self.evaluate(x, ctx) for x in e.items], e.span, "list")
 
     def _e_BinOp(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
@@ -106,9 +108,12 @@ class ExprMixin:
         try:
             if e.op == "**" and isinstance(b, int) and abs(b) > 64 and isinstance(a, int) and abs(a) > 1:
                 raise OverflowError("exponent too large")
-            if e.op == "*" and isinstance(a, list) and isinstance(b, int) and b * len(a) > 1_000_000:
-                raise OverflowError("list too long")
-            return _ARITH[e.op](a, b)
+            if e.op == "*":  # refuse `"a" * 10**10` before building it
+                B.check_repeat(a, b, e.span)
+                B.check_repeat(b, a, e.span)
+            if e.op in ("/", "//", "%") and isinstance(a, (int, float)) and isinstance(b, (int, float)) and not b:
+                raise ZeroDivisionError
+            return B.check_value(_ARITH[e.op](a, b), e.span, "result")
         except ZeroDivisionError:
             raise ResdslError("value", "division by zero", e.span) from None
         except (TypeError, OverflowError) as ex:
@@ -138,7 +143,7 @@ class ExprMixin:
             return arith.neg(self, e, v, ctx)
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise ResdslError("type", f"cannot negate a {type_name(v)}", e.span)
-        return -v
+        return B.check_value(-v, e.span, "result")
 
     def _e_BoolOp(self, e, ctx):
         # Python semantics: the deciding operand itself (`min_value or divisor` is a number)
@@ -175,6 +180,9 @@ class ExprMixin:
             hi = self.evaluate(e.index.upper, ctx) if e.index.upper is not None else None
             if not isinstance(v, (list, str)):
                 raise ResdslError("type", f"cannot slice a {type_name(v)}", e.span)
+            for bound in (lo, hi):
+                if bound is not None and (not isinstance(bound, int) or isinstance(bound, bool)):
+                    raise ResdslError("type", f"slice bounds must be ints, got {type_name(bound)}", e.index.span)
             return v[lo:hi]
         i = self.evaluate(e.index, ctx)
         if isinstance(v, tuple) and all(isinstance(x, Value) for x in v):
@@ -227,7 +235,7 @@ class ExprMixin:
                     kw[a.name] = v
                 else:
                     args.append(v)
-            return call_builtin(callee, args, kw, e.span)
+            return B.check_value(call_builtin(callee, args, kw, e.span), e.span, f"result of {callee.name}()")
         if isinstance(callee, CALLABLE):
             from .elaborator import takes_no_input
             tensors, args, kwargs = self.eval_args(e.args, ctx, callee)

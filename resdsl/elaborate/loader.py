@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..diagnostics import ResdslError, did_you_mean
+from ..diagnostics import ResdslError, SourceFile, Span, did_you_mean
 from ..frontend import ast
 from ..frontend.parser import parse
 from ..ir.ops import OPS
@@ -31,6 +31,8 @@ class Program:
         self.root: ModuleEnv | None = None
         self.networks: dict[str, object] = {}  # root's networks in file order (defs and aliases)
         self.global_lets: list = []
+        self.source_bytes = 0  # text loaded, root and imports: the elaboration budget grows with it
+        self.root_source: SourceFile | None = None
 
     @classmethod
     def from_source(cls, text: str, path: str = "<string>") -> "Program":
@@ -41,8 +43,10 @@ class Program:
     @classmethod
     def from_file(cls, path) -> "Program":
         p = Path(path)
+        if p.is_dir():
+            raise ResdslError("io", f"cannot read {path}: it is a folder", help="give the path of a .res file")
         try:
-            text = p.read_text()
+            text = read_source(p)
         except OSError as e:
             raise ResdslError("io", f"cannot read {path}: {e.strerror}") from None
         prog = cls()
@@ -50,6 +54,9 @@ class Program:
         return prog
 
     def _load_text(self, text, path, stack) -> ModuleEnv:
+        self.source_bytes += len(text)
+        if not stack:
+            self.root_source = SourceFile(path, text)
         module = parse(text, path)
         env = ModuleEnv(path, base_env())
         self.modules[str(Path(path).resolve()) if path != "<string>" else path] = env
@@ -90,6 +97,9 @@ class Program:
         rel = Path(*item.module.split(".")).with_suffix(".res")
         candidates = [here / rel, STDLIB / rel]
         for c in candidates:
+            if c.is_dir():
+                raise ResdslError("import", f"`{item.module}` is the folder {c}, not a .res file", item.span,
+                                  help="import a file: `import folder.file` reads folder/file.res")
             if c.exists():
                 key = str(c.resolve())
                 if any(str(Path(s).resolve()) == key for s in stack if s != "<string>"):
@@ -98,9 +108,34 @@ class Program:
                                       help="move the shared blocks into a third file that both import")
                 if key in self.modules:
                     return self.modules[key]
-                return self._load_text(c.read_text(), str(c), stack)
+                try:
+                    text = read_source(c)
+                except OSError as e:
+                    raise ResdslError("import", f"cannot read {c}: {e.strerror}", item.span) from None
+                except ResdslError as e:
+                    e.notes.append(("imported here", item.span))
+                    raise
+                return self._load_text(text, str(c), stack)
         names = [p.stem for d in {here, STDLIB} if d.exists() for p in d.glob("*.res")]
         hint = did_you_mean(item.module, names)
         raise ResdslError("import", f"cannot find module `{item.module}`", item.span,
                           label=f"looked for {candidates[0]} and {candidates[1]}",
                           help=hint or f"put {rel} beside this file or in {STDLIB}")
+
+
+def read_source(path: Path) -> str:
+    """The text of a `.res` file, which must be UTF-8 (a leading BOM is allowed).
+
+    Anything else (a latin-1 comment, a UTF-16 file) is an `encoding` error that points at
+    the first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[:e.start].decode("utf-8", "replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        src = SourceFile(str(path), data.decode("utf-8", "replace"))
+        raise ResdslError("encoding", f"{path} is not UTF-8 text: byte 0x{data[e.start]:02x} at line {line}",
+                          Span(src, line, col, line, col + 1),
+                          help="save the file as UTF-8 (in most editors: File > Save with Encoding)") from None

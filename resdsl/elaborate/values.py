@@ -135,10 +135,17 @@ def _len(x):
     raise TypeError(f"len() of a {type_name(x)}")
 
 
+def _number(x):
+    """`sum` adds numbers only: summing lists would copy them over and over (quadratic work)."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        raise TypeError(f"start must be a number, got {type_name(x)}")
+    return x
+
+
 BUILTINS = {
     "range": _rng,
     "len": _len,
-    "sum": lambda xs, start=0: sum(xs, start),
+    "sum": lambda xs, start=0: sum(xs, _number(start)),
     "min": lambda *a: min(a[0]) if len(a) == 1 else min(a),
     "max": lambda *a: max(a[0]) if len(a) == 1 else max(a),
     "abs": abs,

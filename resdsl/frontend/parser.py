@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..diagnostics import ResdslError, SourceFile, Span
 from . import ast
@@ -107,13 +107,45 @@ def _has_terminal(name: str) -> bool:
         return False
 
 
+MAX_SYNTAX_DEPTH = 200  # parse-tree nesting (the elaborator's budget.MAX_SYNTAX_DEPTH)
+MAX_LITERAL_DIGITS = 100
+
+
 def parse(text: str, path: str = "<string>") -> ast.Module:
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark, as some editors write: not part of the program
+        text = text[1:]
     src = SourceFile(path, text)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, src) from None
-    return _ToAst(src).transform(tree)
+    _check_depth(tree, src)
+    return _transform(_ToAst(src), tree)
+
+
+def _transform(transformer, tree):
+    try:
+        return transformer.transform(tree)
+    except VisitError as e:  # lark wraps what a rule method raises (twice for a `{...}` in a name)
+        orig = e.orig_exc
+        while isinstance(orig, VisitError):
+            orig = orig.orig_exc
+        if isinstance(orig, ResdslError):
+            raise orig from None
+        raise
+
+
+def _check_depth(tree, src: SourceFile, at: Span | None = None) -> None:
+    """Refuse a parse tree nested deeper than MAX_SYNTAX_DEPTH (a long `**` chain, brackets in
+    brackets): the transformer and the elaborator recurse on it. Iterative, so it cannot overflow."""
+    stack = [(tree, 1)]
+    while stack:
+        t, d = stack.pop()
+        if d > MAX_SYNTAX_DEPTH:
+            raise ResdslError("limit", f"the program nests deeper than {MAX_SYNTAX_DEPTH} levels here",
+                              at or _span(src, t.meta),
+                              help="split the expression or the nested regions with `let` or blocks")
+        stack.extend((c, d + 1) for c in t.children if isinstance(c, Tree))
 
 
 def parse_expr(text: str, span: Span) -> object:
@@ -123,7 +155,8 @@ def parse_expr(text: str, span: Span) -> object:
     except UnexpectedInput:
         raise ResdslError("syntax", f"cannot parse `{{{text}}}` in a name", span,
                           help="inside `{...}` in a name write an expression, e.g. `layer{s + 1}`") from None
-    module = _ToAst(span.source, base=span).transform(tree)
+    _check_depth(tree, span.source, span)
+    module = _transform(_ToAst(span.source, base=span), tree)
     return module.items[0].value
 
 
@@ -228,6 +261,14 @@ class _ToAst(Transformer):
         super().__init__()
         self.src = src
         self.base = base
+
+    def _call_userfunc(self, tree, new_children=None):
+        # Fast path: call the rule method itself. Lark's v_args wrapper rebuilds itself (functools
+        # update_wrapper) on every attribute access, a sixth of the time of parsing a large file.
+        f = _RULES.get(tree.data)
+        if f is None:
+            return super()._call_userfunc(tree, new_children)
+        return f(self, tree.meta, tree.children if new_children is None else new_children)
 
     def sp(self, meta) -> Span:
         if self.base is not None:  # sub-expression of a template name: point at the name
@@ -447,7 +488,16 @@ class _ToAst(Transformer):
 
     def number(self, meta, items):
         t = str(items[0])
+        if sum(c.isdigit() for c in t) > MAX_LITERAL_DIGITS:
+            raise ResdslError("limit", f"a number literal of {len(t)} characters is too long", self.sp(meta),
+                              help=f"number literals have at most {MAX_LITERAL_DIGITS} digits")
         v = float(t) if any(c in t for c in ".eE") else int(t)
+        if isinstance(v, float) and v == float("inf"):
+            raise ResdslError("limit", f"the number {t} is too large for a float", self.sp(meta),
+                              help="floats stay below 1.8e308")
+        if isinstance(v, int) and v.bit_length() > 63:
+            raise ResdslError("limit", f"the integer {t} is too large", self.sp(meta),
+                              help="compile-time integers stay below 2**63")
         return ast.Const(self.sp(meta), v)
 
     def string(self, meta, items):
@@ -473,6 +523,11 @@ class _ToAst(Transformer):
 
     def list_expr(self, meta, items):
         return ast.ListExpr(self.sp(meta), tuple(i for i in items if i is not None))
+
+
+# rule name -> the undecorated method of _ToAst (see _ToAst._call_userfunc)
+_RULES = {name: getattr(v, "base_func") for name, v in vars(_ToAst).items()
+          if hasattr(v, "visit_wrapper") and hasattr(v, "base_func")}
 
 
 def _unchain(chain):

@@ -16,6 +16,7 @@ from ..shapes import Axis, Size
 
 MAX_DIM = 2 ** 31 - 1
 MAX_PARAM_ELEMENTS = 2 ** 34  # 16 G elements in one tensor
+MAX_FLOAT = 3.4028234663852886e38  # float32: number attributes become float32 tensors or constants
 
 
 class OpError(Exception):
@@ -30,10 +31,66 @@ REQUIRED = object()
 
 
 @dataclass(frozen=True)
+class Legal:
+    """The legal values of one attribute: numbers in [lo, hi] (an open end with lo_open/hi_open),
+    strings among `choices`. For a list-valued attribute (`ints`), every item must be legal."""
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple = ()
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def problem(self, v) -> str | None:
+        """Why `v` is not legal, or None."""
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                why = self.problem(x)
+                if why:
+                    return why
+            return None
+        if isinstance(v, str):
+            if self.choices and v not in self.choices:
+                return "one of " + ", ".join(f'"{c}"' for c in self.choices)
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        if (self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo))) or \
+                (self.hi is not None and (v > self.hi or (self.hi_open and v == self.hi))):
+            return self.describe()
+        return None
+
+    def describe(self) -> str:
+        if self.hi is None:
+            return f"{'above' if self.lo_open else 'at least'} {_num(self.lo)}"
+        lb, rb = "(" if self.lo_open else "[", ")" if self.hi_open else "]"
+        return f"in {lb}{_num(self.lo)}, {_num(self.hi)}{rb}"
+
+
+def _num(x):
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+POS = Legal(1)                     # counts, sizes, strides, kernels, dilations, groups, heads
+NONNEG = Legal(0)                  # paddings
+PROB = Legal(0, 1)                 # dropout probabilities, momentum
+EPS = Legal(0, lo_open=True)       # norm epsilons
+
+
+@dataclass(frozen=True)
 class AttrDef:
     name: str
     type: str  # int, float, bool, str, ints, num, init, any, shape, str_or_int, kwargs (collects extra kwargs)
     default: object = REQUIRED
+    legal: Legal | None = None  # checked when the network is checked (Elaborator.coerce_attr), the one place
+
+    def problem(self, v) -> str | None:
+        """Why the (type-checked) value `v` is not legal for this attribute, or None."""
+        if self.type == "num" and isinstance(v, float) and not abs(v) <= MAX_FLOAT:
+            return "a float32 number (magnitude at most 3.4e38)"
+        if self.legal is None or v is None:
+            return None
+        why = self.legal.problem(v)
+        return f"must be {why}" if why else None
 
 
 @dataclass(frozen=True)
@@ -119,11 +176,51 @@ def check_dim(v, what="size"):
     return v
 
 
+# init kind -> (fewest args, most args, legal args, least rank, most rank): what runtime.init_tensor
+# and torch.nn.init accept, so that an init `check` takes is one every backend can run
+_FAN = Legal(choices=("fan_in", "fan_out"))
+INIT_ARGS = {
+    "zeros": (0, 0, None, 0, None), "ones": (0, 0, None, 0, None), "default": (0, 0, None, 0, None),
+    "constant": (1, 1, Legal(), 0, None), "normal": (0, 1, Legal(0), 0, None),
+    "trunc_normal": (0, 1, Legal(0, lo_open=True), 0, None), "uniform": (0, 2, Legal(), 0, None),
+    "kaiming_normal": (0, 1, _FAN, 2, None), "kaiming_uniform": (0, 1, _FAN, 2, None),
+    "xavier_uniform": (0, 0, None, 2, None), "xavier_normal": (0, 0, None, 2, None),
+    "orthogonal": (0, 0, None, 2, None), "eye": (0, 0, None, 2, 2), "onehot": (1, 1, Legal(0), 0, None),
+}
+
+
+def check_init(spec, shape):
+    """Reject an init spec that torch.nn.init would refuse for a tensor of `shape`."""
+    kind, *args = spec
+    lo, hi, legal, rmin, rmax = INIT_ARGS.get(kind, (0, None, None, 0, None))
+    call = f"{kind}({', '.join(repr(x) for x in args)})"
+    if not lo <= len(args) <= (hi if hi is not None else len(args)) or (kind == "uniform" and len(args) == 1):
+        raise OpError(f"init `{call}` takes {lo if lo == hi else f'{lo} to {hi}'} argument(s)", kind="type")
+    for x in args:
+        is_num = isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) <= MAX_FLOAT
+        if (legal is _FAN and not isinstance(x, str)) or (legal is not _FAN and not is_num):
+            want = '"fan_in" or "fan_out"' if legal is _FAN else "float32 numbers"
+            raise OpError(f"init `{call}` takes {want}", kind="type")
+        why = legal.problem(x) if legal is not None else None
+        if why:
+            raise OpError(f"init `{call}`: the argument must be {why}", kind="type")
+    if kind == "uniform" and args and args[0] > args[1]:
+        raise OpError(f"init `{call}` needs low <= high", kind="type")
+    if kind == "onehot" and (not isinstance(args[0], int) or args[0] >= math.prod(shape)):
+        raise OpError(f"init `{call}` needs an int index below the {math.prod(shape)} elements of the "
+                      f"parameter {list(shape)}", kind="type")
+    if len(shape) < rmin or (rmax is not None and len(shape) > rmax):
+        want = f"exactly {rmin}" if rmin == rmax else f"at least {rmin}"
+        raise OpError(f"init `{kind}` needs a parameter of {want} axes, got {list(shape)}", kind="type")
+
+
 def weight(shape, init=None):
     n = math.prod(shape)
     if n > MAX_PARAM_ELEMENTS:
         raise OpError(f"a parameter of shape {list(shape)} ({n} elements) is over the limit of "
                       f"{MAX_PARAM_ELEMENTS}", kind="limit")
+    if init is not None:
+        check_init(init, shape)
     return ParamSpec(tuple(shape), "param", init)
 
 
@@ -153,9 +250,10 @@ def resolve_padding(padding, kernel, dilation, stride, nsp):
 
 
 # ------------------------------------------------------------------ parameterised ops
-@op("conv", [("out", "int"), ("kernel", "ints"), ("stride", "ints", 1), ("padding", "str_or_int", 0),
-             ("dilation", "ints", 1), ("groups", "int", 1), ("bias", "bool", True),
-             ("padding_mode", "str", "zeros"), ("weight_init", "init", None), ("bias_init", "init", None)],
+@op("conv", [("out", "int", REQUIRED, POS), ("kernel", "ints", REQUIRED, POS), ("stride", "ints", 1, POS),
+             ("padding", "str_or_int", 0, Legal(0, choices=("same", "valid"))),
+             ("dilation", "ints", 1, POS), ("groups", "int", 1, POS), ("bias", "bool", True),
+             ("padding_mode", "str", "zeros", Legal(choices=("zeros", "reflect", "replicate", "circular"))), ("weight_init", "init", None), ("bias_init", "init", None)],
     traits=("linear", "has_params", "conv", "affine_out"), doc="N-d convolution; 1d/2d/3d from the input rank")
 def _conv(ins, a):
     (x,) = ins
@@ -169,6 +267,12 @@ def _conv(ins, a):
         raise OpError(f"groups={g} must divide both input channels ({cin}) and output channels ({a['out']})",
                       kind="type")
     tpad, tot = resolve_padding(a["padding"], k, dil, st, nsp)
+    if a["padding_mode"] in ("reflect", "circular"):  # torch pads by reflecting / wrapping the input itself
+        for i in range(nsp):
+            n, lo = x[2 + i].size, tot[i] - tot[i] // 2
+            if isinstance(n, int) and (lo >= n if a["padding_mode"] == "reflect" else lo > n):
+                raise OpError(f"padding_mode={a['padding_mode']!r} pads {lo} on an axis of size {n}",
+                              help="the padding must be smaller than the input", kind="type")
     a["_padding"] = tpad
     a["_pad_total"] = tot
     a["_nd"] = nsp
@@ -181,9 +285,9 @@ def _conv(ins, a):
     return [y], params
 
 
-@op("conv_transpose", [("out", "int"), ("kernel", "ints"), ("stride", "ints", 1), ("padding", "ints", 0),
-                       ("output_padding", "ints", 0), ("groups", "int", 1), ("bias", "bool", True),
-                       ("dilation", "ints", 1), ("weight_init", "init", None), ("bias_init", "init", None)],
+@op("conv_transpose", [("out", "int", REQUIRED, POS), ("kernel", "ints", REQUIRED, POS), ("stride", "ints", 1, POS),
+                       ("padding", "ints", 0, NONNEG), ("output_padding", "ints", 0, NONNEG),
+                       ("groups", "int", 1, POS), ("bias", "bool", True), ("dilation", "ints", 1, POS), ("weight_init", "init", None), ("bias_init", "init", None)],
     traits=("linear", "has_params"), doc="transposed convolution (upsampling)")
 def _conv_t(ins, a):
     (x,) = ins
@@ -195,6 +299,8 @@ def _conv_t(ins, a):
     g = a["groups"]
     if g < 1 or cin % g or a["out"] % g:
         raise OpError(f"groups={g} must divide input ({cin}) and output ({a['out']}) channels", kind="type")
+    if any(o >= max(s, d) for o, s, d in zip(op_, st, dil)):
+        raise OpError(f"output_padding {list(op_)} must be smaller than the stride or the dilation", kind="type")
     a["_nd"], a["_in"] = nsp, cin
     y = list(x)
     for i in range(nsp):
@@ -208,7 +314,7 @@ def _conv_t(ins, a):
     return [tuple(y)], params
 
 
-@op("linear", [("out", "int"), ("bias", "bool", True), ("weight_init", "init", None), ("bias_init", "init", None)],
+@op("linear", [("out", "int", REQUIRED, POS), ("bias", "bool", True), ("weight_init", "init", None), ("bias_init", "init", None)],
     traits=("linear", "has_params", "affine_out"), doc="affine map on the last axis")
 def _linear(ins, a):
     (x,) = ins
@@ -224,7 +330,7 @@ def _linear(ins, a):
     return [y], params
 
 
-@op("bn", [("eps", "num", 1e-5), ("momentum", "num", 0.1), ("affine", "bool", True),
+@op("bn", [("eps", "num", 1e-5, EPS), ("momentum", "num", 0.1, PROB), ("affine", "bool", True),
            ("weight_init", "init", None), ("bias_init", "init", None)],
     traits=("has_params", "norm", "affine_eval"), doc="BatchNorm over axis 1 (rank 2..5)")
 def _bn(ins, a):
@@ -242,11 +348,12 @@ def _bn(ins, a):
     return [x], p
 
 
-@op("gn", [("groups", "int"), ("eps", "num", 1e-5), ("affine", "bool", True),
+@op("gn", [("groups", "int", REQUIRED, POS), ("eps", "num", 1e-5, EPS), ("affine", "bool", True),
            ("weight_init", "init", None), ("bias_init", "init", None)],
     traits=("has_params", "norm"), doc="GroupNorm over axis 1")
 def _gn(ins, a):
     (x,) = ins
+    check_rank(x, (2, 3, 4, 5), "gn", "N, C, *spatial")
     c = chan(x)
     if c % a["groups"]:
         raise OpError(f"gn groups={a['groups']} must divide the {c} channels", kind="type")
@@ -257,7 +364,7 @@ def _gn(ins, a):
     return [x], p
 
 
-@op("ln", [("eps", "num", 1e-5), ("affine", "bool", True), ("bias", "bool", True), ("dims", "int", 1),
+@op("ln", [("eps", "num", 1e-5, EPS), ("affine", "bool", True), ("bias", "bool", True), ("dims", "int", 1, POS),
            ("weight_init", "init", None), ("bias_init", "init", None)],
     traits=("has_params", "norm"), doc="LayerNorm over the last `dims` axes")
 def _ln(ins, a):
@@ -274,7 +381,7 @@ def _ln(ins, a):
     return [x], p
 
 
-@op("rmsnorm", [("eps", "num", None), ("affine", "bool", True), ("weight_init", "init", None)],
+@op("rmsnorm", [("eps", "num", None, EPS), ("affine", "bool", True), ("weight_init", "init", None)],
     traits=("has_params", "norm"), doc="RMSNorm over the last axis")
 def _rms(ins, a):
     (x,) = ins
@@ -283,14 +390,14 @@ def _rms(ins, a):
     return [x], ({"weight": weight((d,), a["weight_init"])} if a["affine"] else {})
 
 
-@op("embedding", [("num", "int"), ("dim", "int"), ("weight_init", "init", None)],
+@op("embedding", [("num", "int", REQUIRED, POS), ("dim", "int", REQUIRED, POS), ("weight_init", "init", None)],
     traits=("has_params",), doc="lookup table: integer ids [..] -> [.., dim]")
 def _emb(ins, a):
     (x,) = ins
     return [tuple(x) + (Axis(a["dim"], "D"),)], {"weight": weight((a["num"], a["dim"]), a["weight_init"])}
 
 
-@op("attention", [("heads", "int"), ("dropout", "num", 0.0), ("bias", "bool", True), ("causal", "bool", False)],
+@op("attention", [("heads", "int", REQUIRED, POS), ("dropout", "num", 0.0, PROB), ("bias", "bool", True), ("causal", "bool", False)],
     traits=("has_params",), doc="multi-head self-attention on [N, L, D] (torch.nn.MultiheadAttention)")
 def _mha(ins, a):
     (x,) = ins
@@ -347,17 +454,12 @@ def _same(ins, a):
 for _n, _doc in [("relu", "max(x, 0)"), ("silu", "x * sigmoid(x)"), ("sigmoid", "logistic"),
                  ("tanh", "tanh"), ("hardswish", "hard swish"), ("identity", "x")]:
     op(_n, [], traits=("elementwise", "pure") + (("linear",) if _n == "identity" else ()), doc=_doc)(_same)
-@op("gelu", [("approximate", "str", "none")], traits=("elementwise", "pure"), doc="GELU")
-def _gelu(ins, a):
-    if a["approximate"] not in ("none", "tanh"):
-        raise OpError(f"gelu approximate={a['approximate']!r} is not \"none\" or \"tanh\"", kind="type",
-                      help='write gelu or gelu(approximate="tanh")')
-    return [ins[0]], {}
+op("gelu", [("approximate", "str", "none", Legal(choices=("none", "tanh")))], traits=("elementwise", "pure"), doc="GELU")(_same)
 op("leaky_relu", [("slope", "num", 0.01)], traits=("elementwise", "pure"), doc="leaky ReLU")(_same)
 op("scale", [("factor", "num")], traits=("elementwise", "pure", "linear", "channel_scale"),
    doc="multiply by a constant")(_same)
-op("dropout", [("p", "num", 0.5)], traits=("stochastic",), doc="dropout (training only)")(_same)
-op("drop_path", [("p", "num", 0.0)], traits=("stochastic",), doc="stochastic depth per sample")(_same)
+op("dropout", [("p", "num", 0.5, PROB)], traits=("stochastic",), doc="dropout (training only)")(_same)
+op("drop_path", [("p", "num", 0.0, Legal(0, 1, hi_open=True))], traits=("stochastic",), doc="stochastic depth per sample")(_same)
 
 
 @op("softmax", [("dim", "int", -1)], traits=("pure",), doc="softmax along `dim`")
@@ -389,19 +491,21 @@ def _pool(name, ins, a, adaptive=False):
     return [spatial_out(x, k, st, [2 * q for q in p], dil, a.get("ceil_mode", False))], {}
 
 
-@op("maxpool", [("kernel", "ints"), ("stride", "ints", None), ("padding", "ints", 0), ("dilation", "ints", 1),
+@op("maxpool", [("kernel", "ints", REQUIRED, POS), ("stride", "ints", None, POS), ("padding", "ints", 0, NONNEG),
+                ("dilation", "ints", 1, POS),
                 ("ceil_mode", "bool", False)], traits=("pure",), doc="max pooling")
 def _maxpool(ins, a):
     return _pool("maxpool", ins, a)
 
 
-@op("avgpool", [("kernel", "ints"), ("stride", "ints", None), ("padding", "ints", 0), ("ceil_mode", "bool", False),
+@op("avgpool", [("kernel", "ints", REQUIRED, POS), ("stride", "ints", None, POS), ("padding", "ints", 0, NONNEG),
+                ("ceil_mode", "bool", False),
                 ("count_include_pad", "bool", True)], traits=("pure", "linear"), doc="average pooling")
 def _avgpool(ins, a):
     return _pool("avgpool", ins, a)
 
 
-@op("adaptive_avgpool", [("size", "ints")], traits=("pure", "linear"), doc="average pooling to a fixed size")
+@op("adaptive_avgpool", [("size", "ints", REQUIRED, POS)], traits=("pure", "linear"), doc="average pooling to a fixed size")
 def _aavg(ins, a):
     (x,) = ins
     check_rank(x, (3, 4, 5), "adaptive_avgpool", "N, C, *spatial")
@@ -411,7 +515,8 @@ def _aavg(ins, a):
     return [tuple(x[:2]) + tuple(Axis(s, x[2 + i].name) for i, s in enumerate(size))], {}
 
 
-@op("upsample", [("scale", "int", 2), ("mode", "str", "nearest")], traits=("pure",),
+@op("upsample", [("scale", "int", 2, POS),
+                   ("mode", "str", "nearest", Legal(choices=("nearest", "linear", "bilinear", "bicubic", "trilinear")))], traits=("pure",),
     doc="nearest / bilinear upsampling by an integer factor")
 def _up(ins, a):
     (x,) = ins
@@ -419,10 +524,14 @@ def _up(ins, a):
     if a["mode"] not in ("nearest", "bilinear", "linear", "trilinear", "bicubic"):
         raise OpError(f"upsample mode {a['mode']!r} is not one of nearest, linear, bilinear, bicubic, trilinear",
                       kind="type")
+    rank = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}.get(a["mode"])
+    if rank is not None and len(x) != rank:  # torch's interpolate accepts each mode for one rank only
+        raise OpError(f"upsample mode {a['mode']!r} needs a tensor of rank {rank}, got {S.shape_str(x)}",
+                      kind="type", help="use mode=\"nearest\" for any rank")
     return [tuple(x[:2]) + tuple(Axis(S.mul(ax.size, a["scale"]), ax.name) for ax in x[2:])], {}
 
 
-@op("pixel_shuffle", [("factor", "int")], traits=("pure",), doc="[N, C*r*r, H, W] -> [N, C, H*r, W*r]")
+@op("pixel_shuffle", [("factor", "int", REQUIRED, POS)], traits=("pure",), doc="[N, C*r*r, H, W] -> [N, C, H*r, W*r]")
 def _ps(ins, a):
     (x,) = ins
     check_rank(x, (4,), "pixel_shuffle", "N, C, H, W")
@@ -454,6 +563,9 @@ def _reshape(ins, a):
     new = list(a["shape"])
     known = 1
     infer = [i for i, v in enumerate(new) if v == -1]
+    bad = [v for v in new if isinstance(v, int) and v != -1 and v < 1]
+    if bad:
+        raise OpError(f"reshape sizes must be positive (or -1 once), got {bad[0]}", kind="type")
     if len(infer) > 1:
         raise OpError("reshape takes at most one -1", kind="type")
     for i, v in enumerate(new):
@@ -509,7 +621,7 @@ def _permute(ins, a):
     d = a["dims"] if isinstance(a["dims"], (list, tuple)) else [a["dims"]]
     d = [_axis(x, i) for i in d]
     if sorted(d) != list(range(len(x))):
-        raise OpError(f"permute dims {list(a['dims'])} are not a permutation of 0..{len(x) - 1}", kind="type")
+        raise OpError(f"permute dims {list(d)} are not a permutation of 0..{len(x) - 1}", kind="type")
     a["dims"] = tuple(d)
     return [tuple(x[i] for i in d)], {}
 
@@ -593,7 +705,9 @@ def _mean(ins, a):
     if a["dim"] is None:
         raise OpError("`mean` of one tensor needs `dim=`", help="e.g. mean(dim=1) to average tokens", kind="type")
     dims = a["dim"] if isinstance(a["dim"], (list, tuple)) else [a["dim"]]
-    dims = sorted(_axis(x, d) for d in dims)
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        raise OpError(f"`mean` dim must be an int or a non-empty list of ints, got {a['dim']!r}", kind="type")
+    dims = sorted({_axis(x, d) for d in dims})
     a["dim"] = tuple(dims) if len(dims) > 1 else dims[0]
     if a["keepdim"]:
         return [tuple(Axis(1, ax.name) if i in dims else ax for i, ax in enumerate(x))], {}
@@ -622,7 +736,7 @@ def _matmul(ins, a):
     return [tuple(batch) + (x[-2], y[-1])], {}
 
 
-@op("split", [("sizes", "ints"), ("dim", "int", 1)], traits=("pure", "layout"), doc="split into pieces")
+@op("split", [("sizes", "ints", REQUIRED, POS), ("dim", "int", 1)], traits=("pure", "layout"), doc="split into pieces")
 def _split(ins, a):
     (x,) = ins
     d = _axis(x, a["dim"])
@@ -639,7 +753,7 @@ def _split(ins, a):
     return [with_axis(x, d, s) for s in sizes], {}
 
 
-@op("chunk", [("n", "int"), ("dim", "int", 1)], traits=("pure", "layout"), doc="split into n equal pieces")
+@op("chunk", [("n", "int", REQUIRED, POS), ("dim", "int", 1)], traits=("pure", "layout"), doc="split into n equal pieces")
 def _chunk(ins, a):
     (x,) = ins
     d = _axis(x, a["dim"])
@@ -659,7 +773,7 @@ def n_outputs(opname, attrs):
 
 
 # ---- added for the architecture library (tier 2/3)
-@op("pad", [("widths", "ints"), ("value", "num", 0.0)], traits=("pure", "layout"),
+@op("pad", [("widths", "ints", REQUIRED, NONNEG), ("value", "num", 0.0)], traits=("pure", "layout"),
     doc="constant padding; widths in torch.nn.functional.pad order: [last_lo, last_hi, prev_lo, prev_hi, ...]")
 def _pad(ins, a):
     (x,) = ins
@@ -675,14 +789,14 @@ def _pad(ins, a):
     return [tuple(y)], {}
 
 
-@op("l2norm", [("dim", "int", -1), ("eps", "num", 1e-12)], traits=("pure",),
+@op("l2norm", [("dim", "int", -1), ("eps", "num", 1e-12, EPS)], traits=("pure",),
     doc="x / max(||x||_2, eps) along `dim` (FixNorm; with scalar_mul, ScaleNorm)")
 def _l2norm(ins, a):
     a["dim"] = _axis(ins[0], a["dim"])
     return [ins[0]], {}
 
 
-@op("orthogonal", [("dim", "int", -1), ("eps", "num", 1e-6)], inputs=(2, 2), traits=("pure",),
+@op("orthogonal", [("dim", "int", -1), ("eps", "num", 1e-6, Legal(0))], inputs=(2, 2), traits=("pure",),
     doc="orthogonal(f, x) = f - (<x, f> / (<x, x> + eps)) x along `dim`: the part of f orthogonal to x")
 def _orth(ins, a):
     f, x = ins
@@ -699,7 +813,7 @@ def _sadd(ins, a):
 
 
 # ---- added for the architecture library (tier 1)
-@op("ln2d", [("eps", "num", 1e-5), ("affine", "bool", True), ("weight_init", "init", None),
+@op("ln2d", [("eps", "num", 1e-5, EPS), ("affine", "bool", True), ("weight_init", "init", None),
              ("bias_init", "init", None)],
     traits=("has_params", "norm"), doc="LayerNorm over the channel axis 1 of [N, C, H, W] (ConvNeXt's LayerNorm2d)")
 def _ln2d(ins, a):
@@ -757,7 +871,7 @@ def _sum(ins, a):
     return [tuple(ax for i, ax in enumerate(x) if i not in dims)], {}
 
 
-@op("lstm", [("hidden", "int"), ("bidirectional", "bool", False), ("bias", "bool", True)],
+@op("lstm", [("hidden", "int", REQUIRED, POS), ("bidirectional", "bool", False), ("bias", "bool", True)],
     traits=("has_params",),
     doc="one LSTM layer over [N, L, D] (batch first); gives [N, L, hidden (x2 if bidirectional)]")
 def _lstm(ins, a):

@@ -34,6 +34,13 @@ def _parse_side(side: str):
                           help="write axes as names, groups in parentheses: 'n c (h w) -> n (h w) c'")
     if group is not None:
         raise OpError("unclosed `(` in a rearrange pattern", kind="type")
+    names = [n for item in out for n in (item if isinstance(item, tuple) else (item,))]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # a repeated axis would compile to a permutation no backend accepts
+        raise OpError(f"rearrange pattern {side.strip()!r} names the axis `{twice[0]}` twice", kind="type",
+                      help="each side of a rearrange names each axis once")
+    if any(isinstance(item, tuple) and not item for item in out):
+        raise OpError(f"rearrange pattern {side.strip()!r} has an empty group `()`", kind="type")
     return out
 
 

@@ -1,0 +1,102 @@
+"""Long fuzz runs of `resdsl check` (the same fuzzer tests/test_fuzz.py runs on a budget).
+
+    python benchmarks/fuzz.py --seconds 3600 --seed 7        # an hour
+    python benchmarks/fuzz.py --inputs 100000 --json out.json
+
+Prints the inputs run, the count of each class (ok, located, unlocated, internal, hang,
+memory), per generator, the slowest inputs, and the timing of a large valid file
+(--big-mb, default 5), parsed and elaborated. Bad inputs are written to --save (a folder)
+so that they can be replayed with `resdsl check`. Exit status 1 if any input was bad.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from resdsl import fuzz  # noqa: E402
+
+
+def big_file(nbytes: int) -> str:
+    """A valid file of about `nbytes`: many blocks (each used), comments, and one network."""
+    out = ["# a large generated file: blocks, then a network that uses some of them\n"]
+    n, i = len(out[0]), 0
+    while n < nbytes - 400:
+        s = (f"# block {i}: a residual unit\nblock B{i}(c: int = 8, k: int = {1 + 2 * (i % 2)}) {{\n"
+             f"    residual {{ conv(c, k, padding=k // 2, bias=false) as conv -> bn -> relu }}\n}}\n")
+        out.append(s)
+        n += len(s)
+        i += 1
+    calls = " -> ".join(f"B{j}()" for j in range(0, i, max(1, i // 2000)))
+    out.append(f"network Big() {{\n    input x: [1, 8, 8, 8]\n    {calls}\n}}\n")
+    return "".join(out)
+
+
+def time_big(mb: float) -> dict:
+    """Parse + elaborate a big valid file in a fresh process; wall time and peak memory."""
+    import tempfile
+    text = big_file(int(mb * 1e6))
+    with tempfile.NamedTemporaryFile("w", suffix=".res", delete=False) as f:
+        f.write(text)
+    code = ("import sys, time, resource; from resdsl.elaborate import Program, elaborate\n"
+            "t = time.time(); g = elaborate(Program.from_file(sys.argv[1]))\n"
+            "print(time.time() - t, len(g.nodes), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    r = subprocess.run([sys.executable, "-c", code, f.name], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode:
+        return {"mb": mb, "error": r.stderr[-2000:]}
+    dt, ops, rss = r.stdout.split()
+    return {"mb": round(len(text) / 1e6, 2), "seconds": round(float(dt), 2), "ops": int(ops),
+            "peak_rss_mb": round(int(rss) / 1024)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=600.0)
+    ap.add_argument("--inputs", type=int, default=None, help="stop after this many inputs")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds before an input counts as a hang")
+    ap.add_argument("--mem-mb", type=int, default=2048, help="memory limit of the worker (the 'memory' class)")
+    ap.add_argument("--big-mb", type=float, nargs="*", default=[1.0, 5.0], help="sizes of the large-file timing")
+    ap.add_argument("--save", default=None, help="folder for the bad inputs")
+    ap.add_argument("--json", default=None, help="write the figures as JSON here")
+    args = ap.parse_args(argv)
+    t = time.time()
+    res = fuzz.run(seconds=args.seconds, max_inputs=args.inputs, seed=args.seed, timeout=args.timeout,
+                   mem_mb=args.mem_mb, log=lambda m: print(m, flush=True))
+    wall = time.time() - t
+    print(f"\n{res['inputs']} inputs in {wall:.0f}s (seed {args.seed})")
+    print("classes: " + ", ".join(f"{c} {res['counts'][c]}" for c in fuzz.CLASSES))
+    for gen, counts in sorted(res["by_generator"].items()):
+        print(f"  {gen:8s} " + ", ".join(f"{c} {counts[c]}" for c in fuzz.CLASSES))
+    print("slowest inputs:")
+    for dt, size, gen, cls, _ in res["slowest"]:
+        print(f"  {dt:6.2f}s  {size:7d} chars  {gen:8s} {cls}")
+    big = [time_big(mb) for mb in args.big_mb]
+    for b in big:
+        print(f"large valid file: {b}")
+    if args.save and res["bad"]:
+        folder = Path(args.save)
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, (cls, gen, text, detail) in enumerate(res["bad"]):
+            (folder / f"{k:04d}-{cls}-{gen}.res").write_text(text)
+            (folder / f"{k:04d}-{cls}-{gen}.txt").write_text(detail)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "inputs": res["inputs"], "seconds": round(wall), "seed": args.seed, "counts": res["counts"],
+            "by_generator": res["by_generator"], "big_files": big,
+            "slowest": [dict(seconds=round(d, 3), chars=s, generator=g, cls=c) for d, s, g, c, _ in res["slowest"]],
+            "bad": [dict(cls=c, generator=g, text=t[:4000], detail=d[:2000]) for c, g, t, d in res["bad"][:200]],
+        }, indent=2))
+    print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
+    return 1 if res["bad"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""A fuzzer for `resdsl check`: no input may end in a traceback, a hang or a blow-up.
+
+Inputs come from four generators (all seeded, so a run is reproducible):
+
+* ``grammar``  random derivations of grammar/res.lark (terminals drawn from edge cases);
+* ``mutate``   mutations of every `.res` in the repo and of the docs' ```res samples
+               (deleted/duplicated/swapped lines and tokens, edge-case numbers, op names,
+               odd characters, splices of two files);
+* ``oneop``    one-op programs: every op of the op table with edge-case arguments on
+               inputs of rank 1 to 5;
+* ``network``  random chains of ops, regions and blocks with mostly sensible arguments.
+
+Each input is elaborated (every network in it) the way `resdsl check` does, in a worker
+process with a time and memory limit, and lands in one class:
+
+    ok           the network elaborated
+    located      a ResdslError with file:line:col
+    unlocated    a ResdslError without a location
+    internal     any other exception (a traceback)
+    hang         over the time limit
+    memory       over the memory limit
+
+`run(...)` is used by tests/test_fuzz.py (bounded budget) and benchmarks/fuzz.py (long runs).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import random
+import re
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ("ok", "located", "unlocated", "internal", "hang", "memory")
+BAD = ("unlocated", "internal", "hang", "memory")
+
+INTS = ["0", "1", "2", "3", "4", "8", "-1", "-3", "7", "16", "2147483648", "99999999999999999999", "10**20",
+        "2**62", "1e400", "0.5"]
+NUMS = ["0", "0.0", "1e-5", "0.5", "1", "2", "-1.0", "1e400", "1e308", "5"]
+STRS = ['"same"', '"valid"', '"zeros"', '"reflect"', '"circular"', '"replicate"', '"mirror"', '"tanh"',
+        '"none"', '"nearest"', '"bilinear"', '"linear"', '"bicubic"', '"trilinear"', '""', '"a{}"',
+        '"n c h w -> n (c h) w"', '"n c (h p) w -> n (c p) h w"', '"n c h w -> n c h h"', '"n l d -> n d l"',
+        '"fan_out"', '"x" * 3']
+INITS = ["zeros", "ones", "normal(0.02)", 'normal("a")', "uniform(-1, 1)", "uniform(1)", "uniform(1, 0)",
+         'kaiming_normal("fan_out")', "kaiming_uniform", "xavier_uniform", "orthogonal", "eye", "onehot(3)",
+         "onehot(1000000)", "trunc_normal(0.02)", "constant(1e400)", "default", "2.5"]
+SHAPES = ["[1, 4, 8, 8]", "[2, 6, 8]", "[1, 4]", "[4]", "[1, 2, 4, 4, 4]", "[N, 4, H, W]", "[1, 8, 4, 4]",
+          "[2, 3, 5]", "[1, 16, 2, 2]"]
+
+
+# ---------------------------------------------------------------- corpus
+def corpus() -> list[tuple[str, str]]:
+    """(name, text) of every `.res` file in the repo and every ```res sample in the docs."""
+    out = []
+    for p in sorted(list(ROOT.glob("examples/**/*.res")) + list(ROOT.glob("stdlib/**/*.res"))
+                    + list(ROOT.glob("tests/**/*.res"))):
+        try:
+            out.append((str(p.relative_to(ROOT)), p.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            continue
+    for doc in sorted(ROOT.glob("docs/**/*.md")) + [ROOT / "README.md"]:
+        if doc.exists():
+            for k, m in enumerate(re.finditer(r"```res\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)):
+                out.append((f"{doc.relative_to(ROOT)}#{k}", m.group(1)))
+    return out
+
+
+# ---------------------------------------------------------------- grammar derivations
+class GrammarGen:
+    """Random derivations of grammar/res.lark: each rule picks an expansion at random, and past
+    `max_depth` the cheapest one, so every derivation ends."""
+
+    def __init__(self):
+        from .frontend.parser import _parser
+        p = _parser()
+        self.rules: dict[str, list] = {}
+        for r in p.rules:
+            self.rules.setdefault(r.origin.name, []).append([(s.name, s.is_term) for s in r.expansion])
+        self.terms = {t.name: t.pattern for t in p.terminals}
+        self.cost = {name: 10 ** 9 for name in self.rules}
+        changed = True
+        while changed:  # fixed point: the fewest terminals each rule can derive
+            changed = False
+            for name, exps in self.rules.items():
+                best = min(sum(1 if t else self.cost[s] for s, t in e) for e in exps)
+                if best < self.cost[name]:
+                    self.cost[name], changed = best, True
+        from .ir.ops import OPS
+        self.names = sorted(OPS) + ["x", "y", "N", "C", "H", "W", "i", "n", "B", "Block", "d", "range", "len",
+                                    "add", "concat", "learned", "zeros", "normal"]
+
+    def terminal(self, name, rng) -> str:
+        table = {
+            "NAME": lambda: rng.choice(self.names), "NUMBER": lambda: rng.choice(INTS + NUMS),
+            "INT": lambda: rng.choice(["0", "1", "2", "10"]), "STRING": lambda: rng.choice(STRS),
+            "TEMPLATE_NAME": lambda: rng.choice(["a{i}", "b{1 + 1}", "c{}", "d{i}_{i}", "{i}"]),
+            "COMP_OP": lambda: rng.choice(["==", "!=", "<", ">", "<=", ">="]),
+            "ADD_OP": lambda: rng.choice(["+", "-"]), "MUL_OP": lambda: rng.choice(["*", "/", "//", "%"]),
+            "_NL": lambda: rng.choice(["\n", "\n", ";"]), "SHARED": lambda: "shared",
+        }
+        if name in table:
+            return table[name]()
+        pat = self.terms.get(name)
+        if pat is not None and pat.type == "str":
+            return pat.value
+        return rng.choice(self.names)
+
+    def generate(self, rng, start="start", max_depth=12) -> str:
+        out = []
+        stack = [(start, False, 0)]
+        while stack and len(out) < 4000:
+            sym, is_term, depth = stack.pop()
+            if is_term:
+                out.append(self.terminal(sym, rng))
+                continue
+            exps = self.rules[sym]
+            if depth >= max_depth:
+                exp = min(exps, key=lambda e: sum(1 if t else self.cost[s] for s, t in e))
+            else:
+                exp = rng.choice(exps)
+            stack.extend((s, t, depth + 1) for s, t in reversed(exp))
+        return " ".join(out)
+
+
+# ---------------------------------------------------------------- mutations
+_TOKEN = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\"[^\"\n]*\"|->|\S")
+ODD = ["\ufeff", "\t", "\r\n", "\x00", "\u00e9", "\u2028", "{", "}", "(", ")", "[", "]", "->", "|", ";", "#",
+       "\\\n", "'", '"', ",", "as", "in", "residual", "repeat 3", "loop 2 shared", "shortcut", "**", "..."]
+
+
+def mutate(text: str, rng: random.Random, others: list[str]) -> str:
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        kind = rng.randrange(9)
+        lines = text.split("\n")
+        toks = [m for m in _TOKEN.finditer(text)]
+        if kind == 0 and len(lines) > 1:  # delete lines
+            i = rng.randrange(len(lines))
+            del lines[i:i + rng.randint(1, 3)]
+            text = "\n".join(lines)
+        elif kind == 1 and lines:  # duplicate a line
+            i = rng.randrange(len(lines))
+            lines.insert(i, lines[i])
+            text = "\n".join(lines)
+        elif kind == 2 and toks:  # replace a number with an edge case
+            nums = [m for m in toks if m.group()[0].isdigit()]
+            if nums:
+                m = rng.choice(nums)
+                text = text[:m.start()] + rng.choice(INTS + NUMS) + text[m.end():]
+        elif kind == 3 and toks:  # replace a name with another name
+            names = [m for m in toks if m.group()[0].isalpha() or m.group()[0] == "_"]
+            if names:
+                m = rng.choice(names)
+                other = rng.choice(names).group() if rng.random() < 0.5 else rng.choice(
+                    ["relu", "conv", "bn", "x", "in", "N", "Block", "residual", "repeat", "none", "true"])
+                text = text[:m.start()] + other + text[m.end():]
+        elif kind == 4 and toks:  # delete a token
+            m = rng.choice(toks)
+            text = text[:m.start()] + text[m.end():]
+        elif kind == 5:  # insert something odd
+            i = rng.randrange(len(text) + 1)
+            text = text[:i] + rng.choice(ODD) + text[i:]
+        elif kind == 6 and text:  # truncate
+            text = text[:rng.randrange(len(text))]
+        elif kind == 7 and others:  # splice with another file
+            o = rng.choice(others)
+            i, j = rng.randrange(len(text) + 1), rng.randrange(len(o) + 1)
+            text = text[:i] + o[j:j + rng.randint(1, 400)] + text[i:]
+        elif kind == 8 and toks:  # swap two tokens
+            a, b = sorted(rng.sample(range(len(toks)), 2)) if len(toks) > 1 else (0, 0)
+            ma, mb = toks[a], toks[b]
+            if a != b:
+                text = text[:ma.start()] + mb.group() + text[ma.end():mb.start()] + ma.group() + text[mb.end():]
+    return text
+
+
+# ---------------------------------------------------------------- one-op programs
+def _arg(a, rng) -> str:
+    t = a.type
+    if t == "int":
+        return rng.choice(INTS)
+    if t == "num":
+        return rng.choice(NUMS)
+    if t == "bool":
+        return rng.choice(["true", "false", "1"])
+    if t == "str":
+        return rng.choice(STRS)
+    if t in ("ints", "str_or_int"):
+        r = rng.random()
+        if r < 0.5:
+            return rng.choice(INTS[:8])
+        if r < 0.9:
+            return "[" + ", ".join(rng.choice(INTS[:8]) for _ in range(rng.randint(0, 4))) + "]"
+        return rng.choice(STRS)
+    if t == "init":
+        return rng.choice(INITS)
+    if t == "shape":
+        return "[" + ", ".join(rng.choice(["1", "4", "-1", "0", "2", "N"]) for _ in range(rng.randint(0, 4))) + "]"
+    if t == "any":
+        return rng.choice(["1", "-1", "[1, 2]", "[]", "0", '"a"', "[0, 0]", "2"])
+    return "1"
+
+
+def one_op(rng) -> str:
+    from .ir.ops import OPS
+    od = OPS[rng.choice(sorted(OPS))]
+    args = []
+    for a in od.attrs:
+        if a.type == "kwargs":
+            if rng.random() < 0.5:
+                args.append(f"{rng.choice(['p', 'h', 'q'])}={rng.choice(INTS[:8])}")
+            continue
+        required = a.default is not None and repr(a.default).startswith("<object")
+        if required or rng.random() < 0.4:
+            v = _arg(a, rng)
+            args.append(v if required and rng.random() < 0.6 else f"{a.name}={v}")
+    # positional arguments must come first
+    args.sort(key=lambda s: "=" in s.split("(")[0])
+    call = f"{od.name}({', '.join(args)})"
+    lo = od.inputs if isinstance(od.inputs, int) else od.inputs[0]
+    shape = rng.choice(SHAPES)
+    if lo == 0:
+        body = f"add({call})" if rng.random() < 0.5 else call
+    elif lo >= 2:
+        body = f"y = x -> relu\n    x -> {call.replace('(', '(y, ', 1) if args else call.replace('(', '(y')}"
+    else:
+        body = call
+    return f"network N() {{\n    input x: {shape}\n    {body}\n}}\n"
+
+
+# ---------------------------------------------------------------- random networks
+def random_network(rng, legal_only=False) -> str:
+    """A chain of ops and regions on [1, 4, 8, 8]; mostly sensible arguments, some edge cases."""
+    def pick(good, bad):
+        return rng.choice(good) if legal_only or rng.random() < 0.85 else rng.choice(bad)
+
+    def op():
+        r = rng.randrange(16)
+        c = pick(["4", "8", "16"], ["0", "-1", "3", "2**31"])
+        if r < 4:
+            k = pick(["1", "3"], ["0", "9", "[1, 2, 3]"])
+            pad = pick(["1", "0", "'same'"], ["-1", "'full'"])
+            mode = pick(["'zeros'", "'reflect'", "'replicate'", "'circular'"], ["'mirror'"])
+            bias, groups = pick(["false", "true"], ["1"]), pick(["1", "4"], ["0", "3"])
+            return f"conv({c}, {k}, padding={pad}, bias={bias}, groups={groups}, padding_mode={mode})"
+        if r == 4:
+            return f"bn(eps={pick(['1e-5', '0.001'], ['0', '-1', '1e400'])}, momentum={pick(['0.1', '0.5'], ['2'])})"
+        if r == 5:
+            return f"gn({pick(['1', '2', '4'], ['0', '3', '-1'])})"
+        if r == 6:
+            return rng.choice(["relu", "silu", "gelu", "sigmoid", "tanh", "hardswish", "identity",
+                               "gelu(approximate='tanh')", "leaky_relu(0.2)"])
+        if r == 7:
+            pool = rng.choice(["maxpool", "avgpool"])
+            return (f"{pool}({pick(['2', '3'], ['0', '20'])}, stride={pick(['1', '2'], ['0'])}, "
+                    f"padding={pick(['0', '1'], ['-1', '3'])})")
+        if r == 8:
+            return f"dropout({pick(['0.0', '0.1', '0.5'], ['5', '-0.5'])})"
+        if r == 9:
+            mode = pick(["'nearest'", "'bilinear'", "'bicubic'"], ["'linear'", "'cubic'"])
+            return f"upsample({pick(['1', '2'], ['0'])}, mode={mode})"
+        if r == 10:
+            return f"layer_scale({pick(['1e-5', '0.1'], ['1e400'])})"
+        if r == 11:
+            return "ln2d"
+        if r == 12:
+            return f"residual {{ conv(C, 3, padding=1) -> {pick(['bn', 'relu'], ['relu -> relu'])} }}"
+        if r == 13:
+            return f"residual(merge={pick(['add', 'concat', 'mean'], ['mul'])}) {{ relu }}"
+        if r == 14:
+            init = pick(["normal(0.02)", "zeros", "kaiming_normal('fan_out')", "uniform(-0.1, 0.1)", "onehot(3)",
+                         "orthogonal"], INITS)
+            return f"conv(C, 1, weight_init={init})"
+        return f"B({pick(['4', '8'], ['0'])})"
+
+    chain = " -> ".join(op() for _ in range(rng.randint(1, 4)))
+    tail = rng.choice(["", " -> flatten -> linear(10)", " -> adaptive_avgpool(1) -> flatten -> linear(3)",
+                       " -> mean(dim=[2, 3])"])
+    return ("block B(c: int) {\n    conv(c, 3, padding=1) -> bn -> relu\n}\n"
+            "network N(C: int = 4) {\n    input x: [1, 4, 8, 8]\n    " + chain + tail + "\n}\n")
+
+
+# ---------------------------------------------------------------- generation
+def inputs(seed: int = 0, mix=(("mutate", 4), ("grammar", 2), ("oneop", 3), ("network", 1))):
+    """An endless, reproducible stream of (generator, text)."""
+    rng = random.Random(seed)
+    files = [t for _, t in corpus()]
+    gram = GrammarGen()
+    kinds = [k for k, w in mix for _ in range(w)]
+    while True:
+        k = rng.choice(kinds)
+        if k == "mutate":
+            text = mutate(rng.choice(files), rng, files)
+        elif k == "grammar":
+            if rng.random() < 0.3:
+                text = gram.generate(rng, max_depth=rng.randint(4, 14))
+            else:  # a derived statement or chain inside a network that has an input
+                part = gram.generate(rng, start=rng.choice(["stmt", "chain", "chain", "expr"]),
+                                     max_depth=rng.randint(3, 10))
+                text = f"network N() {{\n    input x: {rng.choice(SHAPES)}\n    {part}\n}}\n"
+        elif k == "oneop":
+            text = one_op(rng)
+        else:
+            text = random_network(rng)
+        yield k, text
+
+
+# ---------------------------------------------------------------- running
+def classify(text: str, path: str = "fuzz.res") -> tuple[str, str]:
+    """(class, detail) for one input, elaborated in this process (no time or memory limit)."""
+    from .diagnostics import ResdslError
+    from .elaborate import Program, elaborate
+    from .shapes import shape_str
+    try:
+        try:
+            prog = Program.from_source(text, path)
+            names = list(prog.networks)[:3] or [None]
+            for name in names:
+                g = elaborate(Program.from_source(text, path), name)
+                # what `resdsl check` prints
+                ", ".join(shape_str(v.shape) for v in g.outputs + g.inputs)
+                g.num_params()
+        except ResdslError as e:
+            if e.span is None:
+                return "unlocated", str(e)[:300]
+            e.render()
+            return "located", f"{e.kind}: {e.message[:200]}"
+    except MemoryError:
+        return "memory", "MemoryError"
+    except RecursionError:
+        return "internal", "RecursionError\n" + traceback.format_exc(limit=-8)
+    except Exception as e:  # noqa: BLE001 - any other exception is what we look for
+        return "internal", f"{type(e).__name__}: {e}"[:300] + "\n" + traceback.format_exc(limit=-6)
+    return "ok", ""
+
+
+def _worker(conn, mem_bytes):
+    import os
+    import resource
+    import tempfile
+    if mem_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+    os.chdir(tempfile.mkdtemp(prefix="resdsl-fuzz-"))  # imports of the input resolve in an empty folder
+    while True:
+        text = conn.recv()
+        if text is None:
+            return
+        t = time.time()
+        cls, detail = classify(text)
+        conn.send((cls, detail, time.time() - t))
+
+
+class Runner:
+    """Classifies inputs in a worker process; a worker over the time limit is killed (hang)."""
+
+    def __init__(self, timeout: float = 10.0, mem_mb: int = 2048):
+        self.timeout, self.mem = timeout, mem_mb * 2 ** 20
+        self.ctx = mp.get_context("fork")
+        self.proc = None
+
+    def _start(self):
+        self.conn, child = self.ctx.Pipe()
+        self.proc = self.ctx.Process(target=_worker, args=(child, self.mem), daemon=True)
+        self.proc.start()
+
+    def classify(self, text: str) -> tuple[str, str, float]:
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        t = time.time()
+        self.conn.send(text)
+        if not self.conn.poll(self.timeout):
+            self.proc.kill()
+            self.proc.join()
+            self.proc = None
+            return "hang", f"over {self.timeout}s", time.time() - t
+        try:
+            return self.conn.recv()
+        except EOFError:  # the worker died: out of memory (the OOM killer) or a crash in C
+            self.proc.join()
+            code = self.proc.exitcode
+            self.proc = None
+            return ("memory" if code in (-9, 137) else "internal"), f"worker died ({code})", time.time() - t
+
+    def close(self):
+        if self.proc is not None and self.proc.is_alive():
+            self.conn.send(None)
+            self.proc.join(5)
+            if self.proc.is_alive():
+                self.proc.kill()
+
+
+def run(seconds: float = 60.0, max_inputs: int | None = None, seed: int = 0, timeout: float = 10.0,
+        mem_mb: int = 2048, log=None):
+    """Fuzz for `seconds` (or `max_inputs`); returns counts per class, the bad inputs and the slowest."""
+    counts = {c: 0 for c in CLASSES}
+    by_gen: dict[str, dict] = {}
+    bad, slowest = [], []
+    runner = Runner(timeout, mem_mb)
+    end = time.time() + seconds
+    n = 0
+    try:
+        for gen, text in inputs(seed):
+            if time.time() > end or (max_inputs is not None and n >= max_inputs):
+                break
+            cls, detail, dt = runner.classify(text)
+            n += 1
+            counts[cls] += 1
+            by_gen.setdefault(gen, {c: 0 for c in CLASSES})[cls] += 1
+            if cls in BAD:
+                bad.append((cls, gen, text, detail))
+                if log:
+                    log(f"[{cls}] {gen}: {detail.splitlines()[0] if detail else ''}")
+            slowest.append((dt, len(text), gen, cls, text[:2000]))
+            slowest = sorted(slowest, reverse=True)[:5]
+            if log and n % 1000 == 0:
+                log(f"{n} inputs: " + ", ".join(f"{c} {counts[c]}" for c in CLASSES))
+    finally:
+        runner.close()
+    return {"inputs": n, "counts": counts, "by_generator": by_gen, "bad": bad, "slowest": slowest}
