@@ -338,13 +338,14 @@ def _worker(conn, mem_bytes):
     import os
     import resource
     import tempfile
-    if mem_bytes:  # on top of what the fork already maps (an imported CUDA torch maps gigabytes)
+    if mem_bytes:  # on top of what the worker already maps (a parent that imported torch maps GBs)
         try:
             with open("/proc/self/statm") as f:
                 mapped = int(f.read().split()[0]) * resource.getpagesize()
         except (OSError, ValueError):
             mapped = 0
-        resource.setrlimit(resource.RLIMIT_AS, (mapped + mem_bytes, mapped + mem_bytes))
+        limit = mapped + mem_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     os.chdir(tempfile.mkdtemp(prefix="resdsl-fuzz-"))  # imports of the input resolve in an empty folder
     while True:
         text = conn.recv()

@@ -590,7 +590,7 @@ class Elaborator(ExprMixin):
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
                         for i, shp in enumerate(outs)]
         self.nodes.append(node)
-        self.budget.step(span, B.OP_STEPS)
+        self.budget.step(span, B.STATE_STEPS if params else B.OP_STEPS)
         if len(self.nodes) > MAX_NODES:
             raise ResdslError("limit", f"the network has over {MAX_NODES} ops", span,
                               help="lower repeat counts or depth")
