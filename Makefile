@@ -27,6 +27,7 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider
 	$(PY) docs/gallery/build.py --check
+	$(PY) -m resdsl.cli fmt --check stdlib examples
 
 # build the wheel, install it alone into a fresh venv, run the main job from an empty folder
 wheel-test:
