@@ -242,7 +242,7 @@ def test_width_without_depth_takes_the_deepest_that_fits(tmp_path):
     p = subprocess.run([sys.executable, "-m", "resdsl.cli", "render", str(NETS["transformer"][0]), "--style",
                         "circuit", "--width", "single", "-o", str(out)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert "at depth 3" in p.stdout
+    assert "at depth 3" in p.stderr  # the status line goes to stderr
     assert float(ET.fromstring(out.read_bytes()).get("width")[:-2]) <= 252.0
 
 

@@ -117,8 +117,16 @@ def test_reserved_layer_names_are_refused_with_a_location():
 
 
 def test_non_finite_floats_are_written_as_float_calls(tmp_path):
-    text = "network n() { input x: [1, 4, 4, 4]\n gn(2, eps=1e400) }"
-    src = emit(resdsl.graph(text), "n.res")
+    # check refuses 1e400 with a location (the op table: numbers are finite) ...
+    with pytest.raises(resdsl.ResdslError) as e:
+        resdsl.graph("network n() { input x: [1, 4, 4, 4]\n gn(2, eps=1e400) }")
+    assert e.value.span is not None
+    # ... and should a non-finite float reach the writer anyway (a graph made by a pass), it is
+    # spelled float("inf"), not the bare name inf
+    g = resdsl.graph("network n() { input x: [1, 4, 4, 4]\n gn(2, eps=0.5) }")
+    (node,) = [n for n in g.nodes if n.op == "gn"]
+    node.attrs["eps"] = float("inf")
+    src = emit(g, "n.res")
     assert 'float("inf")' in src
     ns = {}
     exec(compile(src, "n.py", "exec"), ns)

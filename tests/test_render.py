@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.fx
 
 import resdsl
 from resdsl.api import graph, load
@@ -129,10 +130,22 @@ def test_node_count_never_decreases_with_depth(r50):
 
 
 # ------------------------------------------------------------------ depth all vs the fx graph
+class _OpTracer(torch.fx.Tracer):
+    """Traces through the block modules down to the op modules (torch.nn's and resdsl's runtime ones)."""
+
+    def is_leaf_module(self, m, qualname):
+        return super().is_leaf_module(m, qualname) or type(m).__module__ == "resdsl.runtime"
+
+
+def _flat(model):
+    """The model as one flat fx graph of ops (blocks are modules; the drawing at depth all is of ops)."""
+    return torch.fx.GraphModule(model, _OpTracer().trace(model))
+
+
 @pytest.mark.parametrize("src,net", [(RESNET, "resnet18"), (TIED, None)])
 def test_depth_all_ops_are_the_fx_call_nodes(src, net):
     g = graph(src, net)
-    gm = resdsl.build(src, net, seed=0)
+    gm = _flat(resdsl.build(src, net, seed=0))
     calls = [n for n in gm.graph.nodes if n.op in ("call_module", "call_function", "call_method")]
     root = _svg(g, depth=None)
     ops = _ops(root)
@@ -160,7 +173,7 @@ def test_depth_all_ops_are_the_fx_call_nodes(src, net):
 def test_shape_labels_are_the_shapes_torch_computes():
     from torch.fx.passes.shape_prop import ShapeProp
     g = graph(RESNET, "resnet18", input_shape=[2, 3, 64, 64])
-    gm = resdsl.build(RESNET, "resnet18", seed=0)
+    gm = _flat(resdsl.build(RESNET, "resnet18", seed=0))
     ShapeProp(gm).propagate(torch.randn(2, 3, 64, 64))
     mods = [n for n in gm.graph.nodes if n.op == "call_module"]
     actual = {n.target: tuple(n.meta["tensor_meta"].shape) for n in mods}

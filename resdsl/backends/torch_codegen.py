@@ -27,7 +27,7 @@ import torch
 from .. import runtime
 from ..diagnostics import ResdslError
 from ..ir.graph import Graph
-from . import torch_fx as TF
+from . import torch_ops as TF
 from .torch_lower import ResModule, lower_with_plan
 from .torch_tree import all_sites, check_names
 
