@@ -206,6 +206,7 @@ def main(argv=None):
         if rank == 0:
             torch.save(state, args.save)
     if world > 1:
+        dist.barrier()  # no rank tears gloo down while another still talks to it (rank 0 may be saving)
         dist.destroy_process_group()
     return acc
 
