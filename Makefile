@@ -1,7 +1,7 @@
 # Two entry points (see README): `make demo` and `make test`. Both set up first.
 PY ?= python3
 
-.PHONY: setup demo test wheel-test bench gallery fmt fmt-check
+.PHONY: setup setup-test demo test wheel-test bench gallery fmt fmt-check
 
 # TeX for tests/test_latex.py (TikZ figures + minted listing; the smallest Debian set that has
 # pdflatex, tikz, minted and standalone); node + vscode-textmate for tests/test_vscode.py.
@@ -9,11 +9,14 @@ TEX_PACKAGES = texlive-latex-base texlive-pictures texlive-latex-extra
 
 setup:
 	@command -v dot >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; }
+	$(PY) -m pip install -q -c .ci/constraints.txt -e '.[test]'
+
+# what only the tests need: TeX (tests/test_latex.py) and vscode-textmate (tests/test_vscode.py)
+setup-test: setup
 	@{ command -v pdflatex && kpsewhich tikz.sty minted.sty standalone.sty; } >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; }
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 	@test -d editors/vscode/node_modules/vscode-textmate || npm ci --prefix editors/vscode --no-audit --no-fund --silent
-	$(PY) -m pip install -q -c .ci/constraints.txt -e '.[test]'
 
 demo: setup
 	mkdir -p build
@@ -24,7 +27,7 @@ demo: setup
 	resdsl render examples/cifar_resnet.res -o build/resnet20.svg
 	$(PY) -c "import sys; sys.path.insert(0, 'build'); import torch, resnet20; m = resnet20.resnet20(seed=0).eval(); print('forward:', tuple(m(torch.randn(2, 3, 32, 32)).shape))"
 
-test: setup
+test: setup-test
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider
 	$(PY) docs/gallery/build.py --check
 	$(PY) -m resdsl.cli fmt --check stdlib examples
