@@ -44,6 +44,16 @@ def _is_text(data: bytes) -> bool:
     return b"\0" not in data[:65536]  # ONNX, PNG and compressed PDF streams all hold NUL bytes
 
 
+def _stat(target: str, path):
+    """os.stat of the output, None when it does not exist yet."""
+    try:
+        return os.stat(target)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise _io_error(path, "cannot inspect it", e) from None
+
+
 def check_output(path, inputs=()) -> str:
     """Validate an output path before any work is done; returns the path to write
     (a symlink resolved to its target). Raises ResdslError usage/io."""
@@ -53,12 +63,7 @@ def check_output(path, inputs=()) -> str:
     if not path:
         raise ResdslError("io", "cannot write to an empty path", help="give a file name, e.g. -o out.py")
     target = os.path.realpath(path) if os.path.islink(path) else path
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise _io_error(path, "cannot inspect it", e) from None
+    st = _stat(target, path)
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
             raise ResdslError("io", f"cannot write {path}: it is a folder",
@@ -99,12 +104,7 @@ def write_output(path, data: bytes | str, inputs=()) -> None:
             sys.stdout.flush()
         return
     raw = data.encode() if isinstance(data, str) else data
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise _io_error(path, "cannot inspect it", e) from None
+    st = _stat(target, path)
     try:
         if st is not None and not stat.S_ISREG(st.st_mode):
             with open(target, "wb") as f:  # a device or FIFO: write into it, never replace it

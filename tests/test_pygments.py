@@ -53,8 +53,8 @@ def test_entry_point_is_declared():
     assert eps == {"res": "resdsl.pygments_lexer:ResLexer"}
 
 
-@pytest.mark.skipif(shutil.which("pygmentize") is None, reason="pygmentize is installed with pygments")
 def test_pygmentize_finds_the_lexer(tmp_path):
+    assert shutil.which("pygmentize"), "pygmentize comes with pygments, a dependency of resdsl"
     env = env_with_lexer(tmp_path)
     src = ROOT / "examples" / "transformer.res"
     for alias in ("res", "resdsl"):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ..diagnostics import ResdslError
 from .circuit_draw import FS, Canvas, text_width, to_dot, to_tikz
-from .graphviz import (BADGE, PALETTE, View, _clean_svg, _loop_call, block_call, family, op_text, parse_width,
+from .graphviz import (BADGE, _pdf_date, PALETTE, View, _clean_svg, _loop_call, block_call, family, op_text, parse_width,
                        repeat_call, run_dot)
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
@@ -662,7 +662,6 @@ def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, par
     info["warnings"] = warn
     if fmt == "svg":
         out = _clean_svg(out)
-    if fmt == "pdf":  # cairo stamps the time: a fixed date of the same length keeps the xref offsets right
-        import re
-        out = re.sub(rb"/CreationDate \(D:\d{14}Z\)", b"/CreationDate (D:20000101000000Z)", out)
+    if fmt == "pdf":  # cairo stamps the time: the block charts' rule (SOURCE_DATE_EPOCH or 1970)
+        out = _pdf_date(out)
     return out, info

@@ -2,7 +2,7 @@
 binary: SVG, PDF, PNG) and TikZ. Coordinates are points, y down; see circuit.py for the layout."""
 from __future__ import annotations
 
-from .graphviz import FONT, tex_escape
+from .graphviz import FONT, tex_escape, tikz_document
 
 WIRE = "#222222"
 FS = 8.0           # labels of ops
@@ -202,19 +202,5 @@ def to_tikz(c: Canvas, name: str) -> str:
             body.append(f"\\node[anchor={a},inner sep=0pt,text={col(color)},"
                         f"font=\\fontsize{{{_f(size)}}}{{{_f(size * 1.2)}}}\\selectfont] at {P(x, y)} {{{t}}};")
     defs = [f"\\definecolor{{{v}}}{{HTML}}{{{k[1:].upper()}}}" for k, v in colors.items()]
-    return "\n".join([
-        f"% {tex_escape(name)}: neural circuit diagram drawn by resdsl render --style circuit (TikZ).",
-        "% To include it in a paper, copy the color definitions and the tikzpicture (\\usepackage{tikz}).",
-        "\\documentclass{article}",
-        f"\\usepackage[paperwidth={c.width + 8:.0f}pt,paperheight={c.height + 8:.0f}pt,margin=4pt]{{geometry}}",
-        "\\usepackage{tikz}",
-        "\\pagestyle{empty}",
-        "\\begin{document}",
-        *defs,
-        "\\noindent\\sffamily%",
-        "\\begin{tikzpicture}[x=1pt,y=1pt]",
-        *body,
-        "\\end{tikzpicture}",
-        "\\end{document}",
-        "",
-    ])
+    return tikz_document(f"{tex_escape(name)}: neural circuit diagram drawn by resdsl render --style circuit "
+                         "(TikZ).", c.width + 8, c.height + 8, defs, body)

@@ -1003,11 +1003,17 @@ def json_to_tikz(data: str, name: str = "network") -> str:
             walk(o)
     defs = [f"\\definecolor{{{v}}}{{HTML}}{{{k[1:].upper()}}}" for k, v in colors.items()]
     x0, y0, x1, y1 = (float(t) for t in d.get("bb", "0,0,100,100").split(","))
+    return tikz_document(f"{tex_escape(name)}: drawn by resdsl render (TikZ); compile with pdflatex.",
+                         x1 - x0 + 14, y1 - y0 + 14, defs, body)
+
+
+def tikz_document(comment: str, width: float, height: float, defs, body) -> str:
+    """A standalone LaTeX page of exactly the picture's size around a tikzpicture."""
     return "\n".join([
-        f"% {tex_escape(name)}: drawn by resdsl render (TikZ); compile with pdflatex.",
+        f"% {comment}",
         "% To include it in a paper, copy the color definitions and the tikzpicture (\\usepackage{tikz}).",
         "\\documentclass{article}",
-        f"\\usepackage[paperwidth={x1 - x0 + 14:.0f}pt,paperheight={y1 - y0 + 14:.0f}pt,margin=4pt]{{geometry}}",
+        f"\\usepackage[paperwidth={width:.0f}pt,paperheight={height:.0f}pt,margin=4pt]{{geometry}}",
         "\\usepackage{tikz}",
         "\\pagestyle{empty}",
         "\\begin{document}",
