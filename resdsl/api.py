@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+from ._gc import paused
 from .catalog import list_models  # noqa: F401 - part of the API
 from .diagnostics import ResdslError
 from .elaborate import Program, elaborate, parse_value
@@ -127,6 +128,12 @@ def graph(path_or_source, network=None, config=None, sets=(), input_shape=None, 
 
 def _graph(spec, network=None, config=None, sets=(), input_shape=None, origin=None, **params):
     """(Graph, Program): the program lists every file read (imports included)."""
+    with paused():  # a large file: see resdsl._gc
+        return _graph_unpaused(spec, network, config=config, sets=sets, input_shape=input_shape,
+                               origin=origin, **params)
+
+
+def _graph_unpaused(spec, network=None, config=None, sets=(), input_shape=None, origin=None, **params):
     program, named = _load(spec, origin)
     if named is not None:
         if network is not None and network != named:

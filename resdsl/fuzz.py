@@ -305,6 +305,89 @@ def inputs(seed: int = 0, mix=(("mutate", 4), ("grammar", 2), ("oneop", 3), ("ne
         yield k, text
 
 
+# ---------------------------------------------------------------- the two parsers
+def ast_dump(x):
+    """An AST as nested tuples, spans included (AST equality leaves spans out)."""
+    import dataclasses
+
+    from .diagnostics import Span
+    if isinstance(x, Span):
+        return ("@", x.source.path, x.line, x.column, x.end_line, x.end_column)
+    if dataclasses.is_dataclass(x):
+        return (type(x).__name__,) + tuple(ast_dump(getattr(x, f.name)) for f in dataclasses.fields(x))
+    if isinstance(x, (tuple, list)):
+        return tuple(ast_dump(i) for i in x)
+    return (type(x).__name__, x)
+
+
+def lark_depth(text: str) -> int:
+    """The depth of Lark's parse tree of `text` (what parser._check_depth limits)."""
+    from lark import Tree
+
+    from .frontend.parser import _parser
+    best, stack = 0, [(_parser().parse(text), 1)]
+    while stack:
+        t, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in t.children if isinstance(c, Tree))
+    return best
+
+
+def parser_differential(text: str, path: str = "t.res") -> str:
+    """Compare the fast parser with the reference (Lark + _ToAst) on one input:
+    'same' (the fast parser's AST, spans and parse-tree depth equal Lark's), 'bail' (it
+    handed the input to Lark, as it does for every error), or a sentence saying how they
+    differ. `text` has no byte order mark."""
+    from .diagnostics import ResdslError, SourceFile
+    from .frontend import fastparse, parser
+    src = SourceFile(path, text)
+    try:
+        ref, err = ast_dump(parser.parse_lark(text, src)), None
+    except ResdslError as e:
+        ref, err = None, e
+    p = fastparse._Parser.__new__(fastparse._Parser)
+    try:
+        p.__init__(text, src)
+        got = ast_dump(p.module())
+    except (fastparse.Bail, RecursionError):
+        return "bail"
+    if err is not None:
+        return f"the fast parser accepts what Lark rejects with: {err}"
+    if got != ref:
+        return "the ASTs differ"
+    depth = lark_depth(text)
+    if depth != p.d:
+        return f"parse tree depth: Lark {depth}, fast {p.d}"
+    return "same"
+
+
+PUNCT = ["import", "block", "network", "fn", "input", "output", "let", "as", "residual", "if", "shortcut",
+         "parallel", "repeat", "loop", "for", "in", "else", "or", "and", "not", "true", "false", "none",
+         "shared", "\\\n", "\n", ";", "# c\n", "(", ")", "[", "]", "{", "}", "->", "|", ",", "=", "==", "-", "+",
+         "**", "*", ".", ":", "?", "a{i}", "{i}", "1.5", ".5", "1e3", "'s'", '"t"', "x", "\t", "\r\n", "0"]
+
+
+def insert_tokens(text: str, rng: random.Random) -> str:
+    """`text` with one to three keywords, punctuation marks or layout pieces inserted."""
+    for _ in range(rng.randint(1, 3)):
+        pos = rng.randrange(len(text) + 1)
+        text = text[:pos] + rng.choice([" ", ""]) + rng.choice(PUNCT) + rng.choice([" ", ""]) + text[pos:]
+    return text
+
+
+def parser_inputs(seed: int = 0):
+    """An endless, reproducible stream of texts for parser_differential: the fuzzer's inputs,
+    and every third one a repo file with keywords and punctuation inserted."""
+    rng = random.Random(seed)
+    files = [t for _, t in corpus()]
+    gen = inputs(seed)
+    k = 0
+    while True:
+        text = insert_tokens(rng.choice(files), rng) if k % 3 == 0 else next(gen)[1]
+        k += 1
+        yield text[1:] if text.startswith("\ufeff") else text
+
+
 # ---------------------------------------------------------------- running
 def classify(text: str, path: str = "fuzz.res") -> tuple[str, str]:
     """(class, detail) for one input, elaborated in this process (no time or memory limit)."""

@@ -12,7 +12,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..diagnostics import ResdslError, SourceFile, Span
-from . import ast
+from . import ast, fastparse
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[1] / "grammar" / "res.lark"
 if not GRAMMAR_PATH.exists():  # source checkout: grammar/ sits beside resdsl/
@@ -116,6 +116,15 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
         text = text[1:]
     src = SourceFile(path, text)
     try:
+        return fastparse.parse(text, src)
+    except fastparse.Bail:  # an error or a corner case: Lark's LALR parser decides
+        pass
+    return parse_lark(text, src)
+
+
+def parse_lark(text: str, src: SourceFile) -> ast.Module:
+    """The reference parse: Lark's LALR parser, then `_ToAst` (errors located by Lark)."""
+    try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, src) from None
@@ -150,6 +159,14 @@ def _check_depth(tree, src: SourceFile, at: Span | None = None) -> None:
 
 def parse_expr(text: str, span: Span) -> object:
     """Parse one expression (used for `{...}` pieces of `as layer{s + 1}` names)."""
+    try:
+        return fastparse.parse_expr(text, span)
+    except fastparse.Bail:
+        pass
+    return parse_expr_lark(text, span)
+
+
+def parse_expr_lark(text: str, span: Span) -> object:
     try:
         tree = _parser().parse(f"let __tmp__ = {text}")
     except UnexpectedInput:
@@ -380,7 +397,7 @@ class _ToAst(Transformer):
             k = text.find("}", j)
             if k < 0:
                 raise ResdslError("syntax", f"unclosed `{{` in name `{text}`", span)
-            parts.append(parse_expr(text[j + 1:k], span))
+            parts.append(parse_expr_lark(text[j + 1:k], span))
             i = k + 1
         return ast.AsName(span, tuple(parts))
 
