@@ -586,5 +586,23 @@ def main(argv=None) -> int:
         return 130
 
 
+def run() -> None:
+    """The `resdsl` command: the console script and `python -m resdsl`.
+
+    Runs `main()`, flushes the standard streams and leaves without tearing the interpreter
+    down, as mypy does: after a large input the teardown (a last full garbage collection,
+    then freeing the AST node by node) took longer than the work itself, 4 s after `check`
+    of a 5 MB file. Every file resdsl writes is closed and fsynced before main() returns."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader left; nothing more to say
+        pass
+    except OSError:
+        code = code or EXIT_INPUT
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
