@@ -146,6 +146,9 @@ TRACEBACKS = [
     ("input-in-group", IMG % "{ input i: [8] } as 10", "syntax", 3),
     ("input-in-residual", IMG % "residual { input i: [8] }", "syntax", 3),
     ("deep-regions", IMG % ("residual { " * 300 + "relu" + " }" * 300), "limit", 3),
+    # found by a long fuzz run: an alias naming itself recursed until Python's stack ran out
+    ("alias-cycle", "import resnet\nnetwork r = r(BasicBlock, [1, 1, 1, 1])\n", "name", 2),
+    ("alias-cycle-2", "import resnet\nlet b = a\nnetwork a = b(BasicBlock, [1])\n", "name", 2),
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from ..diagnostics import ResdslError
+from ..frontend import syntax as _syntax
 
 MAX_STEPS_BASE = 300_000     # steps any program may take (resnet1202 takes 71,000) ...
 STEPS_PER_BYTE = 8           # ... plus this many per byte of source (its own and imports)
@@ -25,8 +26,9 @@ MAX_TOTAL_PARAMS = 2 ** 31   # parameter elements in one network (8 GiB of float
 MAX_INT_BITS = 63            # |int| < 2**63 for every compile-time integer
 MAX_SEQ = 100_000            # items in a list (counted through nested lists) or chars in a string
 MAX_NEST = 200               # regions/blocks nested inside each other (scope depth)
-MAX_SYNTAX_DEPTH = 200       # nesting of the parse tree: brackets, operators, bodies
-MAX_LITERAL_DIGITS = 100     # digits in a number literal
+# checked by the parsers (frontend/syntax.py): nesting of the parse tree (brackets,
+# operators, bodies) and digits in a number literal
+MAX_SYNTAX_DEPTH, MAX_LITERAL_DIGITS = _syntax.MAX_SYNTAX_DEPTH, _syntax.MAX_LITERAL_DIGITS
 
 
 def seq_size(v, cap: int = MAX_SEQ) -> int:

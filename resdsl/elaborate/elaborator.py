@@ -92,7 +92,9 @@ class Elaborator(ExprMixin):
         except RecursionError:
             # Python's stack ran out before any budget did (deeply nested regions inside recursive
             # blocks): say where, like every other limit
-            raise ResdslError("limit", "the description nests too deeply to elaborate", self.last_span,
+            top = getattr(self.program, "root_source", None)
+            where = self.last_span or (Span(top, 1, 1, 1, 1) if top is not None else None)
+            raise ResdslError("limit", "the description nests too deeply to elaborate", where,
                               help=f"regions and blocks may nest at most {B.MAX_NEST} deep") from None
 
     def _network(self, name: str | None, overrides: dict | None = None) -> Graph:

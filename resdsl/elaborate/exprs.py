@@ -80,8 +80,12 @@ class ExprMixin:
                 return val
             if kind == "cycle":
                 raise ResdslError("name", f"`{e.id}` is defined in terms of itself", item.span,
-                                  help="a top-level `let` cannot use its own name")
-            return self.evaluate(item.value, sub)
+                                  help="a top-level `let` or `network X = ...` cannot use its own name")
+            env.names[item.name] = ("cycle", item, env)  # `network a = a(...)` would recurse forever
+            try:
+                return self.evaluate(item.value, sub)
+            finally:
+                env.names[item.name] = v
         return v
 
     def _e_InRef(self, e, ctx):

@@ -1,30 +1,31 @@
-"""The fast path of the parser: a hand-written lexer and recursive-descent parser that
-builds the AST in one pass, for programs that parse cleanly.
+"""The fast path of the parser: a hand-written recursive-descent parser that builds the
+AST in one pass, for programs that parse cleanly.
 
 grammar/res.lark stays the definition of the language, and Lark's LALR parser
-(`parser.py`) stays its reference implementation: it is the one that reports syntax
-errors and the one that decides anything unusual. This module accepts a subset of what
-the grammar accepts and gives, for it, exactly the AST (spans included) that Lark's parse
-plus `_ToAst` would give. Whenever it meets anything else -- a syntax error, a keyword
-spelled where a name goes, a literal out of range, nesting deeper than `MAX_NEST` -- it
-raises :class:`Bail` and `parser.parse` runs Lark on the same text, so errors, their
-locations and the rare corner cases are Lark's, byte for byte.
+(`parser.py`) stays its reference implementation: it reports every syntax error and
+decides anything unusual. This parser accepts a subset of what the grammar accepts and
+gives, for it, exactly the AST (spans included) that Lark's parse plus `_ToAst` would.
+Whenever it meets anything else -- a syntax error, a keyword where it cannot tell whether
+Lark reads a name, a literal out of range, nesting deeper than `fastexpr.MAX_NEST` -- it
+raises :class:`Bail` and `parser.parse` runs Lark on the same text, so errors and their
+locations are Lark's, byte for byte.
 
-Why: Lark's LALR parser in pure Python builds a parse tree (about a dozen reductions per
-atom, each with position propagation) and then transforms it; that is ~10 s per MB of
-source. This parser does ~1 s per MB (see benchmarks/fuzz.py --big-mb).
+Why: Lark's LALR parser in pure Python builds a parse tree (a dozen reductions per atom,
+each propagating positions) and then transforms it: about 10 s per MB of source. This
+parser takes about 1.5 s per MB (benchmarks/parse.py prints both on the same file).
 
-Things it reproduces from Lark on purpose (tests/test_fastparse.py checks all of them
-against Lark on every repo file, every docs sample and fuzzed programs):
+Modules: lexer.py (tokens, with Lark's post-lexer folded in), fastexpr.py (expressions
+and the helpers every rule uses), this file (statements, regions, blocks, the module),
+syntax.py (what both parsers share). What it reproduces from Lark on purpose, each
+checked against Lark by tests/test_fastparse.py on every repo file, every docs sample,
+corner cases and fuzzed programs:
 
-- the post-lexer: newlines inside (...) / [...] and after `->`, `|`, `,`, `{`, `=` are
-  dropped, runs of newlines (and `;`) are one separator;
-- the contextual lexer: after `as` the next token is lexed as Lark's `as` state does
-  (TEMPLATE_NAME first, then NAME, INT, STRING), so `as layer{i}` is one token and `as in`
-  is a name; a keyword elsewhere is a keyword (where Lark would read it as a name this
-  parser bails);
-- the one shift/reduce conflict, resolved as shift: `(` after an expression is always
-  a call, so `repeat n (i)` is the call `n(i)` that `_split_index` reads back;
+- the post-lexer and the contextual lexer's reading of `as` (see lexer.py);
+- where Lark's contextual lexer reads a keyword as a name: wherever its parser state does
+  not accept that keyword (`network ResNet(block)`, `block(64)` in a body, `x.in`); the
+  sets NAME_AT_EXPR / NAME_AT_LINK / NAME_AT_STMT in fastexpr.py say where;
+- the grammar's one shift/reduce conflict, resolved as shift: `(` after an expression is
+  always a call, so `repeat n (i)` is the call `n(i)` that `split_index` reads back;
 - positions: a node spans from the first to the last token its grammar rule consumed,
   anonymous tokens and newlines included; `(x)` yields x's node but its parent's span
   covers the parentheses; `+x` yields x's node;
@@ -33,269 +34,50 @@ against Lark on every repo file, every docs sample and fuzzed programs):
 """
 from __future__ import annotations
 
-import re
-
 from .._gc import paused
 from ..diagnostics import Span
 from . import ast
+from .fastexpr import NAME_AT_EXPR, NAME_AT_LINK, NAME_AT_STMT, REGIONS, ExprParser
+from .lexer import Bail
+from .syntax import MAX_SYNTAX_DEPTH, split_index, template_pieces, unquote
 
-MAX_SYNTAX_DEPTH = 200  # parser.MAX_SYNTAX_DEPTH (Lark parse-tree depth)
-MAX_LITERAL_DIGITS = 100  # parser.MAX_LITERAL_DIGITS
-MAX_NEST = 40  # brackets, bodies and prefix operators nested deeper than this go to Lark
-
-
-class Bail(Exception):
-    """Not a clean parse by this parser's rules: let Lark decide."""
+__all__ = ["Bail", "Parser", "parse", "parse_expr"]
 
 
-# words the grammar spells as literals (and the SHARED terminal): never a NAME here
-KEYWORDS = frozenset("""import block network fn input output let as residual if shortcut parallel repeat
-    loop for in else or and not true false none shared""".split())
+class Parser(ExprParser):
+    """Statements, regions, blocks and the module (expressions: fastexpr.ExprParser)."""
 
-# a comment runs to the end of its line: (?![^\n]) keeps the regex from backtracking into it
-_SKIP = r"(?:[ \t\f]|\\[ \t\f]*\r?\n|#[^\n]*(?![^\n]))*"
-_NAME = r"[A-Za-z_][A-Za-z_0-9]*"
-_STRING = r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
-_TEMPLATE = r"(?:[A-Za-z_][A-Za-z_0-9]*)?(?:\{[^{}\n]*\}[A-Za-z_0-9]*)+"
-_NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?"
-_TOKEN = re.compile(
-    rf"({_SKIP})(?:"
-    rf"(?P<NL>(?:\r?\n[\t ]*)+|;)"
-    rf"|(?P<AS>as(?![A-Za-z_0-9]){_SKIP}(?:(?P<ASTPL>{_TEMPLATE})|(?P<ASNAME>{_NAME})|(?P<ASINT>[0-9]+)"
-    rf"|(?P<ASSTR>{_STRING}))?)"
-    rf"|(?P<NAME>{_NAME})"
-    rf"|(?P<NUMBER>{_NUMBER})"
-    rf"|(?P<STRING>{_STRING})"
-    r"|(?P<OP>->|\*\*|//|==|!=|<=|>=|[-+*/%=<>(){}\[\],:.|?])"
-    r")")
-_TAIL = re.compile(rf"{_SKIP}\Z")
-_CONTINUATION = re.compile(r"\\[ \t\f]*\r?\n")
-_COMPARE = frozenset(("==", "!=", "<=", ">=", "<", ">"))
-_JOINERS = frozenset(("->", "|", ",", "{", "="))  # a newline after one of these is dropped
-_AS_KINDS = (("ASTPL", "TEMPLATE"), ("ASNAME", "ASNAME"), ("ASINT", "INT"), ("ASSTR", "STRING"))
-
-
-def tokenize(text: str) -> list:
-    """Tokens after the post-lexer, as tuples (kind, value, line, column, end_line, end_column).
-
-    kind is the keyword or punctuation itself, "CMP" for comparisons, NAME, NUMBER, STRING,
-    NL, and after `as`: TEMPLATE, ASNAME, INT or STRING. Ends with two EOF tokens."""
-    toks = []
-    append = toks.append
-    line, lstart, pos = 1, 0, 0
-    depth = 0
-    prev_kind, prev_val = None, None
-    count_lines = _CONTINUATION.search(text) is not None
-    for m in _TOKEN.finditer(text):
-        if m.start() != pos:
-            if _TAIL.match(text, pos):  # only skipped text is left (a last comment, say)
-                break
-            raise Bail  # a character no terminal matches
-        kind = m.lastgroup
-        s = m.end(1)
-        e = pos = m.end()
-        if count_lines and s != m.start():  # a `\` line continuation in the skipped text
-            n = text.count("\n", m.start(), s)
-            if n:
-                line += n
-                lstart = text.rfind("\n", m.start(), s) + 1
-        if kind == "NAME":
-            v = text[s:e]
-            kd = v if v in KEYWORDS else "NAME"
-        elif kind == "OP":
-            v = text[s:e]
-            if v in _COMPARE:
-                kd = "CMP"
-            else:
-                kd = v
-                if v == "(" or v == "[":
-                    depth += 1
-                elif v == ")" or v == "]":
-                    if depth:
-                        depth -= 1
-        elif kind == "NL":
-            v = text[s:e]
-            if v == ";":
-                tok = ("NL", v, line, s - lstart + 1, line, e - lstart + 1)
-            else:
-                n = v.count("\n")
-                nl = text.rfind("\n", s, e) + 1
-                tok = ("NL", v, line, s - lstart + 1, line + n, e - nl + 1)
-                line += n
-                lstart = nl
-            if depth or prev_kind is None or prev_kind == "NL" or prev_val in _JOINERS:
-                continue
-            append(tok)
-            prev_kind, prev_val = "NL", v
-            continue
-        elif kind == "AS":
-            c = s - lstart + 1
-            append(("as", "as", line, c, line, c + 2))
-            prev_kind = prev_val = "as"
-            for group, kd in _AS_KINDS:
-                ts = m.start(group)
-                if ts >= 0:
-                    break
-            else:
-                ts = -1
-            if count_lines:  # a `\` continuation between `as` and its name
-                stop = ts if ts >= 0 else e
-                n = text.count("\n", s + 2, stop)
-                if n:
-                    line += n
-                    lstart = text.rfind("\n", s + 2, stop) + 1
-            if ts >= 0:
-                v = text[ts:e]
-                append((kd, v, line, ts - lstart + 1, line, e - lstart + 1))
-                prev_kind, prev_val = kd, v
-            continue
-        else:  # NUMBER, STRING
-            v = text[s:e]
-            kd = kind
-        append((kd, v, line, s - lstart + 1, line, e - lstart + 1))
-        prev_kind, prev_val = kd, v
-    if pos != len(text):  # only skipped text (spaces, a comment, a `\` continuation) may follow
-        m = _TAIL.match(text, pos)
-        if m is None:
-            raise Bail
-        if count_lines:
-            n = text.count("\n", pos)
-            if n:
-                line += n
-                lstart = text.rfind("\n", pos) + 1
-        pos = len(text)
-    eof = ("EOF", "", line, pos - lstart + 1, line, pos - lstart + 1)
-    toks.append(eof)
-    toks.append(eof)
-    return toks
-
-
-def _unquote(s: str) -> str:
-    body = s[1:-1]
-    if "\\" not in body:
-        return body
-    out, i = [], 0
-    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            out.append(escapes.get(body[i + 1], body[i + 1]))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def _unchain(chain):
-    """An argument that is a plain expression (one link, no `as`) stays an expression."""
-    if len(chain.links) == 1 and chain.links[0].as_name is None \
-            and not isinstance(chain.links[0].expr, (ast.Body, ast.Residual, ast.Parallel, ast.Repeat, ast.Loop)):
-        return chain.links[0].expr
-    return chain
-
-
-def _split_index(count, index):
-    """`repeat n (i) {` parses as the call `n(i)`; read it as count `n`, index `i`."""
-    if index is None and isinstance(count, ast.Call) and len(count.args) == 1 \
-            and count.args[0].name is None and isinstance(count.args[0].value, ast.Name):
-        return count.func, count.args[0].value.id
-    return count, index
-
-
-# kinds after which an atom can go on being an expression; anything else ends it
-_CONTINUES = frozenset(("(", "[", ".", "**", "*", "/", "//", "%", "+", "-", "CMP", "and", "or", "if"))
-_ATOMS = frozenset(("NAME", "NUMBER", "STRING"))
-_MUL = frozenset(("*", "/", "//", "%"))
-_ADD = frozenset(("+", "-"))
-# Lark's contextual lexer reads a keyword as a NAME wherever its parser state does not
-# accept that keyword. These sets say where each keyword is accepted:
-# `as` is left out: the lexer reads the word after it as a name already (see tokenize)
-_KEYWORD_NAMES = KEYWORDS - {"as"}
-_EXPR_KEYWORDS = frozenset(("not", "true", "false", "none", "in"))  # where an expression may start
-_LINK_KEYWORDS = _EXPR_KEYWORDS | {"residual", "parallel", "repeat", "loop"}  # where a chain may start
-_STMT_KEYWORDS = _LINK_KEYWORDS | {"input", "output", "let", "fn", "for", "if"}  # a statement's start
-# a word that is a NAME where an expression, a chain or a statement may start
-_NAME_AT_EXPR = frozenset({"NAME"} | (_KEYWORD_NAMES - _EXPR_KEYWORDS))
-_NAME_AT_LINK = frozenset({"NAME"} | (_KEYWORD_NAMES - _LINK_KEYWORDS))
-_NAME_AT_STMT = frozenset({"NAME"} | (_KEYWORD_NAMES - _STMT_KEYWORDS))
-_REGIONS = frozenset(("residual", "parallel", "repeat", "loop"))
-
-
-class _Parser:
-    __slots__ = ("t", "k", "i", "src", "base", "d", "nest", "last_i0", "last_i1", "last_span")
-
-    def __init__(self, text: str, src, base: Span | None = None):
-        self.t = tokenize(text)
-        self.k = [tok[0] for tok in self.t]
-        self.i = 0
-        self.src = src
-        self.base = base
-        self.d = 0  # Lark parse-tree depth of what the last rule method returned
-        self.nest = 0
-        self.last_i0 = self.last_i1 = -1
-        self.last_span = None
-
-    # ------------------------------------------------------------------ helpers
-    def span(self, i0: int, i1: int) -> Span:
-        """The span of tokens i0..i1. Spans are immutable, so nested nodes over the same
-        tokens, made one after the other (a name, its link, its chain, its argument), share
-        one: 40% fewer spans."""
-        if self.base is not None:
-            return self.base
-        if i0 == self.last_i0 and i1 == self.last_i1:
-            return self.last_span
-        a = self.t[i0]
-        b = self.t[i1]
-        self.last_i0, self.last_i1 = i0, i1
-        self.last_span = sp = Span(self.src, a[2], a[3], b[4], b[5])
-        return sp
-
-    def expect(self, kind: str) -> None:
-        if self.k[self.i] != kind:
-            raise Bail
-        self.i += 1
-
-    def name(self) -> str:
-        """A NAME where the grammar allows nothing else (Lark's state there lexes any word,
-        keywords included, as a NAME: `network ResNet(block, ...)`)."""
-        i = self.i
-        kd = self.k[i]
-        if kd != "NAME" and kd not in _KEYWORD_NAMES:
-            raise Bail
-        self.i = i + 1
-        return self.t[i][1]
-
-    def enter(self) -> None:
-        self.nest += 1
-        if self.nest > MAX_NEST:
-            raise Bail
+    __slots__ = ()
 
     # ------------------------------------------------------------------ top level
     def module(self) -> ast.Module:
-        k = self.k
-        if k[0] == "EOF":
+        if self.k[0] == "EOF":
             self.d = 1
             return ast.Module(self.base or Span(self.src, 1, 1, 1, 2), ())
-        items = []
-        d = 0
+        items, d = self.sequence(self.top, "EOF")
+        self.d = d + 1
+        if self.d > MAX_SYNTAX_DEPTH:
+            raise Bail
+        return ast.Module(self.span(0, self.i - 1), tuple(items))
+
+    def sequence(self, item, end: str):
+        """Items separated by newlines up to `end` (a newline may come before it); the
+        items and their deepest parse tree. Leaves `end` for the caller."""
+        k = self.k
+        items, d = [], 0
         while True:
-            items.append(self.top())
+            items.append(item())
             if self.d > d:
                 d = self.d
             kd = k[self.i]
             if kd == "NL":
                 self.i += 1
-                if k[self.i] == "EOF":
-                    break
-            elif kd == "EOF":
-                break
+                if k[self.i] == end:
+                    return items, d
+            elif kd == end:
+                return items, d
             else:
                 raise Bail
-        self.d = d + 1
-        if self.d > MAX_SYNTAX_DEPTH:
-            raise Bail
-        return ast.Module(self.span(0, self.i - 1), tuple(items))
 
     def top(self):
         kd = self.k[self.i]
@@ -303,7 +85,7 @@ class _Parser:
             return self.block_def(False)
         if kd == "network":
             if self.k[self.i + 2] == "=":
-                return self.network_alias()
+                return self.let_stmt(ast.NetworkAlias)
             return self.block_def(True)
         if kd == "let":
             return self.let_stmt()
@@ -334,15 +116,6 @@ class _Parser:
         body = self.body()
         self.d = 1 + (d if d > self.d else self.d)
         return ast.BlockDef(self.span(i0, self.i - 1), name, params, body, is_network)
-
-    def network_alias(self) -> ast.NetworkAlias:
-        i0 = self.i
-        self.i += 1
-        name = self.name()
-        self.expect("=")
-        value = self.expr()
-        self.d += 1
-        return ast.NetworkAlias(self.span(i0, self.i - 1), name, value)
 
     def params(self) -> tuple:
         items = [self.param()]
@@ -413,35 +186,21 @@ class _Parser:
         self.d = 1 + (d if d > self.d else self.d)
         return ast.FnDef(self.span(i0, self.i - 1), name, params, value)
 
-    def let_stmt(self) -> ast.Let:
+    def let_stmt(self, cls=ast.Let):
+        """`let NAME = expr`, and `network NAME = expr` (cls=ast.NetworkAlias)."""
         i0 = self.i
         self.i += 1
         name = self.name()
         self.expect("=")
         value = self.expr()
         self.d += 1
-        return ast.Let(self.span(i0, self.i - 1), name, value)
+        return cls(self.span(i0, self.i - 1), name, value)
 
     def body(self) -> ast.Body:
         i0 = self.i
         self.expect("{")
         self.enter()
-        k = self.k
-        stmts, d = [], 0
-        if k[self.i] != "}":
-            while True:
-                stmts.append(self.stmt())
-                if self.d > d:
-                    d = self.d
-                kd = k[self.i]
-                if kd == "NL":
-                    self.i += 1
-                    if k[self.i] == "}":
-                        break
-                elif kd == "}":
-                    break
-                else:
-                    raise Bail
+        stmts, d = self.sequence(self.stmt, "}") if self.k[self.i] != "}" else ((), 0)
         self.i += 1
         self.nest -= 1
         self.d = d + 1
@@ -451,7 +210,7 @@ class _Parser:
     def stmt(self):
         k = self.k
         kd = k[self.i]
-        if kd in _NAME_AT_STMT:
+        if kd in NAME_AT_STMT:
             nxt = k[self.i + 1]
             if nxt == "=" or nxt == ",":
                 return self.assign_stmt()
@@ -487,13 +246,7 @@ class _Parser:
     def input_stmt(self) -> ast.Input:
         i0 = self.i
         self.i += 1
-        decls = [self.input_decl()]
-        d = self.d
-        while self.k[self.i] == ",":
-            self.i += 1
-            decls.append(self.input_decl())
-            if self.d > d:
-                d = self.d
+        decls, d = self.separated(self.input_decl, ",")
         self.d = d + 1
         return ast.Input(self.span(i0, self.i - 1), tuple(decls))
 
@@ -515,7 +268,7 @@ class _Parser:
         axes, d = [], 0
         while True:
             j0 = self.i
-            if k[j0 + 1] == "=" and k[j0] in _NAME_AT_EXPR:
+            if k[j0 + 1] == "=" and k[j0] in NAME_AT_EXPR:
                 name = self.t[j0][1]
                 self.i += 2
                 size = self.expr()
@@ -547,7 +300,7 @@ class _Parser:
         while True:
             j0 = self.i
             name = None
-            if k[j0 + 1] == "=" and k[j0] in _NAME_AT_LINK:
+            if k[j0 + 1] == "=" and k[j0] in NAME_AT_LINK:
                 name = self.t[j0][1]
                 self.i += 2
             chain = self.chain()
@@ -598,21 +351,14 @@ class _Parser:
     # ------------------------------------------------------------------ chains and regions
     def chain(self) -> ast.Chain:
         i0 = self.i
-        links = [self.link()]
-        d = self.d
-        k = self.k
-        while k[self.i] == "->":
-            self.i += 1
-            links.append(self.link())
-            if self.d > d:
-                d = self.d
+        links, d = self.separated(self.link, "->")
         self.d = d + 1
         return ast.Chain(self.span(i0, self.i - 1), tuple(links))
 
     def link(self) -> ast.Link:
         i0 = self.i
         kd = self.k[i0]
-        if kd in _REGIONS:
+        if kd in REGIONS:
             if kd == "residual":
                 region = self.residual()
             elif kd == "parallel":
@@ -641,7 +387,7 @@ class _Parser:
         if kd == "ASNAME" or kd == "TEMPLATE":
             text = tok[1]
         elif kd == "STRING":
-            text = _unquote(tok[1])
+            text = unquote(tok[1])
         elif kd == "INT":
             text = tok[1]
         else:
@@ -651,20 +397,10 @@ class _Parser:
         self.d = 1
         if "{" not in text:
             return ast.AsName(span, (text,) if text else ())
-        parts = []
-        j = 0
-        while j < len(text):
-            a = text.find("{", j)
-            if a < 0:
-                parts.append(text[j:])
-                break
-            if a > j:
-                parts.append(text[j:a])
-            b = text.find("}", a)
-            if b < 0:
-                raise Bail  # Lark's path reports the unclosed `{`
-            parts.append(parse_expr(text[a + 1:b], span))
-            j = b + 1
+        pieces = template_pieces(text)
+        if pieces is None:
+            raise Bail  # Lark's path reports the unclosed `{`
+        parts = [parse_expr(p[0], span) if isinstance(p, tuple) else p for p in pieces]
         return ast.AsName(span, tuple(parts))
 
     def residual(self) -> ast.Residual:
@@ -756,7 +492,7 @@ class _Parser:
         body = self.body()
         if self.d > d:
             d = self.d
-        count, index = _split_index(count, index)
+        count, index = split_index(count, index)
         self.d = d + 1
         return ast.Repeat(self.span(i0, self.i - 1), count, as_name, index, body)
 
@@ -781,7 +517,7 @@ class _Parser:
             as_name = self.as_name()
             if d < 1:
                 d = 1
-        count, index = _split_index(count, index)
+        count, index = split_index(count, index)
         self.d = d + 1
         return ast.Loop(self.span(i0, self.i - 1), count, shared, index, body, as_name)
 
@@ -791,309 +527,6 @@ class _Parser:
         self.expect(")")
         return name
 
-    # ------------------------------------------------------------------ expressions
-    def expr(self):
-        i0 = self.i
-        k = self.k
-        if k[i0] in _ATOMS and k[i0 + 1] not in _CONTINUES:  # the common case: a lone atom
-            return self.atom()
-        then = self.or_expr()
-        if k[self.i] != "if":
-            return then
-        d = self.d
-        self.i += 1
-        cond = self.or_expr()
-        if self.d > d:
-            d = self.d
-        self.expect("else")
-        self.enter()
-        other = self.expr()
-        self.nest -= 1
-        if self.d > d:
-            d = self.d
-        self.d = d + 1
-        return ast.CondExpr(self.span(i0, self.i - 1), cond, then, other)
-
-    def or_expr(self):
-        i0 = self.i
-        left = self.and_expr()
-        k = self.k
-        while k[self.i] == "or":
-            d = self.d
-            self.i += 1
-            right = self.and_expr()
-            self.d = 1 + (d if d > self.d else self.d)
-            left = ast.BoolOp(self.span(i0, self.i - 1), "or", left, right)
-        return left
-
-    def and_expr(self):
-        i0 = self.i
-        left = self.not_expr()
-        k = self.k
-        while k[self.i] == "and":
-            d = self.d
-            self.i += 1
-            right = self.not_expr()
-            self.d = 1 + (d if d > self.d else self.d)
-            left = ast.BoolOp(self.span(i0, self.i - 1), "and", left, right)
-        return left
-
-    def not_expr(self):
-        if self.k[self.i] != "not":
-            return self.comparison()
-        i0 = self.i
-        self.i += 1
-        self.enter()
-        operand = self.not_expr()
-        self.nest -= 1
-        self.d += 1
-        return ast.UnaryOp(self.span(i0, self.i - 1), "not", operand)
-
-    def comparison(self):
-        i0 = self.i
-        left = self.sum()
-        if self.k[self.i] != "CMP":
-            return left
-        d = self.d
-        op = self.t[self.i][1]
-        self.i += 1
-        right = self.sum()
-        self.d = 1 + (d if d > self.d else self.d)
-        return ast.Compare(self.span(i0, self.i - 1), op, left, right)
-
-    def sum(self):
-        i0 = self.i
-        left = self.term()
-        k = self.k
-        while k[self.i] in _ADD:
-            d = self.d
-            op = k[self.i]
-            self.i += 1
-            right = self.term()
-            self.d = 1 + (d if d > self.d else self.d)
-            left = ast.BinOp(self.span(i0, self.i - 1), op, left, right)
-        return left
-
-    def term(self):
-        i0 = self.i
-        left = self.factor()
-        k = self.k
-        while k[self.i] in _MUL:
-            d = self.d
-            op = k[self.i]
-            self.i += 1
-            right = self.factor()
-            self.d = 1 + (d if d > self.d else self.d)
-            left = ast.BinOp(self.span(i0, self.i - 1), op, left, right)
-        return left
-
-    def factor(self):
-        kd = self.k[self.i]
-        if kd == "-":
-            i0 = self.i
-            self.i += 1
-            self.enter()
-            operand = self.factor()
-            self.nest -= 1
-            self.d += 1
-            return ast.UnaryOp(self.span(i0, self.i - 1), "-", operand)
-        if kd == "+":  # `?factor: "+" factor` is inlined: x's own node
-            self.i += 1
-            self.enter()
-            operand = self.factor()
-            self.nest -= 1
-            return operand
-        i0 = self.i
-        base = self.postfix()
-        if self.k[self.i] != "**":
-            return base
-        d = self.d
-        self.i += 1
-        self.enter()
-        exp = self.factor()
-        self.nest -= 1
-        self.d = 1 + (d if d > self.d else self.d)
-        return ast.BinOp(self.span(i0, self.i - 1), "**", base, exp)
-
-    def postfix(self):
-        i0 = self.i
-        node = self.atom()
-        k = self.k
-        while True:
-            kd = k[self.i]
-            if kd == "(":
-                d = self.d
-                args = self.call_args()
-                self.d = 1 + (d if d > self.d else self.d)
-                node = ast.Call(self.span(i0, self.i - 1), node, args)
-            elif kd == "[":
-                d = self.d
-                self.i += 1
-                self.enter()
-                sub = self.subscript()
-                self.expect("]")
-                self.nest -= 1
-                self.d = 1 + (d if d > self.d else self.d)
-                node = ast.Index(self.span(i0, self.i - 1), node, sub)
-            elif kd == ".":
-                self.i += 1
-                name = self.name()
-                self.d += 1
-                node = ast.Attr(self.span(i0, self.i - 1), node, name)
-            else:
-                return node
-
-    def subscript(self):
-        j0 = self.i
-        k = self.k
-        if k[j0] == ":":
-            lower, d = None, 0
-        else:
-            lower = self.expr()
-            if k[self.i] != ":":
-                return lower
-            d = self.d
-        self.i += 1  # `:`
-        upper = None
-        if k[self.i] != "]":
-            upper = self.expr()
-            if self.d > d:
-                d = self.d
-        self.d = d + 1
-        return ast.Slice(self.span(j0, self.i - 1), lower, upper)
-
-    def call_args(self) -> tuple:
-        self.i += 1  # `(`
-        self.enter()
-        k = self.k
-        args, d = [], 0
-        while k[self.i] != ")":
-            j0 = self.i
-            if k[j0 + 1] == "=" and k[j0] in _NAME_AT_LINK:
-                name = self.t[j0][1]
-                self.i += 2
-            else:
-                name = None
-            chain = self.chain()
-            args.append(ast.Arg(self.span(j0, self.i - 1), name, _unchain(chain)))
-            if self.d + 1 > d:
-                d = self.d + 1
-            if k[self.i] != ",":
-                break
-            self.i += 1
-        self.expect(")")
-        self.nest -= 1
-        self.d = d + 1
-        return tuple(args)
-
-    def atom(self):
-        i = self.i
-        kd = self.k[i]
-        if kd == "NAME":
-            self.i = i + 1
-            self.d = 1
-            return ast.Name(self.span(i, i), self.t[i][1])
-        if kd == "NUMBER":
-            self.i = i + 1
-            self.d = 1
-            return ast.Const(self.span(i, i), _number(self.t[i][1]))
-        if kd == "STRING":
-            self.i = i + 1
-            self.d = 1
-            return ast.Const(self.span(i, i), _unquote(self.t[i][1]))
-        if kd == "(":
-            self.i = i + 1
-            self.enter()
-            chain = self.chain()
-            self.expect(")")
-            self.nest -= 1
-            self.d += 1
-            return _unchain(chain)
-        if kd == "[":
-            return self.list_()
-        if kd == "true" or kd == "false" or kd == "none":
-            self.i = i + 1
-            self.d = 1
-            return ast.Const(self.span(i, i), True if kd == "true" else False if kd == "false" else None)
-        if kd == "in":
-            self.i = i + 1
-            self.d = 1
-            return ast.InRef(self.span(i, i))
-        if kd in _KEYWORD_NAMES:
-            # a keyword this position does not accept is a NAME to Lark: `block(...)` in a body
-            # (the callers took every keyword they accept here: regions in link(), statements in
-            # stmt(), `not` in not_expr(); after `-`, `**` or `<` even `not` is a name)
-            self.i = i + 1
-            self.d = 1
-            return ast.Name(self.span(i, i), self.t[i][1])
-        raise Bail
-
-    def list_(self):
-        i0 = self.i
-        self.i += 1
-        self.enter()
-        k = self.k
-        if k[self.i] == "]":
-            self.i += 1
-            self.nest -= 1
-            self.d = 1
-            return ast.ListExpr(self.span(i0, self.i - 1), ())
-        first = self.expr()
-        d = self.d
-        if k[self.i] == "for":
-            clauses = []
-            while k[self.i] == "for":
-                clauses.append(self.comp_for())
-                if self.d > d:
-                    d = self.d
-            self.expect("]")
-            self.nest -= 1
-            self.d = d + 1
-            return ast.ListComp(self.span(i0, self.i - 1), first, tuple(clauses))
-        items = [first]
-        while k[self.i] == ",":
-            self.i += 1
-            if k[self.i] == "]":
-                break
-            items.append(self.expr())
-            if self.d > d:
-                d = self.d
-        self.expect("]")
-        self.nest -= 1
-        self.d = d + 1
-        return ast.ListExpr(self.span(i0, self.i - 1), tuple(items))
-
-    def comp_for(self) -> ast.CompFor:
-        i0 = self.i
-        self.i += 1
-        targets = self.targets()
-        self.expect("in")
-        iterable = self.or_expr()
-        d = max(1, self.d)
-        conds = []
-        k = self.k
-        while k[self.i] == "if":
-            self.i += 1
-            conds.append(self.or_expr())
-            if self.d + 1 > d:
-                d = self.d + 1
-        self.d = d + 1
-        return ast.CompFor(self.span(i0, self.i - 1), targets, iterable, tuple(conds))
-
-
-def _number(t: str):
-    if len(t) > MAX_LITERAL_DIGITS and sum(c.isdigit() for c in t) > MAX_LITERAL_DIGITS:
-        raise Bail
-    if "." in t or "e" in t or "E" in t:
-        v = float(t)
-        if v == float("inf"):
-            raise Bail
-        return v
-    v = int(t)
-    if v.bit_length() > 63:
-        raise Bail
-    return v
-
 
 def parse(text: str, src) -> ast.Module:
     """The AST of `text`, or Bail. `text` has no byte order mark.
@@ -1102,14 +535,14 @@ def parse(text: str, src) -> ast.Module:
     passes over the new nodes cost more than the parse itself."""
     with paused():
         try:
-            return _Parser(text, src).module()
+            return Parser(text, src).module()
         except RecursionError:
             raise Bail from None
 
 
 def parse_expr(text: str, span: Span):
     """The expression of a `{...}` piece of a template name (parser.parse_expr), or Bail."""
-    p = _Parser(f"let __tmp__ = {text}", span.source, base=span)
+    p = Parser(f"let __tmp__ = {text}", span.source, base=span)
     try:
         module = p.module()
     except RecursionError:

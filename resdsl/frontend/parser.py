@@ -13,6 +13,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ..diagnostics import ResdslError, SourceFile, Span
 from . import ast, fastparse
+from .syntax import MAX_LITERAL_DIGITS, MAX_SYNTAX_DEPTH, split_index, template_pieces, unchain, unquote
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[1] / "grammar" / "res.lark"
 if not GRAMMAR_PATH.exists():  # source checkout: grammar/ sits beside resdsl/
@@ -107,8 +108,6 @@ def _has_terminal(name: str) -> bool:
         return False
 
 
-MAX_SYNTAX_DEPTH = 200  # parse-tree nesting (the elaborator's budget.MAX_SYNTAX_DEPTH)
-MAX_LITERAL_DIGITS = 100
 
 
 def parse(text: str, path: str = "<string>") -> ast.Module:
@@ -255,21 +254,6 @@ def _tok_span(src: SourceFile, tok: Token) -> Span:
     return Span(src, tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1)
 
 
-def _unquote(s: str) -> str:
-    body = s[1:-1]
-    out, i = [], 0
-    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            out.append(escapes.get(body[i + 1], body[i + 1]))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
 @v_args(meta=True)
 class _ToAst(Transformer):
     """One method per grammar rule; each returns a frozen AST node with a Span."""
@@ -382,23 +366,13 @@ class _ToAst(Transformer):
         tok = items[0]
         span = _tok_span(self.src, tok) if self.base is None else self.base
         if tok.type == "STRING":
-            text = _unquote(str(tok))
+            text = unquote(str(tok))
         else:
             text = str(tok)
-        parts = []
-        i = 0
-        while i < len(text):
-            j = text.find("{", i)
-            if j < 0:
-                parts.append(text[i:])
-                break
-            if j > i:
-                parts.append(text[i:j])
-            k = text.find("}", j)
-            if k < 0:
-                raise ResdslError("syntax", f"unclosed `{{` in name `{text}`", span)
-            parts.append(parse_expr_lark(text[j + 1:k], span))
-            i = k + 1
+        pieces = template_pieces(text)
+        if pieces is None:
+            raise ResdslError("syntax", f"unclosed `{{` in name `{text}`", span)
+        parts = [parse_expr_lark(p[0], span) if isinstance(p, tuple) else p for p in pieces]
         return ast.AsName(span, tuple(parts))
 
     def residual_stmt(self, meta, items):
@@ -422,12 +396,12 @@ class _ToAst(Transformer):
 
     def repeat_stmt(self, meta, items):
         count, as_name, index, body = items
-        count, index = _split_index(count, index)
+        count, index = split_index(count, index)
         return ast.Repeat(self.sp(meta), count, as_name, index, body)
 
     def loop_stmt(self, meta, items):
         count, shared, index, body, as_name = items
-        count, index = _split_index(count, index)
+        count, index = split_index(count, index)
         return ast.Loop(self.sp(meta), count, shared is not None, index, body, as_name)
 
     def index(self, meta, items):
@@ -489,10 +463,10 @@ class _ToAst(Transformer):
         return tuple(i for i in items if i is not None)
 
     def pos_arg(self, meta, items):
-        return ast.Arg(self.sp(meta), None, _unchain(items[0]))
+        return ast.Arg(self.sp(meta), None, unchain(items[0]))
 
     def kw_arg(self, meta, items):
-        return ast.Arg(self.sp(meta), str(items[0]), _unchain(items[1]))
+        return ast.Arg(self.sp(meta), str(items[0]), unchain(items[1]))
 
     def index_op(self, meta, items):
         return ast.Index(self.sp(meta), items[0], items[1])
@@ -518,7 +492,7 @@ class _ToAst(Transformer):
         return ast.Const(self.sp(meta), v)
 
     def string(self, meta, items):
-        return ast.Const(self.sp(meta), _unquote(str(items[0])))
+        return ast.Const(self.sp(meta), unquote(str(items[0])))
 
     def name(self, meta, items):
         return ast.Name(self.sp(meta), str(items[0]))
@@ -536,7 +510,7 @@ class _ToAst(Transformer):
         return ast.Const(self.sp(meta), None)
 
     def paren(self, meta, items):
-        return _unchain(items[0])
+        return unchain(items[0])
 
     def list_expr(self, meta, items):
         return ast.ListExpr(self.sp(meta), tuple(i for i in items if i is not None))
@@ -547,17 +521,3 @@ _RULES = {name: getattr(v, "base_func") for name, v in vars(_ToAst).items()
           if hasattr(v, "visit_wrapper") and hasattr(v, "base_func")}
 
 
-def _unchain(chain):
-    """An argument that is a plain expression (one link, no `as`) stays an expression."""
-    if len(chain.links) == 1 and chain.links[0].as_name is None \
-            and not isinstance(chain.links[0].expr, (ast.Body, ast.Residual, ast.Parallel, ast.Repeat, ast.Loop)):
-        return chain.links[0].expr
-    return chain
-
-
-def _split_index(count, index):
-    """`repeat n (i) {` parses as the call `n(i)`; read it as count `n`, index `i`."""
-    if index is None and isinstance(count, ast.Call) and len(count.args) == 1 \
-            and count.args[0].name is None and isinstance(count.args[0].value, ast.Name):
-        return count.func, count.args[0].value.id
-    return count, index
