@@ -12,7 +12,7 @@ locations are Lark's, byte for byte.
 
 Why: Lark's LALR parser in pure Python builds a parse tree (a dozen reductions per atom,
 each propagating positions) and then transforms it: about 10 s per MB of source. This
-parser takes about 1.5 s per MB (benchmarks/parse.py prints both on the same file).
+parser takes about 1.2 s per MB (benchmarks/parse.py prints both on the same file).
 
 Modules: lexer.py (tokens, with Lark's post-lexer folded in), fastexpr.py (expressions
 and the helpers every rule uses), this file (statements, regions, blocks, the module),
