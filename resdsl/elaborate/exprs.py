@@ -14,7 +14,21 @@ from ..ir.graph import Value
 from ..shapes import Size
 from . import arith
 from . import budget as B
-from .values import CALLABLE, AmbiguousIn, BlockRef, Builtin, Fn, Instance, MergeSpec, OpRef, Partial, call_builtin, type_name
+from .callees import takes_no_input
+from .context import Ctx, InitValue, add_frame
+from .values import (
+    CALLABLE,
+    AmbiguousIn,
+    BlockRef,
+    Builtin,
+    Fn,
+    Instance,
+    MergeSpec,
+    OpRef,
+    Partial,
+    call_builtin,
+    type_name,
+)
 
 MERGE_WORDS = {"learned": MergeSpec("learned"), "rezero": MergeSpec("learned")}
 
@@ -58,7 +72,6 @@ class ExprMixin:
         if v is None and ctx.has(e.id):
             return None
         if v is None:
-            from ..elaborate.elaborator import InitValue
             if e.id in O.INIT_KINDS:
                 return InitValue((e.id,))
             if e.id in MERGE_WORDS:
@@ -67,7 +80,6 @@ class ExprMixin:
             raise ResdslError("name", f"unknown name `{e.id}`", e.span, help=hint)
         if isinstance(v, tuple) and len(v) == 3 and v[0] in ("let", "alias", "cycle"):
             kind, item, env = v
-            from .elaborator import Ctx
             sub = Ctx(None, "", {}, module=env)
             if kind == "let":
                 env.names[item.name] = ("cycle", item, env)
@@ -218,7 +230,6 @@ class ExprMixin:
         raise ResdslError("type", f"a {type_name(v)} has no attribute `{e.name}`", e.span)
 
     def _e_Call(self, e, ctx):
-        from .elaborator import InitValue
         if isinstance(e.func, ast.Name) and ctx.lookup(e.func.id) is None and e.func.id in O.INIT_KINDS:
             args = [self.evaluate(a.value, ctx) for a in e.args]
             return InitValue((e.func.id,) + tuple(args))
@@ -241,7 +252,6 @@ class ExprMixin:
                     args.append(v)
             return B.check_value(call_builtin(callee, args, kw, e.span), e.span, f"result of {callee.name}()")
         if isinstance(callee, CALLABLE):
-            from .elaborator import takes_no_input
             tensors, args, kwargs = self.eval_args(e.args, ctx, callee)
             if tensors or takes_no_input(callee):
                 return self.apply(callee, tensors, args, kwargs, None, ctx, e.span)
@@ -274,12 +284,10 @@ class ExprMixin:
         self.fn_depth = depth + 1
         try:
             env = self.bind_params(ref, args, kw, e.span, closure=fn.closure)
-            from .elaborator import Ctx
             body_env = dict(fn.closure or {})
             body_env.update(env)
             return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
         except ResdslError as err:
-            from .elaborator import add_frame
             add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
             raise
         finally:
