@@ -234,7 +234,8 @@ def op_case(name):
 
 def test_every_op_has_a_lowering():
     missing = sorted(set(OPS) - set(ox.LOWERINGS))
-    assert not missing, f"ops without an ONNX lowering (add one with @lowering in resdsl/backends/onnx.py): {missing}"
+    assert not missing, (f"ops without an ONNX lowering (add one with @lowering in resdsl/backends/onnx_ops.py "
+                         f"or onnx_layers.py): {missing}")
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
