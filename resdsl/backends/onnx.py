@@ -99,8 +99,8 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
         if fn is None:
             where = f" (line {n.span.line})" if n.span is not None else ""
             raise ResdslError("unsupported", f"the onnx target has no lowering for op `{n.op}`{where}", n.span,
-                              help="register one in resdsl/backends/onnx.py with @lowering(\"" + n.op + "\"), "
-                                   "or use the torch target")
+                              help="register one with @lowering(\"" + n.op + "\") in resdsl/backends/onnx_ops.py "
+                                   "(tensor ops) or onnx_layers.py (layers), or use the torch target")
         b.node = n
         outs = fn(b, n, [b.env[v] for v in n.inputs])
         if len(outs) != len(n.outputs):

@@ -323,11 +323,6 @@ def _sadd(b, n, ins):
     return b.final("Add", [ins[0], b.param(n, "")], n)
 
 
-@lowering("scalar_add")
-def _sadd(b, n, ins):
-    return b.final("Add", [ins[0], b.param(n, "")], n)
-
-
 @lowering("ln2d")
 def _ln2d(b, n, ins):
     (c,) = n.attrs["_shape"]
@@ -335,29 +330,6 @@ def _ln2d(b, n, ins):
     y = b.op("LayerNormalization", [y, _affine_or(b, n, "weight", (c,), 1.0), _affine_or(b, n, "bias", (c,), 0.0)],
              axis=-1, epsilon=float(n.attrs["eps"]))
     return b.final("Transpose", [y], n, perm=[0, 3, 1, 2])
-
-
-@lowering("lstm")
-def _lstm(b, n, ins):
-    """ONNX LSTM; torch's gate order i, f, g, o becomes ONNX's i, o, f, c."""
-    a = n.attrs
-    dirs = ["_l0", "_l0_reverse"] if a["bidirectional"] else ["_l0"]
-
-    def gates(name):
-        i, f, g, o = np.split(_to_numpy(b.state[f"{n.path}.{name}"]), 4, axis=0)
-        return np.concatenate([i, o, f, g], axis=0)
-
-    w = np.stack([gates("weight_ih" + s) for s in dirs])
-    r = np.stack([gates("weight_hh" + s) for s in dirs])
-    if a["bias"]:
-        bias = np.stack([np.concatenate([gates("bias_ih" + s), gates("bias_hh" + s)]) for s in dirs])
-    else:
-        bias = np.zeros((len(dirs), 8 * a["hidden"]), np.float32)
-    x = b.op("Transpose", [ins[0]], perm=[1, 0, 2])  # [L, N, D]: onnxruntime has no batch-first LSTM
-    y = b.op("LSTM", [x, b.const(w, name="lstm_W"), b.const(r, name="lstm_R"), b.const(bias, name="lstm_B")],
-             hidden_size=a["hidden"], direction="bidirectional" if a["bidirectional"] else "forward")
-    y = b.op("Transpose", [y], perm=[2, 0, 1, 3])  # [L, dirs, N, hidden] -> [N, L, dirs, hidden]
-    return b.final("Reshape", [y, b.ints([0, 0, -1])], n)
 
 
 @lowering("lstm")

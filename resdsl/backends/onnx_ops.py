@@ -192,38 +192,6 @@ def _split(b, n, ins):
     return b.final("Split", [ins[0], b.ints(sizes, "split")], n, axis=dim)
 
 
-# ---- added for the architecture library (tier 2/3)
-@lowering("pad")
-def _pad(b, n, ins):
-    rank = len(n.inputs[0].shape)
-    w = list(n.attrs["widths"])
-    lo, hi = [0] * rank, [0] * rank
-    for k in range(len(w) // 2):  # torch order: last axis first
-        lo[rank - 1 - k], hi[rank - 1 - k] = w[2 * k], w[2 * k + 1]
-    return b.final("Pad", [ins[0], b.ints(lo + hi, "pads"), b.const(float(n.attrs["value"]))], n,
-                   mode="constant")
-
-
-def _reduce_sum(b, x, axis):
-    return b.op("ReduceSum", [x, b.ints([axis], "axes")], keepdims=1)
-
-
-@lowering("l2norm")
-def _l2norm(b, n, ins):
-    x = ins[0]
-    norm = b.op("Sqrt", [_reduce_sum(b, b.op("Mul", [x, x]), n.attrs["dim"])])
-    return b.final("Div", [x, b.op("Max", [norm, b.const(float(n.attrs["eps"]))])], n)
-
-
-@lowering("orthogonal")
-def _orthogonal(b, n, ins):
-    f, x = ins
-    dot = _reduce_sum(b, b.op("Mul", [x, f]), n.attrs["dim"])
-    nrm = _reduce_sum(b, b.op("Mul", [x, x]), n.attrs["dim"])
-    coef = b.op("Div", [dot, b.op("Add", [nrm, b.const(float(n.attrs["eps"]))])])
-    return b.final("Sub", [f, b.op("Mul", [coef, x])], n)
-
-
 # ---- ops of the architecture library
 def _reduce(b, op_type, x, axes, keepdims, n=None):
     """Reduce* with `axes` as an input where the opset wants it (ReduceSum from 13, the rest from 18)."""
