@@ -203,3 +203,25 @@ def test_progress_only_on_a_terminal_and_only_for_long_work(monkeypatch):
         with C.progress("exporting ONNX", after=0.2):
             time.sleep(work)
         assert ("exporting ONNX ..." in err.getvalue()) is want, (tty, work, err.getvalue())
+
+
+def test_the_command_delivers_all_output_before_it_leaves(tmp_path, capsys):
+    """`resdsl` leaves with os._exit once main() returns (no interpreter teardown): every byte
+    of a long standard output, the status line on standard error, the output file and the
+    exit status must still arrive, as they do from main() in process."""
+    from resdsl.cli import main
+    assert main(["ir", "resnet1202_cifar"]) == 0  # more than a pipe buffer (64 KiB) holds
+    want = capsys.readouterr().out
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as for most users
+    r = subprocess.run([sys.executable, "-m", "resdsl", "ir", "resnet1202_cifar"], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0 and r.stdout == want and len(want) > 200_000
+    r = subprocess.run([sys.executable, "-m", "resdsl", "check", CIFAR], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout.startswith("resnet20: ") and r.stdout.endswith(" ops\n")
+    out = tmp_path / "r.py"
+    r = cli("compile", "resnet18", "--target", "torch", "-o", str(out))
+    assert r.returncode == 0 and r.stderr.startswith("wrote ") and out.read_text().endswith("\n")
+    bad = tmp_path / "bad.res"
+    bad.write_text("network n() {\n    input x: [1, 4]\n    relu relu\n}\n")
+    r = cli("check", str(bad))
+    assert r.returncode == 1 and "error[syntax]" in r.stderr and f"{bad}:3:10" in r.stderr
