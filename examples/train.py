@@ -14,6 +14,7 @@ runs in bfloat16 autocast. See docs/training.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -206,6 +207,10 @@ def main(argv=None):
         if rank == 0:
             torch.save(state, args.save)
     if world > 1:
+        # FSDP's modules sit in reference cycles: free them (and the gloo work they may hold) while
+        # the process group is alive, not during interpreter shutdown, where gloo can abort
+        model = opt = sched = loss = inner = None
+        gc.collect()
         dist.barrier()  # no rank tears gloo down while another still talks to it (rank 0 may be saving)
         dist.destroy_process_group()
     return acc

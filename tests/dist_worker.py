@@ -5,6 +5,7 @@
 MODE fsdp: FSDP2 fully_shard on every block, then the root; ddp: DistributedDataParallel.
 Each rank trains on its half of one global batch; after the first step rank 0 saves the full
 parameters to OUT.pt, to be compared with a single-process step on the whole batch."""
+import gc
 import os
 import sys
 
@@ -66,8 +67,16 @@ def main():
             if rank == 0:
                 torch.save(state, out)
     assert torch.isfinite(loss)
+    # FSDP's modules sit in reference cycles: free them, and any gloo work they still hold, now
+    # rather than during interpreter shutdown, where gloo aborts now and then ("terminate called
+    # without an active exception"); then leave without that shutdown
+    del model, opt, loss
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
