@@ -113,8 +113,9 @@ def check_names(graph: Graph) -> None:
                                   help=f"rename it, e.g. `as {part.strip('_')}_`")
 
 
-def _walk(scope: Scope):
-    stack = [scope]
+def _walk(root):
+    """`root` and everything below it, in preorder (a Scope or a Site: anything with `.children`)."""
+    stack = [root]
     while stack:
         s = stack.pop()
         yield s
@@ -277,11 +278,7 @@ def _key(graph: Graph, site: Site, index: dict):
 
 
 def all_sites(root: Site):
-    stack = [root]
-    while stack:
-        s = stack.pop()
-        yield s
-        stack.extend(reversed(s.children))
+    return _walk(root)
 
 
 # ------------------------------------------------------------------ checkpointing

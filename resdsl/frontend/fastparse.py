@@ -403,14 +403,19 @@ class Parser(ExprParser):
         parts = [parse_expr(p[0], span) if isinstance(p, tuple) else p for p in pieces]
         return ast.AsName(span, tuple(parts))
 
-    def residual(self) -> ast.Residual:
+    def region_args(self):
+        """`residual` / `parallel` and their optional `(...)`: the first token's index, the
+        arguments and their parse-tree depth."""
         i0 = self.i
         self.i += 1
+        if self.k[self.i] != "(":
+            return i0, (), 0
+        args = self.call_args()
+        return i0, args, self.d
+
+    def residual(self) -> ast.Residual:
+        i0, args, d = self.region_args()
         k = self.k
-        args, d = (), 0
-        if k[self.i] == "(":
-            args = self.call_args()
-            d = self.d
         cond = None
         if k[self.i] == "if":
             self.i += 1
@@ -444,13 +449,8 @@ class Parser(ExprParser):
         return ast.Residual(self.span(i0, self.i - 1), args, body, sbody, scond, sspan, as_name, cond)
 
     def parallel(self) -> ast.Parallel:
-        i0 = self.i
-        self.i += 1
+        i0, args, d = self.region_args()
         k = self.k
-        args, d = (), 0
-        if k[self.i] == "(":
-            args = self.call_args()
-            d = self.d
         self.expect("{")
         self.enter()
         branches = [self.chain()]
