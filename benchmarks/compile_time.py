@@ -51,7 +51,7 @@ def weighted_layers(g) -> int:
 
 def compile_section(runs, profile):
     import resdsl
-    from resdsl.backends.torch_fx import to_fx
+    from resdsl.backends.torch.build import to_fx
 
     cases = [("resnet50", RESNET, dict(network="resnet50"), 50),
              ("resnet152", RESNET, dict(network="resnet152"), 152)]

@@ -110,7 +110,7 @@ def main(argv=None):
         g = api.graph(path, name)
         g2, w2 = api.optimize(g, sd, level="2")
         t_opt = time.perf_counter() - t0
-        from resdsl.backends.torch_fx import to_fx
+        from resdsl.backends.torch.build import to_fx
         m0 = to_fx(g, weights=sd).eval()
         m2 = to_fx(g2, weights=w2).eval()
         print(f"\n== {name}: -O0 {len(g.nodes)} ops, {g.num_params():,} params; -O2 {len(g2.nodes)} ops, "

@@ -39,7 +39,7 @@ def best(fn, repeat=3):
 
 def ours(net, depth, formats):
     from resdsl.api import graph
-    from resdsl.backends.graphviz import render
+    from resdsl.backends.diagram.block import render
     g = graph(RESNET, net)
     return [render(g, f, depth=depth)[0] for f in formats]
 

@@ -181,7 +181,7 @@ def build(path_or_source, network: str | None = None, seed: int | None = None, *
     `{'state_dict': ...}`, `{'model': ...}`, `module.`/`_orig_mod.` prefixes, or
     .safetensors); `rename`: `REGEX=REPL` key rewrites applied first. `opt` ("0", "1",
     "2") or `passes` ("a,b") run the optimizer on graph and weights first."""
-    from .backends.torch_fx import to_fx
+    from .backends.torch.build import to_fx
     g = graph(path_or_source, network, config=config, sets=sets, **params)
     state = _weights(g, weights, rename)
     if opt is not None or passes is not None:
@@ -191,7 +191,7 @@ def build(path_or_source, network: str | None = None, seed: int | None = None, *
 
 def blocks(model):
     """(name, module) of every block of a model made by `build`, outermost first (for fully_shard, hooks)."""
-    from .backends.torch_lower import blocks as find
+    from .backends.torch.lower import blocks as find
     return find(model)
 
 
@@ -232,7 +232,7 @@ def optimize(g, weights=None, *, seed=None, level=None, passes=None, verify=Fals
 def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = None, weights=None, rename=(),
             opset: int | None = None, input_shape=None, opt=None, passes=None, config=None, sets=(), **params):
     """`.res` -> onnx.ModelProto (inference form, intermediate shapes stored), mirroring `build`."""
-    from .backends.onnx import to_onnx_model
+    from .backends.onnx.export import to_onnx_model
     g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **params)
     state = _weights(g, weights, rename)
     if opt is not None or passes is not None:
@@ -243,7 +243,7 @@ def to_onnx(path_or_source, network: str | None = None, *, seed: int | None = No
 def to_python(path_or_source, network: str | None = None, *, config=None, sets=(), checkpoint=None,
               **params) -> str:
     """Source of a standalone .py file that defines `<network>(seed=None)`: a class per block."""
-    from .backends.torch_fx import to_python as emit
+    from .backends.torch.build import to_python as emit
     g = graph(path_or_source, network, config=config, sets=sets, **params)
     path, _, _ = resolve(path_or_source)
     return emit(g, str(path_or_source) if path is not None else "<string>", checkpoint=checkpoint)
@@ -323,9 +323,9 @@ def render(path_or_source, network: str | None = None, *, format: str = "svg", d
     `depth`: 0, 1, 2, ..., None (every op) or "auto" (1, or the deepest that fits `width`).
     `style`: "block" (block chart) or "circuit" (neural circuit diagram)."""
     if style == "circuit":
-        from .backends.circuit import render as draw
+        from .backends.diagram.circuit import render as draw
     elif style == "block":
-        from .backends.graphviz import render as draw
+        from .backends.diagram.block import render as draw
     else:
         raise ResdslError("usage", f"unknown style {style!r}", help='use style="block" or style="circuit"')
     g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)

@@ -219,7 +219,7 @@ def _add_check(sub):
 
 def cmd_check(args) -> int:
     from .api import resolve
-    from .shapes import shape_str
+    from .ir.shapes import shape_str
     rc = 0
     for f in args.files:
         try:
@@ -270,7 +270,7 @@ def cmd_compile(args) -> int:
     from .outputs import check_output
     if args.target == "torch":
         return _compile_torch(args)
-    from .backends.onnx import check_opset
+    from .backends.onnx.export import check_opset
     check_opset(args.opset)
     g, inputs = _graph(args)
     check_output(args.output, inputs)
@@ -291,7 +291,7 @@ EXTERNAL_DATA_THRESHOLD = 2 ** 31 - 2 ** 26  # an ONNX file is one protobuf mess
 def _write_onnx(g, args, weights, inputs):
     """Lower and write; above the threshold (or with --external-data) the weights stream
     to `<output>.data` as they are lowered. Returns ({path: bytes written}, model)."""
-    from .backends.onnx import to_onnx_model, weights_nbytes
+    from .backends.onnx.export import to_onnx_model, weights_nbytes
     from .outputs import side_folder, write_output
     if weights is None:
         from .weights import initial_state
@@ -317,7 +317,7 @@ def _write_onnx(g, args, weights, inputs):
 
 
 def _compile_torch(args) -> int:
-    from .backends.torch_fx import to_python
+    from .backends.torch.build import to_python
     from .outputs import check_output, write_output
     g, inputs = _graph(args)
     check_output(args.output, inputs)
@@ -425,9 +425,9 @@ def cmd_render(args) -> int:
     g, inputs = _graph(args)
     check_output(args.output, inputs)
     if args.style == "circuit":  # same arguments, the other renderer
-        from .backends.circuit import render
+        from .backends.diagram.circuit import render
     else:
-        from .backends.graphviz import render
+        from .backends.diagram.block import render
     depth = "auto" if args.depth is None else (None if args.depth == "all" else args.depth)
     with progress("rendering"):
         data, info = render(g, fmt, depth=depth, rankdir=args.rankdir, width=args.width,

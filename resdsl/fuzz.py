@@ -394,7 +394,7 @@ def classify(text: str, path: str = "fuzz.res") -> tuple[str, str]:
     """(class, detail) for one input, elaborated in this process (no time or memory limit)."""
     from .diagnostics import ResdslError
     from .elaborate import Program, elaborate
-    from .shapes import shape_str
+    from .ir.shapes import shape_str
     try:
         try:
             prog = Program.from_source(text, path)

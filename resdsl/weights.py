@@ -14,7 +14,7 @@ def initial_state(graph, seed: int | None = None) -> dict:
 
     The tensors are the fresh module's own (no copy: the module is dropped), so a large
     network costs its weights once."""
-    from .backends.torch_fx import to_fx
+    from .backends.torch.build import to_fx
     return {k: v.detach() for k, v in to_fx(graph, seed=seed).state_dict().items()}
 
 

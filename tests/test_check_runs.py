@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from resdsl import fuzz
-from resdsl.backends.onnx import to_onnx_model
-from resdsl.backends.torch_fx import to_fx
+from resdsl.backends.onnx.export import to_onnx_model
+from resdsl.backends.torch.build import to_fx
 from resdsl.diagnostics import ResdslError
 from resdsl.elaborate import Program, elaborate
 

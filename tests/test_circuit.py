@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from resdsl.api import graph
-from resdsl.backends.circuit import acted_axes, render
+from resdsl.backends.diagram.circuit import acted_axes, render
 from resdsl.diagnostics import ResdslError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import resdsl
-from resdsl.backends.torch_fx import to_python as emit
+from resdsl.backends.torch.build import to_python as emit
 from resdsl.diagnostics import ResdslError
 
 # names that broke generated files: keywords, builtins, the file's own names, nn.Module attributes
@@ -45,7 +45,7 @@ network {net}() {{
 
 
 def _reserved(name: str) -> bool:
-    from resdsl.backends.torch_tree import reserved_name
+    from resdsl.backends.torch.tree import reserved_name
     return name is not None and (not name.isdigit()) and reserved_name(name) is not None
 
 

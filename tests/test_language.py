@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import resdsl
 from resdsl.ir.printer import print_graph
-from resdsl.shapes import Size
+from resdsl.ir.shapes import Size
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

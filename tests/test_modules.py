@@ -193,7 +193,7 @@ def test_checkpoint_gradients_equal_with_stochastic_depth(mode):
 
 
 def test_checkpoint_segments():
-    from resdsl.backends.torch_tree import parse_checkpoint
+    from resdsl.backends.torch.tree import parse_checkpoint
     gm = resdsl.build(CIFAR, network="resnet110_cifar", device="meta", checkpoint="sqrt")  # 18 blocks a stage
     code = gm.layer2.code.split("\n\n# ")[0]
     assert code.count("checkpoint_chain(") == 4 and "checkpoint(" not in code.replace("checkpoint_chain(", "")

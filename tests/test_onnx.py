@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 import resdsl
-from resdsl.backends import onnx as ox
-from resdsl.backends.torch_fx import to_fx
+from resdsl.backends.onnx import export as ox
+from resdsl.backends.torch.build import to_fx
 from resdsl.cli import main as cli_main
 from resdsl.ir.ops import OPS
 from resdsl.weights import initial_state
@@ -234,8 +234,8 @@ def op_case(name):
 
 def test_every_op_has_a_lowering():
     missing = sorted(set(OPS) - set(ox.LOWERINGS))
-    assert not missing, (f"ops without an ONNX lowering (add one with @lowering in resdsl/backends/onnx_ops.py "
-                         f"or onnx_layers.py): {missing}")
+    assert not missing, (f"ops without an ONNX lowering (add one with @lowering in resdsl/backends/onnx/ops.py "
+                         f"or layers.py): {missing}")
 
 
 @pytest.mark.parametrize("name", sorted(OPS))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import resdsl.api as api
 from resdsl import cli
-from resdsl.backends.torch_fx import to_fx
+from resdsl.backends.torch.build import to_fx
 from resdsl.diagnostics import ResdslError
 from resdsl.ir.printer import print_graph
 from resdsl.passes import PASSES, PIPELINES, Pass, PassManager, run_pipeline

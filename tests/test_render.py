@@ -21,7 +21,7 @@ import torch.fx
 
 import resdsl
 from resdsl.api import graph, load
-from resdsl.backends.graphviz import render, run_dot, to_dot
+from resdsl.backends.diagram.block import render, run_dot, to_dot
 from resdsl.cli import main
 from resdsl.diagnostics import ResdslError
 
@@ -134,7 +134,7 @@ class _OpTracer(torch.fx.Tracer):
     """Traces through the block modules down to the op modules (torch.nn's and resdsl's runtime ones)."""
 
     def is_leaf_module(self, m, qualname):
-        return super().is_leaf_module(m, qualname) or type(m).__module__ == "resdsl.runtime"
+        return super().is_leaf_module(m, qualname) or type(m).__module__ == "resdsl.backends.torch.runtime"
 
 
 def _flat(model):

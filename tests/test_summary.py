@@ -19,7 +19,7 @@ import resdsl
 from resdsl.api import graph, load
 from resdsl.backends.summary import format_summary, summary_rows
 from resdsl.cli import main
-from resdsl.shapes import Size
+from resdsl.ir.shapes import Size
 
 ROOT = Path(__file__).resolve().parent.parent
 RESNET = str(ROOT / "stdlib" / "resnet.res")

@@ -17,7 +17,7 @@ OUT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from resdsl.api import graph, load  # noqa: E402
-from resdsl.backends.graphviz import render  # noqa: E402
+from resdsl.backends.diagram.block import render  # noqa: E402
 
 # figures for the README: (file, network, depth, output name)
 FEATURED = [
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         if not args.check:
             (OUT / "featured").mkdir(exist_ok=True)
             (OUT / "featured" / name).write_bytes(data)
-    from resdsl.backends.circuit import render as circuit_render
+    from resdsl.backends.diagram.circuit import render as circuit_render
     for path, net, depth, name in CIRCUIT:
         g = graph(str(ROOT / path), net)
         data, info = circuit_render(g, "svg", depth=depth)

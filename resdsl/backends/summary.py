@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .. import shapes as S
+from ..ir import shapes as S
 
 STRUCTURAL = ("network", "block", "repeat", "loop")
 

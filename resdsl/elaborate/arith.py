@@ -8,7 +8,7 @@ them is almost always a missing transpose; `add(a, b)` skips that check.
 """
 from __future__ import annotations
 
-from .. import shapes as S
+from ..ir import shapes as S
 from ..diagnostics import ResdslError
 from ..ir import ops as O
 from ..ir.graph import Value

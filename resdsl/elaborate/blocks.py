@@ -3,7 +3,7 @@ inputs matched to its `input` declarations, its body elaborated in a scope of it
 """
 from __future__ import annotations
 
-from .. import shapes as S
+from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
 from ..ir.graph import Value

@@ -4,7 +4,7 @@ Shared by the Elaborator and its mixins.
 """
 from __future__ import annotations
 
-from .. import shapes as S
+from ..ir import shapes as S
 from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value

@@ -18,7 +18,7 @@ from ..frontend import ast
 from ..frontend.parser import parse_expr
 from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
-from ..shapes import Axis, Size
+from ..ir.shapes import Axis, Size
 from . import budget as B
 from .blocks import BlockMixin
 from .callees import _declared_inputs, _is_block, _min_inputs, _name, _variadic, takes_no_input

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import operator
 
-from .. import shapes as S
+from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
-from ..shapes import Size
+from ..ir.shapes import Size
 from . import arith
 from . import budget as B
 from .callees import takes_no_input

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 
-from .. import shapes as S
+from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..ir import ops as O
 from ..ir.graph import Node, Value
-from ..shapes import Size
+from ..ir.shapes import Size
 from . import budget as B
 from . import tying
 from .context import MAX_NODES, InitValue, join

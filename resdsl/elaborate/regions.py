@@ -3,12 +3,12 @@
 """
 from __future__ import annotations
 
-from .. import shapes as S
+from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
-from ..shapes import Size
+from ..ir.shapes import Size
 from .callees import _is_block, _is_op
 from .context import MAX_REPEAT, Ctx, join
 from .describe import _show

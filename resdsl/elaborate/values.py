@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..diagnostics import ResdslError
 from ..ir.ops import OpDef
-from ..shapes import Size
+from ..ir.shapes import Size
 
 
 @dataclass(eq=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import ResdslError, Span
-from ..shapes import shape_str
+from .shapes import shape_str
 from .ops import OPS
 
 

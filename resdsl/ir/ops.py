@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import shapes as S
-from ..shapes import Axis, Size
+from . import shapes as S
+from .shapes import Axis, Size
 
 MAX_DIM = 2 ** 31 - 1
 MAX_PARAM_ELEMENTS = 2 ** 34  # 16 G elements in one tensor

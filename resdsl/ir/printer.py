@@ -1,7 +1,7 @@
 """Stable text form of the IR (for golden tests and `resdsl ir`)."""
 from __future__ import annotations
 
-from ..shapes import shape_str
+from .shapes import shape_str
 
 
 def _fmt(v) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from .. import shapes as S
-from ..shapes import Axis
+from . import shapes as S
+from .shapes import Axis
 from .ops import OpError
 
 

@@ -21,8 +21,8 @@ The diagram follows the author's structure, not a trace:
 * Output is deterministic: the same graph gives byte-identical DOT and SVG.
 
 This module is the entry point: it chooses depth, direction and scale, runs `dot` and writes
-the output formats. The view is built in graphviz_view, its DOT emitted in graphviz_dot, the
-palette and label text live in graphviz_labels and the TikZ output in graphviz_tikz; their
+the output formats. The view is built in view, its DOT emitted in dot, the
+palette and label text live in labels and the TikZ output in tikz; their
 public names are importable from here.
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from ..diagnostics import ResdslError
-from .graphviz_dot import to_dot
-from .graphviz_labels import (  # noqa: F401
+from ...diagnostics import ResdslError
+from .dot import to_dot
+from .labels import (  # noqa: F401
     BADGE,
     FAMILY,
     FONT,
@@ -47,8 +47,8 @@ from .graphviz_labels import (  # noqa: F401
     repeat_call,
     shape_label,
 )
-from .graphviz_tikz import json_to_tikz, tex_escape, tikz_document  # noqa: F401
-from .graphviz_view import Cluster, Item, View  # noqa: F401
+from .tikz import json_to_tikz, tex_escape, tikz_document  # noqa: F401
+from .view import Cluster, Item, View  # noqa: F401
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
 WIDTHS = {"single": 252.0, "double": 504.0}

@@ -1,6 +1,6 @@
-"""The plan of :mod:`torch_tree` -> a tree of modules, each a small ``torch.fx.GraphModule``.
+"""The plan of :mod:`tree` -> a tree of modules, each a small ``torch.fx.GraphModule``.
 
-Leaf modules and parameters come from :func:`torch_ops.build_modules`, unchanged (same
+Leaf modules and parameters come from :func:`ops.build_modules`, unchanged (same
 creation order, so the same initial weights, and the same state_dict keys and order).
 Each planned scope's plain container is then replaced, bottom-up, by a module over the
 same children whose forward computes the scope: a :class:`ResModule` (an fx GraphModule
@@ -17,10 +17,10 @@ import torch.fx
 import torch.fx.experimental._config
 from torch.fx.graph_module import _WrappedCall
 
-from .. import runtime
-from ..ir.graph import Graph
-from . import torch_ops as TF
-from .torch_tree import Site, all_sites, check_names, plan, plan_checkpoint
+from . import runtime
+from ...ir.graph import Graph
+from . import ops as TF
+from .tree import Site, all_sites, check_names, plan, plan_checkpoint
 
 
 class ResModule(torch.fx.GraphModule):

@@ -14,20 +14,20 @@
   ``fn(b: Builder, node, inputs) -> [output tensor names]``; :func:`lowering` registers one.
 
 The graph assembly (:class:`Builder`, :data:`LOWERINGS`, :func:`lowering`) is in
-:mod:`onnx_builder`; the per-op lowerings are in :mod:`onnx_ops` (tensor ops) and
-:mod:`onnx_layers` (ops with parameters, whole layers). This module is the entry point
+:mod:`builder`; the per-op lowerings are in :mod:`ops` (tensor ops) and
+:mod:`layers` (ops with parameters, whole layers). This module is the entry point
 (:func:`to_onnx_model`, :func:`add_value_info`, :func:`check_opset`) and re-exports those
-names. Imports go one way: this module -> :mod:`onnx_layers` -> :mod:`onnx_ops` ->
-:mod:`onnx_builder`.
+names. Imports go one way: this module -> :mod:`layers` -> :mod:`ops` ->
+:mod:`builder`.
 
 Supported opsets: :data:`OPSET_MIN` .. :data:`OPSET_MAX` (default :data:`OPSET_DEFAULT`).
 """
 from __future__ import annotations
 
-from ..diagnostics import ResdslError
-from ..ir.graph import Graph
-from . import onnx_layers, onnx_ops  # noqa: F401 (importing them registers the lowerings)
-from .onnx_builder import (  # noqa: F401 (lowering: re-exported, the public name)
+from ...diagnostics import ResdslError
+from ...ir.graph import Graph
+from . import layers, ops  # noqa: F401 (importing them registers the lowerings)
+from .builder import (  # noqa: F401 (lowering: re-exported, the public name)
     EXTERNAL_MIN_TENSOR_BYTES,
     LOWERINGS,
     Builder,
@@ -69,10 +69,10 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
     `value_info`: store intermediate shapes (see :func:`add_value_info`)."""
     import onnx
 
-    from .._version import __version__
+    from ..._version import __version__
     opset = check_opset(opset)
     if weights is None:
-        from .torch_fx import to_fx  # the weights of resdsl.build(..., seed=seed), not copied
+        from ..torch.build import to_fx  # the weights of resdsl.build(..., seed=seed), not copied
         weights = {k: v.detach() for k, v in to_fx(graph, seed=seed).state_dict().items()}
     h = onnx.helper
     b = Builder(graph, weights, opset, external)
@@ -99,8 +99,8 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
         if fn is None:
             where = f" (line {n.span.line})" if n.span is not None else ""
             raise ResdslError("unsupported", f"the onnx target has no lowering for op `{n.op}`{where}", n.span,
-                              help="register one with @lowering(\"" + n.op + "\") in resdsl/backends/onnx_ops.py "
-                                   "(tensor ops) or onnx_layers.py (layers), or use the torch target")
+                              help="register one with @lowering(\"" + n.op + "\") in resdsl/backends/onnx/ops.py "
+                                   "(tensor ops) or layers.py (layers), or use the torch target")
         b.node = n
         outs = fn(b, n, [b.env[v] for v in n.inputs])
         if len(outs) != len(n.outputs):

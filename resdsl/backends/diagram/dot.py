@@ -1,8 +1,8 @@
-"""DOT source of the block diagram: a View (graphviz_view) emitted through the `graphviz` package, with
+"""DOT source of the block diagram: a View (view) emitted through the `graphviz` package, with
 HTML-like labels, palette colours, SVG classes and ids, the main-path group and loop arrows."""
 from __future__ import annotations
 
-from .graphviz_labels import (
+from .labels import (
     BADGE,
     FONT,
     GREY,
@@ -17,8 +17,8 @@ from .graphviz_labels import (
     repeat_call,
     shape_label,
 )
-from .graphviz_view import View, _within
-from .summary import si
+from .view import View, _within
+from ..summary import si
 
 
 def _html_label(title, sub="", badge="", note="", extra="", bold=False, title_size=None):

@@ -19,8 +19,8 @@ from __future__ import annotations
 import keyword
 import math
 
-from ..diagnostics import ResdslError
-from ..ir.graph import Graph, Scope
+from ...diagnostics import ResdslError
+from ...ir.graph import Graph, Scope
 
 MODULE_KINDS = ("block", "repeat", "iteration", "group", "shortcut", "loop")
 # what `checkpoint=` wraps: computing units, not containers (a repeat) or shortcuts

@@ -1,10 +1,10 @@
 """The view of the block diagram at one depth, built from the IR: items (ops, collapsed boxes, inputs,
 outputs), edges classed main / skip / shortcut, the cluster tree of open scopes, runs of alike
-iterations folded into one with a ×k badge, and the main path. No DOT here: graphviz_dot draws it."""
+iterations folded into one with a ×k badge, and the main path. No DOT here: dot draws it."""
 from __future__ import annotations
 
-from .graphviz_labels import _sizes, block_call, child_blocks, repeat_call
-from .summary import is_structural, param_counts
+from .labels import _sizes, block_call, child_blocks, repeat_call
+from ..summary import is_structural, param_counts
 
 
 class Item:

@@ -2,9 +2,9 @@
 layer: convolutions (with BatchNorm folding), linear, the normalisations, embedding,
 attention, pooling, resizing, LSTM and the parameter ops (``param``, ``scalar_mul``,
 ``scalar_add``, ``layer_scale``, ``prelu``). Each is registered in
-:data:`onnx_builder.LOWERINGS` with :func:`lowering`; the tensor ops are in
-:mod:`onnx_ops`. Imports go one way: :mod:`onnx` -> this module -> :mod:`onnx_ops` ->
-:mod:`onnx_builder`.
+:data:`builder.LOWERINGS` with :func:`lowering`; the tensor ops are in
+:mod:`ops`. Imports go one way: :mod:`export` -> this module -> :mod:`ops` ->
+:mod:`builder`.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from ..ir.graph import Node
-from .onnx_builder import _input_type, _sizes, _sizes_str, _to_numpy, lowering
-from .onnx_ops import _reduce_mean
+from ...ir.graph import Node
+from .builder import _input_type, _sizes, _sizes_str, _to_numpy, lowering
+from .ops import _reduce_mean
 
 
 def _pads(n: Node, nsp: int):

@@ -26,9 +26,9 @@ same bytes.
 """
 from __future__ import annotations
 
-from ..diagnostics import ResdslError
-from .circuit_draw import FS, Canvas, text_width, to_dot, to_tikz
-from .graphviz import (BADGE, _pdf_date, PALETTE, View, _clean_svg, _loop_call, block_call, family, op_text, parse_width,
+from ...diagnostics import ResdslError
+from .canvas import FS, Canvas, text_width, to_dot, to_tikz
+from .block import (BADGE, _pdf_date, PALETTE, View, _clean_svg, _loop_call, block_call, family, op_text, parse_width,
                        repeat_call, run_dot)
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
@@ -122,7 +122,7 @@ def regroup_map(n, rin: int, rout: int):
         s, e = a["start"] % rin, a["end"] % rin
         return [(i, i if i < s else (s if i <= e else i - (e - s))) for i in range(rin)]
     if op == "rearrange":
-        from ..ir.rearrange import _parse_side
+        from ...ir.rearrange import _parse_side
         lhs, rhs = (_parse_side(x) for x in a["pattern"].split("->"))
         names = [set(t) if isinstance(t, tuple) else {t} for t in lhs]
         outs = [set(t) if isinstance(t, tuple) else {t} for t in rhs]

@@ -2,7 +2,7 @@
 binary: SVG, PDF, PNG) and TikZ. Coordinates are points, y down; see circuit.py for the layout."""
 from __future__ import annotations
 
-from .graphviz import FONT, tex_escape, tikz_document
+from .block import FONT, tex_escape, tikz_document
 
 WIRE = "#222222"
 FS = 8.0           # labels of ops

@@ -1,9 +1,9 @@
 """IR -> a tree of torch modules (fx GraphModules, built directly, no tracing) and a standalone .py file.
 
 The entry points live here (:func:`to_fx`, :func:`to_python`); the per-op lowering is in
-:mod:`torch_ops` (:func:`module_recipe` for stateful ops, :func:`_emit` for an op's fx nodes),
-:mod:`torch_tree` decides which scopes become modules, :mod:`torch_lower` builds them and
-:mod:`torch_codegen` writes the standalone file. Imports go one way: this module -> those.
+:mod:`ops` (:func:`module_recipe` for stateful ops, :func:`_emit` for an op's fx nodes),
+:mod:`tree` decides which scopes become modules, :mod:`lower` builds them and
+:mod:`codegen` writes the standalone file. Imports go one way: this module -> those.
 
 Stateful ops become real ``torch.nn`` modules at their dotted ``.res`` path, so the
 state_dict keys are the ``.res`` names (``layer1.0.conv1.weight``); stateless ops
@@ -19,11 +19,11 @@ from __future__ import annotations
 import torch
 import torch.fx
 
-from ..ir.graph import Graph
-from .torch_codegen import to_python as _emit_python
-from .torch_lower import lower_tree
-from .torch_ops import RUNTIME_CLASSES, build_modules, module_recipe, state_owners  # noqa: F401 (the public names)
-from .torch_tree import check_names
+from ...ir.graph import Graph
+from .codegen import to_python as _emit_python
+from .lower import lower_tree
+from .ops import RUNTIME_CLASSES, build_modules, module_recipe, state_owners  # noqa: F401 (the public names)
+from .tree import check_names
 
 
 def lower(graph: Graph, root: torch.nn.Module, checkpoint=None) -> torch.fx.GraphModule:

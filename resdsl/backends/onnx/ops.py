@@ -1,9 +1,9 @@
 """The ONNX lowerings of the tensor ops: activations and other elementwise ops, arithmetic
 and merges, reshapes and axis permutations, reductions, concatenation, padding and
-splitting. Each is registered in :data:`onnx_builder.LOWERINGS` with :func:`lowering`;
+splitting. Each is registered in :data:`builder.LOWERINGS` with :func:`lowering`;
 the ops that hold parameters or are whole layers (convolutions, normalisations,
-attention, pooling, LSTM) are in :mod:`onnx_layers`. Imports go one way: :mod:`onnx` ->
-:mod:`onnx_layers` -> this module -> :mod:`onnx_builder`.
+attention, pooling, LSTM) are in :mod:`layers`. Imports go one way: :mod:`export` ->
+:mod:`layers` -> this module -> :mod:`builder`.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from .. import shapes as S
-from .onnx_builder import _sizes, lowering
+from ...ir import shapes as S
+from .builder import _sizes, lowering
 
 
 @lowering("identity", "dropout", "drop_path")

@@ -24,12 +24,12 @@ import tokenize
 
 import torch
 
-from .. import runtime
-from ..diagnostics import ResdslError
-from ..ir.graph import Graph
-from . import torch_ops as TF
-from .torch_lower import ResModule, lower_with_plan
-from .torch_tree import all_sites, check_names
+from . import runtime
+from ...diagnostics import ResdslError
+from ...ir.graph import Graph
+from . import ops as TF
+from .lower import ResModule, lower_with_plan
+from .tree import all_sites, check_names
 
 # file-level names the generated code defines or uses; nothing from the input may shadow them
 _FILE_NAMES = {"torch", "operator", "os", "init", "init_tensor", "checkpoint", "checkpoint_chain", "_chain",

@@ -2,9 +2,9 @@
 module, used both in memory and in the generated file), :func:`build_modules` (every stateful
 op at its dotted ``.res`` path) and :func:`_emit` (an op's fx nodes).
 
-The layers above import this module and nothing below imports them: :mod:`torch_tree`
-decides which scopes become modules, :mod:`torch_lower` builds them, :mod:`torch_codegen`
-writes the standalone file, and :mod:`torch_fx` is the entry point (``to_fx``, ``to_python``).
+The layers above import this module and nothing below imports them: :mod:`tree`
+decides which scopes become modules, :mod:`lower` builds them, :mod:`codegen`
+writes the standalone file, and :mod:`build` is the entry point (``to_fx``, ``to_python``).
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 
-from .. import runtime
-from ..diagnostics import ResdslError
-from ..ir.graph import Graph, Node
+from . import runtime
+from ...diagnostics import ResdslError
+from ...ir.graph import Graph, Node
 
 # ------------------------------------------------------------------ module recipes
 _CLASSES = {

@@ -2,8 +2,8 @@
 constants, unique tensor names, reshapes that keep symbolic axes symbolic), the lowering
 table :data:`LOWERINGS` with its :func:`lowering` decorator, and the small helpers shared by
 the lowerings and the model (numpy conversion of weights, sizes, ONNX element types,
-``value_info`` entries). The per-op lowerings are in :mod:`onnx_ops` and :mod:`onnx_layers`;
-:mod:`onnx` is the entry point (:func:`to_onnx_model`) and imports this module, never the
+``value_info`` entries). The per-op lowerings are in :mod:`ops` and :mod:`layers`;
+:mod:`export` is the entry point (:func:`to_onnx_model`) and imports this module, never the
 other way round.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from .. import shapes as S
-from ..diagnostics import ResdslError
-from ..ir.graph import Graph, Node
+from ...ir import shapes as S
+from ...diagnostics import ResdslError
+from ...ir.graph import Graph, Node
 
 # initializers of at least this many bytes go to the external-data side file when there is one
 EXTERNAL_MIN_TENSOR_BYTES = 1024

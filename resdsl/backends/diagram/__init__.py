@@ -1,0 +1,1 @@
+"""Diagrams: block charts (block) and neural circuit diagrams (circuit)."""

@@ -1,0 +1,1 @@
+"""The ONNX backend: an ONNX ModelProto built from the IR (export)."""

@@ -1,0 +1,1 @@
+"""The torch backend: a tree of torch modules (build), the standalone file (codegen)."""
