@@ -211,11 +211,10 @@ def _optimize(g, args, weights=None):
 
 def _load_weights(args, g):
     if getattr(args, "pretrained", None):
-        from .pretrained import load_pretrained
-        from .weights import check_state
+        from .pretrained import fit_state, load_pretrained
         cfg = args.pretrained_cfg
         state, _ = load_pretrained(cfg.network, cfg.tag)
-        return check_state(g, state, f"the weights {cfg.name}")
+        return fit_state(g, state, cfg)
     if not getattr(args, "weights", None):
         return None
     from .weights import load_state

@@ -281,6 +281,19 @@ def _rename(state: dict, cfg: PretrainedCfg) -> dict:
     return state
 
 
+def fit_state(graph, state: dict, cfg: PretrainedCfg) -> dict:
+    """Check a downloaded state_dict against the network. Files saved before BatchNorm counted
+    its batches (torchvision's 2017 weights) lack `num_batches_tracked`: it is 0, as torch's
+    BatchNorm sets it when such a file is loaded."""
+    import torch
+
+    from .weights import check_state, expected
+    for k in expected(graph):
+        if k.endswith(".num_batches_tracked") and k not in state:
+            state[k] = torch.tensor(0, dtype=torch.long)
+    return check_state(graph, state, f"the weights {cfg.name}")
+
+
 # ------------------------------------------------------------------ create_model(pretrained=...)
 def build_pretrained(name: str, tag=None, *, device=None, checkpoint=None, **params):
     """The stdlib network `name` with the checkpoint `tag` loaded strictly (create_model's
@@ -288,11 +301,10 @@ def build_pretrained(name: str, tag=None, *, device=None, checkpoint=None, **par
     replaces them all); `model.pretrained_cfg` says which checkpoint it holds."""
     from .api import graph
     from .backends.torch_fx import to_fx
-    from .weights import check_state
     cfg = get_pretrained_cfg(name, tag)
     g = graph(cfg.network, **{**cfg.network_params, **params})
     state, _ = load_pretrained(cfg.network, cfg.tag)
-    state = check_state(g, state, f"the weights {cfg.name}")
+    state = fit_state(g, state, cfg)
     gm = to_fx(g, device="meta", checkpoint=checkpoint)
     want = gm.state_dict()
     state = {k: v if v.dtype == want[k].dtype else v.to(want[k].dtype) for k, v in state.items()}
