@@ -136,8 +136,9 @@ def _cfg(network: str, entry: dict) -> PretrainedCfg:
 
 # ------------------------------------------------------------------ names and tags
 def list_pretrained(pattern="", exclude=None) -> list[str]:
-    """`network.tag` of every published checkpoint whose name matches `pattern` (a shell
-    wildcard or a list of them; `resnet50` gives every resnet50 tag), as `timm.list_pretrained`."""
+    """`network.tag` of every published checkpoint whose name matches `pattern`, as
+    `timm.list_pretrained`: a shell wildcard (`resnet50.*`, `*_in1k`) or a list of them; a
+    pattern without wildcards matches as a substring (as `list_models`)."""
     from .catalog import list_models
     return list_models(pattern, pretrained=True, exclude=exclude, include_tags=True)
 
