@@ -6,6 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import resdsl
@@ -17,6 +18,7 @@ from pretrained_servers import hub_name, make_tv_checkpoint, serve  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_finetune_example_learns_digits_from_a_served_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
