@@ -120,7 +120,6 @@ def timm_tags(name: str) -> tuple[list[dict], str | None]:
     out = []
     for tag in tags:
         c = get_pretrained_cfg(f"{name}.{tag}").to_dict()
-        crop = int(c["input_size"][-1])
         nc = int(c.get("num_classes", 1000))
         params = {CLASSES_PARAM: nc} if nc not in (1000, 0) else {}
         test = c.get("test_input_size")

@@ -104,8 +104,8 @@ def test_densenet_keys_renamed_as_torchvision_does(torch_home):
 
 # ------------------------------------------------------------------ the Hugging Face Hub (timm's tags)
 def _run(code, env, cwd):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_DISABLE_TELEMETRY": "1", **env}
-    env.pop("HF_HUB_OFFLINE", None) if "HF_HUB_OFFLINE" not in env else None
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}  # only the test's HF_ settings
+    env = {**base, "PYTHONPATH": str(ROOT), "HF_HUB_DISABLE_TELEMETRY": "1", **env}
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
                        cwd=cwd, timeout=300)
     return r
