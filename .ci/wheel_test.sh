@@ -45,6 +45,10 @@ resdsl render resnet18 -o resnet18.svg
 resdsl ir resnet18 -o resnet18.ir
 # every command of the README's "Use" section, as written (ckpt.pt: a resnet50 state_dict)
 python -c "import resdsl, torch; torch.save(resdsl.build('resnet50', seed=0).state_dict(), 'ckpt.pt')"
+# `pretrained=True` (README) with no internet: torch.hub's cache holds a file under the name of
+# torchvision's resnet50 DEFAULT weights (a cached file is not hashed again)
+export TORCH_HOME="$WORK/torch_home"
+mkdir -p "$TORCH_HOME/hub/checkpoints" && cp ckpt.pt "$TORCH_HOME/hub/checkpoints/resnet50-11ad3fa6.pth"
 sed -n '/^## Use/,/^## /p' "$ROOT/README.md" | grep '^resdsl ' | sed 's/  *#.*//' > readme_commands.sh
 test "$(wc -l < readme_commands.sh)" -ge 6
 bash -euxo pipefail readme_commands.sh > /dev/null

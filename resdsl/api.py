@@ -1,5 +1,6 @@
 """The Python API: `load`, `graph`, `build`, `create_model`, `list_models`, `to_python`,
-`to_onnx`, `render`, `summary`. See docs/api.md."""
+`to_onnx`, `render`, `summary`; pretrained weights: `list_pretrained`, `get_pretrained_cfg`,
+`load_pretrained`, `data_config`, `transforms`. See docs/api.md."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,8 @@ from pathlib import Path
 
 from ._gc import paused
 from .catalog import list_models  # noqa: F401 - part of the API
+from .pretrained import (PretrainedCfg, data_config, get_pretrained_cfg, list_pretrained,  # noqa: F401 - the API
+                         load_pretrained, transforms)
 from .diagnostics import ResdslError
 from .elaborate import Program, elaborate, parse_value
 
@@ -195,13 +198,20 @@ def blocks(model):
     return find(model)
 
 
-def create_model(name: str, weights=None, *, seed: int | None = None, device=None, rename=(), checkpoint=None,
-                 **params):
+def create_model(name: str, weights=None, *, pretrained=False, seed: int | None = None, device=None, rename=(),
+                 checkpoint=None, **params):
     """A stdlib network by name, in the habit of `timm.create_model`:
     ``resdsl.create_model("resnet50", weights="ckpt.pt", classes=10)``.
 
     `name` may also be a path or source (as for `build`); `params` override the
-    network's parameters (`classes=10`, `layers=[2, 2, 2, 2]`)."""
+    network's parameters (`classes=10`, `layers=[2, 2, 2, 2]`). `pretrained=True` (or a
+    tag, or `name="resnet50.a1_in1k"`) loads a published checkpoint (`resdsl.list_pretrained()`)
+    and sets `model.pretrained_cfg`."""
+    if pretrained:
+        if weights is not None:
+            raise ResdslError("usage", "give either weights= or pretrained=, not both")
+        from .pretrained import build_pretrained
+        return build_pretrained(name, pretrained, device=device, checkpoint=checkpoint, **params)
     return build(name, seed=seed, device=device, weights=weights, rename=rename, checkpoint=checkpoint, **params)
 
 

@@ -1,4 +1,4 @@
-"""`resdsl` command line: check, compile, ir, render, summary, list, completion.
+"""`resdsl` command line: check, compile, ir, render, summary, fmt, list, weights, completion.
 
 Bad input never shows a traceback: a ResdslError is printed as ``error[kind]: message``
 with ``--> file:line:col``, the source line, a caret and ``help:``. Exit status: 0 ok,
@@ -150,9 +150,14 @@ def _opt_args(p):
 
 
 def _weights_args(p):
-    p.add_argument("--weights", metavar="CKPT",
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--weights", metavar="CKPT",
                    help="checkpoint to load: a state_dict saved by torch.save (also {'state_dict': ...}, "
                         "{'model': ...}, keys prefixed module. or _orig_mod.) or a .safetensors file")
+    g.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="TAG",
+                   help="load the network's published weights (downloaded once, then from the torch.hub or "
+                        "Hugging Face cache): the default tag, or --pretrained=TAG; `resdsl weights NAME` lists "
+                        "the tags")
     p.add_argument("--rename", action="append", default=[], metavar="REGEX=REPL",
                    help="rewrite checkpoint keys before loading (re.sub), e.g. --rename '^backbone\\.='; "
                         "repeatable, applied in order")
@@ -182,6 +187,13 @@ def _graph(args, file=None, network=None):
         file, origin = _read_stdin(), "<stdin>"
     g, program = elaborate(file, network or args.network, config=args.config, sets=args.sets,
                            input_shape=getattr(args, "input_shape", None), origin=origin)
+    if getattr(args, "pretrained", None):  # the checkpoint may need parameters (ViT's 384-pixel weights)
+        from .pretrained import get_pretrained_cfg
+        args.pretrained_cfg = cfg = get_pretrained_cfg(g.name, args.pretrained)
+        if cfg.params:
+            sets = [f"{k}={v}" for k, v in cfg.params] + list(args.sets)  # --set wins
+            g, program = elaborate(file, network or args.network, config=args.config, sets=sets,
+                                   input_shape=getattr(args, "input_shape", None), origin=origin)
     inputs = sources(program) + [x for x in (args.config, getattr(args, "weights", None)) if x]
     return g, inputs
 
@@ -198,6 +210,11 @@ def _optimize(g, args, weights=None):
 
 
 def _load_weights(args, g):
+    if getattr(args, "pretrained", None):
+        from .pretrained import fit_state, load_pretrained
+        cfg = args.pretrained_cfg
+        state, _ = load_pretrained(cfg.network, cfg.tag)
+        return fit_state(g, state, cfg)
     if not getattr(args, "weights", None):
         return None
     from .weights import load_state
@@ -246,6 +263,8 @@ def _add_compile(sub):
                 ["resdsl compile resnet50 --target torch -o resnet50.py",
                  "resdsl compile resnet50 -t onnx -o resnet50.onnx --weights ckpt.pt -O2",
                  "resdsl compile vit_b_16 -t onnx -o vit.onnx --weights vit.safetensors --rename '^model\\.='",
+                 "resdsl compile resnet50 -t onnx -o resnet50.onnx --pretrained",
+                 "resdsl compile vit_b_16 -t onnx -o vit384.onnx --pretrained=IMAGENET1K_SWAG_E2E_V1",
                  "resdsl compile resnet1202_cifar -t torch --checkpoint sqrt -o r1202.py",
                  "resdsl compile net.res -t torch -o - | less"])
     _source_args(p)
@@ -323,8 +342,9 @@ def _compile_torch(args) -> int:
     check_output(args.output, inputs)
     optimizing = args.opt not in (None, "0") or args.passes is not None
     src = str(args.file) if args.file != "-" else "<stdin>"
-    if args.weights and not optimizing:
-        raise ResdslError("usage", "--weights is for the onnx target; the torch file builds fresh weights",
+    if (args.weights or args.pretrained) and not optimizing:
+        flag = "--weights" if args.weights else "--pretrained"
+        raise ResdslError("usage", f"{flag} is for the onnx target; the torch file builds fresh weights",
                           help="load a checkpoint with module.load_state_dict(torch.load(...)), "
                                "or add -O2 to write folded weights beside the .py")
     if optimizing:  # the optimized function needs the optimized weights: <out>.pt beside the .py
@@ -487,19 +507,27 @@ def cmd_fmt(args) -> int:
 # ------------------------------------------------------------------ list
 def _add_list(sub):
     p = _parser(sub, "list", "list the stdlib networks (name, parameters, paper, file)",
-                "List the networks of the standard library, which every FILE argument accepts by name. "
-                "PATTERN is a shell wildcard (resnet*); without wildcards it matches as a substring.",
-                ["resdsl list", "resdsl list resnet", "resdsl list 'vit_*' --names"])
+                "List the networks of the standard library, which every FILE argument accepts by name, with "
+                "their paper (title, year of the arXiv preprint, arXiv id). PATTERN is a shell wildcard "
+                "(resnet*); without wildcards it matches as a substring. The generic networks (ResNet, ResNetT: "
+                "they need arguments, e.g. --set) are listed apart, with --generic.",
+                ["resdsl list", "resdsl list resnet", "resdsl list 'vit_*' --names", "resdsl list --generic",
+                 "resdsl list --pretrained"])
     p.add_argument("pattern", nargs="?", default=None, metavar="PATTERN", help="filter names (e.g. resnet*)")
     p.add_argument("--names", action="store_true", help="names only, one per line (fast: nothing is elaborated)")
+    p.add_argument("--generic", action="store_true", help="the generic networks (they need arguments) instead")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only the networks with published weights (`resdsl weights NAME` lists them)")
     p.set_defaults(func=cmd_list)
 
 
 def cmd_list(args) -> int:
     from .catalog import describe, list_models
-    names = list_models(args.pattern)
+    names = list_models(args.pattern, generic=args.generic, pretrained=args.pretrained, include_tags=False)
     if not names:
-        raise ResdslError("usage", f"no stdlib network matches {args.pattern!r}", help="`resdsl list` shows them all")
+        what = "generic network" if args.generic else "network with published weights" if args.pretrained \
+            else "network"
+        raise ResdslError("usage", f"no stdlib {what} matches {args.pattern!r}", help="`resdsl list` shows them all")
     if args.names:
         sys.stdout.write("".join(n + "\n" for n in names))
         return 0
@@ -511,12 +539,33 @@ def cmd_list(args) -> int:
     rows = describe(names, progress=tick)
     if sys.stderr.isatty():
         sys.stderr.write("\r\x1b[K")
-    table = [["name", "parameters", "paper", "file"]] + [
-        [r["name"], f"{r['params']:,}" if r["params"] is not None else "(generic)", r["paper"], r["file"]]
+    table = [["name", "parameters", "paper", "year", "arXiv", "file"]] + [
+        [r["name"], f"{r['params']:,}" if r["params"] is not None else "(generic)", r["paper"],
+         str(r["year"] or ""), r["arxiv"] or "", r["file"]]
         for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(c.rjust(widths[i]) if i == 1 else c.ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+    return 0
+
+
+# ------------------------------------------------------------------ weights
+def _add_weights(sub):
+    p = _parser(sub, "weights", "the published weights of a stdlib network (tags, accuracy, license, size)",
+                "List the published checkpoints of a stdlib network: each tag with its source (torchvision or "
+                "timm), classes, input size, reported ImageNet accuracy, license and size; the default tag is "
+                "marked *. NAME.TAG shows one checkpoint in full (URL or Hub id, preprocessing). Without NAME, "
+                "every network that has weights. `--pretrained[=TAG]` loads them (compile), as "
+                "create_model(NAME, pretrained=True) does.",
+                ["resdsl weights", "resdsl weights resnet50", "resdsl weights resnet50.IMAGENET1K_V2",
+                 "resdsl weights vit_b_16.IMAGENET1K_SWAG_E2E_V1"])
+    p.add_argument("name", nargs="?", default=None, metavar="NAME", help="a stdlib network, or NAME.TAG")
+    p.set_defaults(func=cmd_weights)
+
+
+def cmd_weights(args) -> int:
+    from .pretrained import weights_table
+    sys.stdout.write(weights_table(args.name))
     return 0
 
 
@@ -540,7 +589,8 @@ def cmd_completion(args) -> int:
 
 
 # ------------------------------------------------------------------ main
-SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_fmt, _add_list, _add_completion]
+SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_fmt, _add_list, _add_weights,
+               _add_completion]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,152 @@
+"""The stdlib catalog: `list_models` as timm's (lists of patterns, exclude, pretrained), the
+generic networks apart, every network's paper checked against a table written here."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import resdsl
+from resdsl.catalog import generic, index, paper
+from resdsl.elaborate import Program
+
+R = ("Deep Residual Learning for Image Recognition", 2015, "1512.03385")
+WRN = ("Wide Residual Networks", 2016, "1605.07146")
+RNX = ("Aggregated Residual Transformations for Deep Neural Networks", 2016, "1611.05431")
+PRE = ("Identity Mappings in Deep Residual Networks", 2016, "1603.05027")
+DN = ("Densely Connected Convolutional Networks", 2016, "1608.06993")
+VIT = ("An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale", 2020, "2010.11929")
+# network -> (title, year of the first arXiv version, arXiv id): written from the papers
+PAPERS = {
+    **dict.fromkeys(["ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "CifarResNet",
+                     "resnet20_cifar", "resnet56_cifar", "resnet110_cifar", "resnet1202_cifar"], R),
+    **dict.fromkeys(["wide_resnet50_2", "wide_resnet101_2", "wrn_28_10"], WRN),
+    **dict.fromkeys(["resnext50_32x4d", "resnext101_32x8d", "ResNeXtCifar", "resnext29_8x64d"], RNX),
+    **dict.fromkeys(["PreActResNet", "preact_resnet164", "preact_resnet1001", "ResNetV2", "resnetv2_50",
+                     "resnetv2_101"], PRE),
+    **dict.fromkeys(["DenseNet", "densenet121", "densenet161", "densenet169", "densenet201", "DenseNetBC",
+                     "densenet_bc_100_12"], DN),
+    **dict.fromkeys(["VisionTransformer", "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"], VIT),
+    "stochastic_depth_resnet110": ("Deep Networks with Stochastic Depth", 2016, "1603.09382"),
+    **dict.fromkeys(["PyramidNet", "pyramidnet110_a48"], ("Deep Pyramidal Residual Networks", 2016, "1610.02915")),
+    **dict.fromkeys(["ConvNeXt", "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
+                    ("A ConvNet for the 2020s", 2022, "2201.03545")),
+    **dict.fromkeys(["DnCNN", "dncnn"], ("Beyond a Gaussian Denoiser: Residual Learning of Deep CNN for Image "
+                                         "Denoising", 2016, "1608.03981")),
+    **dict.fromkeys(["DPN", "dpn68", "dpn92", "dpn98", "dpn131"], ("Dual Path Networks", 2017, "1707.01629")),
+    **dict.fromkeys(["EDSR", "edsr_baseline_x2", "edsr_x2"],
+                    ("Enhanced Deep Residual Networks for Single Image Super-Resolution", 2017, "1707.02921")),
+    **dict.fromkeys(["RCAN", "rcan"], ("Image Super-Resolution Using Very Deep Residual Channel Attention Networks",
+                                       2018, "1807.02758")),
+    **dict.fromkeys(["EfficientNetV2", "efficientnet_v2_s"],
+                    ("EfficientNetV2: Smaller Models and Faster Training", 2021, "2104.00298")),
+    **dict.fromkeys(["FractalNet", "fractalnet"],
+                    ("FractalNet: Ultra-Deep Neural Networks without Residuals", 2016, "1605.07648")),
+    **dict.fromkeys(["GNMTEncoder", "gnmt_residual_lstm"],
+                    ("Google's Neural Machine Translation System: Bridging the Gap between Human and Machine "
+                     "Translation", 2016, "1609.08144")),
+    **dict.fromkeys(["InceptionResNetV2", "inception_resnet_v2"],
+                    ("Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning", 2016,
+                     "1602.07261")),
+    **dict.fromkeys(["LoopGPT2", "loop_residual_gpt2"],
+                    ("Loop-Residual Neural Networks for Iterative Refinement", 2024, "2409.14199")),
+    **dict.fromkeys(["MobileNetV3", "mobilenet_v3_large", "mobilenet_v3_small"],
+                    ("Searching for MobileNetV3", 2019, "1905.02244")),
+    **dict.fromkeys(["P3D", "p3d_a", "p3d_b", "p3d_c"],
+                    ("Learning Spatio-Temporal Representation with Pseudo-3D Residual Networks", 2017, "1711.10305")),
+    **dict.fromkeys(["R2UNet", "r2unet"],
+                    ("Recurrent Residual Convolutional Neural Network based on U-Net (R2U-Net) for Medical Image "
+                     "Segmentation", 2018, "1802.06955")),
+    **dict.fromkeys(["RegNet", "regnet_x_400mf", "regnet_x_800mf"], ("Designing Network Design Spaces", 2020,
+                                                                     "2003.13678")),
+    **dict.fromkeys(["RepVGG", "repvgg_a0", "repvgg_a1", "repvgg_a2", "repvgg_b0"],
+                    ("RepVGG: Making VGG-style ConvNets Great Again", 2021, "2101.03697")),
+    **dict.fromkeys(["res2net50_26w_4s", "res2net50_26w_6s", "res2net50_26w_8s", "res2net50_48w_2s",
+                     "res2net50_14w_8s", "res2net101_26w_4s"],
+                    ("Res2Net: A New Multi-scale Backbone Architecture", 2019, "1904.01169")),
+    **dict.fromkeys(["ResidualAttentionNet", "residual_attention_56"],
+                    ("Residual Attention Network for Image Classification", 2017, "1704.06904")),
+    **dict.fromkeys(["ResMLP", "resmlp_12_224", "resmlp_24_224", "resmlp_36_224", "resmlp_big_24_224"],
+                    ("ResMLP: Feedforward networks for image classification with data-efficient training", 2021,
+                     "2105.03404")),
+    **dict.fromkeys(["ResNetT", "resnet26t", "resnet50t"],
+                    ("Bag of Tricks for Image Classification with Convolutional Neural Networks", 2018, "1812.01187")),
+    **dict.fromkeys(["seresnet50", "seresnet101", "seresnet152", "seresnext50_32x4d"],
+                    ("Squeeze-and-Excitation Networks", 2017, "1709.01507")),
+    **dict.fromkeys(["skresnet18", "skresnet34"], ("Selective Kernel Networks", 2019, "1903.06586")),
+    **dict.fromkeys(["MatchboxNet", "matchboxnet_3x1x64"],
+                    ("MatchboxNet: 1D Time-Channel Separable Convolutional Neural Network Architecture for Speech "
+                     "Commands Recognition", 2020, "2004.08531")),
+    "marblenet_3x2x64": ("MarbleNet: Deep 1D Time-Channel Separable Convolutional Neural Network for Voice Activity "
+                         "Detection", 2020, "2010.13886"),
+    **dict.fromkeys(["KwsRes", "res8", "res15"],
+                    ("Deep Residual Learning for Small-Footprint Keyword Spotting", 2017, "1710.10361")),
+    **dict.fromkeys(["FixupNet", "fixup_resnet_cifar"],
+                    ("Fixup Initialization: Residual Learning Without Normalization", 2019, "1901.09321")),
+    **dict.fromkeys(["ResFormer", "resformer_tiny"],
+                    ("Value Residual Learning For Alleviating Attention Concentration In Transformers", 2024,
+                     "2410.17897")),
+}
+
+
+def test_every_network_has_its_paper():
+    assert set(PAPERS) == set(index())  # the table covers the stdlib, no more, no fewer
+    for name, (title, year, arxiv) in PAPERS.items():
+        assert paper(name) == {"title": title, "year": year, "arxiv": arxiv}, name
+        assert year == 2000 + int(arxiv[:2]), name  # the year of the preprint
+
+
+def test_generic_networks_are_those_that_need_arguments():
+    want = set()
+    for f, _ in set(index().values()):
+        for net, ref in Program.from_file(f).networks.items():
+            defn = getattr(ref, "defn", None)
+            if defn is not None and any(p.default is None for p in defn.params):
+                want.add(net)
+    assert generic() == want and {"ResNet", "ResNetT", "DenseNetBC"} <= want
+    assert "ResNet" not in resdsl.list_models("resnet*") and "ResNetT" not in resdsl.list_models()
+    assert resdsl.list_models("resnet*", generic=True) == ["ResNet", "ResNetT", "ResNetV2"]
+
+
+def test_list_models_as_timm():
+    names = resdsl.list_models()
+    vit = resdsl.list_models(["*vit*"])
+    assert vit == ["vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]  # a list: patterns, not one
+    assert resdsl.list_models(["vit_b*", "dpn9*"]) == ["dpn92", "dpn98", "vit_b_16", "vit_b_32"]
+    assert resdsl.list_models("resnet*", exclude=["*cifar", "*t"]) == \
+        [n for n in names if n.startswith("resnet") and not n.endswith(("cifar", "t"))]
+    pre = resdsl.list_models(pretrained=True)
+    assert "resnet50.IMAGENET1K_V2" in pre and "res8" not in {p.split(".")[0] for p in pre}
+    assert resdsl.list_models("vit_b_16", pretrained=True, include_tags=False) == ["vit_b_16"]
+    with pytest.raises(resdsl.ResdslError):
+        resdsl.list_models([1])
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "resdsl", *args], capture_output=True, text=True)
+
+
+def test_cli_list_generic_and_papers():
+    r = cli("list", "wide_resnet50_2")
+    assert r.returncode == 0 and "Wide Residual Networks" in r.stdout and "1605.07146" in r.stdout
+    r = cli("list", "--generic", "--names")
+    assert r.returncode == 0 and r.stdout.split() == sorted(generic())
+    r = cli("list", "--pretrained", "--names", "vit")
+    assert r.stdout.split() == ["vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]
+
+
+def test_cli_weights_and_pretrained_flag():
+    r = cli("weights", "resnet50")
+    assert r.returncode == 0
+    row = next(line for line in r.stdout.splitlines() if line.startswith("IMAGENET1K_V2*"))
+    assert row.split()[:6] == ["IMAGENET1K_V2*", "torchvision", "1000", "224", "80.858", "95.434"]
+    assert "97.8 MB" in row and "bsd-3-clause" in row
+    r = cli("weights", "vit_b_16.IMAGENET1K_SWAG_E2E_V1")
+    assert r.returncode == 0 and "image=384" in r.stdout and "cc-by-nc-4.0" in r.stdout
+    r = cli("weights", "res8")
+    assert r.returncode == 1 and r.stderr.startswith("error[weights]: no published weights for `res8`")
+    r = cli("compile", "resnet18", "-t", "onnx", "-o", "x.onnx", "--weights", "a.pt", "--pretrained")
+    assert r.returncode == 2 and "not allowed with argument --weights" in r.stderr
+    r = cli("compile", "resnet18", "-t", "torch", "-o", "x.py", "--pretrained")
+    assert r.returncode == 2 and "--pretrained is for the onnx target" in r.stderr
