@@ -290,29 +290,11 @@ class Summary:
         return self.text("markdown")
 
     def _repr_html_(self):
-        return _markdown_table_to_html(self.text("markdown"))
+        return self.text("html")
 
     def save(self, path, fmt: str = "text") -> None:
         from .outputs import write_output
         write_output(path, self.text(fmt))
-
-
-def _markdown_table_to_html(md: str) -> str:
-    import html
-    rows, out = [], []
-    for line in md.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if all(set(c) <= set("-: ") for c in cells):
-                continue
-            rows.append(cells)
-        elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    if rows:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-        out.insert(0, f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-    return "\n".join(out)
 
 
 def render(path_or_source, network: str | None = None, *, format: str = "svg", depth="auto", rankdir=None,

@@ -449,7 +449,7 @@ def _add_summary(sub):
     _source_args(p)
     p.add_argument("--depth", "-d", type=_depth, default=1, metavar="N|all",
                    help="how deep to list blocks (default 1: top-level statements)")
-    p.add_argument("--format", "-f", choices=["text", "markdown", "latex", "csv"], default="text",
+    p.add_argument("--format", "-f", choices=["text", "markdown", "latex", "csv", "html"], default="text",
                    help="table format (default text)")
     p.add_argument("-o", "--output", default="-", metavar="OUT", help="write to a file (default: standard output)")
     p.set_defaults(func=cmd_summary)

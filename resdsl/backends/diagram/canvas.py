@@ -3,6 +3,7 @@ binary: SVG, PDF, PNG) and TikZ. Coordinates are points, y down; see circuit.py 
 from __future__ import annotations
 
 from .block import FONT, tex_escape, tikz_document
+from .dotsrc import quote
 
 WIRE = "#222222"
 FS = 8.0           # labels of ops
@@ -84,9 +85,9 @@ def _html(s: str) -> str:
 def to_dot(c: Canvas, name: str) -> str:
     """DOT with every node pinned (render with `neato -n2`); lines are edges between invisible points."""
     H = c.height
-    out = [f'digraph "{_html(name)}" {{',
+    out = [f'digraph {quote(name)} {{',
            f'  graph [bb="0,0,{_f(c.width)},{_f(H)}", splines=line, outputorder=edgesfirst, pad=0, margin=0, '
-           f'bgcolor=white, id="{_html(name)}"];',
+           f'bgcolor=white, id={quote(name)}];',
            f'  node [label="", fixedsize=true, fontname="{FONT}", margin=0, penwidth=0.8];',
            '  edge [dir=none, arrowhead=none, arrowtail=none];']
     pts = {}
@@ -130,7 +131,7 @@ def to_dot(c: Canvas, name: str) -> str:
         elif k == "circle":
             _, x, y, r, cls, text, fill, stroke = p
             node(x, y, f'shape=circle, class="{cls}", width={inch(2 * r)}, style=filled, fillcolor="{fill}", '
-                       f'color="{stroke}", penwidth=0.7, fontsize=7, label="{_html(text)}"')
+                       f'color="{stroke}", penwidth=0.7, fontsize=7, label={quote(text)}')
         elif k == "dot":
             _, x, y, r, cls, color = p
             node(x, y, f'shape=circle, class="{cls}", width={inch(2 * r)}, style=filled, fillcolor="{color}", '

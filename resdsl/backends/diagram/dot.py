@@ -17,6 +17,7 @@ from .labels import (
     repeat_call,
     shape_label,
 )
+from .dotsrc import Graph, Html, svg_id
 from .view import View, _within
 from ..summary import si
 
@@ -38,18 +39,17 @@ def _html_label(title, sub="", badge="", note="", extra="", bold=False, title_si
     for line, color in ((sub, "#222222"), (note, GREY), (extra, GREY)):
         if line:
             rows.append(f'<TR><TD{span}><FONT POINT-SIZE="8" COLOR="{color}">{_e(line)}</FONT></TD></TR>')
-    return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">' + "".join(rows) + "</TABLE>>"
+    return Html('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">' + "".join(rows) + "</TABLE>")
 
 
 def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, params: bool = False,
            size_in: float | None = None) -> str:
     """DOT source of the diagram (deterministic)."""
-    import graphviz
     view = View(g, depth)
-    d = graphviz.Digraph(g.name, graph_attr={
+    d = Graph(g.name, graph_attr={
         "rankdir": rankdir, "fontname": FONT, "fontsize": "9", "nodesep": "0.18", "ranksep": "0.22",
         "newrank": "true", "labeljust": "l", "margin": "0.05", "pad": "0.04", "bgcolor": "white",
-        "outputorder": "edgesfirst", "id": g.name,
+        "outputorder": "edgesfirst", "id": svg_id(g.name),
     }, node_attr={
         "fontname": FONT, "fontsize": "10", "shape": "box", "style": "rounded,filled", "height": "0.26",
         "margin": "0.07,0.03", "penwidth": "0.8",
@@ -64,7 +64,7 @@ def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, p
 
     def item_attrs(it):
         key = it.key
-        a = {"id": key}
+        a = {"id": svg_id(key)}
         if it.key in view.main:
             a["group"] = "main"
         elif it.kind == "op":
@@ -109,9 +109,9 @@ def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, p
 
     def emit_cluster(parent, ckey):
         c = view.clusters[ckey]
-        with parent.subgraph(name=ckey) as sg:
+        with parent.subgraph(ckey) as sg:
             label = _html_label(c.label, badge=c.badge, title_size="8")
-            sg.attr(label=label, id="scope:" + ckey[len("cluster_"):], style="rounded,dashed" if c.cls in (
+            sg.attr(label=label, id=svg_id("scope:" + ckey[len("cluster_"):]), style="rounded,dashed" if c.cls in (
                 "repeat", "loop", "fold") else "rounded,filled", color="#9aa7b4", fillcolor="#f7f9fb",
                     fontsize="8", penwidth="0.7", **{"class": f"cluster {c.cls}"})
             for k in c.items:
