@@ -298,11 +298,13 @@ class Summary:
 
 
 def render(path_or_source, network: str | None = None, *, format: str = "svg", depth="auto", rankdir=None,
-           width=None, shapes: bool = True, params: bool = False, style: str = "block", config=None, sets=(),
-           input_shape=None, **overrides) -> Figure:
+           width=None, height=None, shapes: bool = True, params: bool = False, style: str = "block", config=None,
+           sets=(), input_shape=None, **overrides) -> Figure:
     """Draw a network, as `resdsl render` does; returns a :class:`Figure`.
 
     `depth`: 0, 1, 2, ..., None (every op) or "auto" (1, or the deepest that fits `width`).
+    `width`: points, "single", "double" or a venue ("cvpr": its column, "cvpr-text": its text width);
+    `height`: points or a venue (its text height; by default the width's venue's).
     `style`: "block" (block chart) or "circuit" (neural circuit diagram)."""
     if style == "circuit":
         from .backends.diagram.circuit import render as draw
@@ -311,7 +313,8 @@ def render(path_or_source, network: str | None = None, *, format: str = "svg", d
     else:
         raise ResdslError("usage", f"unknown style {style!r}", help='use style="block" or style="circuit"')
     g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
-    data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, shapes=shapes, params=params)
+    data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, height=height, shapes=shapes,
+                      params=params)
     return Figure(data, format, info, g.name)
 
 

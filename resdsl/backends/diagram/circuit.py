@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from ...diagnostics import ResdslError
 from .canvas import FS, Canvas, text_width, to_dot, to_tikz
-from .block import (BADGE, _pdf_date, PALETTE, View, _clean_svg, _loop_call, block_call, family, op_text, parse_width,
-                       repeat_call, run_dot)
+from .block import (BADGE, _pdf_date, PAGE_HEIGHT, PALETTE, View, _clean_svg, _loop_call, block_call, family,
+                    op_text, parse_page, repeat_call, run_dot)
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
 WS = 21.0          # wire pitch (pt)
@@ -629,29 +629,40 @@ def layout(g, depth=1) -> Canvas:
     return c
 
 
-def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, params=False) -> tuple[bytes, dict]:
+def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, params=False,
+           height=None) -> tuple[bytes, dict]:
     """Render the circuit diagram to `fmt` (svg, pdf, png, dot, tex); (bytes, info) like graphviz.render.
 
     The drawing is made at 100 % with 7 pt as its smallest text, so it is never shrunk: with
-    `width` (single, double, points) a drawing wider than that is an error, not a smaller figure.
-    `depth` "auto": the deepest of 3, 2, 1, 0 that fits `width` (1 without a width). `rankdir`,
-    `shapes` and `params` are those of graphviz.render, accepted so that a caller can pick either
-    renderer with the same arguments; a circuit runs top to bottom and always labels its axes."""
+    `width` or `height` (points, single, double, a venue: see page.parse_page) a drawing larger
+    than the page is an error, not a smaller figure. `depth` "auto": the deepest of 3, 2, 1, 0 that
+    fits (1 without a page); with a width and no height it prefers drawings no taller than a page
+    (PAGE_HEIGHT). `rankdir`, `shapes` and `params` are those of graphviz.render, accepted so that
+    a caller can pick either renderer with the same arguments; a circuit runs top to bottom and
+    always labels its axes."""
     if fmt not in FORMATS:
         raise ResdslError("usage", f"unknown output format .{fmt}", help="use .svg, .pdf, .png, .dot or .tex")
-    target = parse_width(width)
-    if depth == "auto":  # with a width: the deepest of 3, 2, 1, 0 that fits it; else depth 1
-        for depth in ([3, 2, 1, 0] if target else [1]):
-            c = layout(g, depth)
-            if target is None or c.width <= target:
-                break
+    page = parse_page(width, height)
+    target, tall = page.width, page.height
+
+    def fits(c, soft=False):
+        lim = tall if tall is not None else (PAGE_HEIGHT if soft and target is not None else None)
+        return (target is None or c.width <= target) and (lim is None or c.height <= lim)
+
+    if depth == "auto":  # with a page: the deepest of 3, 2, 1, 0 that fits it; else depth 1
+        drawn = [(d, layout(g, d)) for d in ([3, 2, 1, 0] if target or tall else [1])]
+        depth, c = next(((d, c) for d, c in drawn if fits(c, soft=True)),
+                        next(((d, c) for d, c in drawn if fits(c)), drawn[-1]))
     else:
         c = layout(g, depth)
-    if target is not None and c.width > target:
-        raise ResdslError("render", f"the circuit diagram of `{g.name}` is {c.width:.0f} pt wide, more than "
-                                    f"{target:g} pt, and shrinking it would make its 7 pt labels unreadable",
-                          help="use a smaller --depth, or --width double")
-    info = {"depth": depth, "rankdir": "TB", "warnings": "", "width": c.width, "height": c.height}
+    if not fits(c):
+        dname = "all" if depth is None else depth
+        raise ResdslError("render", f"the circuit diagram of `{g.name}` at depth {dname} is {c.width:.0f} x "
+                                    f"{c.height:.0f} pt, larger than {page.describe()}, and shrinking it would "
+                                    "make its 7 pt labels unreadable",
+                          help="use a smaller --depth, a wider --width (e.g. cvpr-text) or a larger --height")
+    info = {"depth": depth, "rankdir": "TB", "warnings": "", "width": c.width, "height": c.height,
+            "size": (c.width, c.height)}
     if fmt == "tex":
         return to_tikz(c, g.name).encode(), info
     src = to_dot(c, g.name)

@@ -43,7 +43,7 @@ def _html_label(title, sub="", badge="", note="", extra="", bold=False, title_si
 
 
 def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, params: bool = False,
-           size_in: float | None = None) -> str:
+           size_in: tuple | None = None) -> str:
     """DOT source of the diagram (deterministic)."""
     view = View(g, depth)
     d = Graph(g.name, graph_attr={
@@ -57,8 +57,8 @@ def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, p
         "fontname": FONT, "fontsize": "8", "fontcolor": GREY, "color": "#333333", "arrowsize": "0.55",
         "penwidth": "0.8",
     })
-    if size_in is not None:
-        d.attr(size=f"{size_in:.4f},1000")
+    if size_in is not None:  # (width, height) in inches: dot scales the drawing down to fit both
+        d.attr(size=f"{size_in[0]:.4f},{size_in[1]:.4f}".replace(",1000.0000", ",1000"))
     pc = view.params
     side_groups = {}
 
