@@ -2,7 +2,8 @@
 binary: SVG, PDF, PNG) and TikZ. Coordinates are points, y down; see circuit.py for the layout."""
 from __future__ import annotations
 
-from .block import FONT, tex_escape, tikz_document
+from .labels import FONT
+from .tikz import tex_escape, tikz_document
 from .dotsrc import quote
 
 WIRE = "#222222"
@@ -16,7 +17,7 @@ _W.update(dict(zip("abcdefghijklmnopqrstuvwxyz", [556, 556, 500, 556, 556, 278, 
 _W.update(dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", [667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833,
                                                    722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611])))
 _W.update({d: 556 for d in "0123456789"})
-_W.update({"×": 584, "·": 278, "–": 556, "→": 1000, "α": 578, "γ": 500})
+_W.update({"×": 584, "·": 278, "–": 556, "→": 1000, "α": 578, "γ": 500, "θ": 556, "…": 1000})
 
 
 def text_width(s: str, size: float, bold: bool = False) -> float:
