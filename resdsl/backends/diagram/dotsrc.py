@@ -23,6 +23,14 @@ def quote(s) -> str:
     return '"' + s.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
+def node_name(s: str) -> str:
+    """The DOT name of a node called `s`. Graphviz reads a name that starts with `%` as an anonymous,
+    internal one (cgraph's local-name prefix): each mention makes a new node. Such a name gets a
+    leading space; the node's `id` attribute (the SVG id) keeps the name exactly."""
+    s = str(s)
+    return " " + s if s.startswith("%") else s
+
+
 def svg_id(s: str) -> str:
     """An `id` value that reaches the SVG as `s`: graphviz escapes `&` for XML only where it does not
     already start an entity (`&amp;` passes as is and would read back as `&`), so every `&` is
@@ -56,21 +64,21 @@ class Graph:
         self.body.append("\t" * self._indent + attr_list(attrs))
 
     def node(self, name: str, **attrs):
-        self.body.append("\t" * self._indent + f"{quote(name)} [{attr_list(attrs)}]")
+        self.body.append("\t" * self._indent + f"{quote(node_name(name))} [{attr_list(attrs)}]")
 
     def edge(self, tail: str, head: str, **attrs):
         a = f" [{attr_list(attrs)}]" if attrs else ""
-        self.body.append("\t" * self._indent + f"{quote(tail)} -> {quote(head)}{a}")
+        self.body.append("\t" * self._indent + f"{quote(node_name(tail))} -> {quote(node_name(head))}{a}")
 
     @contextmanager
     def subgraph(self, name: str):
         sg = Graph(name, _indent=self._indent + 1, _kind="subgraph")
         yield sg
         tab = "\t" * self._indent
-        self.body.append(f"{tab}subgraph {quote(name)} {{")
+        self.body.append(f"{tab}subgraph {quote(node_name(name))} {{")
         self.body.extend(sg.body)
         self.body.append(tab + "}")
 
     @property
     def source(self) -> str:
-        return "\n".join([f"{self._kind} {quote(self.name)} {{", *self.body, "}"]) + "\n"
+        return "\n".join([f"{self._kind} {quote(node_name(self.name))} {{", *self.body, "}"]) + "\n"
