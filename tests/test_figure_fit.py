@@ -109,7 +109,8 @@ def test_circuit_fit_respects_the_height_with_a_clear_message(capsys):
     svg, info = circuit.render(g, "svg", width="cvpr")
     page = parse_page("cvpr")
     assert info["width"] <= page.width and info["height"] <= page.height
-    with pytest.raises(ResdslError, match=r"at depth 3 is \d+ x \d+ pt, larger than cvpr column"):
+    with pytest.raises(ResdslError, match=r"at depth 3 is \d+ pt wide, more than 236 pt and \d+ pt tall, more "
+                                          r"than 639 pt \(cvpr column"):
         circuit.render(g, "svg", depth=3, width="cvpr")
     # with a width only, auto depth still keeps to a page's height (it ran 519 pt past it)
     svg, info = circuit.render(g, "svg", width="single")

@@ -512,13 +512,13 @@ def _tag(it, n) -> str:
 
 
 def _fit_tag(tag: str, room: float) -> tuple[str, float]:
-    """(text, font size) that fits `room` points: 6 pt, then 5 pt, then shortened with an ellipsis."""
-    for fs in (6.0, 5.0):
-        if text_width(tag, fs) <= room:
-            return tag, fs
-    while len(tag) > 1 and text_width(tag + "…", 5.0) > room:
+    """(text, font size) that fits `room` points at the smallest size a circuit uses (FS_SMALL, 7 pt),
+    shortened with an ellipsis when it is too long."""
+    if text_width(tag, FS_SMALL) <= room:
+        return tag, FS_SMALL
+    while len(tag) > 1 and text_width(tag + "…", FS_SMALL) > room:
         tag = tag[:-1]
-    return tag + "…", 5.0
+    return tag + "…", FS_SMALL
 
 
 def _is_noop(it) -> bool:
@@ -726,9 +726,10 @@ def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, par
         c = layout(g, depth)
     if not fits(c):
         dname = "all" if depth is None else depth
-        raise ResdslError("render", f"the circuit diagram of `{g.name}` at depth {dname} is {c.width:.0f} x "
-                                    f"{c.height:.0f} pt, larger than {page.describe()}, and shrinking it would "
-                                    "make its 7 pt labels unreadable",
+        over = ([f"{c.width:.0f} pt wide, more than {target:.0f} pt"] if target and c.width > target else []) + \
+               ([f"{c.height:.0f} pt tall, more than {tall:.0f} pt"] if tall and c.height > tall else [])
+        raise ResdslError("render", f"the circuit diagram of `{g.name}` at depth {dname} is {' and '.join(over)} "
+                                    f"({page.describe()}), and shrinking it would make its 7 pt labels unreadable",
                           help="use a smaller --depth, a wider --width (e.g. cvpr-text) or a larger --height")
     info = {"depth": depth, "rankdir": "TB", "warnings": "", "width": c.width, "height": c.height,
             "size": (c.width, c.height)}
