@@ -73,6 +73,8 @@ def main(argv=None) -> int:
     ap.add_argument("--big-mb", type=float, nargs="*", default=[1.0, 5.0], help="sizes of the large-file timing")
     ap.add_argument("--save", default=None, help="folder for the bad inputs")
     ap.add_argument("--json", default=None, help="write the figures as JSON here")
+    ap.add_argument("--markup", type=int, default=0, metavar="N",
+                    help="also push N networks whose names hold markup through every output format")
     args = ap.parse_args(argv)
     t = time.time()
     res = fuzz.run(seconds=args.seconds, max_inputs=args.inputs, seed=args.seed, timeout=args.timeout,
@@ -101,8 +103,16 @@ def main(argv=None) -> int:
             "slowest": [dict(seconds=round(d, 3), chars=s, generator=g, cls=c) for d, s, g, c, _ in res["slowest"]],
             "bad": [dict(cls=c, generator=g, text=t[:4000], detail=d[:2000]) for c, g, t, d in res["bad"][:200]],
         }, indent=2))
+    markup_bad = []
+    if args.markup:
+        m = fuzz.markup_run(args.markup, seed=args.seed)
+        markup_bad = m["bad"]
+        print(f"markup names through every output: {m['inputs']} networks, "
+              + ", ".join(f"{c} {v}" for c, v in m["counts"].items()) + f", {len(markup_bad)} with problems")
+        for text, problems in markup_bad[:5]:
+            print(text + "\n  " + "\n  ".join(problems))
     print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB")
-    return 1 if res["bad"] else 0
+    return 1 if res["bad"] or markup_bad else 0
 
 
 if __name__ == "__main__":

@@ -300,37 +300,21 @@ class Summary:
         return self.text("markdown")
 
     def _repr_html_(self):
-        return _markdown_table_to_html(self.text("markdown"))
+        return self.text("html")
 
     def save(self, path, fmt: str = "text") -> None:
         from .outputs import write_output
         write_output(path, self.text(fmt))
 
 
-def _markdown_table_to_html(md: str) -> str:
-    import html
-    rows, out = [], []
-    for line in md.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if all(set(c) <= set("-: ") for c in cells):
-                continue
-            rows.append(cells)
-        elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    if rows:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:])
-        out.insert(0, f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-    return "\n".join(out)
-
-
 def render(path_or_source, network: str | None = None, *, format: str = "svg", depth="auto", rankdir=None,
-           width=None, shapes: bool = True, params: bool = False, style: str = "block", config=None, sets=(),
-           input_shape=None, **overrides) -> Figure:
+           width=None, height=None, shapes: bool = True, params: bool = False, style: str = "block", config=None,
+           sets=(), input_shape=None, **overrides) -> Figure:
     """Draw a network, as `resdsl render` does; returns a :class:`Figure`.
 
     `depth`: 0, 1, 2, ..., None (every op) or "auto" (1, or the deepest that fits `width`).
+    `width`: points, "single", "double" or a venue ("cvpr": its column, "cvpr-text": its text width);
+    `height`: points or a venue (its text height; by default the width's venue's).
     `style`: "block" (block chart) or "circuit" (neural circuit diagram)."""
     if style == "circuit":
         from .backends.diagram.circuit import render as draw
@@ -339,7 +323,8 @@ def render(path_or_source, network: str | None = None, *, format: str = "svg", d
     else:
         raise ResdslError("usage", f"unknown style {style!r}", help='use style="block" or style="circuit"')
     g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
-    data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, shapes=shapes, params=params)
+    data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, height=height, shapes=shapes,
+                      params=params)
     return Figure(data, format, info, g.name)
 
 

@@ -408,7 +408,7 @@ def _add_render(sub):
                 "skips go to the side, edges carry shapes. The format comes from the output's extension "
                 "(or --format).",
                 ["resdsl render resnet50 -o resnet50.pdf",
-                 "resdsl render convnext_tiny --depth 2 --width single -o c.pdf",
+                 "resdsl render convnext_tiny --depth 2 --width cvpr-text -o c.pdf",
                  "resdsl render examples/unet.res --rankdir LR -o unet.svg",
                  "resdsl render vit_b_16 --style circuit --depth 2 -o vit.pdf",
                  "resdsl render resnet18 -f dot -o - | dot -Tpng > r.png"])
@@ -423,8 +423,12 @@ def _add_render(sub):
                    help="output format (default: from the extension; svg for -o -)")
     p.add_argument("--rankdir", choices=["TB", "LR"], default=None,
                    help="top to bottom or left to right (default TB; with --width, whichever fits)")
-    p.add_argument("--width", default=None,
-                   help="fit a column: single (252 pt), double (504 pt) or a width in points")
+    p.add_argument("--width", default=None, metavar="VENUE|PT",
+                   help="fit a column: a venue (ieee, acm, cvpr, iccv, neurips, icml, iclr, lncs: its column; "
+                        "VENUE-text: its text width), single (252 pt), double (504 pt) or points")
+    p.add_argument("--height", default=None, metavar="VENUE|PT",
+                   help="fit a height too: points or a venue's text height (default with a venue --width: "
+                        "that venue's text height)")
     p.add_argument("--style", choices=["block", "circuit"], default="block",
                    help="block: block chart (default); circuit: neural circuit diagram, one wire per axis "
                         "(see docs/render.md)")
@@ -450,13 +454,15 @@ def cmd_render(args) -> int:
         from .backends.diagram.block import render
     depth = "auto" if args.depth is None else (None if args.depth == "all" else args.depth)
     with progress("rendering"):
-        data, info = render(g, fmt, depth=depth, rankdir=args.rankdir, width=args.width,
+        data, info = render(g, fmt, depth=depth, rankdir=args.rankdir, width=args.width, height=args.height,
                             shapes=args.shapes, params=args.params)
     if info["warnings"]:
         print(f"graphviz: {info['warnings']}", file=sys.stderr)
     write_output(args.output, data, inputs)
     d = "all" if info["depth"] is None else info["depth"]
-    status(f"wrote {args.output}: {g.name} at depth {d}, {info['rankdir']}")
+    size = info.get("size")
+    status(f"wrote {args.output}: {g.name} at depth {d}, {info['rankdir']}"
+           + (f", {size[0]:.0f} x {size[1]:.0f} pt" if size else ""))
     return 0
 
 
@@ -469,7 +475,7 @@ def _add_summary(sub):
     _source_args(p)
     p.add_argument("--depth", "-d", type=_depth, default=1, metavar="N|all",
                    help="how deep to list blocks (default 1: top-level statements)")
-    p.add_argument("--format", "-f", choices=["text", "markdown", "latex", "csv"], default="text",
+    p.add_argument("--format", "-f", choices=["text", "markdown", "latex", "csv", "html"], default="text",
                    help="table format (default text)")
     p.add_argument("-o", "--output", default="-", metavar="OUT", help="write to a file (default: standard output)")
     p.set_defaults(func=cmd_summary)

@@ -507,3 +507,158 @@ def run(seconds: float = 60.0, max_inputs: int | None = None, seed: int = 0, tim
     finally:
         runner.close()
     return {"inputs": n, "counts": counts, "by_generator": by_gen, "bad": bad, "slowest": slowest}
+
+
+# ---------------------------------------------------------------- names with markup, through every output
+# A quoted name may hold any printable character but `"` and `\`; a block's string argument puts `{`, `}`
+# into one through a template. Each generated network is elaborated (a located error is fine: a name with
+# `"`, `\` or a newline escape must be refused there) and, when it elaborates, written in every format
+# another program interprets; each output is read back by that program. `markup_run` is bounded
+# (tests/test_fuzz.py); benchmarks/fuzz.py --markup runs it for long.
+MARKUP = ["`", "``", "|", "<", ">", "<img src=x onerror=alert(1)>", "</td>", "&", "&amp;", ":", "{", "}", "$",
+          "%", "#", "_", "~", "^", "*", "[x](y)", "**", "'", "!", "--", "a", "b1", " "]
+FORMULA = ["=", "+", "-", "@", ""]
+REFUSED = ['"', "\\", "\\n", "\\t", "\\\\"]  # cannot be in a name: the elaborator says where
+
+
+def markup_name(rng: random.Random, refused: bool = False) -> str:
+    """The text between the quotes of `as "..."`: a leading spreadsheet-formula character, markup."""
+    parts = [rng.choice(FORMULA)] + [rng.choice(MARKUP) for _ in range(rng.randint(1, 5))]
+    if refused:
+        parts.insert(rng.randint(0, len(parts)), rng.choice(REFUSED))
+    name = "".join(parts).replace("{", "").replace("}", "")  # braces come in through a template
+    return name.strip(" ") or "a"
+
+
+def markup_program(rng: random.Random) -> str:
+    """A network whose statement, repeat and block names hold markup (braces through a block argument)."""
+    bad = rng.random() < 0.15
+    n = [markup_name(rng, refused=bad and i == 0) for i in range(5)]
+    tag = "".join(rng.choice(MARKUP + ["{", "}", "{x}"]) for _ in range(rng.randint(1, 4))).replace('"', "")
+    return ("block B(tag: str) {\n    conv(4, 1) as \"k{tag}\"\n}\n"
+            "network M() {\n    input x: [1, 3, 8, 8]\n"
+            f'    conv(4, 3, padding=1) as "{n[0]}"\n    relu as "{n[1]}"\n'
+            f'    residual {{\n        conv(4, 3, padding=1) as "{n[2]}"\n    }}\n'
+            f'    repeat 2 as "{n[3]}" {{ conv(4, 1) }}\n'
+            f'    B("{tag}") as "{n[4]}"\n}}\n')
+
+
+def tex_unescaped(tex: str) -> list[str]:
+    """Label texts of a TikZ file (`\\node ... {text};`) that hold a character TeX reads as markup
+    outside the escapes resdsl writes."""
+    bad = []
+    for m in re.finditer(r"\\node\[[^\n]*?\] at \([^)]*\) \{(.*)\};$", tex, re.M):
+        t = re.sub(r"\\text(backslash|asciitilde|asciicircum|less|greater|bar)\{\}", "", m.group(1))
+        t = re.sub(r"\$[^$]*\$", "", t.replace(r"\$", ""))
+        t = re.sub(r"\\textbf\{|\\dots\{\}|\\[&%#_{}]|\{`\}", "", t)
+        if re.search(r"[&%$#_~^<>|\\]", t.replace("{", "").replace("}", "")):
+            bad.append(m.group(1))
+    return bad
+
+
+def check_outputs(text: str) -> tuple[str, list[str]]:
+    """("ok" | "located", problems) for one program: every output format read back by its reader."""
+    import csv
+    import io
+    import json
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    from .api import graph
+    from .backends.diagram import block, circuit
+    from .backends.diagram.block import dot_binary
+    from .backends.diagram.dotsrc import node_name
+    from .backends.diagram.view import View
+    from .backends.summary import format_summary, summary_rows
+    from .diagnostics import ResdslError
+    try:
+        g = graph(text)
+    except ResdslError as e:
+        return ("located", []) if e.span is not None else ("unlocated", [f"unlocated: {e}"])
+    problems = []
+    names = [r.name for r in summary_rows(g, None)[0]]
+    want_cells = 4
+    # markdown, read by a CommonMark + GFM-table parser
+    from markdown_it import MarkdownIt
+    html = MarkdownIt("commonmark").enable("table").render(format_summary(g, None, "markdown"))
+    root = ET.fromstring(f"<root>{html}</root>")
+    tags = {el.tag for el in root.iter()} - {"root", "p", "strong", "table", "thead", "tbody", "tr", "th", "td",
+                                             "code"}
+    rows = root.findall(".//tbody/tr")
+    if tags:
+        problems.append(f"markdown: live HTML {sorted(tags)}")
+    if any(len(r.findall("td")) != want_cells for r in rows):
+        problems.append("markdown: a name split a table row")
+    if ["".join(r.find("td/code").itertext()) for r in rows[:-1] if r.find("td/code") is not None] != names:
+        problems.append("markdown: names changed")
+    # HTML (Jupyter)
+    table = ET.fromstring(format_summary(g, None, "html").split("\n")[0])
+    if ["".join(r.find("td/code").itertext()) for r in table.findall("./tbody/tr")[:-1]] != names:
+        problems.append("html: names changed")
+    if {el.tag for el in table.iter()} - {"table", "caption", "b", "thead", "tbody", "tr", "th", "td", "code"}:
+        problems.append("html: live markup")
+    # CSV, read by a spreadsheet
+    for row in csv.reader(io.StringIO(format_summary(g, None, "csv"))):
+        if any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in row):
+            problems.append(f"csv: a formula cell in {row}")
+    # DOT, read by the graphviz binary: every item one node, every edge between the right two
+    for depth in (1, 2, None):
+        view = View(g, depth)
+        src = block.plan(g, depth)[0]
+        p = subprocess.run([dot_binary(), "-Tjson"], input=src.encode(), capture_output=True)
+        if p.returncode or b"Warning" in p.stderr:
+            problems.append(f"dot at depth {depth}: {p.stderr.decode(errors='replace')[:200]}")
+            continue
+        d = json.loads(p.stdout)
+        objs = d.get("objects", [])
+        nodes = sorted(o["name"] for o in objs if "nodes" not in o and not o["name"].startswith(("cluster",
+                                                                                                   'title"')))
+        if nodes != sorted(node_name(k) for k in view.items):
+            problems.append(f"dot at depth {depth}: nodes {nodes} != {sorted(view.items)}")
+            continue
+        by_id = {o["_gvid"]: o["name"] for o in objs}
+        edges = sorted((by_id[e["tail"]], by_id[e["head"]]) for e in d.get("edges", [])
+                       if e.get("style") != "invis" and "loop" not in e.get("class", ""))
+        if edges != sorted((node_name(s), node_name(t)) for s, t, _v, _c in view.edges):
+            problems.append(f"dot at depth {depth}: edges differ")
+    # SVG and TikZ, both styles
+    for mod in (block, circuit):
+        for depth in (1, None):
+            svg, _ = mod.render(g, "svg", depth=depth)
+            try:
+                ET.fromstring(svg)
+            except ET.ParseError as e:
+                problems.append(f"{mod.__name__} svg: {e}")
+            tex = mod.render(g, "tex", depth=depth)[0].decode()
+            problems += [f"{mod.__name__} tex: unescaped {t!r}" for t in tex_unescaped(tex)]
+    # ONNX initializer names and the standalone torch file's parameter names: the .res paths, exactly
+    params = sorted(f"{n.path}.{k}" if k else n.path for n in g.nodes for k, s in n.params.items()
+                    if s.kind == "param")
+    from .backends.onnx.export import to_onnx_model
+    model = to_onnx_model(g, seed=0)
+    if sorted(i.name for i in model.graph.initializer if i.name in params) != params:
+        problems.append("onnx: parameter names changed")
+    from .backends.torch.build import to_python
+    ns: dict = {}
+    exec(compile(to_python(g, "<fuzz>"), "<fuzz>", "exec"), ns)  # noqa: S102 - our own generated file
+    module = ns["M"](seed=0)
+    if sorted(k for k, _ in module.named_parameters()) != params:
+        problems.append("torch file: parameter names changed")
+    return "ok", problems
+
+
+def markup_run(n: int = 20, seed: int = 0) -> dict:
+    """`n` markup programs through every output: counts of ok and located, and the problems found."""
+    rng = random.Random(seed)
+    counts = {"ok": 0, "located": 0, "unlocated": 0, "internal": 0}
+    bad = []
+    for _ in range(n):
+        text = markup_program(rng)
+        try:
+            cls, problems = check_outputs(text)
+        except Exception as e:  # noqa: BLE001 - a traceback in any output is a finding
+            cls, problems = "internal", [f"{type(e).__name__}: {e}"[:300] + "\n" + traceback.format_exc(limit=-4)]
+        counts[cls] = counts.get(cls, 0) + 1
+        if problems:
+            bad.append((text, problems))
+    return {"inputs": n, "counts": counts, "bad": bad}

@@ -54,3 +54,23 @@ def test_the_runner_sees_hangs():
 def _take(n):
     it = fuzz.inputs(seed=3)
     return [next(it) for _ in range(n)]
+
+
+def test_names_with_markup_survive_every_output():
+    # networks whose names hold markup (backtick, |, <, >, &, :, $, %, leading = + - @; ", \ and newline
+    # escapes must be refused with a location) through markdown, HTML, CSV, DOT (the graphviz binary),
+    # SVG, TikZ, ONNX names and the torch file, each read back by the program that interprets it
+    res = fuzz.markup_run(int(os.environ.get("RESDSL_FUZZ_MARKUP", "6")), seed=int(os.environ.get(
+        "RESDSL_FUZZ_SEED", "0")))
+    assert res["counts"]["ok"] > 0, res["counts"]
+    assert res["counts"]["unlocated"] == res["counts"]["internal"] == 0, res
+    assert not res["bad"], "\n\n".join(f"{t}\n{p}" for t, p in res["bad"][:3])
+
+
+def test_markup_names_cover_the_characters_and_the_refusals():
+    import random
+    rng = random.Random(0)
+    text = "".join(fuzz.markup_program(rng) for _ in range(200))
+    for ch in ["`", "|", "<", ">", "&", ":", "$", "%", "{", "}", 'as "=', 'as "+', 'as "-', 'as "@', "\\n"]:
+        assert ch in text, ch
+    assert fuzz.check_outputs('network M() {\n    input x: [1, 4]\n    relu as "a\\nb"\n}\n')[0] == "located"

@@ -24,6 +24,11 @@ FEATURED = [
     ("stdlib/resnet.res", "resnet50", 1, "resnet50_depth1.svg"),
     ("stdlib/resnet.res", "resnet18", 3, "resnet18_depth3.svg"),
     ("examples/loop_residual.res", None, 2, "loop_residual_depth2.svg"),
+    # deeper figures, where frames, titles and skips meet (tests/test_figure_overlaps.py measures them)
+    ("stdlib/resnet.res", "resnet50", 2, "resnet50_depth2.svg"),
+    ("examples/transformer.res", None, 3, "transformer_depth3.svg"),
+    ("stdlib/densenet.res", "densenet121", 2, "densenet121_depth2.svg"),
+    ("stdlib/convnext.res", "convnext_tiny", 2, "convnext_tiny_depth2.svg"),
 ]
 
 # neural circuit diagrams (`--style circuit`): (file, network, depth, output name under circuit/)
@@ -32,6 +37,8 @@ CIRCUIT = [
     ("examples/transformer.res", None, 3, "transformer_depth3.svg"),
     ("stdlib/vit.res", "vit_b_16", 2, "vit_b_16_depth2.svg"),
     ("examples/unet.res", None, 1, "unet_depth1.svg"),
+    ("stdlib/resmlp.res", "resmlp_12_224", 1, "resmlp_12_224_depth1.svg"),
+    ("stdlib/convnext.res", "convnext_tiny", 2, "convnext_tiny_depth2.svg"),
 ]
 
 

@@ -11,6 +11,7 @@ input axes the MACs are polynomials in those axes (pass ``--input-shape`` for nu
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..ir import shapes as S
@@ -185,6 +186,58 @@ def _total_macs(g):
     return t
 
 
+# ------------------------------------------------------------------ escaping, per format
+# A quoted name (`as "a`|<b>"`) may hold any printable character but `"` and `\\`; every format that
+# another program interprets gets it escaped for that program.
+_MD_PUNCT = set("\\`*_<>|&~!()$")
+
+
+def md_text(s: str) -> str:
+    """Plain markdown text inside a line: the punctuation a CommonMark or GFM-table parser could
+    read as markup there (emphasis, code, HTML, entities, links: `(` is escaped, so `[...]` never
+    becomes one; `$` for math) is backslash-escaped; `|` too, so a cell never splits."""
+    return "".join("\\" + c if c in _MD_PUNCT else c for c in str(s))
+
+
+def md_code(s: str) -> str:
+    """A markdown code span holding `s` literally: its fence is one backtick longer than the
+    longest run of backticks inside, padded with a space when `s` starts or ends with a backtick
+    or a space; `|` is escaped for GFM tables (the table parser splits cells before code spans)."""
+    s = str(s)
+    run = max((len(m) for m in re.findall(r"`+", s)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if s[:1] in ("`", " ") or s[-1:] in ("`", " ") else ""
+    return fence + pad + s.replace("|", "\\|") + pad + fence
+
+
+CSV_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(s: str) -> str:
+    """A text cell a spreadsheet will not run: a value starting with `=`, `+`, `-`, `@`, tab or
+    carriage return gets a leading `'` (OWASP, CSV injection), which spreadsheets show as text."""
+    s = str(s)
+    return "'" + s if s.startswith(CSV_FORMULA) else s
+
+
+def summary_html(g, rows, body, foot, total) -> str:
+    """The table as HTML (Jupyter's `_repr_html_`): every text escaped, indentation by padding."""
+    import html
+
+    def e(s):
+        return html.escape(str(s), quote=True)
+    head = "".join(f"<th>{e(c)}</th>" for c in ("name", "output shape", "params", "MACs"))
+    trs = []
+    for r, cells in zip(rows, body):
+        tds = [f'<td style="text-align:left;padding-left:{1.2 * r.level:.1f}em"><code>{e(r.name)}</code></td>',
+               f"<td>{e(cells[1])}</td>"] + [f'<td style="text-align:right">{e(c)}</td>' for c in cells[2:]]
+        trs.append("<tr>" + "".join(tds) + "</tr>")
+    trs.append("<tr><td><b>total</b></td>" + f"<td>{e(foot[1])}</td>"
+               + "".join(f'<td style="text-align:right"><b>{e(c)}</b></td>' for c in foot[2:]) + "</tr>")
+    return (f"<table><caption><b>{e(g.name)}</b> ({e(total['inputs'])})</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(trs)}</tbody></table>\n")
+
+
 # ------------------------------------------------------------------ output formats
 def _macs_text(m, exact=False):
     if isinstance(m, S.Size):
@@ -201,8 +254,9 @@ def format_summary(g, depth: int | None = 1, fmt: str = "text") -> str:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["level", "name", "kind", "output_shape", "params", "macs"])
         for r in rows:
-            w.writerow([r.level, r.name, r.kind, r.shape, r.params, _macs_text(r.macs, True)])
-        w.writerow(["", "total", "network", total["outputs"], total["params"], _macs_text(total["macs"], True)])
+            w.writerow([r.level, csv_cell(r.name), r.kind, csv_cell(r.shape), r.params, _macs_text(r.macs, True)])
+        w.writerow(["", "total", "network", csv_cell(total["outputs"]), total["params"],
+                    _macs_text(total["macs"], True)])
         return buf.getvalue()
     head = ["name", "output shape", "params", "MACs"]
     body = [[("  " * r.level if fmt == "text" else "") + r.name, r.shape, f"{r.params:,}", _macs_text(r.macs)]
@@ -210,19 +264,22 @@ def format_summary(g, depth: int | None = 1, fmt: str = "text") -> str:
     foot = ["total", total["outputs"], f"{total['params']:,}", _macs_text(total["macs"])]
     if fmt == "markdown":
         def md(cells):
-            return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-        lines = [f"**{g.name}** ({total['inputs']})", "", md(head), "|---|---|--:|--:|"]
+            return "| " + " | ".join(cells) + " |"
+        lines = [f"**{md_text(g.name)}** ({md_text(total['inputs'])})", "", md(head), "|---|---|--:|--:|"]
         for r, cells in zip(rows, body):
-            cells = list(cells)
-            cells[0] = "&nbsp;" * (2 * r.level) + f"`{cells[0]}`"
+            cells = [md_text(c) for c in cells]
+            cells[0] = "&nbsp;" * (2 * r.level) + md_code(r.name)
             lines.append(md(cells))
-        lines.append(md(["**total**", foot[1], f"**{foot[2]}**", f"**{foot[3]}**"]))
+        lines.append(md(["**total**", md_text(foot[1]), f"**{md_text(foot[2])}**", f"**{md_text(foot[3])}**"]))
         return "\n".join(lines) + "\n"
+    if fmt == "html":
+        return summary_html(g, rows, body, foot, total)
     if fmt == "latex":
         def tex(s):
             for a, b in (("\\", "\\textbackslash{}"), ("&", "\\&"), ("%", "\\%"), ("$", "\\$"), ("#", "\\#"),
                          ("_", "\\_"), ("{", "\\{"), ("}", "\\}"), ("~", "\\textasciitilde{}"),
-                         ("^", "\\textasciicircum{}")):
+                         ("^", "\\textasciicircum{}"), ("<", "\\textless{}"), (">", "\\textgreater{}"),
+                         ("|", "\\textbar{}")):
                 s = s.replace(a, b)
             return s
         lines = ["% resdsl summary of " + tex(g.name), "\\begin{tabular}{llrr}", "\\hline",

@@ -32,6 +32,7 @@ import subprocess
 
 from ...diagnostics import ResdslError
 from .dot import to_dot
+from .page import VENUES, WIDTHS, parse_page, parse_width  # noqa: F401
 from .labels import (  # noqa: F401
     BADGE,
     FAMILY,
@@ -51,9 +52,9 @@ from .tikz import json_to_tikz, tex_escape, tikz_document  # noqa: F401
 from .view import Cluster, Item, View  # noqa: F401
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
-WIDTHS = {"single": 252.0, "double": 504.0}
 MIN_SCALE = 0.7          # below this the 10 pt labels get smaller than 7 pt: unreadable in print
 PAGE_HEIGHT = 650.0      # text height of a journal page, for choosing a depth that fits
+FRAME = 2 * (0.04 + 0.05) * 72.0  # pt that graphviz's pad and margin (to_dot) add across a drawing
 
 
 # ------------------------------------------------------------------ running dot
@@ -83,34 +84,25 @@ def layout_size(source: str) -> tuple[float, float]:
     return float(first[2]) * 72.0, float(first[3]) * 72.0
 
 
-def parse_width(w) -> float | None:
-    if w is None:
-        return None
-    if isinstance(w, (int, float)):
-        return float(w)
-    w = str(w).strip().lower()
-    if w in WIDTHS:
-        return WIDTHS[w]
-    try:
-        v = float(w[:-2] if w.endswith("pt") else w)
-    except ValueError:
-        raise ResdslError("usage", f"--width {w!r} is not single, double or a number of points",
-                          help="e.g. --width single (252 pt), --width double (504 pt), --width 340") from None
-    if v <= 0:
-        raise ResdslError("usage", f"--width must be positive, got {w}")
-    return v
+def plan(g, depth="auto", rankdir=None, width=None, shapes=True, params=False, height=None):
+    """Choose depth, rankdir and scale; returns (dot source, chosen depth, rankdir, (w, h) in pt).
 
-
-def plan(g, depth="auto", rankdir=None, width=None, shapes=True, params=False):
-    """Choose depth, rankdir and scale; returns (dot source, chosen depth, rankdir, (w, h) in pt, warnings).
-
-    `depth` "auto": the deepest of 3, 2, 1, 0 that fits `width` (and a page's height), 1 without a width.
-    `rankdir` None: TB, or LR when that fits the width and TB does not."""
-    target = parse_width(width)
+    `width` and `height` are those of page.parse_page (points, single, double, a venue). `depth`
+    "auto": the deepest of 3, 2, 1, 0 that fits the page, 1 without a width. `rankdir` None: TB, or
+    LR when that fits and TB does not. A drawing is shrunk to fit, to no less than MIN_SCALE. With
+    a height (given, or a venue's text height) the height is a limit like the width; without one,
+    an automatic depth also prefers drawings no taller than a page (PAGE_HEIGHT)."""
+    page = parse_page(width, height)
+    # the drawing gets graphviz's pad and margin around it (unscaled) in SVG, PDF and PNG
+    target, tall = ((v - FRAME) if v is not None else None for v in (page.width, page.height))
+    if any(v is not None and v <= 0 for v in (target, tall)):
+        raise ResdslError("usage", f"{page.describe()} leaves no room for a drawing",
+                          help=f"give at least {FRAME + 1:.0f} pt")
     auto = depth == "auto"
-    depths = ([3, 2, 1, 0] if target else [1]) if auto else [depth]
+    fitting = target is not None or tall is not None
+    depths = ([3, 2, 1, 0] if fitting else [1]) if auto else [depth]
     dirs = [rankdir] if rankdir else ["TB", "LR"]
-    if target is None:
+    if not fitting:
         src = to_dot(g, depths[0], dirs[0], shapes, params)
         return src, depths[0], dirs[0], None
     tried = []
@@ -118,27 +110,35 @@ def plan(g, depth="auto", rankdir=None, width=None, shapes=True, params=False):
         for rd in dirs:
             src = to_dot(g, dp, rd, shapes, params)
             w, h = layout_size(src)
-            scale = min(1.0, target / w) if w else 1.0
-            tried.append((dp, rd, w))
-            if scale < MIN_SCALE or (auto and h * scale > PAGE_HEIGHT and dp != depths[-1]):
+            scale = min(1.0, target / w if target and w else 1.0, tall / h if tall and h else 1.0)
+            tried.append((dp, rd, w, h, scale))
+            if scale < MIN_SCALE or (auto and tall is None and h * scale > PAGE_HEIGHT and dp != depths[-1]):
                 continue
             if scale < 1.0:
-                src = to_dot(g, dp, rd, shapes, params, size_in=target / 72.0)
-            return src, dp, rd, (w * scale, h * scale)
-    dp, rd, w = min(tried, key=lambda t: t[2])
+                src = to_dot(g, dp, rd, shapes, params, size_in=((target or w) / 72.0, tall / 72.0 if tall else 1000))
+            return src, dp, rd, (w * scale + FRAME, h * scale + FRAME)
+    dp, rd, w, h, scale = max(tried, key=lambda t: t[4])
     dname = "all" if dp is None else dp
-    raise ResdslError("render", f"the diagram of `{g.name}` cannot fit {target:g} pt: at depth {dname} it is "
-                                f"{w:.0f} pt wide even in {rd}, and shrinking below {MIN_SCALE:.0%} makes "
-                                "its labels unreadable",
-                      help="use a smaller --depth, --rankdir TB, --no-shapes, or --width double")
+    need = []
+    if target and w * MIN_SCALE > target:
+        need.append(f"{w:.0f} pt wide")
+    if tall and h * MIN_SCALE > tall:
+        need.append(f"{h:.0f} pt tall")
+    raise ResdslError("render", f"the diagram of `{g.name}` cannot fit {page.describe()}: at depth {dname}, {rd}, "
+                                f"it is {' and '.join(need) or f'{w:.0f} x {h:.0f} pt'}, and shrinking it below "
+                                f"{MIN_SCALE:.0%} makes its labels unreadable",
+                      help="use a smaller --depth, the other --rankdir, --no-shapes, a wider --width (e.g. "
+                           "cvpr-text) or a larger --height")
 
 
-def render(g, fmt: str, depth="auto", rankdir=None, width=None, shapes=True, params=False) -> tuple[bytes, dict]:
-    """Render to `fmt` (svg, pdf, png, dot, tex). Returns (bytes, info) with info: depth, rankdir, warnings."""
+def render(g, fmt: str, depth="auto", rankdir=None, width=None, shapes=True, params=False,
+           height=None) -> tuple[bytes, dict]:
+    """Render to `fmt` (svg, pdf, png, dot, tex). Returns (bytes, info) with info: depth, rankdir, warnings,
+    and with a page to fit, size (w, h) in points."""
     if fmt not in FORMATS:
         raise ResdslError("usage", f"unknown output format .{fmt}", help="use .svg, .pdf, .png, .dot or .tex")
-    src, dp, rd, _ = plan(g, depth, rankdir, width, shapes, params)
-    info = {"depth": dp, "rankdir": rd, "warnings": ""}
+    src, dp, rd, size = plan(g, depth, rankdir, width, shapes, params, height)
+    info = {"depth": dp, "rankdir": rd, "warnings": "", "size": size}
     if fmt == "dot":
         return src.encode(), info
     if fmt == "tex":

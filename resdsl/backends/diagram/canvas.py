@@ -2,7 +2,9 @@
 binary: SVG, PDF, PNG) and TikZ. Coordinates are points, y down; see circuit.py for the layout."""
 from __future__ import annotations
 
-from .block import FONT, tex_escape, tikz_document
+from .labels import FONT
+from .tikz import tex_escape, tikz_document
+from .dotsrc import quote
 
 WIRE = "#222222"
 FS = 8.0           # labels of ops
@@ -15,7 +17,7 @@ _W.update(dict(zip("abcdefghijklmnopqrstuvwxyz", [556, 556, 500, 556, 556, 278, 
 _W.update(dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", [667, 667, 722, 722, 667, 611, 778, 722, 278, 500, 667, 556, 833,
                                                    722, 778, 667, 778, 722, 667, 611, 722, 667, 944, 667, 667, 611])))
 _W.update({d: 556 for d in "0123456789"})
-_W.update({"×": 584, "·": 278, "–": 556, "→": 1000, "α": 578, "γ": 500})
+_W.update({"×": 584, "·": 278, "–": 556, "→": 1000, "α": 578, "γ": 500, "θ": 556, "…": 1000})
 
 
 def text_width(s: str, size: float, bold: bool = False) -> float:
@@ -84,9 +86,9 @@ def _html(s: str) -> str:
 def to_dot(c: Canvas, name: str) -> str:
     """DOT with every node pinned (render with `neato -n2`); lines are edges between invisible points."""
     H = c.height
-    out = [f'digraph "{_html(name)}" {{',
+    out = [f'digraph {quote(name)} {{',
            f'  graph [bb="0,0,{_f(c.width)},{_f(H)}", splines=line, outputorder=edgesfirst, pad=0, margin=0, '
-           f'bgcolor=white, id="{_html(name)}"];',
+           f'bgcolor=white, id={quote(name)}];',
            f'  node [label="", fixedsize=true, fontname="{FONT}", margin=0, penwidth=0.8];',
            '  edge [dir=none, arrowhead=none, arrowtail=none];']
     pts = {}
@@ -130,7 +132,7 @@ def to_dot(c: Canvas, name: str) -> str:
         elif k == "circle":
             _, x, y, r, cls, text, fill, stroke = p
             node(x, y, f'shape=circle, class="{cls}", width={inch(2 * r)}, style=filled, fillcolor="{fill}", '
-                       f'color="{stroke}", penwidth=0.7, fontsize=7, label="{_html(text)}"')
+                       f'color="{stroke}", penwidth=0.7, fontsize=7, label={quote(text)}')
         elif k == "dot":
             _, x, y, r, cls, color = p
             node(x, y, f'shape=circle, class="{cls}", width={inch(2 * r)}, style=filled, fillcolor="{color}", '

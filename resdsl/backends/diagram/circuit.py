@@ -28,8 +28,9 @@ from __future__ import annotations
 
 from ...diagnostics import ResdslError
 from .canvas import FS, Canvas, text_width, to_dot, to_tikz
-from .block import (BADGE, _pdf_date, PALETTE, View, _clean_svg, _loop_call, block_call, family, op_text, parse_width,
-                       repeat_call, run_dot)
+from .view import display_name
+from .block import (BADGE, _pdf_date, PAGE_HEIGHT, PALETTE, View, _clean_svg, _loop_call, block_call, family,
+                    op_text, parse_page, repeat_call, run_dot)
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
 WS = 21.0          # wire pitch (pt)
@@ -388,12 +389,26 @@ class _Layout:
                         runs[-1].append(i)
                     else:
                         runs.append([i])
+            # the label sits right of the bundle: where wires pass between it and the box, the box
+            # holds its op's name too, so that no box is drawn empty
+            tag = _tag(it, n) if mode == "act" and runs[-1][-1] < max(rin, rout) - 1 else ""
+            grow = 0.0
+            if tag:
+                last = runs[-1]
+                room = self.wx(last[-1]) - self.wx(last[0]) + 13.0
+                tag, fs = _fit_tag(tag, room + 2 * TAG_GROW - 3.0)
+                grow = min(TAG_GROW, max(0.0, (text_width(tag, fs) + 3.0 - room) / 2))
             for v in others:  # concat, expand, matmul: the held input enters the box
-                self.lane_in(v, self.wx(runs[0][0]) - 6.5, mid, "", remaining[v])
+                self.lane_in(v, self.wx(runs[0][0]) - 6.5 - (grow if len(runs) == 1 else 0.0), mid, "",
+                             remaining[v])
             for k, run in enumerate(runs):
                 x0, x1 = self.wx(run[0]) - 6.5, self.wx(run[-1]) + 6.5
+                if tag and k == len(runs) - 1:
+                    x0, x1 = x0 - grow, x1 + grow
                 c.rect(x0, y, x1 - x0, h, cls, fill, stroke, 1.0 if n is None else 0.8,
                        peripheries=2 if badge and n is None else 1)
+                if tag and k == len(runs) - 1:
+                    c.text((x0 + x1) / 2, mid, tag, fs, "#111111", "c", cls="label tag")
                 if k:
                     c.line(self.wx(runs[k - 1][-1]) + 6.5, mid, x0, mid, cls="box link", color=stroke, width=0.8)
             self.close_wires(y, [i for i in acts if i < rin])
@@ -465,11 +480,11 @@ class _Layout:
             return t, "", ""
         s = it.scope
         if s.kind == "block":
-            return it.name or s.path or s.name, block_call(s), it.badge
+            return it.name or display_name(self.view, s), block_call(s), it.badge
         if s.kind == "repeat":
-            return s.path or s.name, repeat_call(s) or "repeat", it.badge
+            return display_name(self.view, s), repeat_call(s) or "repeat", it.badge
         if s.kind == "loop":
-            return s.path or s.name, _loop_call(s), it.badge
+            return display_name(self.view, s), _loop_call(s), it.badge
         if s.kind == "network":
             return self.g.name, "", it.badge
         return s.path or s.name, repeat_call(s) if it.badge else "", it.badge
@@ -480,8 +495,61 @@ class _Layout:
         j = self.lane_alloc(vid, shape, y + BOX_H)
         fill, stroke = PALETTE["scale"]
         self.c.rect(self.lx(j) - 4.5, y, 9.0, BOX_H, f"op {it.node.op}", fill, stroke, 0.8)
+        self.c.text(self.lx(j), y + BOX_H / 2, "θ", FS_SMALL, "#111111", "c", cls="label tag")  # a learned tensor
         self.c.text(self.label_x(len(self.shape)), y + BOX_H / 2, self.describe(it)[0], FS, cls="label")
         self.y = y + BOX_H + ROW_GAP
+
+
+TAG_GROW = WS - 6.5 - 4.0   # pt a one-wire box may widen on each side to hold its name (4 pt from the next wire)
+
+
+def _tag(it, n) -> str:
+    """The short name written inside a box: the op (`mean`, `select`), or a level's last name segment."""
+    if n is not None:
+        return n.op
+    s = it.scope
+    return (it.name or s.path or s.name or "").rsplit(".", 1)[-1]
+
+
+def _fit_tag(tag: str, room: float) -> tuple[str, float]:
+    """(text, font size) that fits `room` points at the smallest size a circuit uses (FS_SMALL, 7 pt),
+    shortened with an ellipsis when it is too long."""
+    if text_width(tag, FS_SMALL) <= room:
+        return tag, FS_SMALL
+    while len(tag) > 1 and text_width(tag + "…", FS_SMALL) > room:
+        tag = tag[:-1]
+    return tag + "…", FS_SMALL
+
+
+def _is_noop(it) -> bool:
+    """An op that changes nothing at inference: identity, dropout 0 and drop_path 0 (hidden in circuits)."""
+    n = it.node if it.kind == "op" else None
+    if n is None or len(n.inputs) != 1 or len(n.outputs) != 1:
+        return False
+    return n.op == "identity" or (n.op in ("dropout", "drop_path") and not n.attrs.get("p"))
+
+
+def _hide_noops(view):
+    """Drop no-op items from the view, their consumers fed by what fed them."""
+    gone = {k for k, it in view.items.items() if _is_noop(it)}
+    if not gone:
+        return
+    feed = {}
+    for src, dst, v, cls in view.edges:
+        if dst in gone:
+            feed[dst] = (src, v)
+    edges = []
+    for src, dst, v, cls in view.edges:
+        if dst in gone:
+            continue
+        while src in gone and src in feed:
+            src, v = feed[src]
+        if src not in gone:
+            edges.append((src, dst, v, cls))
+    view.edges = edges
+    view.items = {k: it for k, it in view.items.items() if k not in gone}
+    for cl in view.clusters.values():
+        cl.items = [k for k in cl.items if k not in gone]
 
 
 def _flow(view):
@@ -615,6 +683,7 @@ def _run(view, g, nlanes, levels):
 def layout(g, depth=1) -> Canvas:
     """The circuit diagram of `g` at `depth` (None: every op) as positioned primitives."""
     view = View(g, depth)
+    _hide_noops(view)
     levels = max((len(it.clusters) for it in view.items.values()), default=0)
     first = _run(view, g, 0, levels)
     L = _run(view, g, first.max_lanes, levels)
@@ -629,29 +698,41 @@ def layout(g, depth=1) -> Canvas:
     return c
 
 
-def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, params=False) -> tuple[bytes, dict]:
+def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, params=False,
+           height=None) -> tuple[bytes, dict]:
     """Render the circuit diagram to `fmt` (svg, pdf, png, dot, tex); (bytes, info) like graphviz.render.
 
     The drawing is made at 100 % with 7 pt as its smallest text, so it is never shrunk: with
-    `width` (single, double, points) a drawing wider than that is an error, not a smaller figure.
-    `depth` "auto": the deepest of 3, 2, 1, 0 that fits `width` (1 without a width). `rankdir`,
-    `shapes` and `params` are those of graphviz.render, accepted so that a caller can pick either
-    renderer with the same arguments; a circuit runs top to bottom and always labels its axes."""
+    `width` or `height` (points, single, double, a venue: see page.parse_page) a drawing larger
+    than the page is an error, not a smaller figure. `depth` "auto": the deepest of 3, 2, 1, 0 that
+    fits (1 without a page); with a width and no height it prefers drawings no taller than a page
+    (PAGE_HEIGHT). `rankdir`, `shapes` and `params` are those of graphviz.render, accepted so that
+    a caller can pick either renderer with the same arguments; a circuit runs top to bottom and
+    always labels its axes."""
     if fmt not in FORMATS:
         raise ResdslError("usage", f"unknown output format .{fmt}", help="use .svg, .pdf, .png, .dot or .tex")
-    target = parse_width(width)
-    if depth == "auto":  # with a width: the deepest of 3, 2, 1, 0 that fits it; else depth 1
-        for depth in ([3, 2, 1, 0] if target else [1]):
-            c = layout(g, depth)
-            if target is None or c.width <= target:
-                break
+    page = parse_page(width, height)
+    target, tall = page.width, page.height
+
+    def fits(c, soft=False):
+        lim = tall if tall is not None else (PAGE_HEIGHT if soft and target is not None else None)
+        return (target is None or c.width <= target) and (lim is None or c.height <= lim)
+
+    if depth == "auto":  # with a page: the deepest of 3, 2, 1, 0 that fits it; else depth 1
+        drawn = [(d, layout(g, d)) for d in ([3, 2, 1, 0] if target or tall else [1])]
+        depth, c = next(((d, c) for d, c in drawn if fits(c, soft=True)),
+                        next(((d, c) for d, c in drawn if fits(c)), drawn[-1]))
     else:
         c = layout(g, depth)
-    if target is not None and c.width > target:
-        raise ResdslError("render", f"the circuit diagram of `{g.name}` is {c.width:.0f} pt wide, more than "
-                                    f"{target:g} pt, and shrinking it would make its 7 pt labels unreadable",
-                          help="use a smaller --depth, or --width double")
-    info = {"depth": depth, "rankdir": "TB", "warnings": "", "width": c.width, "height": c.height}
+    if not fits(c):
+        dname = "all" if depth is None else depth
+        over = ([f"{c.width:.0f} pt wide, more than {target:.0f} pt"] if target and c.width > target else []) + \
+               ([f"{c.height:.0f} pt tall, more than {tall:.0f} pt"] if tall and c.height > tall else [])
+        raise ResdslError("render", f"the circuit diagram of `{g.name}` at depth {dname} is {' and '.join(over)} "
+                                    f"({page.describe()}), and shrinking it would make its 7 pt labels unreadable",
+                          help="use a smaller --depth, a wider --width (e.g. cvpr-text) or a larger --height")
+    info = {"depth": depth, "rankdir": "TB", "warnings": "", "width": c.width, "height": c.height,
+            "size": (c.width, c.height)}
     if fmt == "tex":
         return to_tikz(c, g.name).encode(), info
     src = to_dot(c, g.name)

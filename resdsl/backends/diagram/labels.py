@@ -197,9 +197,8 @@ def block_call(scope) -> str:
 
 
 def _runs(values) -> str:
-    """2,1,1,1 (short) or 2,1×22 (long): the per-iteration values of one argument."""
-    if len(values) <= 4:
-        return ",".join(values)
+    """2,1×3 or 2,1×22: the per-iteration values of one argument, each run of equal values as
+    value×count (one notation whatever the length)."""
     out = []
     for v in values:
         if out and out[-1][0] == v:

@@ -5,7 +5,8 @@ from __future__ import annotations
 _TEX_CHARS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
               "×": r"$\times$", "→": r"$\rightarrow$", "·": r"$\cdot$", "–": "--", "α": r"$\alpha$",
-              "γ": r"$\gamma$", "\u1d40": r"$^{\top}$", "<": r"\textless{}", ">": r"\textgreater{}"}
+              "γ": r"$\gamma$", "θ": r"$\theta$", "…": r"\dots{}", "\u1d40": r"$^{\top}$", "<": r"\textless{}", ">": r"\textgreater{}",
+              "|": r"\textbar{}", "`": "{`}"}
 
 
 def tex_escape(s: str) -> str:

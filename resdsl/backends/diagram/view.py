@@ -253,6 +253,18 @@ def _build(view: View):
         view.main.add(end)
         end = best[end][1]
     view.params = pc
+    view.folds = folds
+
+
+def display_name(view, s) -> str:
+    """A scope's name as a box shows it: inside a folded run of iterations (`blocks.0–3 ×4`), the
+    path below the iteration (`mlp`, not `blocks.0.mlp`, which would name one instance only)."""
+    name = s.path or s.name
+    for a in s.ancestors():
+        if a is not s and a.kind == "iteration" and view.folds.get(id(a), (1,))[0] > 1 and a.path:
+            if name.startswith(a.path + "."):
+                return name[len(a.path) + 1:]
+    return name
 
 
 def _rep_value(v, hidden):
