@@ -179,8 +179,7 @@ def attach(model: torch.nn.Module, graph: Graph) -> torch.nn.Module:
         return model
     split = I.split(graph, iface)
     tree = plan(graph)
-    attrs = {"_rd_name": graph.name, "_rd_feature_info": tuple(I.feature_info(graph, iface)),
-             "num_features": _width(split.features), "head_hidden_size": _width(split.features)}
+    attrs = {"_rd_name": graph.name, "_rd_feature_info": tuple(I.feature_info(graph, iface))}
     attrs["forward_features"] = _compile(_fx_graph(graph, tree, model, split.inputs, [split.features]),
                                          "forward_features")
     attrs["_rd_head"] = _compile(_fx_graph(graph, tree, model, [split.features], graph.outputs), "forward_head")
@@ -188,9 +187,12 @@ def attach(model: torch.nn.Module, graph: Graph) -> torch.nn.Module:
     if split.classifier is not None:
         attrs["_rd_pre_logits"] = _compile(_fx_graph(graph, tree, model, [split.features], [split.pre_logits]),
                                            "forward_pre_logits")
-        width = _width(split.pre_logits, last=split.classifier.op == "linear")
-        attrs["head_hidden_size"] = width
+        width = _size(split.pre_logits.shape[-1 if split.classifier.op == "linear" else 1])
         attrs["_rd_classifier"] = (split.classifier.path, TF.module_recipe(split.classifier), width)
+    else:
+        width = _size(split.features.shape[-1])
+    attrs["head_hidden_size"] = width
+    attrs["num_features"] = _channels(split.features, width)
     return _mix(model, ModelInterface, attrs)
 
 
@@ -201,10 +203,18 @@ def _mix(model, mixin, attrs):
     return model
 
 
-def _width(v, last: bool = False) -> int:
-    """Channels of a tensor: the last axis for a linear's input, else axis 1 ([N, C, ...])."""
-    ax = v.shape[-1] if last or len(v.shape) < 2 else v.shape[1]
+def _size(ax) -> int:
     return ax.size if isinstance(ax.size, int) else 0
+
+
+def _channels(v, head_width: int) -> int:
+    """timm's num_features: the channels of forward_features' output. Axis 1 of a map
+    [N, C, H, W]; of [N, L, D] tokens (ViT) the last axis, when the head keeps that width."""
+    if len(v.shape) < 2:
+        return 0
+    if len(v.shape) == 3 and _size(v.shape[2]) == head_width:
+        return head_width
+    return _size(v.shape[1])
 
 
 # ------------------------------------------------------------------ features_only

@@ -224,12 +224,15 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
     def annotation(self, st: ast.Annotation, ctx: Ctx):
         """`@classifier fc`, `@features layer1, ...`: recorded, checked once the graph is complete."""
         from ..ir.interface import KINDS
-        if ctx.scope is None or ctx.scope.kind != "network":
-            if ctx.scope is not None and ctx.scope.kind == "block" and ctx.scope.info.get("network"):
+        owner = ctx.scope  # the network or block whose body this is (regions and groups belong to it)
+        while owner is not None and owner.kind not in ("network", "block"):
+            owner = owner.parent
+        if owner is None or owner.kind != "network":
+            if owner is not None and owner.info.get("network"):
                 return  # a network called as a block: what it says of itself is about it as a whole model
-            raise ResdslError("syntax", f"`@{st.name}` describes a network; it cannot stand in a block, region "
-                                        "or group", st.span,
-                              help="write it in the network's body (inside a `for` or `if` there is fine)")
+            raise ResdslError("syntax", f"`@{st.name}` describes a network; it cannot stand in a block", st.span,
+                              help="write it in the network's body; its paths start at the network "
+                                   "(`@features layer1`)")
         if st.name not in KINDS:
             hint = did_you_mean(st.name, KINDS)
             raise ResdslError("name", f"unknown annotation `@{st.name}`", st.span,
