@@ -185,11 +185,12 @@ def build(path_or_source, network: str | None = None, seed: int | None = None, *
     .safetensors); `rename`: `REGEX=REPL` key rewrites applied first. `opt` ("0", "1",
     "2") or `passes` ("a,b") run the optimizer on graph and weights first."""
     from .backends.torch.build import to_fx
+    from .backends.torch.heads import attach
     g = graph(path_or_source, network, config=config, sets=sets, **params)
     state = _weights(g, weights, rename)
     if opt is not None or passes is not None:
         g, state = optimize(g, state, seed=seed, level=opt, passes=passes)
-    return to_fx(g, seed=seed, device=device, weights=state, checkpoint=checkpoint)
+    return attach(to_fx(g, seed=seed, device=device, weights=state, checkpoint=checkpoint), g)
 
 
 def blocks(model):
@@ -198,21 +199,17 @@ def blocks(model):
     return find(model)
 
 
-def create_model(name: str, weights=None, *, pretrained=False, seed: int | None = None, device=None, rename=(),
-                 checkpoint=None, **params):
-    """A stdlib network by name, in the habit of `timm.create_model`:
-    ``resdsl.create_model("resnet50", weights="ckpt.pt", classes=10)``.
+def create_model(name: str, pretrained=False, num_classes: int | None = None, in_chans: int | None = None,
+                 features_only: bool = False, out_indices=None, drop_path_rate: float | None = None, weights=None,
+                 *, seed: int | None = None, device=None, rename=(), checkpoint=None, **params):
+    """A stdlib network by name, with the keywords and model interface of `timm.create_model`:
+    ``resdsl.create_model("resnet50", weights="ckpt.pt", num_classes=10)``.
 
-    `name` may also be a path or source (as for `build`); `params` override the
-    network's parameters (`classes=10`, `layers=[2, 2, 2, 2]`). `pretrained=True` (or a
-    tag, or `name="resnet50.a1_in1k"`) loads a published checkpoint (`resdsl.list_pretrained()`)
-    and sets `model.pretrained_cfg`."""
-    if pretrained:
-        if weights is not None:
-            raise ResdslError("usage", "give either weights= or pretrained=, not both")
-        from .pretrained import build_pretrained
-        return build_pretrained(name, pretrained, device=device, checkpoint=checkpoint, **params)
-    return build(name, seed=seed, device=device, weights=weights, rename=rename, checkpoint=checkpoint, **params)
+    `name` may also be a path or source (as for `build`); `params` override the network's
+    parameters (`layers=[2, 2, 2, 2]`). See docs/api.md and resdsl/factory.py."""
+    from .factory import create_model as create
+    return create(name, pretrained, num_classes, in_chans, features_only, out_indices, drop_path_rate, weights,
+                  seed=seed, device=device, rename=rename, checkpoint=checkpoint, **params)
 
 
 def _weights(g, weights, rename=()):

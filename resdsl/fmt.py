@@ -46,6 +46,19 @@ _TOKEN = re.compile(r"""
 """, re.X)
 
 
+_NAME = r"[A-Za-z_][A-Za-z_0-9]*"
+_SEG = rf"(?:{_TEMPLATE.pattern}|{_NAME})"
+# an annotation's target (`@features layer{s + 1}, features.1`): one token, spaces around `.` dropped
+_TARGET = re.compile(rf"""{_SEG}(?:[ \t\f]*\.[ \t\f]*(?:{_SEG}|[0-9]+))*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'""")
+_TARGET_PART = re.compile(rf"[ \t\f]*\.?[ \t\f]*({_SEG}|[0-9]+)")
+
+
+def _target_text(text: str) -> str:
+    if text[0] in "\"'":
+        return text
+    return ".".join(m.group(1) for m in _TARGET_PART.finditer(text))
+
+
 class Tok:
     __slots__ = ("kind", "text", "key")
 
@@ -66,15 +79,31 @@ def tokenize(text: str, path: str = "<string>") -> list[Tok]:
     out: list[Tok] = []
     i, n = 0, len(text)
     match = _TOKEN.match
+    target = False  # after `@NAME` or an annotation's `,`: a target comes next
     while i < n:
+        if target:  # spaces, newlines and comments may come first
+            j = i
+            while j < n and text[j] in " \t\f":
+                j += 1
+            if j < n and text[j] not in "\r\n#":
+                t = _TARGET.match(text, j)
+                target = False
+                if t:
+                    out.append(Tok("template", _target_text(t.group())))
+                    i = t.end()
+                    continue
         m = match(text, i)
         if m is None:  # only an unterminated string gets here
             line = text.count("\n", 0, i) + 1
             col = i - (text.rfind("\n", 0, i) + 1) + 1
             raise ResdslError("syntax", "unterminated string", Span(SourceFile(path, text), line, col, line, col + 1))
         kind = m.lastgroup
+        if kind == "op" and m.group() == "," and out and out[-1].kind == "template" and _in_annotation(out):
+            target = True
         if kind != "ws":
             out.append(Tok(kind, "\n" if kind == "nl" else m.group()))
+            if kind == "name" and len(out) > 1 and out[-2].is_("@"):
+                target = True
             if kind == "name" and m.group() == "as":  # `as layer{s + 1}`: one name token, as the parser reads it
                 j = m.end()
                 while j < n and text[j] in " \t\f":
@@ -86,6 +115,22 @@ def tokenize(text: str, path: str = "<string>") -> list[Tok]:
                     continue
         i = m.end()
     return out
+
+
+def _in_annotation(out: list) -> bool:
+    """Do the tokens end in an annotation's targets (`@NAME target, ... target`)? Newlines and
+    comments may follow each `,`."""
+    i = len(out) - 1
+    while i >= 0 and out[i].kind == "template":
+        i -= 1
+        if i >= 1 and out[i].kind == "name" and out[i - 1].is_("@"):
+            return True
+        while i >= 0 and out[i].kind in ("nl", "comment"):
+            i -= 1
+        if i < 0 or not out[i].is_(","):
+            return False
+        i -= 1
+    return False
 
 
 # ---------------------------------------------------------------- structure
@@ -249,7 +294,7 @@ def _spaces(elems: list) -> list:
         else:
             t = e.text if e.kind in ("op",) else None
             p = prev.text if isinstance(prev, Tok) and prev.kind == "op" else None
-            if p in _OPENERS or p == "." or unary:
+            if p in _OPENERS or p in (".", "@") or unary:
                 sp = False
             elif t in _CLOSERS or t in (",", ".", "?"):
                 sp = False

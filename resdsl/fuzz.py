@@ -365,7 +365,8 @@ def parser_differential(text: str, path: str = "t.res") -> str:
 PUNCT = ["import", "block", "network", "fn", "input", "output", "let", "as", "residual", "if", "shortcut",
          "parallel", "repeat", "loop", "for", "in", "else", "or", "and", "not", "true", "false", "none",
          "shared", "\\\n", "\n", ";", "# c\n", "(", ")", "[", "]", "{", "}", "->", "|", ",", "=", "==", "-", "+",
-         "**", "*", ".", ":", "?", "a{i}", "{i}", "1.5", ".5", "1e3", "'s'", '"t"', "x", "\t", "\r\n", "0"]
+         "**", "*", ".", ":", "?", "a{i}", "{i}", "1.5", ".5", "1e3", "'s'", '"t"', "x", "\t", "\r\n", "0",
+         "@", "@features", "\n@features a, b.{i}.0\n", "\n@classifier fc\n"]
 
 
 def insert_tokens(text: str, rng: random.Random) -> str:

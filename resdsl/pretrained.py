@@ -301,7 +301,8 @@ def build_pretrained(name: str, tag=None, *, device=None, checkpoint=None, **par
     `pretrained=`): the network is built without initialising its weights (the checkpoint
     replaces them all); `model.pretrained_cfg` says which checkpoint it holds."""
     from .api import graph
-    from .backends.torch_fx import to_fx
+    from .backends.torch.build import to_fx
+    from .backends.torch.heads import attach
     cfg = get_pretrained_cfg(name, tag)
     g = graph(cfg.network, **{**cfg.network_params, **params})
     state, _ = load_pretrained(cfg.network, cfg.tag)
@@ -314,6 +315,7 @@ def build_pretrained(name: str, tag=None, *, device=None, checkpoint=None, **par
         gm = to_fx(g, checkpoint=checkpoint, weights=state)
     if device is not None:
         gm = gm.to(device)
+    gm = attach(gm, g)  # the interface the network declares (forward_features, reset_classifier, ...)
     gm.pretrained_cfg = cfg
     return gm
 

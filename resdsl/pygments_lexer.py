@@ -9,7 +9,7 @@ file and docs sample (so a grammar addition the lexer misses shows up as a failu
 """
 from __future__ import annotations
 
-from pygments.lexer import RegexLexer, bygroups, words
+from pygments.lexer import RegexLexer, bygroups, default, words
 from pygments.token import (Comment, Error, Keyword, Name, Number, Operator, Punctuation, String, Text,  # noqa: F401
                             Whitespace)
 
@@ -50,6 +50,8 @@ class ResLexer(RegexLexer):
             # definitions: the defined name is a class (block, network) or a function (fn)
             (r"\b(block|network)(\s+)(" + _IDENT + ")", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
             (r"\b(fn)(\s+)(" + _IDENT + ")", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
+            # `@classifier fc`, `@features layer1, layer{s + 1}`: an annotation and the paths it names
+            (r"(@)([ \t\f]*)(" + _IDENT + ")", bygroups(Name.Decorator, Whitespace, Name.Decorator), "annotation"),
             # `as layer{s + 1}` / `as conv1` / `as 0` / `as "a.b"`: the name a module gets
             (r"\b(as)(\s+)(" + _TEMPLATE + ")", bygroups(Keyword, Whitespace, Name.Label)),
             (r"\b(as)(\s+)(" + _IDENT + "|[0-9]+)", bygroups(Keyword, Whitespace, Name.Label)),
@@ -67,5 +69,19 @@ class ResLexer(RegexLexer):
             (r"->", Operator),
             (r"\*\*|//|==|!=|<=|>=|[-+*/%<>=|?@]", Operator),
             (r"[()\[\]{},:;.]", Punctuation),
+        ],
+        "annotation": [  # the targets: dotted names (templates, numbered segments) or strings, split by `,`
+            (r"[ \t\f]+", Whitespace),
+            (r"(,)([ \t\f]*)(#[^\n]*)?(\r?\n)", bygroups(Punctuation, Whitespace, Comment.Single, Whitespace),
+             "annotation_next"),  # a list goes on after `,` on the next line
+            (_TEMPLATE + "|" + _IDENT + r"|[0-9]+", Name.Label),
+            (r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'', String),
+            (r"[.,]", Punctuation),
+            default("#pop"),
+        ],
+        "annotation_next": [  # newlines and comments before the next target
+            (r"[ \t\f]+|\r?\n", Whitespace),
+            (r"#.*?$", Comment.Single),
+            default("#pop"),
         ],
     }

@@ -62,11 +62,11 @@ def normalize(obj, rename=(), source: str = "the weights") -> dict:
     return state
 
 
-def check_state(graph, state: dict, source: str = "the weights") -> dict:
-    """Check names and shapes against the graph; one error lists every problem, with a
-    did-you-mean for each missing key that resembles an unexpected one."""
+def check_state(graph, state: dict, source: str = "the weights", want: dict | None = None) -> dict:
+    """Check names and shapes against the graph (or `want`: name -> shape); one error lists
+    every problem, with a did-you-mean for each missing key that resembles an unexpected one."""
     import difflib
-    want = expected(graph)
+    want = expected(graph) if want is None else want
     missing = [k for k in want if k not in state]
     unexpected = [k for k in state if k not in want]
     bad = [f"{k}: file has {list(state[k].shape)}, network needs {list(want[k])}"

@@ -55,6 +55,12 @@ CASES = [
     "network N() {\n  input x: [1, 4]\n  if a { relu } else if b { gelu } else { relu }\n  for i, j in z { relu }\n"
     "  { relu -> gelu } as grp\n  output y = relu, x\n}\n",
     "fn f(a: list[int, T?], b = 2,) = a[b] if b else none\nnetwork M = N(c=[1, 2,], d=true)\nimport a.b.c\n",
+    # annotations: dotted targets with templates and numbered segments, keywords read as names,
+    # a list going on after `,`, comments, spaces around `.`
+    "network N() {\n  input x: [1, 4]\n  @features act1, layer{s + 1}, features.1.{2 * s}, \"b{i}-0\",\n"
+    "    # c\n    a . in . 3  # d\n  @classifier classifier.1; @forward_features features\n  @input as, if\n}\n",
+    "network N() {\n  input x: [1, 4]\n  for s in range(2) { relu as r{s} ; @features r{s}x{s}, {s} }\n}\n",
+    "network N() {\n  @ features \\\n a,\\\n b.0\n}\n",
 ]
 
 
@@ -97,7 +103,11 @@ def test_depth_limit_is_lark_s():
 
 def test_syntax_errors_are_lark_s():
     for text in ("network N( {", "let = 3", "block B() { conv(3, }\n", "let x = 1 +\n", "let x = [1, 2\n",
-                 "network N() {\n  input x: [1, 4]\n  relu relu\n}\n", "let x = 3 $ 4"):
+                 "network N() {\n  input x: [1, 4]\n  relu relu\n}\n", "let x = 3 $ 4",
+                 "network N() {\n  @features a,\n}\n", "network N() {\n  @features\n}\n",
+                 "network N() {\n  @features 0\n}\n", "network N() {\n  @features a b\n}\n",
+                 "network N() {\n  @features a.1e5\n}\n", "network N() {\n  @features \"a{\"\n}\n",
+                 "@features a\n", "network N() { relu -> @f a }\n", "network N() {\n  @features a.\n}\n"):
         with pytest.raises(ResdslError) as fast:
             parser.parse(text, "t.res")
         with pytest.raises(ResdslError) as ref:

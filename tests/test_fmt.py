@@ -312,3 +312,19 @@ def test_round_two_syntax(tmp_path):
             "    z = (y -> sigmoid) * y\n    for a, b in [[1, 2], [3, 4]] { relu }\n    z\n}\n\n"
             "network tiny {\n    input x: [N, 8, 4, 4]\n    B(8)\n}\n")
     assert _check_meaning(src, tmp_path) == want
+
+
+def test_annotations(tmp_path):
+    """`@NAME target, ...`: no space after `@`, none around a target's `.`, templates kept whole,
+    a list that goes on after `,` (with a comment) keeps its line break."""
+    src = ("network n(k: int = 2) {\n    input x:[N,3,H,W]\n    conv(8,3) as stem->relu as act\n"
+           "    for s in range(k) {\n        conv(8,3) as layer{s+1}\n        @ features  layer{s+1}\n    }\n"
+           "    @features stem . 0 ,act,\n        \"b{k}-0\",  # c\n        a . {k} . x\n"
+           "    @classifier   fc\n}\n")
+    want = ("network n(k: int = 2) {\n    input x: [N, 3, H, W]\n    conv(8, 3) as stem -> relu as act\n"
+            "    for s in range(k) {\n        conv(8, 3) as layer{s+1}\n        @features layer{s+1}\n    }\n"
+            "    @features stem.0, act,\n        \"b{k}-0\",  # c\n        a.{k}.x\n"
+            "    @classifier fc\n}\n")
+    from resdsl.fmt import format_source
+    assert format_source(src, strict=True) == want  # strict: both parse to one syntax tree
+    assert format_source(want, strict=True) == want

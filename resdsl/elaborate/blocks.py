@@ -130,6 +130,8 @@ class BlockMixin:
                                     args={k: v for k, v in env.items()
                                           if not isinstance(v, CALLABLE + (Value,)) and v is not None})
             scope.info["defaults"] = self.param_defaults(ref, env)  # diagrams show non-default args
+            if ref.defn.is_network:
+                scope.info["network"] = True  # its `@...` annotations are ignored here
             bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
             n_declared = sum(len(s.decls) for s in decl_inputs)

@@ -44,7 +44,7 @@ from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, OpRef, Partial, t
 
 
 class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
-    def __init__(self, program: Program, shape_overrides: dict | None = None):
+    def __init__(self, program: Program, shape_overrides: dict | None = None, input_channels: int | None = None):
         self.program = program
         self.nodes: list[Node] = []
         self.value_names: dict[str, int] = {}
@@ -53,10 +53,12 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         self.sharing: list[str] = []  # path prefixes whose state may be reused
         self.depth = 0
         self.shape_overrides = shape_overrides or {}
+        self.input_channels = input_channels  # in_chans: the channel axis of the network's first input
         self.budget = B.Budget(getattr(program, "source_bytes", 0))
         self.used_names: set[str] = set()  # every value name given out (fresh() never repeats one)
         self.nest = 0  # regions and blocks open now (bounded by budget.MAX_NEST)
         self.last_span = None  # the statement being elaborated, for errors that have no better place
+        self.annotations = []  # (kind, [(path, span)], span) of the network's `@...` lines
 
     # ------------------------------------------------------------------ entry
     def network(self, name: str | None, overrides: dict | None = None) -> Graph:
@@ -70,7 +72,9 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             raise ResdslError("limit", "the description nests too deeply to elaborate", where,
                               help=f"regions and blocks may nest at most {B.MAX_NEST} deep") from None
 
-    def _network(self, name: str | None, overrides: dict | None = None) -> Graph:
+    def target(self, name: str | None):
+        """(name, BlockRef, args, kwargs, span) of the network `name` (None: the file's only one);
+        an alias (`network resnet18 = ResNet(...)`) gives the network it calls and its arguments."""
         nets = self.program.networks
         top = getattr(self.program, "root_source", None)
         if not nets:
@@ -91,7 +95,6 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             raise ResdslError("name", f"no network `{name}` in {self.program.root.path}",
                               help=(hint + " " if hint else "") + "networks here: " + ", ".join(nets))
         target = nets[name]
-        overrides = dict(overrides or {})
         if isinstance(target, tuple):  # alias: network resnet18 = ResNet(BasicBlock, [2, 2, 2, 2])
             _, alias, env = target
             ctx = Ctx(None, "", {}, module=env)
@@ -105,6 +108,11 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             ref, args, kwargs, span = target, [], {}, target.defn.span
         if not ref.defn.is_network:
             raise ResdslError("type", f"`{ref.name}` is a block, not a network", span)
+        return name, ref, args, kwargs, span
+
+    def _network(self, name: str | None, overrides: dict | None = None) -> Graph:
+        name, ref, args, kwargs, span = self.target(name)
+        overrides = dict(overrides or {})
         params = {p.name for p in ref.defn.params}
         for k, v in overrides.items():
             if k not in params:
@@ -145,6 +153,9 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             graph.output_names = ["out"]
         root.info["params"] = {k: v for k, v in bound.items() if not isinstance(v, CALLABLE)}
         graph.verify()
+        if self.annotations:
+            from ..ir.interface import resolve
+            root.info["interface"] = resolve(graph, self.annotations)
         return graph
 
     # ------------------------------------------------------------------ statements
@@ -205,8 +216,29 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                     self.body(node.then, ctx)
                     break
                 node = node.other
+        elif isinstance(st, ast.Annotation):
+            self.annotation(st, ctx)
         else:  # pragma: no cover - the grammar has no other statements
             raise ResdslError("syntax", f"unsupported statement {type(st).__name__}", st.span)
+
+    def annotation(self, st: ast.Annotation, ctx: Ctx):
+        """`@classifier fc`, `@features layer1, ...`: recorded, checked once the graph is complete."""
+        from ..ir.interface import KINDS
+        owner = ctx.scope  # the network or block whose body this is (regions and groups belong to it)
+        while owner is not None and owner.kind not in ("network", "block"):
+            owner = owner.parent
+        if owner is None or owner.kind != "network":
+            if owner is not None and owner.info.get("network"):
+                return  # a network called as a block: what it says of itself is about it as a whole model
+            raise ResdslError("syntax", f"`@{st.name}` describes a network; it cannot stand in a block", st.span,
+                              help="write it in the network's body; its paths start at the network "
+                                   "(`@features layer1`)")
+        if st.name not in KINDS:
+            hint = did_you_mean(st.name, KINDS)
+            raise ResdslError("name", f"unknown annotation `@{st.name}`", st.span,
+                              help=(hint + " " if hint else "") + "annotations: " +
+                                   "; ".join(f"@{k}: {v}" for k, v in KINDS.items()))
+        self.annotations.append((st.name, [(self.name_of(t, ctx), t.span) for t in st.targets], st.span))
 
     def bind_tensor(self, ctx, name, v, span):
         if isinstance(v, tuple) and v and all(isinstance(x, Value) for x in v):
@@ -230,8 +262,14 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                 ctx.inputs.append(d)
                 continue
             axes = []
-            for a in d.shape:
-                if a.size is None:
+            chans = self.input_channels if ctx.scope.kind == "network" and not ctx.inputs else None
+            if chans is not None and len(d.shape) < 3:
+                raise ResdslError("usage", f"in_chans sets the channels of an image input [N, C, ...]; input "
+                                           f"`{d.name}` has {len(d.shape)} axes", d.span)
+            for k, a in enumerate(d.shape):
+                if chans is not None and k == 1:
+                    axes.append(Axis(chans, a.name))
+                elif a.size is None:
                     size = self.shape_overrides.get(a.name, Size.sym(a.name))
                     axes.append(Axis(size, a.name))
                 else:
@@ -444,8 +482,13 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
 
 
 def elaborate(program: Program, network: str | None = None, overrides: dict | None = None,
-              shape_overrides: dict | None = None) -> Graph:
-    return Elaborator(program, shape_overrides).network(network, overrides)
+              shape_overrides: dict | None = None, input_channels: int | None = None) -> Graph:
+    return Elaborator(program, shape_overrides, input_channels).network(network, overrides)
+
+
+def network_params(program: Program, network: str | None = None) -> list[str]:
+    """The parameter names of network `network` (of the network an alias calls)."""
+    return [p.name for p in Elaborator(program).target(network)[1].defn.params]
 
 
 def parse_value(text: str, program: Program, what: str):

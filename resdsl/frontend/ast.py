@@ -176,6 +176,13 @@ class Let(Node):
 
 
 @dataclass(frozen=True)
+class Annotation(Node):
+    """`@classifier fc` / `@features layer1, layer{s + 1}`: a declaration about the network."""
+    name: str
+    targets: tuple  # of AsName: dotted paths, templates allowed
+
+
+@dataclass(frozen=True)
 class ChainStmt(Node):
     chain: Chain
 

@@ -226,6 +226,8 @@ class Parser(ExprParser):
             return self.for_stmt()
         elif kd == "if":
             return self.if_stmt()
+        elif kd == "@":
+            return self.annotation()
         i0 = self.i
         chain = self.chain()
         self.d += 1
@@ -242,6 +244,41 @@ class Parser(ExprParser):
         chain = self.chain()
         self.d += 1
         return ast.Assign(self.span(i0, self.i - 1), tuple(names), chain)
+
+    def annotation(self) -> ast.Annotation:
+        """`@NAME target, ...` (the lexer made its tokens: ATNAME, PSEG, PINT, STRING, `.`, `,`)."""
+        i0 = self.i
+        name = self.t[i0 + 1][1]
+        self.i += 2
+        targets = [self.annotation_target()]
+        while self.k[self.i] == ",":
+            self.i += 1
+            targets.append(self.annotation_target())
+        self.d = 2  # annotation_stmt > annotation_target
+        return ast.Annotation(self.span(i0, self.i - 1), name, tuple(targets))
+
+    def annotation_target(self) -> ast.AsName:
+        k, t = self.k, self.t
+        i0 = self.i
+        if k[i0] == "STRING":
+            text = unquote(t[i0][1])
+            self.i += 1
+        elif k[i0] == "PSEG":
+            pieces = [t[i0][1]]
+            self.i += 1
+            while k[self.i] == "." and k[self.i + 1] in ("PSEG", "PINT"):
+                pieces.append(t[self.i + 1][1])
+                self.i += 2
+            text = ".".join(pieces)
+        else:
+            raise Bail
+        span = self.span(i0, self.i - 1)
+        pieces = template_pieces(text)
+        if pieces is None:
+            raise Bail  # Lark's path reports the unclosed `{`
+        if "{" not in text:
+            return ast.AsName(span, (text,) if text else ())
+        return ast.AsName(span, tuple(parse_expr(p[0], span) if isinstance(p, tuple) else p for p in pieces))
 
     def input_stmt(self) -> ast.Input:
         i0 = self.i

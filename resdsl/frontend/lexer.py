@@ -27,9 +27,19 @@ _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 _STRING = r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
 _TEMPLATE = r"(?:[A-Za-z_][A-Za-z_0-9]*)?(?:\{[^{}\n]*\}[A-Za-z_0-9]*)+"
 _NUMBER = r"[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|\.[0-9]+(?:[eE][-+]?[0-9]+)?"
+# `@features layer1, a.{i}.b, "c-0"`: the annotation's targets are lexed as Lark's states after
+# `@ NAME`, `,` and `.` lex them (a NAME or TEMPLATE_NAME, then `.` and a NAME, TEMPLATE_NAME or
+# INT, or one STRING), keywords included; a newline may follow a `,` (the post-lexer drops it)
+_GAP = r"(?:[ \t\f]|\\[ \t\f]*\r?\n|#[^\n]*(?![^\n])|\r?\n)*"
+_SEG = rf"(?:{_TEMPLATE}|{_NAME})"
+_TARGET = rf"(?:{_SEG}(?:{_SKIP}\.{_SKIP}(?:{_SEG}|[0-9]+))*|{_STRING})"
+_AT = rf"@{_SKIP}{_NAME}(?:{_SKIP}{_TARGET}(?:{_SKIP},{_GAP}{_TARGET})*)?"
+_AT_NAME = re.compile(rf"({_SKIP}){_NAME}")
+_AT_PIECE = re.compile(rf"({_GAP})(?:(?P<PSEG>{_SEG})|(?P<PINT>[0-9]+)|(?P<STRING>{_STRING})|(?P<OP>[.,]))")
 _TOKEN = re.compile(
     rf"({_SKIP})(?:"
     rf"(?P<NL>(?:\r?\n[\t ]*)+|;)"
+    rf"|(?P<AT>{_AT})"
     rf"|(?P<AS>as(?![A-Za-z_0-9]){_SKIP}(?:(?P<ASTPL>{_TEMPLATE})|(?P<ASNAME>{_NAME})|(?P<ASINT>[0-9]+)"
     rf"|(?P<ASSTR>{_STRING}))?)"
     rf"|(?P<NAME>{_NAME})"
@@ -44,11 +54,39 @@ _JOINERS = frozenset(("->", "|", ",", "{", "="))  # a newline after one of these
 _AS_KINDS = (("ASTPL", "TEMPLATE"), ("ASNAME", "ASNAME"), ("ASINT", "INT"), ("ASSTR", "STRING"))
 
 
+def _annotation(text: str, s: int, e: int, line: int, lstart: int, append):
+    """The tokens of an annotation text[s:e]: `@`, its name (ATNAME), then each target's pieces
+    (PSEG, PINT, STRING, `.` and `,`); returns the line and line start after it."""
+    c = s - lstart + 1
+    append(("@", "@", line, c, line, c + 1))
+    m = _AT_NAME.match(text, s + 1)
+    ts, pos = m.end(1), m.end()
+    if ts != s + 1:
+        n = text.count("\n", s + 1, ts)  # a `\` continuation after `@`
+        if n:
+            line += n
+            lstart = text.rfind("\n", s + 1, ts) + 1
+    append(("ATNAME", text[ts:pos], line, ts - lstart + 1, line, pos - lstart + 1))
+    while pos < e:
+        m = _AT_PIECE.match(text, pos)
+        ts = m.end(1)
+        if ts != pos:
+            n = text.count("\n", pos, ts)
+            if n:
+                line += n
+                lstart = text.rfind("\n", pos, ts) + 1
+        kind, v = m.lastgroup, m.group(m.lastgroup)
+        pos = m.end()
+        append((v if kind == "OP" else kind, v, line, ts - lstart + 1, line, pos - lstart + 1))
+    return line, lstart
+
+
 def tokenize(text: str) -> list:
     """Tokens after the post-lexer, as tuples (kind, value, line, column, end_line, end_column).
 
     kind is the keyword or punctuation itself, "CMP" for comparisons, NAME, NUMBER, STRING,
-    NL, and after `as`: TEMPLATE, ASNAME, INT or STRING. Ends with two EOF tokens."""
+    NL, after `as`: TEMPLATE, ASNAME, INT or STRING, and in an annotation: `@`, ATNAME, then
+    PSEG, PINT, STRING, `.` and `,`. Ends with two EOF tokens."""
     toks = []
     append = toks.append
     line, lstart, pos = 1, 0, 0
@@ -102,6 +140,10 @@ def tokenize(text: str) -> list:
                 continue
             append(tok)
             prev_kind, prev_val = "NL", v
+            continue
+        elif kind == "AT":
+            line, lstart = _annotation(text, s, e, line, lstart, append)
+            prev_kind = prev_val = "PSEG"
             continue
         elif kind == "AS":
             c = s - lstart + 1

@@ -348,6 +348,21 @@ class _ToAst(Transformer):
     def let_stmt(self, meta, items):
         return ast.Let(self.sp(meta), str(items[0]), items[1])
 
+    def annotation_stmt(self, meta, items):
+        return ast.Annotation(self.sp(meta), str(items[0]), tuple(items[1:]))
+
+    def annotation_target(self, meta, items):
+        span = self.sp(meta)
+        if items[0].type == "STRING":
+            text = unquote(str(items[0]))
+        else:
+            text = ".".join(str(t) for t in items)
+        pieces = template_pieces(text)
+        if pieces is None:
+            raise ResdslError("syntax", f"unclosed `{{` in name `{text}`", span)
+        parts = [parse_expr_lark(p[0], span) if isinstance(p, tuple) else p for p in pieces]
+        return ast.AsName(span, tuple(parts))
+
     def chain_stmt(self, meta, items):
         return ast.ChainStmt(self.sp(meta), items[0])
 
