@@ -1,6 +1,6 @@
 """`resdsl.create_model`: a network by name with timm's keywords (`pretrained`, `num_classes`,
 `in_chans`, `features_only`, `out_indices`, `drop_path_rate`) and its model interface
-(resdsl/backends/torch_heads.py). See docs/api.md, "Networks by name".
+(resdsl/backends/torch/heads.py). See docs/api.md, "Networks by name".
 
 Weights come from `weights=` (a checkpoint path or a state_dict) or, with `pretrained`, from
 `resdsl.pretrained.load_pretrained`; both take the same road: every key is loaded strictly,

@@ -1,4 +1,4 @@
-"""timm's model interface on resdsl models (resdsl/factory.py, resdsl/backends/torch_heads.py) and
+"""timm's model interface on resdsl models (resdsl/factory.py, resdsl/backends/torch/heads.py) and
 the annotations it comes from (`@classifier`, `@features`, `@forward_features`).
 
 References: timm's own models and `adapt_input_conv`, torchvision's models,

@@ -162,7 +162,7 @@ class ModelInterface:
 
 
 def new_classifier(recipe, num_classes: int) -> torch.nn.Module:
-    """The classifier module of `recipe` (torch_ops.module_recipe) with `num_classes` outputs, initialised."""
+    """The classifier module of `recipe` (ops.module_recipe) with `num_classes` outputs, initialised."""
     cls, args, kwargs, inits = recipe
     args = (args[0], num_classes) + tuple(args[2:])
     mod = TF._CLASSES[cls](*args, **kwargs)
