@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import ResdslError, did_you_mean
-from ..shapes import Size, shape_str
+from .shapes import Size, shape_str
 from .graph import Graph, Node, Value
 
 # annotation -> what it declares (the elaborator refuses any other name)
