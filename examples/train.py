@@ -26,8 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import resdsl  # noqa: E402
+import resdsl
 
 
 def parse_args(argv=None):
