@@ -432,7 +432,7 @@ def _add_render(sub):
                 "skips go to the side, edges carry shapes. The format comes from the output's extension "
                 "(or --format).",
                 ["resdsl render resnet50 -o resnet50.pdf",
-                 "resdsl render convnext_tiny --depth 2 --width single -o c.pdf",
+                 "resdsl render convnext_tiny --width single -o c.pdf",
                  "resdsl render examples/unet.res --rankdir LR -o unet.svg",
                  "resdsl render vit_b_16 --style circuit --depth 2 -o vit.pdf",
                  "resdsl render resnet18 -f dot -o - | dot -Tpng > r.png"])
