@@ -57,8 +57,9 @@ demo: setup
 	$(RESDSL) render examples/cifar_resnet.res -o build/resnet20.svg
 	$(VPY) -c "import sys; sys.path.insert(0, 'build'); import torch, resnet20; m = resnet20.resnet20(seed=0).eval(); print('forward:', tuple(m(torch.randn(2, 3, 32, 32)).shape))"
 
+# the environment's bin/ first on PATH, as if activated: tests run pygmentize, resdsl, torchrun
 test: setup-test
-	$(VPY) -m pytest -n 2 -q -p no:cacheprovider
+	PATH="$(abspath $(dir $(VPY))):$$PATH" $(VPY) -m pytest -n 2 -q -p no:cacheprovider
 	$(VPY) docs/gallery/build.py --check
 	$(VPY) -m resdsl.cli fmt --check stdlib examples
 
