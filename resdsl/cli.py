@@ -210,10 +210,13 @@ def _load_weights(args, g):
 def _add_check(sub):
     p = _parser(sub, "check", "parse, elaborate and shape-check; one line per network",
                 "Parse, elaborate and shape-check networks; print their interface, parameter count and op "
-                "count. Several files may be given; the exit status is 1 if any fails.",
+                "count, one line per network: every network of a file unless --network picks one (a generic "
+                "one, whose parameters have no default, is listed unless --set binds them). Several files "
+                "may be given; the exit status is 1 if any fails.",
                 ["resdsl check examples/cifar_resnet.res",
                  "resdsl check resnet50 --set classes=10",
                  "resdsl check a.res b.res --input-shape 1,3,64,64",
+                 "resdsl check stdlib/resnet.res",
                  "cat net.res | resdsl check -"])
     _source_args(p, several=True)
     p.set_defaults(func=cmd_check)
