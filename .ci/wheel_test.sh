@@ -2,7 +2,9 @@
 # The packaging test: build the sdist and the wheel (the wheel from the sdist, as pip
 # would), install the wheel alone into a fresh virtual environment (pinned by
 # .ci/constraints.txt), and run the main job from an empty folder by stdlib names, never
-# by repo paths. A file missing from the package fails here, not in a user's hands.
+# by repo paths, then every command and Python block of the docs (.ci/docs_run.py).
+# A file missing from the package, or a doc that does not run as written, fails here, not
+# in a user's hands.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-python3}"
@@ -43,17 +45,6 @@ resdsl compile resnet18 --target torch -o resnet18.py
 resdsl compile resnet18 --target onnx -o resnet18.onnx
 resdsl render resnet18 -o resnet18.svg
 resdsl ir resnet18 -o resnet18.ir
-# every command of the README's "Use" section, as written (ckpt.pt: a resnet50 state_dict)
-python -c "import resdsl, torch; torch.save(resdsl.build('resnet50', seed=0).state_dict(), 'ckpt.pt')"
-# `pretrained=True` (README) with no internet: torch.hub's cache holds a file under the name of
-# torchvision's resnet50 DEFAULT weights (a cached file is not hashed again)
-export TORCH_HOME="$WORK/torch_home"
-mkdir -p "$TORCH_HOME/hub/checkpoints" && cp ckpt.pt "$TORCH_HOME/hub/checkpoints/resnet50-11ad3fa6.pth"
-sed -n '/^## Use/,/^## /p' "$ROOT/README.md" | grep '^resdsl ' | sed 's/  *#.*//' > readme_commands.sh
-test "$(wc -l < readme_commands.sh)" -ge 6
-bash -euxo pipefail readme_commands.sh > /dev/null
-sed -n '/^```python/,/^```/p' "$ROOT/README.md" | sed '1d;$d' > readme_api.py
-python readme_api.py > /dev/null
 python - <<'PY'
 import sys
 import onnx
@@ -78,4 +69,17 @@ print("wheel test: main job ok")
 PY
 set +x
 t3=$(date +%s)
-echo "wheel test: build $((t1 - t0)) s, venv install $((t2 - t1)) s, main job $((t3 - t2)) s"
+
+# the docs as written: every shell command and Python block of README.md and docs/*.md, in
+# order, each doc from an empty folder of its own, against this wheel (.ci/docs_run.py says how
+# blocks are marked). What the docs' examples use beyond resdsl's dependencies comes first.
+python -m pip install -q -c "$ROOT/.ci/constraints.txt" torchvision
+# `pretrained=True` (README, docs) with no internet: torch.hub's cache holds a checkpoint made
+# here under the file name of torchvision's resnet50 DEFAULT weights (a cached file is not
+# hashed again; downloads themselves are tested against local servers in the test suite)
+export TORCH_HOME="$WORK/torch_home"
+mkdir -p "$TORCH_HOME/hub/checkpoints"
+python -c "import resdsl, torch; torch.save(resdsl.build('resnet50', seed=0).state_dict(), '$TORCH_HOME/hub/checkpoints/resnet50-11ad3fa6.pth')"
+python "$ROOT/.ci/docs_run.py" --installed --work "$WORK/docs"
+t4=$(date +%s)
+echo "wheel test: build $((t1 - t0)) s, venv install $((t2 - t1)) s, main job $((t3 - t2)) s, docs $((t4 - t3)) s"

@@ -9,7 +9,8 @@
 (class sub-folders; with train/ and val/ (or test/) sub-folders if it has them, else a 90/10 split).
 Under torchrun each process trains on its share of every batch: --fsdp shards the model with FSDP2
 (fully_shard on every block, then the root), otherwise DistributedDataParallel. On CUDA the forward
-runs in bfloat16 autocast. See docs/training.md.
+runs in bfloat16 autocast. See docs/training.md. It uses the resdsl installed in the environment
+(`make setup` in a checkout, or `pip install .`), never the checkout beside it.
 """
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import resdsl  # noqa: E402
+import resdsl
 
 
 def parse_args(argv=None):

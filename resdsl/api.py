@@ -14,23 +14,28 @@ from .pretrained import (PretrainedCfg, data_config, get_pretrained_cfg, list_pr
 from .diagnostics import ResdslError
 from .elaborate import Program, elaborate, parse_value
 
-_SOURCE_START = re.compile(r"\s*(#|network\b|block\b|import\b|let\b|from\b)")
+# `.res` text on one line starts with a keyword and a space (`import resnet`, `network r = ...`)
+# or a comment; `block.res`, `network.res` and `import.res` are file names
+_SOURCE_START = re.compile(r"\s*(#|(network|block|import|let|fn|from)\s)")
 
 
 def _looks_like_source(x: str) -> bool:
+    """Text only source can be: several lines, a brace, or a keyword opening a statement."""
     return "\n" in x or "{" in x or bool(_SOURCE_START.match(x))
 
 
 def resolve(spec):
     """What a FILE argument names: (path or None, source text or None, network or None).
 
-    An existing path wins; then a stdlib network name (`resnet50`) or stdlib file
-    (`cifar.res`); then `.res` source text. Anything else is an error that says so."""
+    Text that can only be source (several lines, a brace) is source; then an existing path
+    wins (`block.res`, `network.res` are files); then a stdlib network name (`resnet50`) or
+    stdlib file (`cifar.res`); then one-line `.res` source (`import resnet`). Anything
+    else is an error that says so."""
     if isinstance(spec, Path):
         return spec, None, None
     if not isinstance(spec, str):
         raise ResdslError("usage", f"expected a path, a stdlib network name or .res source, got {type(spec).__name__}")
-    if _looks_like_source(spec):
+    if "\n" in spec or "{" in spec:
         return None, spec, None
     if os.path.exists(spec):
         return Path(spec), None, None
@@ -40,6 +45,8 @@ def resolve(spec):
         hit = lookup(spec.split("/")[-1].split(os.sep)[-1])  # `stdlib/resnet.res` outside a checkout
     if hit is not None:
         return hit[0], None, hit[1]
+    if _looks_like_source(spec):
+        return None, spec, None
     if spec.endswith(".res") or os.sep in spec or "/" in spec:
         return Path(spec), None, None  # a missing file: `cannot read` names it
     raise not_found(spec)
@@ -304,15 +311,29 @@ class Summary:
         write_output(path, self.text(fmt))
 
 
+def _depth(depth, auto=False):
+    """A depth as `--depth` takes it: 0, 1, 2, ..., "all" (or None: every op); "auto" where allowed."""
+    if depth is None or depth == "all":
+        return None
+    if auto and depth == "auto":
+        return depth
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 0:
+        return depth
+    raise ResdslError("usage", f"depth={depth!r} is not a depth",
+                      help='use 0, 1, 2, ... or "all"' + (' (or "auto": the deepest that fits width=)' if auto else ""))
+
+
 def render(path_or_source, network: str | None = None, *, format: str = "svg", depth="auto", rankdir=None,
            width=None, height=None, shapes: bool = True, params: bool = False, style: str = "block", config=None,
            sets=(), input_shape=None, **overrides) -> Figure:
     """Draw a network, as `resdsl render` does; returns a :class:`Figure`.
 
-    `depth`: 0, 1, 2, ..., None (every op) or "auto" (1, or the deepest that fits `width`).
+    `depth`: 0, 1, 2, ..., "all" or None (every op), or "auto" (1, or the deepest that fits `width`),
+    as `--depth`.
     `width`: points, "single", "double" or a venue ("cvpr": its column, "cvpr-text": its text width);
     `height`: points or a venue (its text height; by default the width's venue's).
     `style`: "block" (block chart) or "circuit" (neural circuit diagram)."""
+    depth = _depth(depth, auto=True)
     if style == "circuit":
         from .backends.diagram.circuit import render as draw
     elif style == "block":
@@ -328,6 +349,8 @@ def render(path_or_source, network: str | None = None, *, format: str = "svg", d
 def summary(path_or_source, network: str | None = None, *, depth=1, config=None, sets=(), input_shape=None,
             **overrides) -> Summary:
     """Table of output shapes, parameters and multiply-adds, as `resdsl summary`;
-    returns a :class:`Summary` (`str()` for text, `.text("latex")` for other formats)."""
+    returns a :class:`Summary` (`str()` for text, `.text("latex")` for other formats).
+    `depth`: 0, 1, 2, ... or "all" (None), as `--depth`."""
+    depth = _depth(depth)
     g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
     return Summary(g, depth)

@@ -183,7 +183,9 @@ def _graph(args, file=None, network=None):
     from .api import _graph as elaborate, sources
     file = args.file if file is None else file
     origin = None
-    if file == "-":
+    if isinstance(file, _Stdin):
+        origin = "<stdin>"
+    elif file == "-":
         file, origin = _read_stdin(), "<stdin>"
     g, program = elaborate(file, network or args.network, config=args.config, sets=args.sets,
                            input_shape=getattr(args, "input_shape", None), origin=origin)
@@ -225,10 +227,13 @@ def _load_weights(args, g):
 def _add_check(sub):
     p = _parser(sub, "check", "parse, elaborate and shape-check; one line per network",
                 "Parse, elaborate and shape-check networks; print their interface, parameter count and op "
-                "count. Several files may be given; the exit status is 1 if any fails.",
+                "count, one line per network: every network of a file unless --network picks one (a generic "
+                "one, whose parameters have no default, is listed unless --set binds them). Several files "
+                "may be given; the exit status is 1 if any fails.",
                 ["resdsl check examples/cifar_resnet.res",
                  "resdsl check resnet50 --set classes=10",
                  "resdsl check a.res b.res --input-shape 1,3,64,64",
+                 "resdsl check stdlib/resnet.res",
                  "cat net.res | resdsl check -"])
     _source_args(p, several=True)
     p.set_defaults(func=cmd_check)
@@ -236,21 +241,60 @@ def _add_check(sub):
 
 def cmd_check(args) -> int:
     from .api import resolve
-    from .ir.shapes import shape_str
     rc = 0
     for f in args.files:
         try:
+            if f == "-":  # read once: every network of it is checked from the same text
+                f = _Stdin(_read_stdin())
             # with several FILEs, one naming a stdlib network checks that network whatever --network says
-            named = resolve(f)[2] if len(args.files) > 1 and f != "-" else None
-            g, _ = _graph(args, f, named)
+            named = resolve(f)[2] if len(args.files) > 1 and not isinstance(f, _Stdin) else None
+            targets = [(named or args.network, None)] if (named or args.network) else _networks(args, f)
         except ResdslError as e:
             _report(e)
             rc = max(rc, EXIT_USAGE if e.kind == "usage" else EXIT_INPUT)
             continue
-        outs = ", ".join(shape_str(v.shape) for v in g.outputs)
-        ins = ", ".join(f"{v.name}: {shape_str(v.shape)}" for v in g.inputs)
-        print(f"{g.name}: ({ins}) -> {outs}; {g.num_params():,} parameters, {len(g.nodes)} ops")
+        for name, generic in targets:  # one line per network: all the file defines unless one is named
+            try:
+                print(generic or _check_line(args, f, name))
+            except ResdslError as e:
+                _report(e)
+                rc = max(rc, EXIT_USAGE if e.kind == "usage" else EXIT_INPUT)
     return rc
+
+
+class _Stdin(str):
+    """The text of standard input, read once (a FILE of `-`)."""
+
+
+def _networks(args, f) -> list:
+    """[(network, None or the line of a generic network)] that `check` reports for FILE `f`
+    without --network: the network a stdlib name names, the only network of a file, else
+    every network the file defines, in file order. A generic network (parameters without
+    a default that --set / --config leave unset, e.g. `ResNet(block, layers)`) among several
+    is listed, not elaborated: its variants are the networks checked."""
+    from .api import _load, load_config
+    program, named = _load(f, "<stdin>" if isinstance(f, _Stdin) else None)
+    if named is not None or len(program.networks) < 2:
+        return [(named, None)]
+    given = {item.split("=", 1)[0].strip() for item in args.sets}
+    if args.config:
+        given |= set(load_config(args.config, program))
+    out = []
+    for name, target in program.networks.items():
+        free = [p.name for p in getattr(getattr(target, "defn", None), "params", ()) if p.default is None
+                and p.name not in given]
+        out.append((name, f"{name}({', '.join(free)}): generic, not checked alone (set {', '.join(free)} "
+                          f"with --set, or check a network that binds them)" if free else None))
+    return out
+
+
+def _check_line(args, f, name) -> str:
+    """`name: (x: [N, 3, H, W]) -> [N, 10]; 272,474 parameters, 73 ops`."""
+    from .ir.shapes import shape_str
+    g, _ = _graph(args, f, name)
+    outs = ", ".join(shape_str(v.shape) for v in g.outputs)
+    ins = ", ".join(f"{v.name}: {shape_str(v.shape)}" for v in g.inputs)
+    return f"{g.name}: ({ins}) -> {outs}; {g.num_params():,} parameters, {len(g.nodes)} ops"
 
 
 # ------------------------------------------------------------------ compile
@@ -287,12 +331,14 @@ def _add_compile(sub):
 
 def cmd_compile(args) -> int:
     from .outputs import check_output
-    if args.target == "torch":
-        return _compile_torch(args)
-    from .backends.onnx.export import check_opset
-    check_opset(args.opset)
+    # the input and the output are checked before torch or onnx is imported (seconds): a
+    # missing file or a bad -o is said at once
     g, inputs = _graph(args)
     check_output(args.output, inputs)
+    if args.target == "torch":
+        return _compile_torch(args, g, inputs)
+    from .backends.onnx.export import check_opset
+    check_opset(args.opset)
     weights = _load_weights(args, g)
     g, weights = _optimize(g, args, weights)
     with progress("exporting ONNX"):
@@ -335,11 +381,8 @@ def _write_onnx(g, args, weights, inputs):
     return {args.output: len(data), data_path: size}, model
 
 
-def _compile_torch(args) -> int:
-    from .backends.torch.build import to_python
+def _compile_torch(args, g, inputs) -> int:
     from .outputs import check_output, write_output
-    g, inputs = _graph(args)
-    check_output(args.output, inputs)
     optimizing = args.opt not in (None, "0") or args.passes is not None
     src = str(args.file) if args.file != "-" else "<stdin>"
     if (args.weights or args.pretrained) and not optimizing:
@@ -355,9 +398,11 @@ def _compile_torch(args) -> int:
         check_output(pt, inputs + [args.output])
         g, w = _optimize(g, args, _load_weights(args, g))
         _save_weights(pt, w, inputs + [args.output])
+        from .backends.torch.build import to_python
         write_output(args.output, to_python(g, src, weights_file=os.path.basename(pt), checkpoint=args.checkpoint), inputs + [pt])
-        status(f"wrote {pt}: the weights after optimisation")
+        status(f"wrote {pt}: {g.name} weights after optimisation")
     else:
+        from .backends.torch.build import to_python
         write_output(args.output, to_python(g, src, checkpoint=args.checkpoint), inputs)
     status(f"wrote {args.output}: {g.name}() -> torch.nn.Module, {g.num_params():,} parameters")
     return 0
@@ -395,6 +440,8 @@ def cmd_ir(args) -> int:
     check_output(args.output, inputs)
     g, _ = _optimize(g, args)
     write_output(args.output, print_graph(g), inputs)
+    if args.output != "-":
+        status(f"wrote {args.output}: {g.name} IR, {len(g.nodes)} ops")
     return 0
 
 
@@ -487,6 +534,8 @@ def cmd_summary(args) -> int:
     g, inputs = _graph(args)
     check_output(args.output, inputs)
     write_output(args.output, format_summary(g, None if args.depth == "all" else args.depth, args.format), inputs)
+    if args.output != "-":
+        status(f"wrote {args.output}: {g.name} summary ({args.format}) at depth {args.depth}")
     return 0
 
 

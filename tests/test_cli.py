@@ -66,7 +66,7 @@ def test_compile_torch_writes_importable_module(tmp_path):
 
 
 def test_several_networks_listed():
-    r = cli("check", RESNET)
+    r = cli("ir", RESNET)  # a command that needs one network says which there are
     assert r.returncode == 1
     assert "resnet18, resnet34, resnet50" in r.stderr and "--network" in r.stderr
 

@@ -128,3 +128,24 @@ def test_side_file_obeys_the_same_rules(tmp_path):
     r = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import m; "
                         "import torch; print(m.n()(torch.randn(1, 3, 8, 8)).shape)"], capture_output=True, text=True)
     assert r.returncode == 0 and "torch.Size([1, 4, 8, 8])" in r.stdout, r.stderr
+
+
+def test_onnx_side_file_of_the_api_gets_the_mode_of_every_output(tmp_path, monkeypatch):
+    """`to_onnx_model(..., external=...)` (docs/onnx.md) writes the side file itself: 0666 & ~umask,
+    as the command line's (onnx's own writer would make it 0600)."""
+    import onnx
+
+    import resdsl
+    from resdsl.backends.onnx import to_onnx_model
+    monkeypatch.chdir(tmp_path)
+    g = resdsl.graph(str(net(tmp_path)), c=256)  # a 3x3x3x256 conv weight: large enough to go external
+    old = os.umask(0o027)
+    try:
+        model = to_onnx_model(g, seed=0, external=(".", "api.onnx.data"))
+        assert main(["compile", str(net(tmp_path)), "--set", "c=256", "-t", "onnx", "--external-data",
+                     "-o", "cli.onnx"]) == 0
+    finally:
+        os.umask(old)
+    onnx.save(model, "api.onnx")
+    assert stat.S_IMODE(os.stat("api.onnx.data").st_mode) == 0o640 == stat.S_IMODE(os.stat("cli.onnx.data").st_mode)
+    assert os.path.getsize("api.onnx.data") == os.path.getsize("cli.onnx.data") > 0

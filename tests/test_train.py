@@ -52,3 +52,14 @@ def test_image_folder(tmp_path):
     out = run([str(ROOT / "examples" / "cifar_resnet.res"), "--set", "classes=2", "--data", str(tmp_path / "imgs"),
                "--image-size", "16", "--batch-size", "4", "--epochs", "1", "--steps", "2"])
     assert "10 training images" in out and "test accuracy" in out
+
+
+def test_the_script_uses_the_installed_package_not_the_checkout(tmp_path):
+    """examples/train.py imports the resdsl the environment has (the wheel, an editable install),
+    never the checkout beside it: a `resdsl` first on the path is the one it runs."""
+    fake = tmp_path / "resdsl"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import sys\nprint('the installed resdsl')\nsys.exit(0)\n")
+    r = subprocess.run([sys.executable, TRAIN, "--help"], capture_output=True, text=True, timeout=300,
+                       env=dict(ENV, PYTHONPATH=str(tmp_path)))
+    assert r.returncode == 0 and r.stdout.strip() == "the installed resdsl", r.stdout + r.stderr

@@ -32,6 +32,14 @@ def lowering(*names):
 
 
 # ------------------------------------------------------------------ builder
+def _create(folder: str, location: str) -> None:
+    """Create the side file as every output is created, mode 0666 & ~umask (onnx's writer
+    would make it 0600); an existing file keeps its mode."""
+    import os
+    if location and os.path.basename(location) == location and location not in (".", ".."):
+        os.close(os.open(os.path.join(folder, location), os.O_WRONLY | os.O_CREAT, 0o666))
+
+
 class Builder:
     """Collects ONNX nodes and initializers; hands out unique tensor names."""
 
@@ -132,6 +140,8 @@ class Builder:
             # onnx's own writer, one tensor at a time: the model never holds all the weights
             from onnx.external_data_helper import save_external_data, set_external_data
             folder, location = self.external
+            if not self.ext_size:
+                _create(folder, location)
             offset = -(-self.ext_size // 4096) * 4096  # page-aligned for memory mapping
             set_external_data(t, location, offset=offset)
             save_external_data(t, folder)
