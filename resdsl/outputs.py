@@ -7,7 +7,11 @@
   ``--weights``) is refused with ``error[usage]``;
 * a folder, a missing folder or an unwritable place gives ``error[io]``;
 * a regular file is written to a temporary file beside it, fsynced, then renamed over
-  the old one, so a failure leaves the old file whole.
+  the old one, so a failure leaves the old file whole;
+* a regular file with several hard links is written in place, so that every link sees the
+  new content (a rename would cut this name off the others): a copy of the old content is
+  first written and fsynced beside it, and put back if the write fails; the copy is left
+  there, and named in the error, only if even that fails.
 
 ``-`` writes to standard output. Side files (``-O2``'s ``.pt``, ONNX's ``.data``) go
 through the same rules. Used by the command line and the API; the backends never write.
@@ -110,6 +114,9 @@ def write_output(path, data: bytes | str, inputs=()) -> None:
             with open(target, "wb") as f:  # a device or FIFO: write into it, never replace it
                 f.write(raw)
             return
+        if st is not None and st.st_nlink > 1:
+            _write_in_place(target, raw, path)
+            return
         with replacing(target, st) as tmp:
             with open(tmp, "wb") as f:
                 f.write(raw)
@@ -117,6 +124,52 @@ def write_output(path, data: bytes | str, inputs=()) -> None:
                 os.fsync(f.fileno())
     except OSError as e:
         raise _io_error(path, "the write failed", e) from None
+
+
+def _write_in_place(target: str, raw: bytes, path) -> None:
+    """Overwrite a hard-linked file keeping its inode. The old bytes go to a fsynced copy
+    beside it first; if the write fails (a full disk, Ctrl-C) they are written back."""
+    with open(target, "rb") as f:
+        old = f.read()
+    folder = os.path.dirname(target) or "."
+    fd, backup = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".orig", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(old)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(backup)
+        raise
+    try:
+        _overwrite(target, raw)
+    except BaseException as e:
+        try:
+            _overwrite(target, old)
+        except BaseException:  # noqa: BLE001 - the copy is the user's only good version now
+            raise ResdslError("io", f"cannot write {path}: the write failed and the old content could not be "
+                                    f"put back; it is in {backup}") from None
+        with contextlib.suppress(OSError):
+            os.unlink(backup)
+        if isinstance(e, OSError):
+            raise _io_error(path, "the write failed (the old content is back)", e) from None
+        raise
+    with contextlib.suppress(OSError):
+        os.unlink(backup)
+
+
+def _overwrite(target: str, raw: bytes) -> None:
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        view = memoryview(raw)
+        pos = 0
+        while pos < len(view):
+            pos += os.pwrite(fd, view[pos:], pos)
+        os.ftruncate(fd, len(raw))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
