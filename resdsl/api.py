@@ -253,8 +253,9 @@ class Figure:
     """A rendered diagram. Shows itself in Jupyter (SVG); `.data` holds the bytes,
     `.save(path)` writes them (under the same rules as `resdsl render -o`)."""
 
-    def __init__(self, data: bytes, fmt: str, info: dict, name: str):
+    def __init__(self, data: bytes, fmt: str, info: dict, name: str, inputs=()):
         self.data, self.format, self.info, self.name = data, fmt, info, name
+        self.inputs = list(inputs)  # the files it was drawn from: save() refuses to overwrite them
 
     def _repr_svg_(self):
         return self.data.decode() if self.format == "svg" else None
@@ -267,14 +268,15 @@ class Figure:
 
     def save(self, path) -> None:
         from .outputs import write_output
-        write_output(path, self.data)
+        write_output(path, self.data, self.inputs)
 
 
 class Summary:
     """A summary table. `str()` gives the text table; Jupyter shows markdown/HTML."""
 
-    def __init__(self, graph, depth):
+    def __init__(self, graph, depth, inputs=()):
         self.graph, self.depth = graph, depth
+        self.inputs = list(inputs)  # the files it was made from: save() refuses to overwrite them
 
     def text(self, fmt: str = "text") -> str:
         from .backends.summary import format_summary
@@ -294,7 +296,7 @@ class Summary:
 
     def save(self, path, fmt: str = "text") -> None:
         from .outputs import write_output
-        write_output(path, self.text(fmt))
+        write_output(path, self.text(fmt), self.inputs)
 
 
 def _markdown_table_to_html(md: str) -> str:
@@ -328,14 +330,23 @@ def render(path_or_source, network: str | None = None, *, format: str = "svg", d
         from .backends.graphviz import render as draw
     else:
         raise ResdslError("usage", f"unknown style {style!r}", help='use style="block" or style="circuit"')
-    g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
+    g, inputs = _graph_and_inputs(path_or_source, network, config=config, sets=sets, input_shape=input_shape,
+                                  **overrides)
     data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, shapes=shapes, params=params)
-    return Figure(data, format, info, g.name)
+    return Figure(data, format, info, g.name, inputs)
 
 
 def summary(path_or_source, network: str | None = None, *, depth=1, config=None, sets=(), input_shape=None,
             **overrides) -> Summary:
     """Table of output shapes, parameters and multiply-adds, as `resdsl summary`;
     returns a :class:`Summary` (`str()` for text, `.text("latex")` for other formats)."""
-    g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
-    return Summary(g, depth)
+    g, inputs = _graph_and_inputs(path_or_source, network, config=config, sets=sets, input_shape=input_shape,
+                                  **overrides)
+    return Summary(g, depth, inputs)
+
+
+def _graph_and_inputs(spec, network, config=None, **kw):
+    """(Graph, every file it was read from: the .res file, its imports, the config), for the
+    output rule the command line follows (resdsl.outputs: an output is never an input)."""
+    g, program = _graph(spec, network, config=config, **kw)
+    return g, sources(program) + ([os.fspath(config)] if config else [])

@@ -128,3 +128,30 @@ def test_side_file_obeys_the_same_rules(tmp_path):
     r = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import m; "
                         "import torch; print(m.n()(torch.randn(1, 3, 8, 8)).shape)"], capture_output=True, text=True)
     assert r.returncode == 0 and "torch.Size([1, 4, 8, 8])" in r.stdout, r.stderr
+
+
+def test_api_save_refuses_to_overwrite_the_source(tmp_path):
+    # the command line refuses `-o net.res`; the API's Figure.save and Summary.save follow the same rule
+    import pytest
+
+    import resdsl
+    from resdsl.diagnostics import ResdslError
+    src = tmp_path / "net.res"
+    text = "network n {\n    input x: [N, 3, 8, 8]\n    conv(4, 3, padding=1) -> relu\n}\n"
+    src.write_text(text)
+    link = tmp_path / "link.res"
+    os.link(src, link)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("{}\n")
+    for obj in (resdsl.summary(str(src)), resdsl.render(str(src), format="dot"),
+                resdsl.summary(src, config=str(cfg)), resdsl.render(str(src), format="dot", config=cfg)):
+        for target in (src, str(src), link):
+            with pytest.raises(ResdslError) as e:
+                obj.save(target)
+            assert e.value.kind == "usage" and "would destroy it" in e.value.message
+        assert src.read_text() == text
+    with pytest.raises(ResdslError):
+        resdsl.summary(src, config=str(cfg)).save(cfg)
+    assert cfg.read_text() == "{}\n"
+    resdsl.summary(str(src)).save(tmp_path / "ok.txt")  # another name is fine
+    assert "conv" in (tmp_path / "ok.txt").read_text()
