@@ -292,7 +292,7 @@ def _write_onnx(g, args, weights, inputs):
     """Lower and write; above the threshold (or with --external-data) the weights stream
     to `<output>.data` as they are lowered. Returns ({path: bytes written}, model)."""
     from .backends.onnx import to_onnx_model, weights_nbytes
-    from .outputs import side_folder, write_output
+    from .outputs import Staged, side_folder, write_output, write_outputs
     if weights is None:
         from .weights import initial_state
         weights = initial_state(g, args.seed)
@@ -307,18 +307,20 @@ def _write_onnx(g, args, weights, inputs):
         raise ResdslError("usage", "the weights go to a side file, so the model cannot go to standard output",
                           help="give a file name with -o")
     data_path = args.output + ".data"
-    with side_folder(data_path, inputs + [args.output]) as folder:
+    with side_folder(data_path, inputs + [args.output], commit=False) as folder:
         model = to_onnx_model(g, external=(folder, os.path.basename(data_path)), **kw)
         del weights, kw
-        size = os.path.getsize(os.path.join(folder, os.path.basename(data_path)))
-    data = model.SerializeToString(deterministic=True)
-    write_output(args.output, data, inputs)
+        staged = os.path.join(folder, os.path.basename(data_path))
+        open(staged, "ab").close()  # no tensor large enough to go outside: an empty side file, not a stale one
+        size = os.path.getsize(staged)
+        data = model.SerializeToString(deterministic=True)
+        write_outputs([(data_path, Staged(staged)), (args.output, data)], inputs)  # both old or both new
     return {args.output: len(data), data_path: size}, model
 
 
 def _compile_torch(args) -> int:
     from .backends.torch_fx import to_python
-    from .outputs import check_output, write_output
+    from .outputs import check_output, write_output, write_outputs
     g, inputs = _graph(args)
     check_output(args.output, inputs)
     optimizing = args.opt not in (None, "0") or args.passes is not None
@@ -334,8 +336,8 @@ def _compile_torch(args) -> int:
         pt = os.path.splitext(args.output)[0] + ".pt"
         check_output(pt, inputs + [args.output])
         g, w = _optimize(g, args, _load_weights(args, g))
-        _save_weights(pt, w, inputs + [args.output])
-        write_output(args.output, to_python(g, src, weights_file=os.path.basename(pt), checkpoint=args.checkpoint), inputs + [pt])
+        py = to_python(g, src, weights_file=os.path.basename(pt), checkpoint=args.checkpoint)
+        write_outputs([(pt, _weights_bytes(w)), (args.output, py)], inputs)  # both old or both new
         status(f"wrote {pt}: the weights after optimisation")
     else:
         write_output(args.output, to_python(g, src, checkpoint=args.checkpoint), inputs)
@@ -343,16 +345,14 @@ def _compile_torch(args) -> int:
     return 0
 
 
-def _save_weights(path, weights, inputs):
+def _weights_bytes(weights) -> bytes:
     """torch.save of the state_dict; same weights -> same bytes."""
     import io
 
     import torch
-
-    from .outputs import write_output
     buf = io.BytesIO()
     torch.save({k: v.detach().contiguous() for k, v in weights.items()}, buf)
-    write_output(path, buf.getvalue(), inputs)
+    return buf.getvalue()
 
 
 # ------------------------------------------------------------------ ir

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import torch
 
 from resdsl.cli import main
@@ -155,3 +156,52 @@ def test_api_save_refuses_to_overwrite_the_source(tmp_path):
     assert cfg.read_text() == "{}\n"
     resdsl.summary(str(src)).save(tmp_path / "ok.txt")  # another name is fine
     assert "conv" in (tmp_path / "ok.txt").read_text()
+
+
+def _interrupt_at(monkeypatch, name: str, k: int, exc):
+    """Make the k-th call of os.<name> (counting from 1) raise `exc`, as Ctrl-C or a full disk would."""
+    real = getattr(os, name)
+    calls = [0]
+
+    def fake(*a, **kw):
+        calls[0] += 1
+        if calls[0] == k:
+            raise exc
+        return real(*a, **kw)
+    monkeypatch.setattr(os, name, fake)
+
+
+@pytest.mark.parametrize("name,k", [("replace", 1), ("replace", 2), ("fsync", 1), ("fsync", 2), ("fsync", 3)])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), OSError(28, "No space left on device")],
+                         ids=["ctrl-c", "disk-full"])
+def test_py_and_its_pt_change_together(tmp_path, monkeypatch, name, k, exc):
+    """-O2 writes OUT.py and OUT.pt: interrupted anywhere, both are old or both are new."""
+    src = net(tmp_path)
+    out, pt = tmp_path / "m.py", tmp_path / "m.pt"
+    assert main(["compile", str(src), "-t", "torch", "-O2", "--seed", "1", "-o", str(out)]) == 0
+    old = (out.read_bytes(), pt.read_bytes())
+    src.write_text(SRC.replace("c: int = 4", "c: int = 5"))  # another network: both files change
+    with monkeypatch.context() as m:
+        _interrupt_at(m, name, k, exc)
+        rc = main(["compile", str(src), "-t", "torch", "-O2", "--seed", "2", "-o", str(out)])
+    now = (out.read_bytes(), pt.read_bytes())
+    assert rc in (0, 1, 130)
+    if now != old:
+        assert now[0] != old[0] and now[1] != old[1], "a new file beside an old one"  # (Ctrl-C after both: 130)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.py", "n.res"]  # no temporary left
+    assert main(["compile", str(src), "-t", "torch", "-O2", "--seed", "2", "-o", str(out)]) == 0
+    assert out.read_bytes() != old[0] and pt.read_bytes() != old[1]
+
+
+def test_onnx_and_its_data_change_together(tmp_path, monkeypatch):
+    src = net(tmp_path)
+    out, data = tmp_path / "m.onnx", tmp_path / "m.onnx.data"
+    assert main(["compile", str(src), "-t", "onnx", "--external-data", "-o", str(out)]) == 0
+    old = (out.read_bytes(), data.read_bytes())
+    src.write_text(SRC.replace("c: int = 4", "c: int = 5"))
+    for k in (1, 2):
+        with monkeypatch.context() as m:
+            _interrupt_at(m, "replace", k, KeyboardInterrupt())
+            assert main(["compile", str(src), "-t", "onnx", "--external-data", "-o", str(out)]) == 130
+        assert (out.read_bytes(), data.read_bytes()) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data", "n.res"]
