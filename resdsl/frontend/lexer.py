@@ -22,7 +22,7 @@ KEYWORDS = frozenset("""import block network fn input output let as residual if 
     loop for in else or and not true false none shared""".split())
 
 # a comment runs to the end of its line: (?![^\n]) keeps the regex from backtracking into it
-_SKIP = r"(?:[ \t\f]|\\[ \t\f]*\r?\n|#[^\n]*(?![^\n]))*"
+_SKIP = r"(?:[ \t\f]|\\[ \t\f]*\r?\n|#[^\n]*(?![^\n]))*+"  # possessive: what is skipped is never a token
 _NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 _STRING = r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
 _TEMPLATE = r"(?:[A-Za-z_][A-Za-z_0-9]*)?(?:\{[^{}\n]*\}[A-Za-z_0-9]*)+"
@@ -55,8 +55,14 @@ def tokenize(text: str) -> list:
     depth = 0
     prev_kind, prev_val = None, None
     count_lines = _CONTINUATION.search(text) is not None
-    for m in _TOKEN.finditer(text):
-        if m.start() != pos:
+    match = _TOKEN.match
+    n_text = len(text)
+    # `match` at the end of the last token, never `finditer`: a search would try again from
+    # every position of a run of spaces before a bad character, each try reading the whole
+    # rest of the run (quadratic: 10,000 spaces took 24 s); one failed match is linear
+    while pos < n_text:
+        m = match(text, pos)
+        if m is None:
             if _TAIL.match(text, pos):  # only skipped text is left (a last comment, say)
                 break
             raise Bail  # a character no terminal matches
