@@ -568,22 +568,36 @@ def _report(e: ResdslError) -> None:
 
 
 def main(argv=None) -> int:
+    """Run one command; returns the exit status. Ctrl-C at any point (building the parser,
+    importing the backends, working) is exit status 130 without a traceback."""
+    from .streams import StdoutFailed, guarded, silence_stdout
+    try:
+        with guarded():
+            try:
+                return _main(argv)
+            except StdoutFailed as e:  # `> /dev/full`, `>&-`; or `| head`: the reader left, not an error
+                silence_stdout()
+                if e.reader_left:
+                    return 0
+                print(_paint(f"error[io]: {e.message()}", sys.stderr), file=sys.stderr)
+                return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv=None) -> int:
     ap = make_parser()
     args = ap.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a failure shows here, reported like the command's own
+        return code
     except ResdslError as e:
         _report(e)
         return EXIT_USAGE if e.kind == "usage" else EXIT_INPUT
     except RecursionError:
         print(_paint("error[limit]: the description nests too deeply to elaborate", sys.stderr), file=sys.stderr)
         return EXIT_INPUT
-    except BrokenPipeError:  # `resdsl ir x | head`: the reader left; not an error
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        return 130
 
 
 def run() -> None:
@@ -593,14 +607,20 @@ def run() -> None:
     down, as mypy does: after a large input the teardown (a last full garbage collection,
     then freeing the AST node by node) took longer than the work itself, 4 s after `check`
     of a 5 MB file. Every file resdsl writes is closed and fsynced before main() returns."""
-    code = main()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # the reader left; nothing more to say
-        pass
-    except OSError:
-        code = code or EXIT_INPUT
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:  # the reader left; nothing more to say
+            pass
+        except OSError:
+            code = code or EXIT_INPUT
+        except KeyboardInterrupt:
+            code = 130
     os._exit(code)
 
 
