@@ -62,7 +62,14 @@ def load_config(path, program: Program) -> dict:
     block); numbers, booleans and lists are taken as they are."""
     import yaml
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except ValueError as e:  # a number over Python's 4,300-digit limit for int(str) (yaml's int("9" * 5000))
+        if isinstance(e, UnicodeDecodeError):
+            raise ResdslError("encoding", f"config {path} is not UTF-8 text: byte 0x{e.object[e.start]:02x}") from None
+        raise ResdslError("config", f"config {path} holds a number too long to read ({e})".replace(
+            "; use sys.set_int_max_str_digits() to increase the limit", ""), _long_number_span(path, text),
+            help="a parameter is a small number; write it with fewer digits") from None
     except OSError as e:
         raise ResdslError("io", f"cannot read config {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
@@ -81,6 +88,17 @@ def load_config(path, program: Program) -> dict:
     for k, v in data.items():
         out[str(k)] = _from_yaml(v, program, f"{path}:{k}")
     return out
+
+
+def _long_number_span(path, text):
+    """Where the first run of over 4,300 digits is in the YAML text (None if none is found)."""
+    from .diagnostics import SourceFile, Span
+    m = re.search(r"[0-9_]{4301,}", text)
+    if m is None:
+        return None
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+    return Span(SourceFile(str(path), text), line, col, line, col + min(len(m.group()), 40))
 
 
 def _check_config_size(data, path):
