@@ -84,9 +84,43 @@ def load_config(path, program: Program) -> dict:
     if not isinstance(data, dict):
         raise ResdslError("config", f"{path} must hold a mapping of parameter: value",
                           help="e.g.\n       layers: [3, 4, 6, 3]\n       classes: 10")
-    out = {}
+    out = _Config()
+    out.spans = _key_spans(text, path)
     for k, v in data.items():
-        out[str(k)] = _from_yaml(v, program, f"{path}:{k}")
+        if not isinstance(k, str):  # `null: 1`, `1: 2`, `true: 3`
+            raise ResdslError("config", f"config {path}: the key {k!r} is not a parameter name",
+                              out.spans.get(str(k)), help="keys are the network's parameter names, e.g. classes: 10")
+        out[str(k)] = _from_yaml(v, program, f"{path}:{k}", out.spans.get(str(k)))
+    return out
+
+
+class _Config(dict):
+    """Overrides from a config file, with where each key is (`spans`: key -> Span)."""
+    spans: dict = {}
+
+
+def _key_spans(text: str, path) -> dict:
+    """key -> Span of each top-level key of the YAML mapping (for errors about a key)."""
+    import yaml
+
+    from .diagnostics import SourceFile, Span
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    src, out = SourceFile(str(path), text), {}
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            a, b = key.start_mark, key.end_mark
+            name = key.value
+            if key.tag != "tag:yaml.org,2002:str":  # `null`, `true`, `1`: the key as loaded
+                try:
+                    name = str(yaml.safe_load(key.value))
+                except (yaml.YAMLError, ValueError):
+                    pass
+            out.setdefault(name, Span(src, a.line + 1, a.column + 1, b.line + 1, b.column + 1))
     return out
 
 
@@ -118,12 +152,15 @@ def _check_config_size(data, path):
             stack.extend((x, depth + 1) for x in v)
 
 
-def _from_yaml(v, program, what):
+def _from_yaml(v, program, what, span=None):
     if isinstance(v, str):
         return parse_value(v, program, what)
     if isinstance(v, list):
-        return [_from_yaml(x, program, what) for x in v]
-    if isinstance(v, (bool, int, float)) or v is None:
+        return [_from_yaml(x, program, what, span) for x in v]
+    if isinstance(v, (int, float)) and not isinstance(v, bool):  # the bounds of .res literals (0x<5000 digits>)
+        from .elaborate.budget import check_value
+        return check_value(v, span, f"config value {what}")
+    if isinstance(v, bool) or v is None:
         return v
     raise ResdslError("config", f"{what}: unsupported value {v!r}")
 
@@ -159,11 +196,22 @@ def _graph_unpaused(spec, network=None, config=None, sets=(), input_shape=None, 
                               help=f"drop --network, or give the file: {program.root.path}")
         network = named
     overrides = {}
+    spans = {}
     if config:
-        overrides.update(load_config(config, program))
+        cfg = load_config(config, program)
+        spans = getattr(cfg, "spans", {})
+        overrides.update(cfg)
     overrides.update(parse_sets(sets, program))
     overrides.update(params)
-    g = elaborate(program, network, overrides)
+    try:
+        g = elaborate(program, network, overrides)
+    except ResdslError as e:  # `network n has no parameter k`, k from the config: point at the key
+        m = re.match(r"network `[^`]*` has no parameter `(.*)`$", e.message)
+        if e.span is None and m and m.group(1) in spans and m.group(1) not in dict(params) \
+                and not any(s.split("=", 1)[0].strip() == m.group(1) for s in sets or ()):
+            raise ResdslError(e.kind, e.message + f" (a key of config {config})", spans[m.group(1)],
+                              help=e.help) from None
+        raise
     if input_shape is not None:
         program2, _ = _load(spec, origin)
         g = elaborate(program2, network, overrides, shape_overrides=_shape_map(g, input_shape))
