@@ -1,12 +1,14 @@
-"""Long fuzz runs of `resdsl check` (the same fuzzer tests/test_fuzz.py runs on a budget).
+"""Long fuzz runs (the same fuzzer tests/test_fuzz.py runs on a budget), all generators by default.
 
-    python benchmarks/fuzz.py --seconds 3600 --seed 7        # an hour
-    python benchmarks/fuzz.py --inputs 100000 --json out.json
+    python benchmarks/fuzz.py --seconds 1800 --seed 7        # half an hour, every generator
+    python benchmarks/fuzz.py --seconds 60 --big-mb          # a minute, no large-file timing
+    python benchmarks/fuzz.py --generators fmt,lexer --inputs 5000 --json out.json
 
-Prints the inputs run, the count of each class (ok, located, unlocated, internal, hang,
-memory), per generator, the slowest inputs, and the timing of a large valid file
-(--big-mb, default 5), parsed and elaborated. Bad inputs are written to --save (a folder)
-so that they can be replayed with `resdsl check`. Exit status 1 if any input was bad.
+Prints the inputs run and the outcome table: per generator and in all, how many inputs
+were ok, located, unlocated, internal, hang, memory; then the slowest inputs and the
+timing of a large valid file (--big-mb, default 1 and 5), parsed and elaborated. Bad
+inputs are written to --save (a folder) so that they can be replayed. Exit status 1 if
+any input was bad.
 """
 from __future__ import annotations
 
@@ -63,11 +65,26 @@ def time_big(mb: float) -> dict:
             "peak_rss_mb": round(usage.ru_maxrss / 1024)}
 
 
+def table(res) -> str:
+    """The outcome table: one row per generator and a total, one column per class."""
+    head = ["generator", "inputs", *fuzz.CLASSES]
+    rows = []
+    for gen, counts in sorted(res["by_generator"].items()):
+        rows.append([gen, str(sum(counts.values()))] + [str(counts[c]) for c in fuzz.CLASSES])
+    rows.append(["all", str(res["inputs"])] + [str(res["counts"][c]) for c in fuzz.CLASSES])
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows[:-1]]
+                     + [fmt(["-" * w for w in widths]), fmt(rows[-1])])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--inputs", type=int, default=None, help="stop after this many inputs")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--generators", default="all",
+                    help="comma-separated generators, or all (default): " + ", ".join(fuzz.GENERATORS))
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds before an input counts as a hang")
     ap.add_argument("--mem-mb", type=int, default=2048, help="memory limit of the worker (the 'memory' class)")
     ap.add_argument("--big-mb", type=float, nargs="*", default=[1.0, 5.0], help="sizes of the large-file timing")
@@ -77,13 +94,16 @@ def main(argv=None) -> int:
                     help="also push N networks whose names hold markup through every output format")
     args = ap.parse_args(argv)
     t = time.time()
+    try:
+        gens = "all" if args.generators == "all" else args.generators.split(",")
+        fuzz.mix_of(gens)
+    except ValueError as e:
+        ap.error(str(e))
     res = fuzz.run(seconds=args.seconds, max_inputs=args.inputs, seed=args.seed, timeout=args.timeout,
-                   mem_mb=args.mem_mb, log=lambda m: print(m, flush=True))
+                   mem_mb=args.mem_mb, log=lambda m: print(m, flush=True), generators=gens)
     wall = time.time() - t
-    print(f"\n{res['inputs']} inputs in {wall:.0f}s (seed {args.seed})")
-    print("classes: " + ", ".join(f"{c} {res['counts'][c]}" for c in fuzz.CLASSES))
-    for gen, counts in sorted(res["by_generator"].items()):
-        print(f"  {gen:8s} " + ", ".join(f"{c} {counts[c]}" for c in fuzz.CLASSES))
+    print(f"\n{res['inputs']} inputs in {wall:.0f}s (seed {args.seed}, generators {args.generators})\n")
+    print(table(res))
     print("slowest inputs:")
     for dt, size, gen, cls, _ in res["slowest"]:
         print(f"  {dt:6.2f}s  {size:7d} chars  {gen:8s} {cls}")
@@ -94,7 +114,7 @@ def main(argv=None) -> int:
         folder = Path(args.save)
         folder.mkdir(parents=True, exist_ok=True)
         for k, (cls, gen, text, detail) in enumerate(res["bad"]):
-            (folder / f"{k:04d}-{cls}-{gen}.res").write_text(text)
+            (folder / f"{k:04d}-{cls}-{gen}.res").write_text(text, encoding="utf-8", errors="surrogateescape")
             (folder / f"{k:04d}-{cls}-{gen}.txt").write_text(detail)
     if args.json:
         Path(args.json).write_text(json.dumps({

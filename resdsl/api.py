@@ -72,7 +72,14 @@ def load_config(path, program: Program) -> dict:
     block); numbers, booleans and lists are taken as they are."""
     import yaml
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except ValueError as e:  # a number over Python's 4,300-digit limit for int(str) (yaml's int("9" * 5000))
+        if isinstance(e, UnicodeDecodeError):
+            raise ResdslError("encoding", f"config {path} is not UTF-8 text: byte 0x{e.object[e.start]:02x}") from None
+        raise ResdslError("config", f"config {path} holds a number too long to read ({e})".replace(
+            "; use sys.set_int_max_str_digits() to increase the limit", ""), _long_number_span(path, text),
+            help="a parameter is a small number; write it with fewer digits") from None
     except OSError as e:
         raise ResdslError("io", f"cannot read config {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
@@ -87,10 +94,55 @@ def load_config(path, program: Program) -> dict:
     if not isinstance(data, dict):
         raise ResdslError("config", f"{path} must hold a mapping of parameter: value",
                           help="e.g.\n       layers: [3, 4, 6, 3]\n       classes: 10")
-    out = {}
+    out = _Config()
+    out.spans = _key_spans(text, path)
     for k, v in data.items():
-        out[str(k)] = _from_yaml(v, program, f"{path}:{k}")
+        if not isinstance(k, str):  # `null: 1`, `1: 2`, `true: 3`
+            raise ResdslError("config", f"config {path}: the key {k!r} is not a parameter name",
+                              out.spans.get(str(k)), help="keys are the network's parameter names, e.g. classes: 10")
+        out[str(k)] = _from_yaml(v, program, f"{path}:{k}", out.spans.get(str(k)))
     return out
+
+
+class _Config(dict):
+    """Overrides from a config file, with where each key is (`spans`: key -> Span)."""
+    spans: dict = {}
+
+
+def _key_spans(text: str, path) -> dict:
+    """key -> Span of each top-level key of the YAML mapping (for errors about a key)."""
+    import yaml
+
+    from .diagnostics import SourceFile, Span
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    src, out = SourceFile(str(path), text), {}
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            a, b = key.start_mark, key.end_mark
+            name = key.value
+            if key.tag != "tag:yaml.org,2002:str":  # `null`, `true`, `1`: the key as loaded
+                try:
+                    name = str(yaml.safe_load(key.value))
+                except (yaml.YAMLError, ValueError):
+                    pass
+            out.setdefault(name, Span(src, a.line + 1, a.column + 1, b.line + 1, b.column + 1))
+    return out
+
+
+def _long_number_span(path, text):
+    """Where the first run of over 4,300 digits is in the YAML text (None if none is found)."""
+    from .diagnostics import SourceFile, Span
+    m = re.search(r"[0-9_]{4301,}", text)
+    if m is None:
+        return None
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+    return Span(SourceFile(str(path), text), line, col, line, col + min(len(m.group()), 40))
 
 
 def _check_config_size(data, path):
@@ -110,12 +162,15 @@ def _check_config_size(data, path):
             stack.extend((x, depth + 1) for x in v)
 
 
-def _from_yaml(v, program, what):
+def _from_yaml(v, program, what, span=None):
     if isinstance(v, str):
         return parse_value(v, program, what)
     if isinstance(v, list):
-        return [_from_yaml(x, program, what) for x in v]
-    if isinstance(v, (bool, int, float)) or v is None:
+        return [_from_yaml(x, program, what, span) for x in v]
+    if isinstance(v, (int, float)) and not isinstance(v, bool):  # the bounds of .res literals (0x<5000 digits>)
+        from .elaborate.budget import check_value
+        return check_value(v, span, f"config value {what}")
+    if isinstance(v, bool) or v is None:
         return v
     raise ResdslError("config", f"{what}: unsupported value {v!r}")
 
@@ -151,11 +206,22 @@ def _graph_unpaused(spec, network=None, config=None, sets=(), input_shape=None, 
                               help=f"drop --network, or give the file: {program.root.path}")
         network = named
     overrides = {}
+    spans = {}
     if config:
-        overrides.update(load_config(config, program))
+        cfg = load_config(config, program)
+        spans = getattr(cfg, "spans", {})
+        overrides.update(cfg)
     overrides.update(parse_sets(sets, program))
     overrides.update(params)
-    g = elaborate(program, network, overrides)
+    try:
+        g = elaborate(program, network, overrides)
+    except ResdslError as e:  # `network n has no parameter k`, k from the config: point at the key
+        m = re.match(r"network `[^`]*` has no parameter `(.*)`$", e.message)
+        if e.span is None and m and m.group(1) in spans and m.group(1) not in dict(params) \
+                and not any(s.split("=", 1)[0].strip() == m.group(1) for s in sets or ()):
+            raise ResdslError(e.kind, e.message + f" (a key of config {config})", spans[m.group(1)],
+                              help=e.help) from None
+        raise
     if input_shape is not None:
         program2, _ = _load(spec, origin)
         g = elaborate(program2, network, overrides, shape_overrides=_shape_map(g, input_shape))
@@ -267,8 +333,9 @@ class Figure:
     """A rendered diagram. Shows itself in Jupyter (SVG); `.data` holds the bytes,
     `.save(path)` writes them (under the same rules as `resdsl render -o`)."""
 
-    def __init__(self, data: bytes, fmt: str, info: dict, name: str):
+    def __init__(self, data: bytes, fmt: str, info: dict, name: str, inputs=()):
         self.data, self.format, self.info, self.name = data, fmt, info, name
+        self.inputs = list(inputs)  # the files it was drawn from: save() refuses to overwrite them
 
     def _repr_svg_(self):
         return self.data.decode() if self.format == "svg" else None
@@ -281,14 +348,15 @@ class Figure:
 
     def save(self, path) -> None:
         from .outputs import write_output
-        write_output(path, self.data)
+        write_output(path, self.data, self.inputs)
 
 
 class Summary:
     """A summary table. `str()` gives the text table; Jupyter shows markdown/HTML."""
 
-    def __init__(self, graph, depth):
+    def __init__(self, graph, depth, inputs=()):
         self.graph, self.depth = graph, depth
+        self.inputs = list(inputs)  # the files it was made from: save() refuses to overwrite them
 
     def text(self, fmt: str = "text") -> str:
         from .backends.summary import format_summary
@@ -308,7 +376,7 @@ class Summary:
 
     def save(self, path, fmt: str = "text") -> None:
         from .outputs import write_output
-        write_output(path, self.text(fmt))
+        write_output(path, self.text(fmt), self.inputs)
 
 
 def _depth(depth, auto=False):
@@ -340,10 +408,10 @@ def render(path_or_source, network: str | None = None, *, format: str = "svg", d
         from .backends.diagram.block import render as draw
     else:
         raise ResdslError("usage", f"unknown style {style!r}", help='use style="block" or style="circuit"')
-    g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
-    data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, height=height, shapes=shapes,
-                      params=params)
-    return Figure(data, format, info, g.name)
+    g, inputs = _graph_and_inputs(path_or_source, network, config=config, sets=sets, input_shape=input_shape,
+                                  **overrides)
+    data, info = draw(g, format, depth=depth, rankdir=rankdir, width=width, height=height, shapes=shapes, params=params)
+    return Figure(data, format, info, g.name, inputs)
 
 
 def summary(path_or_source, network: str | None = None, *, depth=1, config=None, sets=(), input_shape=None,
@@ -352,5 +420,13 @@ def summary(path_or_source, network: str | None = None, *, depth=1, config=None,
     returns a :class:`Summary` (`str()` for text, `.text("latex")` for other formats).
     `depth`: 0, 1, 2, ... or "all" (None), as `--depth`."""
     depth = _depth(depth)
-    g = graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **overrides)
-    return Summary(g, depth)
+    g, inputs = _graph_and_inputs(path_or_source, network, config=config, sets=sets, input_shape=input_shape,
+                                  **overrides)
+    return Summary(g, depth, inputs)
+
+
+def _graph_and_inputs(spec, network, config=None, **kw):
+    """(Graph, every file it was read from: the .res file, its imports, the config), for the
+    output rule the command line follows (resdsl.outputs: an output is never an input)."""
+    g, program = _graph(spec, network, config=config, **kw)
+    return g, sources(program) + ([os.fspath(config)] if config else [])

@@ -357,7 +357,7 @@ def _write_onnx(g, args, weights, inputs):
     """Lower and write; above the threshold (or with --external-data) the weights stream
     to `<output>.data` as they are lowered. Returns ({path: bytes written}, model)."""
     from .backends.onnx.export import to_onnx_model, weights_nbytes
-    from .outputs import side_folder, write_output
+    from .outputs import Staged, side_folder, write_output, write_outputs
     if weights is None:
         from .weights import initial_state
         weights = initial_state(g, args.seed)
@@ -372,17 +372,20 @@ def _write_onnx(g, args, weights, inputs):
         raise ResdslError("usage", "the weights go to a side file, so the model cannot go to standard output",
                           help="give a file name with -o")
     data_path = args.output + ".data"
-    with side_folder(data_path, inputs + [args.output]) as folder:
+    with side_folder(data_path, inputs + [args.output], commit=False) as folder:
         model = to_onnx_model(g, external=(folder, os.path.basename(data_path)), **kw)
         del weights, kw
-        size = os.path.getsize(os.path.join(folder, os.path.basename(data_path)))
-    data = model.SerializeToString(deterministic=True)
-    write_output(args.output, data, inputs)
+        staged = os.path.join(folder, os.path.basename(data_path))
+        open(staged, "ab").close()  # no tensor large enough to go outside: an empty side file, not a stale one
+        size = os.path.getsize(staged)
+        data = model.SerializeToString(deterministic=True)
+        write_outputs([(data_path, Staged(staged)), (args.output, data)], inputs)  # both old or both new
     return {args.output: len(data), data_path: size}, model
 
 
 def _compile_torch(args, g, inputs) -> int:
-    from .outputs import check_output, write_output
+    from .backends.torch.build import to_python
+    from .outputs import check_output, write_output, write_outputs
     optimizing = args.opt not in (None, "0") or args.passes is not None
     src = str(args.file) if args.file != "-" else "<stdin>"
     if (args.weights or args.pretrained) and not optimizing:
@@ -397,10 +400,9 @@ def _compile_torch(args, g, inputs) -> int:
         pt = os.path.splitext(args.output)[0] + ".pt"
         check_output(pt, inputs + [args.output])
         g, w = _optimize(g, args, _load_weights(args, g))
-        _save_weights(pt, w, inputs + [args.output])
-        from .backends.torch.build import to_python
-        write_output(args.output, to_python(g, src, weights_file=os.path.basename(pt), checkpoint=args.checkpoint), inputs + [pt])
-        status(f"wrote {pt}: {g.name} weights after optimisation")
+        py = to_python(g, src, weights_file=os.path.basename(pt), checkpoint=args.checkpoint)
+        write_outputs([(pt, _weights_bytes(w)), (args.output, py)], inputs)  # both old or both new
+        status(f"wrote {pt}: the weights after optimisation")
     else:
         from .backends.torch.build import to_python
         write_output(args.output, to_python(g, src, checkpoint=args.checkpoint), inputs)
@@ -408,16 +410,14 @@ def _compile_torch(args, g, inputs) -> int:
     return 0
 
 
-def _save_weights(path, weights, inputs):
+def _weights_bytes(weights) -> bytes:
     """torch.save of the state_dict; same weights -> same bytes."""
     import io
 
     import torch
-
-    from .outputs import write_output
     buf = io.BytesIO()
     torch.save({k: v.detach().contiguous() for k, v in weights.items()}, buf)
-    write_output(path, buf.getvalue(), inputs)
+    return buf.getvalue()
 
 
 # ------------------------------------------------------------------ ir
@@ -673,22 +673,36 @@ def _report(e: ResdslError) -> None:
 
 
 def main(argv=None) -> int:
+    """Run one command; returns the exit status. Ctrl-C at any point (building the parser,
+    importing the backends, working) is exit status 130 without a traceback."""
+    from .streams import StdoutFailed, guarded, silence_stdout
+    try:
+        with guarded():
+            try:
+                return _main(argv)
+            except StdoutFailed as e:  # `> /dev/full`, `>&-`; or `| head`: the reader left, not an error
+                silence_stdout()
+                if e.reader_left:
+                    return 0
+                print(_paint(f"error[io]: {e.message()}", sys.stderr), file=sys.stderr)
+                return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _main(argv=None) -> int:
     ap = make_parser()
     args = ap.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a failure shows here, reported like the command's own
+        return code
     except ResdslError as e:
         _report(e)
         return EXIT_USAGE if e.kind == "usage" else EXIT_INPUT
     except RecursionError:
         print(_paint("error[limit]: the description nests too deeply to elaborate", sys.stderr), file=sys.stderr)
         return EXIT_INPUT
-    except BrokenPipeError:  # `resdsl ir x | head`: the reader left; not an error
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        return 130
 
 
 def run() -> None:
@@ -698,14 +712,20 @@ def run() -> None:
     down, as mypy does: after a large input the teardown (a last full garbage collection,
     then freeing the AST node by node) took longer than the work itself, 4 s after `check`
     of a 5 MB file. Every file resdsl writes is closed and fsynced before main() returns."""
-    code = main()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BrokenPipeError:  # the reader left; nothing more to say
-        pass
-    except OSError:
-        code = code or EXIT_INPUT
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BrokenPipeError:  # the reader left; nothing more to say
+            pass
+        except OSError:
+            code = code or EXIT_INPUT
+        except KeyboardInterrupt:
+            code = 130
     os._exit(code)
 
 

@@ -20,7 +20,6 @@ change when the grammar grows: layout is driven by brackets, braces, newlines, `
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from dataclasses import dataclass, field
 
@@ -57,6 +56,10 @@ def _target_text(text: str) -> str:
     if text[0] in "\"'":
         return text
     return ".".join(m.group(1) for m in _TARGET_PART.finditer(text))
+def _rstrip(text: str) -> str:
+    """`text` without trailing spaces and tabs: the only bytes of a comment fmt changes (a no-break
+    space or any other character is kept, also at the end of a comment)."""
+    return text.rstrip(" \t\f")
 
 
 class Tok:
@@ -74,10 +77,19 @@ class Tok:
         return f"Tok({self.kind}, {self.text!r})"
 
 
+_AS_GAP = re.compile(r"[ \t\f]+|\\[ \t\f]*\r?\n")  # what Lark skips after `as` at any depth
+_AS_GAP_NESTED = re.compile(r"\r?\n|\#[^\n]*")  # and inside (...) / [...], where newlines are dropped
+
+
 def tokenize(text: str, path: str = "<string>") -> list[Tok]:
-    """Tokens of `text`, whitespace dropped; `as` followed by `name{...}` gives one template token."""
+    """Tokens of `text`, whitespace dropped; `as` followed by `name{...}` gives one template token.
+
+    Between `as` and its name the parser skips what it always skips (spaces, `\\` line
+    continuations, comments) and, inside brackets, newlines (the post-lexer drops them), so
+    `(conv(4, 1) as\n c{1})` names the conv `c1`: the template token must be found there too."""
     out: list[Tok] = []
     i, n = 0, len(text)
+    depth = 0
     match = _TOKEN.match
     target = False  # after `@NAME` or an annotation's `,`: a target comes next
     while i < n:
@@ -104,12 +116,16 @@ def tokenize(text: str, path: str = "<string>") -> list[Tok]:
             out.append(Tok(kind, "\n" if kind == "nl" else m.group()))
             if kind == "name" and len(out) > 1 and out[-2].is_("@"):
                 target = True
+            if kind == "op":
+                if m.group() in ("(", "["):
+                    depth += 1
+                elif m.group() in (")", "]"):
+                    depth = max(0, depth - 1)
             if kind == "name" and m.group() == "as":  # `as layer{s + 1}`: one name token, as the parser reads it
-                j = m.end()
-                while j < n and text[j] in " \t\f":
-                    j += 1
+                j, between = _after_as(text, m.end(), depth > 0)
                 t = _TEMPLATE.match(text, j)
                 if t:
+                    out += between
                     out.append(Tok("template", t.group()))
                     i = t.end()
                     continue
@@ -131,6 +147,19 @@ def _in_annotation(out: list) -> bool:
             return False
         i -= 1
     return False
+def _after_as(text: str, j: int, nested: bool):
+    """Where the parser lexes the name after an `as` ending at `j`, and the comment and
+    newline tokens passed on the way."""
+    between: list[Tok] = []
+    while True:
+        g = _AS_GAP.match(text, j)
+        if g is None and nested:
+            g = _AS_GAP_NESTED.match(text, j)
+            if g is not None:
+                between.append(Tok("comment", g.group()) if g.group().startswith("#") else Tok("nl", "\n"))
+        if g is None:
+            return j, between
+        j = g.end()
 
 
 # ---------------------------------------------------------------- structure
@@ -195,7 +224,7 @@ class _Parser:
                 self.i += 1
                 continue
             if t.kind == "comment":
-                b.items.append(Comment(t.text.rstrip(), blank))
+                b.items.append(Comment(_rstrip(t.text), blank))
                 self.i += 1
             else:
                 s = self.stmt()
@@ -240,7 +269,7 @@ class _Parser:
         while elems and isinstance(elems[-1], Tok) and elems[-1].kind == "soft":
             elems.pop()
         if elems and isinstance(elems[-1], Tok) and elems[-1].kind == "comment":
-            comment = elems.pop().text.rstrip()
+            comment = _rstrip(elems.pop().text)
         return Stmt(elems, comment)
 
     def group(self) -> Group:
@@ -249,7 +278,7 @@ class _Parser:
         open_comment = None
         t = self.peek()
         if t is not None and t.kind == "comment":
-            open_comment = t.text.rstrip()
+            open_comment = _rstrip(t.text)
             self.i += 1
         body = self.block(top=False)
         if self.peek() is not None:
@@ -359,7 +388,7 @@ class _Out:
         return len(self.cur)
 
     def newline(self, col: int):
-        self.lines.append([self.cur.rstrip(), None])
+        self.lines.append([_rstrip(self.cur), None])
         self.cur = " " * col
 
 
@@ -453,7 +482,7 @@ class _Printer:
                 out.cur += flat
             else:
                 self.fill(_tree(spaced), out, indent, cont)
-        code = out.cur.rstrip()
+        code = _rstrip(out.cur)
         out.lines.append([code, s.comment])
         out.cur = ""
 
@@ -504,7 +533,7 @@ class _Printer:
 
     def expand(self, g: Group, out: _Out, indent: int, pre: str = " "):
         out.cur += pre + "{"
-        out.lines.append([out.cur.rstrip(), g.open_comment])
+        out.lines.append([_rstrip(out.cur), g.open_comment])
         out.cur = ""
         self.block(g.body, indent + INDENT, out)
         out.cur = " " * indent + "}"
@@ -518,13 +547,13 @@ class _Printer:
             if isinstance(e, Tok) and e.kind == "soft":
                 if fresh and comment is None:
                     continue
-                out.lines.append([out.cur if not out.cur.strip() else out.cur.rstrip(), comment])
+                out.lines.append([out.cur if not out.cur.strip() else _rstrip(out.cur), comment])
                 comment = None
                 out.cur = " " * (stack[-1] if stack else cont)
                 fresh = True
                 continue
             if isinstance(e, Tok) and e.kind == "comment":
-                comment = e.text.rstrip()
+                comment = _rstrip(e.text)
                 continue
             pre = " " if sp and not fresh and not out.cur.endswith(("(", "[")) else ""
             if isinstance(e, Group):
@@ -541,7 +570,7 @@ class _Printer:
                     stack.pop()
             fresh = False
         if comment is not None:
-            out.lines.append([out.cur.rstrip(), comment])
+            out.lines.append([_rstrip(out.cur), comment])
             out.cur = " " * cont
 
 
@@ -654,7 +683,7 @@ def _format_tokens(toks: list[Tok], width: int = WIDTH) -> str:
     out = _Out()
     _Printer(width).block(tree, 0, out, top=True)
     lines = _align_comments(out.lines)
-    body = "\n".join(line.rstrip() for line in lines).strip("\n")
+    body = "\n".join(_rstrip(line) for line in lines).strip("\n")
     return body + "\n" if body else ""
 
 
@@ -694,56 +723,50 @@ def _skeleton(node):
     return node
 
 
-@functools.lru_cache(maxsize=None)
-def _recognizer():
-    """The language's parser without tree building (fmt only needs to know the text parses).
-    Lark caches its tables in the temp folder, so a `resdsl fmt` run starts fast."""
-    from lark import Lark, Transformer, Tree
-
-    from .frontend.parser import GRAMMAR_PATH, _PostLex
-    empty = Tree("_", [])
-
-    class _Discard(Transformer):
-        def __default__(self, data, children, meta):
-            return empty
-
-    return Lark(GRAMMAR_PATH.read_text(), parser="lalr", postlex=_PostLex(), transformer=_Discard(), cache=True)
+BOM = "\ufeff"
 
 
-def _check_syntax(text: str, path: str):
-    from lark.exceptions import UnexpectedInput
-
-    from .frontend.parser import _syntax_error
-    try:
-        _recognizer().parse(text)
-    except UnexpectedInput as e:
-        raise _syntax_error(e, SourceFile(path, text)) from None
+def line_ending(text: str) -> str:
+    """The file's line ending: that of its first line (as black decides), "\\n" without one."""
+    k = text.find("\n")
+    return "\r\n" if k > 0 and text[k - 1] == "\r" else "\n"
 
 
-def format_source(text: str, path: str = "<string>", strict: bool = False) -> str:
+def format_source(text: str, path: str = "<string>", strict: bool = True) -> str:
     """Format `text`; a syntax error in it is raised as ResdslError.
 
-    The result is checked to give the parser the same tokens and statement breaks (cheap);
-    `strict` also parses both texts and compares the syntax trees (positions aside)."""
-    _check_syntax(text, path)
-    toks = tokenize(text, path)
+    A byte-order mark is kept, and the file's line ending (that of its first line) is used
+    for every line. Before anything is returned, fmt proves it kept the meaning: the result
+    must give the parser the same tokens and statement breaks, and its syntax tree must be the
+    input's, positions aside (as black's `assert_equivalent`). Otherwise error[internal] says
+    this is a bug in fmt; the caller writes nothing. (`strict` is accepted for compatibility:
+    the check always runs.)"""
+    from .frontend.parser import parse
+    before = parse(text, path)  # a syntax error is reported as usual; `check` accepts the same files
+    bom = BOM if text.startswith(BOM) else ""
+    body = text[len(bom):]
+    eol = line_ending(body)
+    toks = tokenize(body.replace("\r\n", "\n"), path)
     new = _format_tokens(toks)
+    if eol != "\n":
+        new = new.replace("\n", eol)
+    new = bom + new
     if new == text:
         return new
     where = Span(SourceFile(path, text), 1, 1, 1, 2)
-    if significant(new, path) != significant(toks, path):
-        raise ResdslError("internal", "fmt would change the tokens of this file; file left as is", where,
-                          help="please report this with the file")
-    if strict:
-        from .frontend.parser import parse
-        try:
-            after = parse(new, path)
-        except ResdslError as e:
-            raise ResdslError("internal", f"fmt produced text that does not parse ({e.message}); file left as is",
-                              where, help="please report this with the file") from None
-        if _skeleton(after) != _skeleton(parse(text, path)):
-            raise ResdslError("internal", "fmt would change the meaning of this file; file left as is", where,
-                              help="please report this with the file")
+
+    def bug(what: str) -> ResdslError:
+        return ResdslError("internal", f"this is a bug in resdsl fmt: {what}; the file is left untouched", where,
+                           help="please report it with this file; `resdsl fmt --diff` shows what fmt would do")
+
+    if significant(new[len(bom):].replace("\r\n", "\n"), path) != significant(toks, path):
+        raise bug("its output would give the parser other tokens")
+    try:
+        after = parse(new, path)
+    except ResdslError as e:
+        raise bug(f"its output does not parse ({e.message} at line {e.span.line if e.span else '?'})") from None
+    if _skeleton(after) != _skeleton(before):
+        raise bug("its output would change the meaning of the program (another syntax tree)")
     return new
 
 
@@ -773,15 +796,19 @@ def cmd_fmt(args) -> int:
     files = _expand(args.files)
     for path in files:
         try:
-            if path == "-":
-                text = sys.stdin.read()
+            if path == "-":  # bytes: text mode would turn CRLF into LF
+                data = sys.stdin.buffer.read()
+                try:
+                    text = data.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ResdslError("io", f"standard input is not UTF-8 text (byte {e.start})") from None
             else:
                 try:
                     with open(path, encoding="utf-8", newline="") as f:
                         text = f.read()
                 except (OSError, UnicodeDecodeError) as e:
                     raise ResdslError("io", f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
-            new = format_source(text.replace("\r\n", "\n"), "<stdin>" if path == "-" else path)
+            new = format_source(text, "<stdin>" if path == "-" else path)
         except ResdslError as e:
             print(e.render(), file=sys.stderr)
             failed += 1

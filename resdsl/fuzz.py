@@ -8,9 +8,11 @@ Inputs come from four generators (all seeded, so a run is reproducible):
                odd characters, splices of two files);
 * ``oneop``    one-op programs: every op of the op table with edge-case arguments on
                inputs of rank 1 to 5;
-* ``network``  random chains of ops, regions and blocks with mostly sensible arguments.
+* ``network``  random chains of ops, regions and blocks with mostly sensible arguments;
+* ``fmt``, ``lexer``, ``weights``, ``config``: the targets of resdsl/fuzz_targets.py (fmt
+               round trips, whitespace runs for the lexer, hostile checkpoints and configs).
 
-Each input is elaborated (every network in it) the way `resdsl check` does, in a worker
+Each input of the first four is elaborated (every network in it) the way `resdsl check` does, in a worker
 process with a time and memory limit, and lands in one class:
 
     ok           the network elaborated
@@ -281,14 +283,47 @@ def random_network(rng, legal_only=False) -> str:
 
 
 # ---------------------------------------------------------------- generation
-def inputs(seed: int = 0, mix=(("mutate", 4), ("grammar", 2), ("oneop", 3), ("network", 1))):
-    """An endless, reproducible stream of (generator, text)."""
+CHECK_MIX = (("mutate", 4), ("grammar", 2), ("oneop", 3), ("network", 1))
+ALL_MIX = CHECK_MIX + (("fmt", 3), ("lexer", 1), ("weights", 2), ("config", 1))
+GENERATORS = tuple(k for k, _ in ALL_MIX)
+
+
+def mix_of(generators) -> tuple:
+    """The weighted mix for a list of generator names (None: the `check` generators; "all")."""
+    if generators is None:
+        return CHECK_MIX
+    if generators == "all":
+        return ALL_MIX
+    names = generators.split(",") if isinstance(generators, str) else list(generators)
+    unknown = [n for n in names if n not in GENERATORS]
+    if unknown:
+        raise ValueError(f"unknown generator(s) {', '.join(unknown)}; known: {', '.join(GENERATORS)}")
+    return tuple((k, w) for k, w in ALL_MIX if k in names)
+
+
+def inputs(seed: int = 0, mix=CHECK_MIX):
+    """An endless, reproducible stream of (generator, input): a `.res` text for the check
+    generators, a task (kind, payload) for those of fuzz_targets."""
+    from . import fuzz_targets as T
     rng = random.Random(seed)
     files = [t for _, t in corpus()]
     gram = GrammarGen()
     kinds = [k for k, w in mix for _ in range(w)]
     while True:
         k = rng.choice(kinds)
+        if k == "fmt":
+            text = T.relayout(rng.choice(files), rng)
+            yield k, ("fmt", mutate(text, rng, files) if rng.random() < 0.25 else text)
+            continue
+        if k == "lexer":
+            yield k, ("lexer", T.lexer_input(rng))
+            continue
+        if k == "weights":
+            yield k, ("weights", T.weights_input(rng))
+            continue
+        if k == "config":
+            yield k, ("config", T.config_input(rng))
+            continue
         if k == "mutate":
             text = mutate(rng.choice(files), rng, files)
         elif k == "grammar":
@@ -419,10 +454,14 @@ def classify(text: str, path: str = "fuzz.res") -> tuple[str, str]:
     return "ok", ""
 
 
-def _worker(conn, mem_bytes):
+def _worker(conn, mem_bytes, warm=False):
     import os
     import resource
     import tempfile
+    if warm:  # what the tasks need, imported before the memory limit (torch maps GBs) and the clock
+        import torch  # noqa: F401
+
+        import resdsl.api  # noqa: F401
     if mem_bytes:  # on top of what the worker already maps (a parent that imported torch maps GBs)
         try:
             with open("/proc/self/statm") as f:
@@ -432,29 +471,35 @@ def _worker(conn, mem_bytes):
         limit = mapped + mem_bytes
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     os.chdir(tempfile.mkdtemp(prefix="resdsl-fuzz-"))  # imports of the input resolve in an empty folder
+    conn.send("ready")
+    from . import fuzz_targets, rename
+    rename.TIMEOUT_S = 2.0  # a catastrophic --rename must end as an error within the worker's time limit
     while True:
-        text = conn.recv()
-        if text is None:
+        item = conn.recv()
+        if item is None:
             return
         t = time.time()
-        cls, detail = classify(text)
+        cls, detail = classify(item) if isinstance(item, str) else fuzz_targets.run_task(*item)
         conn.send((cls, detail, time.time() - t))
 
 
 class Runner:
     """Classifies inputs in a worker process; a worker over the time limit is killed (hang)."""
 
-    def __init__(self, timeout: float = 10.0, mem_mb: int = 2048):
-        self.timeout, self.mem = timeout, mem_mb * 2 ** 20
+    def __init__(self, timeout: float = 10.0, mem_mb: int = 2048, warm: bool = False):
+        self.timeout, self.mem, self.warm = timeout, mem_mb * 2 ** 20, warm
         self.ctx = mp.get_context("fork")
         self.proc = None
 
     def _start(self):
         self.conn, child = self.ctx.Pipe()
-        self.proc = self.ctx.Process(target=_worker, args=(child, self.mem), daemon=True)
+        self.proc = self.ctx.Process(target=_worker, args=(child, self.mem, self.warm), daemon=True)
         self.proc.start()
+        if self.conn.poll(300):  # ready: torch's import (seconds, with `warm`) is not the input's time
+            self.conn.recv()
 
-    def classify(self, text: str) -> tuple[str, str, float]:
+    def classify(self, text) -> tuple[str, str, float]:
+        """`text`: a `.res` input, or a task (kind, payload) of fuzz_targets."""
         if self.proc is None or not self.proc.is_alive():
             self._start()
         t = time.time()
@@ -481,19 +526,23 @@ class Runner:
 
 
 def run(seconds: float = 60.0, max_inputs: int | None = None, seed: int = 0, timeout: float = 10.0,
-        mem_mb: int = 2048, log=None):
-    """Fuzz for `seconds` (or `max_inputs`); returns counts per class, the bad inputs and the slowest."""
+        mem_mb: int = 2048, log=None, generators=None):
+    """Fuzz for `seconds` (or `max_inputs`); returns counts per class, the bad inputs and the slowest.
+    `generators`: None (the `check` generators), "all", or a list of names (GENERATORS)."""
+    from .fuzz_targets import describe
+    mix = mix_of(generators)
     counts = {c: 0 for c in CLASSES}
     by_gen: dict[str, dict] = {}
     bad, slowest = [], []
-    runner = Runner(timeout, mem_mb)
+    runner = Runner(timeout, mem_mb, warm=any(k == "weights" for k, _ in mix))
     end = time.time() + seconds
     n = 0
     try:
-        for gen, text in inputs(seed):
+        for gen, item in inputs(seed, mix):
             if time.time() > end or (max_inputs is not None and n >= max_inputs):
                 break
-            cls, detail, dt = runner.classify(text)
+            cls, detail, dt = runner.classify(item)
+            text = describe(item)
             n += 1
             counts[cls] += 1
             by_gen.setdefault(gen, {c: 0 for c in CLASSES})[cls] += 1

@@ -30,8 +30,7 @@ _PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel, torch.compile
 def normalize(obj, rename=(), source: str = "the weights") -> dict:
     """A state_dict from what training loops save: the dict itself, `{'state_dict': ...}`,
     `{'model': ...}`, keys prefixed `module.` or `_orig_mod.`; then `rename` rules
-    (`REGEX=REPL`, applied in order to every key)."""
-    import re
+    (`REGEX=REPL`, applied in order to every key; see resdsl/rename.py)."""
     for key in ("state_dict", "model", "model_state_dict", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -49,16 +48,10 @@ def normalize(obj, rename=(), source: str = "the weights") -> dict:
             if all(k.startswith(p) for k in state):
                 state = {k[len(p):]: v for k, v in state.items()}
                 changed = True
-    for rule in rename or ():
-        if "=" not in rule:
-            raise ResdslError("usage", f"--rename {rule!r} is not REGEX=REPL",
-                              help=r"e.g. --rename '^backbone\.=' or --rename 'blocks\.(\d+)=layer\1'")
-        pat, repl = rule.split("=", 1)
-        try:
-            rx = re.compile(pat)
-            state = {rx.sub(repl, k): v for k, v in state.items()}
-        except (re.error, IndexError) as e:
-            raise ResdslError("usage", f"--rename {rule!r}: {e}") from None
+    if rename:
+        from .rename import rename_keys  # a child process with a time limit; two keys onto one name: error
+        keys = list(state)
+        state = dict(zip(rename_keys(keys, rename), state.values()))
     return state
 
 
@@ -67,6 +60,9 @@ def check_state(graph, state: dict, source: str = "the weights", want: dict | No
     every problem, with a did-you-mean for each missing key that resembles an unexpected one."""
     import difflib
     want = expected(graph) if want is None else want
+    for k in want:
+        if k in state:
+            _check_tensor(k, state[k], source)
     missing = [k for k in want if k not in state]
     unexpected = [k for k in state if k not in want]
     bad = [f"{k}: file has {list(state[k].shape)}, network needs {list(want[k])}"
@@ -89,6 +85,27 @@ def check_state(graph, state: dict, source: str = "the weights", want: dict | No
     return {k: state[k] for k in want}
 
 
+def _check_tensor(key: str, t, source: str) -> None:
+    """A tensor resdsl can load as it is: dense, real, with data. Anything else would end in a
+    traceback when it is copied, or (complex) lose its imaginary part without a word."""
+    import torch
+    fix = None
+    if not isinstance(t, torch.Tensor):
+        what, fix = f"a {type(t).__name__}, not a tensor", "store a torch.Tensor under each key"
+    elif t.is_nested:
+        what, fix = "a nested tensor", "store one dense tensor per key"
+    elif t.is_quantized:
+        what, fix = f"quantized ({str(t.dtype).replace('torch.', '')})",             "store the float weights: t.dequantize() (resdsl builds float networks)"
+    elif t.layout != torch.strided:
+        what, fix = f"a sparse tensor ({str(t.layout).replace('torch.', '')})", "store it dense: t.to_dense()"
+    elif t.device.type == "meta":
+        what, fix = "a meta tensor, which has a shape but no values (the model was saved before its weights "                     "were materialised)", "save the state_dict after the weights are loaded or initialised"
+    elif t.is_complex():
+        what, fix = f"complex ({str(t.dtype).replace('torch.', '')}); the network's weights are real and the "                     "imaginary part would be dropped", "store the real weights (t.real if that is what you mean)"
+    if fix is not None:
+        raise ResdslError("weights", f"{source}: `{key}` is {what}", help=fix)
+
+
 def read_checkpoint(path: str):
     """The object stored in a checkpoint file: safetensors, or torch.save with weights
     only (a pickled module is refused: loading it would run its code)."""
@@ -98,6 +115,9 @@ def read_checkpoint(path: str):
             head = f.read(16)
     except OSError as e:
         raise ResdslError("io", f"cannot read weights {path}: {e.strerror}") from None
+    if not head:
+        raise ResdslError("weights", f"{path} is empty (0 bytes): not a checkpoint",
+                          help="the save was interrupted or the file was truncated; save it again. " + _HOW)
     if path.endswith(".safetensors") or _is_safetensors(head):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -109,11 +129,14 @@ def read_checkpoint(path: str):
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for a bad file
         text = str(e)
-        if "weights_only" in text or "Unsupported global" in text or "GLOBAL" in text:
+        if "Unsupported global" in text or "GLOBAL" in text or (head[:1] == b"\x80" and "Unsupported" in text):
             raise ResdslError("weights", f"{path} holds pickled Python objects (a whole module?), "
                                          "which resdsl does not load: unpickling runs code", help=_HOW) from None
-        raise ResdslError("weights", f"cannot load weights from {path}: {text.splitlines()[0] if text else e}",
-                          help=_HOW) from None
+        if "Unsupported operand" in text or isinstance(e, (KeyError, EOFError)) or not text.strip():
+            why = "the file is truncated or is not a checkpoint (neither torch.save nor safetensors)"
+        else:
+            why = text.strip().splitlines()[0]
+        raise ResdslError("weights", f"cannot load weights from {path}: {why}", help=_HOW) from None
 
 
 def _is_safetensors(head: bytes) -> bool:

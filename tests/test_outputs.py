@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 import torch
 
 from resdsl.cli import main
@@ -136,7 +137,7 @@ def test_onnx_side_file_of_the_api_gets_the_mode_of_every_output(tmp_path, monke
     import onnx
 
     import resdsl
-    from resdsl.backends.onnx import to_onnx_model
+    from resdsl.backends.onnx.export import to_onnx_model
     monkeypatch.chdir(tmp_path)
     g = resdsl.graph(str(net(tmp_path)), c=256)  # a 3x3x3x256 conv weight: large enough to go external
     old = os.umask(0o027)
@@ -149,3 +150,79 @@ def test_onnx_side_file_of_the_api_gets_the_mode_of_every_output(tmp_path, monke
     onnx.save(model, "api.onnx")
     assert stat.S_IMODE(os.stat("api.onnx.data").st_mode) == 0o640 == stat.S_IMODE(os.stat("cli.onnx.data").st_mode)
     assert os.path.getsize("api.onnx.data") == os.path.getsize("cli.onnx.data") > 0
+
+
+def test_api_save_refuses_to_overwrite_the_source(tmp_path):
+    # the command line refuses `-o net.res`; the API's Figure.save and Summary.save follow the same rule
+    import pytest
+
+    import resdsl
+    from resdsl.diagnostics import ResdslError
+    src = tmp_path / "net.res"
+    text = "network n {\n    input x: [N, 3, 8, 8]\n    conv(4, 3, padding=1) -> relu\n}\n"
+    src.write_text(text)
+    link = tmp_path / "link.res"
+    os.link(src, link)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("{}\n")
+    for obj in (resdsl.summary(str(src)), resdsl.render(str(src), format="dot"),
+                resdsl.summary(src, config=str(cfg)), resdsl.render(str(src), format="dot", config=cfg)):
+        for target in (src, str(src), link):
+            with pytest.raises(ResdslError) as e:
+                obj.save(target)
+            assert e.value.kind == "usage" and "would destroy it" in e.value.message
+        assert src.read_text() == text
+    with pytest.raises(ResdslError):
+        resdsl.summary(src, config=str(cfg)).save(cfg)
+    assert cfg.read_text() == "{}\n"
+    resdsl.summary(str(src)).save(tmp_path / "ok.txt")  # another name is fine
+    assert "conv" in (tmp_path / "ok.txt").read_text()
+
+
+def _interrupt_at(monkeypatch, name: str, k: int, exc):
+    """Make the k-th call of os.<name> (counting from 1) raise `exc`, as Ctrl-C or a full disk would."""
+    real = getattr(os, name)
+    calls = [0]
+
+    def fake(*a, **kw):
+        calls[0] += 1
+        if calls[0] == k:
+            raise exc
+        return real(*a, **kw)
+    monkeypatch.setattr(os, name, fake)
+
+
+@pytest.mark.parametrize("name,k", [("replace", 1), ("replace", 2), ("fsync", 1), ("fsync", 2), ("fsync", 3)])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), OSError(28, "No space left on device")],
+                         ids=["ctrl-c", "disk-full"])
+def test_py_and_its_pt_change_together(tmp_path, monkeypatch, name, k, exc):
+    """-O2 writes OUT.py and OUT.pt: interrupted anywhere, both are old or both are new."""
+    src = net(tmp_path)
+    out, pt = tmp_path / "m.py", tmp_path / "m.pt"
+    assert main(["compile", str(src), "-t", "torch", "-O2", "--seed", "1", "-o", str(out)]) == 0
+    old = (out.read_bytes(), pt.read_bytes())
+    src.write_text(SRC.replace("c: int = 4", "c: int = 5"))  # another network: both files change
+    with monkeypatch.context() as m:
+        _interrupt_at(m, name, k, exc)
+        rc = main(["compile", str(src), "-t", "torch", "-O2", "--seed", "2", "-o", str(out)])
+    now = (out.read_bytes(), pt.read_bytes())
+    assert rc in (0, 1, 130)
+    if now != old:
+        assert now[0] != old[0] and now[1] != old[1], "a new file beside an old one"  # (Ctrl-C after both: 130)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "m.py", "n.res"]  # no temporary left
+    assert main(["compile", str(src), "-t", "torch", "-O2", "--seed", "2", "-o", str(out)]) == 0
+    assert out.read_bytes() != old[0] and pt.read_bytes() != old[1]
+
+
+def test_onnx_and_its_data_change_together(tmp_path, monkeypatch):
+    src = net(tmp_path)
+    out, data = tmp_path / "m.onnx", tmp_path / "m.onnx.data"
+    assert main(["compile", str(src), "-t", "onnx", "--external-data", "-o", str(out)]) == 0
+    old = (out.read_bytes(), data.read_bytes())
+    src.write_text(SRC.replace("c: int = 4", "c: int = 5"))
+    for k in (1, 2):
+        with monkeypatch.context() as m:
+            _interrupt_at(m, "replace", k, KeyboardInterrupt())
+            assert main(["compile", str(src), "-t", "onnx", "--external-data", "-o", str(out)]) == 130
+        assert (out.read_bytes(), data.read_bytes()) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data", "n.res"]

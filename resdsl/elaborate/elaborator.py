@@ -254,6 +254,11 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             raise ResdslError("syntax", "`input` declares the inputs of a network or block; it cannot stand "
                                         "inside a region or group", st.span,
                               help="move the `input` line to the top of the network or block")
+        if ctx.scope.kind == "block":  # a block's top-level `input` lines are bound by the call (blocks.py)
+            raise ResdslError("syntax", "a block's `input` goes at the top level of its body, not inside "
+                                        "`if`, `else` or `for`: the call binds the block's inputs before its body runs",
+                              st.span, help="move the `input` line to the top of the block; to choose between "
+                                            "inputs, declare them all and pick one in the `if`")
         for d in st.decls:
             if d.shape is None:
                 if ctx.scope.kind == "network":

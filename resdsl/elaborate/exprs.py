@@ -136,6 +136,12 @@ class ExprMixin:
             raise ResdslError("type", f"cannot compute {type_name(a)} {e.op} {type_name(b)}: {ex}", e.span) from None
 
     def _size_op(self, e, a, b):
+        for v in (a, b):  # a string would reach Fraction(): "1" silently a number, "a" a ValueError
+            if isinstance(v, bool) or not isinstance(v, (int, float, Size)):
+                other = b if v is a else a
+                raise ResdslError("type", f"`{e.op}` does not apply to the symbolic size {other} and a "
+                                          f"{type_name(v)}", e.span,
+                                  help="size arithmetic takes numbers and sizes, e.g. `in.H // 2`")
         try:
             if e.op == "+":
                 return S.add(a, b)
@@ -145,7 +151,7 @@ class ExprMixin:
                 return S.mul(a, b)
             if e.op in ("/", "//") and isinstance(b, int) and b != 0:
                 return S.truediv(a, b) if e.op == "/" else S.floordiv(a, b)
-        except TypeError:
+        except (TypeError, ValueError):
             pass
         raise ResdslError("type", f"`{e.op}` is not defined on the symbolic size {a} and {b}", e.span)
 

@@ -149,7 +149,14 @@ class OpApplyMixin:
         elif t == "init":
             return self.init_spec(v, span)
         elif t == "kwargs":
+            if v is not None and not isinstance(v, dict):  # `rearrange(..., sizes="a")`: the keyword itself
+                raise ResdslError("type", f"`{od.name}` takes its sizes as keywords of their own, not "
+                                          f"`{a.name}=`: got {type_name(v)} {_show(v)}", self.kw_span(a.name, span),
+                                  help=f"e.g. `{od.name}(\"n c (h p) w -> n (h w) (p c)\", p=2)`")
             for k, x in (v or {}).items():
+                if not isinstance(x, int) or isinstance(x, bool):
+                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {_show(x)}",
+                                      self.kw_span(k, span))
                 if x < 1:
                     raise ResdslError("type", f"`{od.name}` size `{k}` must be a positive int, got {_show(x)}",
                                       self.kw_span(k, span))

@@ -238,7 +238,7 @@ def _site_graph(graph: Graph, site: Site, cont) -> torch.fx.Graph:
     base = site.path
     strip = base.replace(".", "_") + "_" if base else ""
     for k, v in enumerate(site.inputs):
-        env[v] = g.placeholder(v.name if not base else ("x" if k == 0 else f"x{k}"))
+        env[v] = g.placeholder(_py_name(v.name) if not base else ("x" if k == 0 else f"x{k}"))
     renamed = set()
     seg_at = {}
     for seg in site.ckpt or ():
@@ -290,6 +290,7 @@ def _site_graph(graph: Graph, site: Site, cont) -> torch.fx.Graph:
                 want = v.name[len(strip):]
             else:
                 continue
+            want = _py_name(want)
             if node not in renamed and node.name != want:
                 node._rename(want)
                 renamed.add(node)
@@ -302,6 +303,15 @@ def _site_graph(graph: Graph, site: Site, cont) -> torch.fx.Graph:
     shapes = {node: v.shape for v, node in env.items()}
     TF._in_place(g, cont, shapes)
     return g
+
+
+def _py_name(name: str) -> str:
+    """A forward argument or local named by the .res file, made a Python name: fx writes it
+    into source code, where `input lambda: [...]` gave `def forward(self, lambda)`."""
+    import keyword
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in ("self", "torch"):
+        return name + "_"
+    return name
 
 
 def _bind(g, env, outputs, out):

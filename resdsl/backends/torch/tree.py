@@ -224,10 +224,12 @@ def _try_plan(graph: Graph, cands: dict):
     for site in live:
         if site.parent is not None:
             site.parent.children.append(site)
+    # the network's forward takes its inputs and returns its outputs even when no op is left
+    # between them (a network of `identity` after remove-identity): root is set whether or not it is live
+    root.inputs, root.outputs = list(graph.inputs), list(graph.outputs)
     for site in live:
         site.children.sort(key=lambda c: c.lo)
         if site is root:
-            site.inputs, site.outputs = list(graph.inputs), list(graph.outputs)
             continue
         lo, hi = site.lo, site.hi
         ins, seen = [], set()
