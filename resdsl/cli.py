@@ -402,7 +402,7 @@ def _compile_torch(args, g, inputs) -> int:
         g, w = _optimize(g, args, _load_weights(args, g))
         py = to_python(g, src, weights_file=os.path.basename(pt), checkpoint=args.checkpoint)
         write_outputs([(pt, _weights_bytes(w)), (args.output, py)], inputs)  # both old or both new
-        status(f"wrote {pt}: the weights after optimisation")
+        status(f"wrote {pt}: {g.name} weights after optimisation")
     else:
         from .backends.torch.build import to_python
         write_output(args.output, to_python(g, src, checkpoint=args.checkpoint), inputs)
