@@ -34,7 +34,6 @@ from ...diagnostics import ResdslError
 from .dot import to_dot
 from .labels import (  # noqa: F401
     BADGE,
-    FAMILY,
     FONT,
     GREY,
     PALETTE,
