@@ -21,31 +21,8 @@ STRUCTURAL = ("network", "block", "repeat", "loop")
 
 # ------------------------------------------------------------------ per-op costs
 def node_macs(n):
-    """Multiply-accumulates of one IR node (int or symbolic Size)."""
-    a = n.attrs
-    if n.op == "conv":
-        k = math.prod(n.params["weight"].shape[2:])
-        return S.mul(S.numel(n.outputs[0].shape), (a["_in"] // a["groups"]) * k)
-    if n.op == "conv_transpose":
-        w = n.params["weight"].shape
-        return S.mul(S.numel(n.inputs[0].shape), w[1] * math.prod(w[2:]))
-    if n.op == "linear":
-        return S.mul(S.numel(n.outputs[0].shape), a["_in"])
-    if n.op == "matmul":
-        return S.mul(S.numel(n.outputs[0].shape), n.inputs[0].shape[-1].size)
-    if n.op == "lstm":  # per token and direction: 4 gates x hidden x (input + hidden)
-        x = n.inputs[0].shape
-        h = a["hidden"]
-        dirs = 2 if a["bidirectional"] else 1
-        return S.mul(S.mul(x[0].size, x[1].size), dirs * 4 * h * (a["_in"] + h))
-    if n.op == "attention":
-        x = n.inputs[0].shape
-        d = a["_d"]
-        tokens = S.mul(x[0].size, x[1].size)
-        proj = S.mul(tokens, 4 * d * d)
-        scores = S.mul(S.mul(tokens, x[1].size), 2 * d)
-        return S.add(proj, scores)
-    return 0
+    """Multiply-accumulates of one IR node (int or symbolic Size): the `macs` rule of its op's record."""
+    return n.opdef.node_macs(n)
 
 
 def param_counts(g) -> dict:

@@ -58,7 +58,7 @@ def _check_names(e, a: Value, b: Value):
     x, y = a.shape, b.shape
     label = f"left: {named_str(x)}, right: {named_str(y)}"
     try:
-        O._broadcast(x, y)
+        O.broadcast(x, y)
     except O.OpError:
         raise ResdslError("shape", f"`{e.op}` needs tensors whose shapes broadcast", e.span, label=label,
                           help="sizes must be equal or 1, aligned from the last axis") from None

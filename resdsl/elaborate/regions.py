@@ -299,7 +299,7 @@ def _residual_help(body, skip):
 def _gates(body, skip) -> bool:
     """True when `body` broadcasts onto `skip` without changing its shape (residual merge=mul)."""
     try:
-        out = O._broadcast(body.shape, skip.shape)
+        out = O.broadcast(body.shape, skip.shape)
     except O.OpError:
         return False
     return S.same_sizes(out, skip.shape)

@@ -14,7 +14,7 @@ from .shapes import Axis
 from .ops import OpError
 
 
-def _parse_side(side: str):
+def parse_side(side: str):
     toks = re.findall(r"\(|\)|[A-Za-z_][A-Za-z_0-9]*|1|\S", side)
     out, group = [], None
     for t in toks:
@@ -48,7 +48,7 @@ def plan(pattern: str, shape, sizes: dict):
     if "->" not in pattern:
         raise OpError(f"rearrange pattern {pattern!r} has no `->`", kind="type")
     left_s, right_s = pattern.split("->", 1)
-    left, right = _parse_side(left_s), _parse_side(right_s)
+    left, right = parse_side(left_s), parse_side(right_s)
     if len(left) != len(shape):
         raise OpError(f"rearrange pattern {left_s.strip()!r} names {len(left)} axes, the input "
                       f"{S.shape_str(shape)} has {len(shape)}", kind="shape")

@@ -35,7 +35,6 @@ from .dot import to_dot
 from .page import VENUES, WIDTHS, parse_page, parse_width  # noqa: F401
 from .labels import (  # noqa: F401
     BADGE,
-    FAMILY,
     FONT,
     GREY,
     PALETTE,

@@ -27,6 +27,7 @@ same bytes.
 from __future__ import annotations
 
 from ...diagnostics import ResdslError
+from ...ir import ops as O
 from .canvas import FS, Canvas, text_width, to_dot, to_tikz
 from .view import display_name
 from .block import (BADGE, _pdf_date, PAGE_HEIGHT, PALETTE, View, _clean_svg, _loop_call, block_call, family,
@@ -44,51 +45,17 @@ FRAME = "#8a9bb0"
 GREY = "#555555"
 
 # ------------------------------------------------------------------ what an op does to the axes
-_ELEMENTWISE = {"relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "leaky_relu", "dropout", "drop_path",
-                "scale", "scalar_mul", "scalar_add", "identity", "add", "mul"}
-_REGROUP = {"flatten", "reshape", "transpose", "permute", "rearrange"}
-
-
-def _dims(d, r):
-    d = d if isinstance(d, (list, tuple)) else [d]
-    return sorted({int(x) % r for x in d})
-
-
 def acted_axes(n, r: int):
-    """Indices of the input axes op `n` acts on (the others are broadcast), or None for 'all'."""
-    op, a = n.op, n.attrs
-    if op in _ELEMENTWISE or r == 0:
+    """Indices of the input axes op `n` acts on (the others are broadcast), or None for 'all':
+    the `axes` rule of the op's record (an op with the `elementwise` trait acts on none)."""
+    if r == 0:
         return []
-    if op in ("conv", "conv_transpose"):
-        return list(range(1, r))
-    if op in ("maxpool", "avgpool", "adaptive_avgpool", "upsample"):
-        return list(range(2, r))
-    if op in ("pixel_shuffle", "gn", "l2norm") and op != "l2norm":
-        return list(range(1, r))
-    if op == "bn":  # statistics over the batch and space, one per channel: C is broadcast
-        return [i for i in range(r) if i != 1]
-    if op == "ln":
-        return list(range(r - a.get("dims", 1), r))
-    if op in ("rmsnorm", "linear", "embedding"):
-        return [r - 1]
-    if op in ("ln2d", "layer_scale"):
-        return [a.get("_axis", 1) if op == "layer_scale" else 1]
-    if op in ("softmax", "l2norm", "orthogonal"):
-        return [a.get("dim", -1) % r]
-    if op == "attention":
-        return [r - 2, r - 1]
-    if op in ("mean", "sum") and len(n.inputs) == 1:
-        return list(range(1, r)) if a.get("dim") is None else _dims(a["dim"], r)
-    if op in ("select", "split", "chunk", "concat", "stack"):
-        return _dims(a.get("dim", 1), r)
-    if op == "matmul":
-        return [r - 2, r - 1]
-    if op == "expand":
-        return [i for i, ax in enumerate(n.inputs[0].shape) if ax.size == 1
-                and n.outputs[0].shape[i].size != 1] if len(n.outputs[0].shape) == r else None
-    if op == "pad":
-        return list(range(max(1, r - len(a.get("widths", ())) // 2), r))
-    return None
+    return n.opdef.axes(n, r)
+
+
+def regroups(n) -> bool:
+    """A layout op drawn as wires moving (flatten, permute, reshape, rearrange, transpose)."""
+    return isinstance(n.opdef.axes, O.Regroup)
 
 
 def block_axes(nodes, shape):
@@ -100,7 +67,7 @@ def block_axes(nodes, shape):
             continue
         if n.op in ("add", "mul") and all(len(v.shape) == r for v in n.outputs):
             continue  # elementwise, also with a broadcast parameter ([D] scaling [N, L, D])
-        if n.op in _REGROUP or any(len(v.shape) != r for v in list(n.inputs) + list(n.outputs)):
+        if regroups(n) or any(len(v.shape) != r for v in list(n.inputs) + list(n.outputs)):
             return None
         a = acted_axes(n, r)
         if a is None:
@@ -110,35 +77,8 @@ def block_axes(nodes, shape):
 
 
 def regroup_map(n, rin: int, rout: int):
-    """(input axis, output axis) pairs for a layout op: which wires become which."""
-    op, a = n.op, n.attrs
-    if op == "permute":
-        return [(d % rin, j) for j, d in enumerate(a["dims"])]
-    if op == "transpose":
-        p = list(range(rin))
-        i, j = a["dim0"] % rin, a["dim1"] % rin
-        p[i], p[j] = p[j], p[i]
-        return [(p[j], j) for j in range(rout)]
-    if op == "flatten":
-        s, e = a["start"] % rin, a["end"] % rin
-        return [(i, i if i < s else (s if i <= e else i - (e - s))) for i in range(rin)]
-    if op == "rearrange":
-        from ...ir.rearrange import _parse_side
-        lhs, rhs = (_parse_side(x) for x in a["pattern"].split("->"))
-        names = [set(t) if isinstance(t, tuple) else {t} for t in lhs]
-        outs = [set(t) if isinstance(t, tuple) else {t} for t in rhs]
-        return [(i, j) for i, si in enumerate(names) for j, sj in enumerate(outs) if si & sj]
-    # reshape: equal sizes at both ends go straight, the middle regroups all to all
-    ins, outs = [x.size for x in n.inputs[0].shape], [x.size for x in n.outputs[0].shape]
-    p = 0
-    while p < min(rin, rout) and ins[p] == outs[p]:
-        p += 1
-    q = 0
-    while q < min(rin, rout) - p and ins[rin - 1 - q] == outs[rout - 1 - q]:
-        q += 1
-    pairs = [(i, i) for i in range(p)] + [(rin - 1 - k, rout - 1 - k) for k in range(q)]
-    pairs += [(i, j) for i in range(p, rin - q) for j in range(p, rout - q)]
-    return sorted(pairs)
+    """(input axis, output axis) pairs for a layout op: which wires become which (its record's rule)."""
+    return n.opdef.axes.pairs(n, rin, rout)
 
 
 def _ax(a) -> tuple:
@@ -333,7 +273,7 @@ class _Layout:
         if n is None:
             acts = block_axes(it.members, sin)
             mode = "all" if acts is None or rout != rin else "act"
-        elif n.op in _REGROUP:
+        elif regroups(n):
             mode = "regroup"
         else:
             acts = acted_axes(n, rin)

@@ -8,27 +8,43 @@ other way round.
 """
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 
 import numpy as np
 
-from ...ir import shapes as S
 from ...diagnostics import ResdslError
+from ...ir import shapes as S
 from ...ir.graph import Graph, Node
+from ...ir.ops import Registry
+from ...ir.ops.core import place
 
 # initializers of at least this many bytes go to the external-data side file when there is one
 EXTERNAL_MIN_TENSOR_BYTES = 1024
 
-LOWERINGS: dict = {}
+LOWERINGS = Registry("ONNX lowering")  # op -> fn(b, node, ins) -> list of output names
 
 
 def lowering(*names):
-    """Register `fn(b, node, ins) -> list of output names` as the lowering of ops `names`."""
-    def deco(fn):
-        for n in names:
-            LOWERINGS[n] = fn
-        return fn
-    return deco
+    """Register `fn(b, node, ins) -> list of output names` as the lowering of ops `names`
+    (a second registration for one op is an error naming both places)."""
+    return LOWERINGS.register(*names)
+
+
+def no_lowering(name: str, reason: str):
+    """Mark op `name` as having no ONNX form, with the reason: exporting it is an error that gives
+    the reason, and the op-table completeness test accepts the marker in place of a lowering."""
+    if not reason.strip():
+        raise ValueError(f"no_lowering({name!r}) needs the reason the op has no ONNX form")
+
+    def marker(b, n, ins):
+        where = f" (line {n.span.line})" if n.span is not None else ""
+        raise ResdslError("unsupported", f"op `{n.op}`{where} has no ONNX form: {reason}", n.span,
+                          help="use the torch target for this network")
+    marker.no_onnx_reason = reason
+    caller = sys._getframe(1)
+    marker.declared_at = place(caller.f_code.co_filename, caller.f_lineno)
+    return LOWERINGS.register(name)(marker)
 
 
 # ------------------------------------------------------------------ builder

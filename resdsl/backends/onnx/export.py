@@ -11,7 +11,9 @@
   reshapes copy them from the input at run time.
 * Shared weights (``loop n shared``, tied instances) are stored once.
 * Lowering is table driven: :data:`LOWERINGS` maps an op name to a function
-  ``fn(b: Builder, node, inputs) -> [output tensor names]``; :func:`lowering` registers one.
+  ``fn(b: Builder, node, inputs) -> [output tensor names]``; :func:`lowering` registers one
+  (a second registration for one op is an error), :func:`no_lowering` marks an op that has
+  no ONNX form, with the reason.
 
 The graph assembly (:class:`Builder`, :data:`LOWERINGS`, :func:`lowering`) is in
 :mod:`builder`; the per-op lowerings are in :mod:`ops` (tensor ops) and
@@ -27,7 +29,7 @@ from __future__ import annotations
 from ...diagnostics import ResdslError
 from ...ir.graph import Graph
 from . import layers, ops  # noqa: F401 (importing them registers the lowerings)
-from .builder import (  # noqa: F401 (lowering: re-exported, the public name)
+from .builder import (  # noqa: F401 (lowering, no_lowering: re-exported, the public names)
     EXTERNAL_MIN_TENSOR_BYTES,
     LOWERINGS,
     Builder,
@@ -36,6 +38,7 @@ from .builder import (  # noqa: F401 (lowering: re-exported, the public name)
     _input_type,
     _value_info,
     lowering,
+    no_lowering,
 )
 
 OPSET_DEFAULT = 18

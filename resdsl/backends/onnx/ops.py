@@ -20,7 +20,9 @@ def _pass(b, n, ins):
     return [ins[0]]
 
 
-_UNARY = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "HardSwish"}
+# activations and elementwise math that are one ONNX op of their own
+_UNARY = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "HardSwish", "selu": "Selu",
+          "softsign": "Softsign", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "abs": "Abs"}
 
 
 @lowering(*_UNARY)
@@ -144,7 +146,7 @@ def _mul(b, n, ins):
     return b.final("Mul", ins, n)
 
 
-# tensor arithmetic (issue 11): op -> (ONNX op, where the scalar `value` goes)
+# tensor arithmetic: op -> (ONNX op, where the scalar `value` goes)
 _ARITH = {"sub": ("Sub", None), "div": ("Div", None), "shift": ("Add", "right"), "rsub": ("Sub", "left"),
           "div_scalar": ("Div", "right"), "rdiv": ("Div", "left")}
 
@@ -192,7 +194,7 @@ def _split(b, n, ins):
     return b.final("Split", [ins[0], b.ints(sizes, "split")], n, axis=dim)
 
 
-# ---- ops of the architecture library
+# ---- reductions, padding, broadcasting
 def _reduce(b, op_type, x, axes, keepdims, n=None):
     """Reduce* with `axes` as an input where the opset wants it (ReduceSum from 13, the rest from 18)."""
     if op_type == "ReduceSum" or b.opset >= 18:
@@ -265,15 +267,7 @@ def _sum(b, n, ins):
     return _reduce(b, "ReduceSum", ins[0], axes, bool(n.attrs["keepdim"]), n=n)
 
 
-# ---- added for issue 11: the new elementwise ops
-_UNARY_11 = {"selu": "Selu", "softsign": "Softsign", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "abs": "Abs"}
-
-
-@lowering(*_UNARY_11)
-def _unary_11(b, n, ins):
-    return b.final(_UNARY_11[n.op], ins, n)
-
-
+# ---- activations made of several ONNX ops, or of one with other arguments
 @lowering("relu6", "clamp", "hardtanh")
 def _clip(b, n, ins):
     a = n.attrs

@@ -1,6 +1,8 @@
-"""The per-op torch lowering: :func:`module_recipe` (how a stateful op becomes a ``torch.nn``
-module, used both in memory and in the generated file), :func:`build_modules` (every stateful
-op at its dotted ``.res`` path) and :func:`_emit` (an op's fx nodes).
+"""The per-op torch lowering, registered against the op table's records: a module recipe per
+stateful op (:data:`RECIPES`, ``@recipe``: how it becomes a ``torch.nn`` module, used both in
+memory and in the generated file) and a lowering per op (:data:`LOWERINGS`, ``@lowering``: its
+fx nodes). Both registries refuse a second registration for one op. :func:`module_recipe`,
+:func:`build_modules` (every stateful op at its dotted ``.res`` path) and :func:`_emit` use them.
 
 The layers above import this module and nothing below imports them: :mod:`tree`
 decides which scopes become modules, :mod:`lower` builds them, :mod:`codegen`
@@ -14,9 +16,10 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 
-from . import runtime
 from ...diagnostics import ResdslError
 from ...ir.graph import Graph, Node
+from ...ir.ops import Registry
+from . import runtime
 
 # ------------------------------------------------------------------ module recipes
 _CLASSES = {
@@ -28,77 +31,129 @@ _CLASSES = {
     "torch.nn.LayerNorm": torch.nn.LayerNorm, "torch.nn.RMSNorm": torch.nn.RMSNorm,
     "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
     "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
-    "torch.nn.LSTM": torch.nn.LSTM,  # added for the architecture library (tier 2/3)
-    "torch.nn.PReLU": torch.nn.PReLU,  # added for issue 11
+    "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU,
 }
 RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention")
 
 
+LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
+RECIPES = Registry("torch module recipe")     # op -> fn(node) -> (class name, args, kwargs, [(param, init)])
+lowering, recipe = LOWERINGS.register, RECIPES.register
+
+
 def module_recipe(n: Node):
     """(class name, args, kwargs, [(param local name, init spec)]) for a stateful node, else None."""
-    a = n.attrs
-    inits = []
-    if n.op == "conv":
-        nd = a["_nd"]
-        kw = dict(stride=a["stride"], padding=a["_padding"], dilation=a["dilation"], groups=a["groups"],
-                  bias=a["bias"])
-        if a["padding_mode"] != "zeros":
-            kw["padding_mode"] = a["padding_mode"]
-        rec = (f"torch.nn.Conv{nd}d", (a["_in"], a["out"], a["kernel"]), kw)
-        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
-    elif n.op == "conv_transpose":
-        nd = a["_nd"]
-        rec = (f"torch.nn.ConvTranspose{nd}d", (a["_in"], a["out"], a["kernel"]),
-               dict(stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"],
-                    groups=a["groups"], bias=a["bias"], dilation=a["dilation"]))
-        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
-    elif n.op == "linear":
-        rec = ("torch.nn.Linear", (a["_in"], a["out"]), dict(bias=a["bias"]))
-        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
-    elif n.op == "bn":
-        rec = (f"torch.nn.BatchNorm{a['_nd']}d", (a["_c"],), dict(eps=a["eps"], momentum=a["momentum"],
-                                                                  affine=a["affine"]))
-        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
-    elif n.op == "gn":
-        rec = ("torch.nn.GroupNorm", (a["groups"], a["_c"]), dict(eps=a["eps"], affine=a["affine"]))
-        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
-    elif n.op == "ln":
-        shp = a["_shape"] if len(a["_shape"]) > 1 else a["_shape"][0]
-        kw = dict(eps=a["eps"], elementwise_affine=a["affine"])
-        if not a["bias"]:
-            kw["bias"] = False
-        rec = ("torch.nn.LayerNorm", (shp,), kw)
-        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
-    elif n.op == "rmsnorm":
-        rec = ("torch.nn.RMSNorm", (a["_shape"][0],), dict(eps=a["eps"], elementwise_affine=a["affine"]))
-        inits = [("weight", a["weight_init"])]
-    elif n.op == "embedding":
-        rec = ("torch.nn.Embedding", (a["num"], a["dim"]), {})
-        inits = [("weight", a["weight_init"])]
-    elif n.op == "attention":
-        kw = dict(dropout=a["dropout"], bias=a["bias"])
-        if a["causal"]:
-            kw["causal"] = True
-        rec = ("SelfAttention", (a["_d"], a["heads"]), kw)
-    elif n.op == "dropout":
-        rec = ("torch.nn.Dropout", (a["p"],), {})
-    elif n.op == "drop_path":
-        rec = ("DropPath", (a["p"],), {})
-    elif n.op == "layer_scale":
-        rec = ("LayerScale", (n.params["gamma"].shape[0], a["init"]), dict(axis=a["_axis"]))
-    elif n.op == "lstm":  # added for the architecture library (tier 2/3)
-        rec = ("torch.nn.LSTM", (a["_in"], a["hidden"]), dict(batch_first=True, bias=a["bias"],
-                                                              bidirectional=a["bidirectional"]))
-    elif n.op == "prelu":  # added for issue 11; PReLU sets its own initial slope
-        rec = ("torch.nn.PReLU", (a["num_parameters"], a["init"]), {})
-    elif n.op == "ln2d":  # a LayerNorm over channels; _emit permutes around it
-        rec = ("torch.nn.LayerNorm", (a["_shape"][0],), dict(eps=a["eps"], elementwise_affine=a["affine"]))
-        inits = [("weight", a["weight_init"]), ("bias", a["bias_init"])]
-    else:
+    make = RECIPES.get(n.op)
+    if make is None:
         return None
-    cls, args, kwargs = rec
+    cls, args, kwargs, inits = make(n)
     kwargs = {k: v for k, v in kwargs.items() if _DEFAULTS.get(k, _NO) != v}
     return (cls, args, kwargs, [(p, s) for p, s in inits if s is not None and p in n.params])
+
+
+def _weight_bias(a):
+    return [("weight", a["weight_init"]), ("bias", a["bias_init"])]
+
+
+@recipe("conv")
+def _conv_module(n):
+    a = n.attrs
+    kw = dict(stride=a["stride"], padding=a["_padding"], dilation=a["dilation"], groups=a["groups"], bias=a["bias"])
+    if a["padding_mode"] != "zeros":
+        kw["padding_mode"] = a["padding_mode"]
+    return f"torch.nn.Conv{a['_nd']}d", (a["_in"], a["out"], a["kernel"]), kw, _weight_bias(a)
+
+
+@recipe("conv_transpose")
+def _conv_transpose_module(n):
+    a = n.attrs
+    return (f"torch.nn.ConvTranspose{a['_nd']}d", (a["_in"], a["out"], a["kernel"]),
+            dict(stride=a["stride"], padding=a["padding"], output_padding=a["output_padding"], groups=a["groups"],
+                 bias=a["bias"], dilation=a["dilation"]), _weight_bias(a))
+
+
+@recipe("linear")
+def _linear_module(n):
+    a = n.attrs
+    return "torch.nn.Linear", (a["_in"], a["out"]), dict(bias=a["bias"]), _weight_bias(a)
+
+
+@recipe("bn")
+def _bn_module(n):
+    a = n.attrs
+    return (f"torch.nn.BatchNorm{a['_nd']}d", (a["_c"],), dict(eps=a["eps"], momentum=a["momentum"],
+                                                               affine=a["affine"]), _weight_bias(a))
+
+
+@recipe("gn")
+def _gn_module(n):
+    a = n.attrs
+    return "torch.nn.GroupNorm", (a["groups"], a["_c"]), dict(eps=a["eps"], affine=a["affine"]), _weight_bias(a)
+
+
+@recipe("ln")
+def _ln_module(n):
+    a = n.attrs
+    shp = a["_shape"] if len(a["_shape"]) > 1 else a["_shape"][0]
+    kw = dict(eps=a["eps"], elementwise_affine=a["affine"])
+    if not a["bias"]:
+        kw["bias"] = False
+    return "torch.nn.LayerNorm", (shp,), kw, _weight_bias(a)
+
+
+@recipe("ln2d")  # a LayerNorm over channels; the lowering permutes around it
+def _ln2d_module(n):
+    a = n.attrs
+    return ("torch.nn.LayerNorm", (a["_shape"][0],), dict(eps=a["eps"], elementwise_affine=a["affine"]),
+            _weight_bias(a))
+
+
+@recipe("rmsnorm")
+def _rmsnorm_module(n):
+    a = n.attrs
+    return ("torch.nn.RMSNorm", (a["_shape"][0],), dict(eps=a["eps"], elementwise_affine=a["affine"]),
+            [("weight", a["weight_init"])])
+
+
+@recipe("embedding")
+def _embedding_module(n):
+    return "torch.nn.Embedding", (n.attrs["num"], n.attrs["dim"]), {}, [("weight", n.attrs["weight_init"])]
+
+
+@recipe("attention")
+def _attention_module(n):
+    a = n.attrs
+    kw = dict(dropout=a["dropout"], bias=a["bias"])
+    if a["causal"]:
+        kw["causal"] = True
+    return "SelfAttention", (a["_d"], a["heads"]), kw, []
+
+
+@recipe("dropout")
+def _dropout_module(n):
+    return "torch.nn.Dropout", (n.attrs["p"],), {}, []
+
+
+@recipe("drop_path")
+def _drop_path_module(n):
+    return "DropPath", (n.attrs["p"],), {}, []
+
+
+@recipe("layer_scale")
+def _layer_scale_module(n):
+    return "LayerScale", (n.params["gamma"].shape[0], n.attrs["init"]), dict(axis=n.attrs["_axis"]), []
+
+
+@recipe("lstm")
+def _lstm_module(n):
+    a = n.attrs
+    return ("torch.nn.LSTM", (a["_in"], a["hidden"]),
+            dict(batch_first=True, bias=a["bias"], bidirectional=a["bidirectional"]), [])
+
+
+@recipe("prelu")  # PReLU sets its own initial slope
+def _prelu_module(n):
+    return "torch.nn.PReLU", (n.attrs["num_parameters"], n.attrs["init"]), {}, []
 
 
 _NO = object()
@@ -158,30 +213,6 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
     return root
 
 
-_FN = {
-    "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu, "hardswish": F.hardswish,
-}
-_FN.update({  # added for issue 11: attribute-free elementwise ops
-    "relu6": F.relu6, "hardsigmoid": F.hardsigmoid, "selu": F.selu, "mish": F.mish, "softsign": F.softsign,
-    "logsigmoid": F.logsigmoid, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt,
-    "abs": torch.abs,
-})
-# added for issue 11: elementwise ops with attributes -> (function, attribute names passed as keywords)
-_FN_KW = {
-    "clamp": (torch.clamp, ("min", "max")), "hardtanh": (F.hardtanh, ("min_val", "max_val")),
-    "elu": (F.elu, ("alpha",)), "celu": (F.celu, ("alpha",)), "softplus": (F.softplus, ("beta", "threshold")),
-    "glu": (F.glu, ("dim",)),
-}
-
-
-# op -> (operator, where the scalar attribute `value` goes: None, "left" or "right")
-_ARITH = {
-    "sub": (operator.sub, None), "div": (operator.truediv, None), "neg": (operator.neg, None),
-    "shift": (operator.add, "right"), "rsub": (operator.sub, "left"),
-    "div_scalar": (operator.truediv, "right"), "rdiv": (operator.truediv, "left"),
-}
-
-
 # producers whose backward does not need their output, so it may be overwritten
 _OVERWRITABLE = (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._BatchNorm, torch.nn.Linear,
                  torch.nn.GroupNorm, torch.nn.LayerNorm)
@@ -214,144 +245,322 @@ def _class_name(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in name.split("_")) or "Net"
 
 
+# ------------------------------------------------------------------ lowerings: an op's fx nodes
 def _emit(g: torch.fx.Graph, n: Node, ins):
-    a = n.attrs
-    op = n.op
-    cf = g.call_function
-    if n.path is not None and (n.params or n.has("stochastic")):
-        if op in ("param",):
-            return g.get_attr(n.path)
-        if op == "scalar_mul":
-            return cf(operator.mul, (ins[0], g.get_attr(n.path)))
-        if op == "ln2d":  # NCHW -> NHWC, LayerNorm, -> NCHW (torchvision's LayerNorm2d)
-            y = g.call_module(n.path, (g.call_method("permute", (ins[0], (0, 2, 3, 1))),))
-            return g.call_method("permute", (y, (0, 3, 1, 2)))
-        if op == "scalar_add":
-            return cf(operator.add, (ins[0], g.get_attr(n.path)))
-        if op == "lstm":  # torch.nn.LSTM returns (output, (h, c)); keep the output sequence
-            return cf(operator.getitem, (g.call_module(n.path, tuple(ins)), 0))
+    fn = LOWERINGS.get(n.op)
+    if fn is None:
+        raise _unsupported(n)
+    return fn(g, n, ins)
+
+
+def _unsupported(n: Node) -> ResdslError:
+    return ResdslError("unsupported", f"the torch target has no lowering for `{n.op}`", n.span)
+
+
+def _stateful(n: Node) -> bool:
+    """The op owns state at its path (a module or a bare parameter made by build_modules)."""
+    return n.path is not None and bool(n.params or n.has("stochastic"))
+
+
+@lowering("conv", "conv_transpose", "linear", "bn", "embedding", "attention", "dropout", "drop_path",
+          "layer_scale", "prelu")
+def _module(g, n, ins):
+    """A call of the torch.nn module that module_recipe made at the op's path."""
+    if not _stateful(n):
+        raise _unsupported(n)
+    return g.call_module(n.path, tuple(ins))
+
+
+# ---- norms without affine parameters own no state: plain functional calls
+@lowering("ln")
+def _ln(g, n, ins):
+    if _stateful(n):
         return g.call_module(n.path, tuple(ins))
-    # norms without affine parameters own no state: plain functional calls
-    if op == "ln":
-        return cf(F.layer_norm, (ins[0], tuple(a["_shape"])), {"eps": a["eps"]})
-    if op == "ln2d":
-        y = g.call_method("permute", (ins[0], (0, 2, 3, 1)))
-        y = cf(F.layer_norm, (y, (n.inputs[0].shape[1].size,)), {"eps": a["eps"]})
-        return g.call_method("permute", (y, (0, 3, 1, 2)))
-    if op == "gn":
-        return cf(F.group_norm, (ins[0], a["groups"]), {"eps": a["eps"]})
-    if op == "rmsnorm":
-        return cf(F.rms_norm, (ins[0], tuple(a["_shape"])), {"eps": a["eps"]})
-    if op in _FN:
-        return cf(_FN[op], (ins[0],))
-    if op == "identity":
-        return ins[0]
-    if op in _FN_KW:
-        fn, names = _FN_KW[op]
-        return cf(fn, (ins[0],), {k: a[k] for k in names if a[k] is not None})
-    if op == "gelu":
-        return cf(F.gelu, (ins[0],), {"approximate": a["approximate"]} if a["approximate"] != "none" else {})
-    if op == "leaky_relu":
-        return cf(F.leaky_relu, (ins[0], a["slope"]))
-    if op == "scale":
-        return cf(operator.mul, (ins[0], a["factor"]))
-    if op == "softmax":
-        return cf(torch.softmax, (ins[0], a["dim"]))
-    if op == "maxpool":
-        fn = getattr(F, f"max_pool{a['_nd']}d")
-        kw = {"stride": a["stride"] if a["stride"] is not None else a["kernel"], "padding": a["padding"]}
-        if a["dilation"] != 1:
-            kw["dilation"] = a["dilation"]
-        if a["ceil_mode"]:
-            kw["ceil_mode"] = True
-        return cf(fn, (ins[0], a["kernel"]), kw)
-    if op == "avgpool":
-        fn = getattr(F, f"avg_pool{a['_nd']}d")
-        kw = {"stride": a["stride"] if a["stride"] is not None else a["kernel"], "padding": a["padding"]}
-        if a["ceil_mode"]:
-            kw["ceil_mode"] = True
-        if not a["count_include_pad"]:
-            kw["count_include_pad"] = False
-        return cf(fn, (ins[0], a["kernel"]), kw)
-    if op == "adaptive_avgpool":
-        return cf(getattr(F, f"adaptive_avg_pool{a['_nd']}d"), (ins[0], a["size"]))
-    if op == "upsample":
-        return cf(F.interpolate, (ins[0],), {"scale_factor": float(a["scale"]), "mode": a["mode"]})
-    if op == "pixel_shuffle":
-        return cf(F.pixel_shuffle, (ins[0], a["factor"]))
-    if op == "flatten":
-        return cf(torch.flatten, (ins[0], a["start"], a["end"]))
-    if op == "reshape":
-        out = n.outputs[0].shape
-        dyn = [i for i, ax in enumerate(out) if not isinstance(ax.size, int)]
-        if len(dyn) > 1:
-            raise ResdslError("shape", f"reshape to {[str(x.size) for x in out]} has {len(dyn)} symbolic axes; "
-                                       "the torch target supports one", n.span,
-                              help="fix the other axes with numbers in the `input` shape")
-        shape = tuple(-1 if i in dyn else ax.size for i, ax in enumerate(out))
-        return g.call_method("reshape", (ins[0], shape))
-    if op == "transpose":
-        return cf(torch.transpose, (ins[0], a["dim0"], a["dim1"]))
-    if op == "permute":
-        return g.call_method("permute", (ins[0], tuple(a["dims"])))
-    if op == "rearrange":
-        x = ins[0]
-        for step in a["_steps"]:
-            if step[0] == "unflatten":
-                x = cf(torch.unflatten, (x, step[1], step[2]))
-            elif step[0] == "permute":
-                x = g.call_method("permute", (x, step[1]))
-            else:
-                x = cf(torch.flatten, (x, step[1], step[2]))
-        return x
-    if op == "select":
-        return cf(torch.select, (ins[0], a["dim"], a["index"]))
-    if op == "add":
-        x = ins[0]
-        for y in ins[1:]:
-            x = cf(operator.add, (x, y))
-        return x
-    if op == "mul":
-        return cf(operator.mul, (ins[0], ins[1]))
-    # ---- tensor arithmetic (issue 11): `a - b`, `x + 1`, `6 - x`, `x / 2`, `-x`
-    if op in _ARITH:
-        fn, scalar = _ARITH[op]
+    return g.call_function(F.layer_norm, (ins[0], tuple(n.attrs["_shape"])), {"eps": n.attrs["eps"]})
+
+
+@lowering("gn")
+def _gn(g, n, ins):
+    if _stateful(n):
+        return g.call_module(n.path, tuple(ins))
+    return g.call_function(F.group_norm, (ins[0], n.attrs["groups"]), {"eps": n.attrs["eps"]})
+
+
+@lowering("rmsnorm")
+def _rmsnorm(g, n, ins):
+    if _stateful(n):
+        return g.call_module(n.path, tuple(ins))
+    return g.call_function(F.rms_norm, (ins[0], tuple(n.attrs["_shape"])), {"eps": n.attrs["eps"]})
+
+
+@lowering("ln2d")
+def _ln2d(g, n, ins):  # NCHW -> NHWC, LayerNorm, -> NCHW (torchvision's LayerNorm2d)
+    y = g.call_method("permute", (ins[0], (0, 2, 3, 1)))
+    if _stateful(n):
+        y = g.call_module(n.path, (y,))
+    else:
+        y = g.call_function(F.layer_norm, (y, (n.inputs[0].shape[1].size,)), {"eps": n.attrs["eps"]})
+    return g.call_method("permute", (y, (0, 3, 1, 2)))
+
+
+@lowering("l2norm")
+def _l2norm(g, n, ins):
+    return g.call_function(F.normalize, (ins[0],), {"dim": n.attrs["dim"], "eps": n.attrs["eps"]})
+
+
+# ---- learned tensors and scalars: bare parameters at the op's path
+@lowering("param")
+def _param(g, n, ins):
+    if not _stateful(n):
+        raise _unsupported(n)
+    return g.get_attr(n.path)
+
+
+@lowering("scalar_mul")
+def _scalar_mul(g, n, ins):
+    if not _stateful(n):
+        raise _unsupported(n)
+    return g.call_function(operator.mul, (ins[0], g.get_attr(n.path)))
+
+
+@lowering("scalar_add")
+def _scalar_add(g, n, ins):
+    if not _stateful(n):
+        raise _unsupported(n)
+    return g.call_function(operator.add, (ins[0], g.get_attr(n.path)))
+
+
+@lowering("lstm")
+def _lstm(g, n, ins):  # torch.nn.LSTM returns (output, (h, c)); keep the output sequence
+    if not _stateful(n):
+        raise _unsupported(n)
+    return g.call_function(operator.getitem, (g.call_module(n.path, tuple(ins)), 0))
+
+
+# ---- activations and other elementwise functions
+def _call(fn, names=()):
+    """The lowering `fn(x, **{name: attribute})` (attributes that are None are left out)."""
+    def lower(g, n, ins):
+        return g.call_function(fn, (ins[0],), {k: n.attrs[k] for k in names if n.attrs[k] is not None})
+    return lower
+
+
+for _name, _fn in {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu,
+                   "hardswish": F.hardswish, "relu6": F.relu6, "hardsigmoid": F.hardsigmoid, "selu": F.selu,
+                   "mish": F.mish, "softsign": F.softsign, "logsigmoid": F.logsigmoid, "exp": torch.exp,
+                   "log": torch.log, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt, "abs": torch.abs}.items():
+    lowering(_name)(_call(_fn))
+for _name, (_fn, _names) in {"clamp": (torch.clamp, ("min", "max")), "hardtanh": (F.hardtanh, ("min_val", "max_val")),
+                             "elu": (F.elu, ("alpha",)), "celu": (F.celu, ("alpha",)),
+                             "softplus": (F.softplus, ("beta", "threshold")), "glu": (F.glu, ("dim",))}.items():
+    lowering(_name)(_call(_fn, _names))
+
+
+@lowering("identity")
+def _identity(g, n, ins):
+    return ins[0]
+
+
+@lowering("gelu")
+def _gelu(g, n, ins):
+    a = n.attrs
+    return g.call_function(F.gelu, (ins[0],), {"approximate": a["approximate"]} if a["approximate"] != "none" else {})
+
+
+@lowering("leaky_relu")
+def _leaky_relu(g, n, ins):
+    return g.call_function(F.leaky_relu, (ins[0], n.attrs["slope"]))
+
+
+@lowering("softmax")
+def _softmax(g, n, ins):
+    return g.call_function(torch.softmax, (ins[0], n.attrs["dim"]))
+
+
+# ---- pooling and resampling
+@lowering("maxpool")
+def _maxpool(g, n, ins):
+    a = n.attrs
+    kw = {"stride": a["stride"] if a["stride"] is not None else a["kernel"], "padding": a["padding"]}
+    if a["dilation"] != 1:
+        kw["dilation"] = a["dilation"]
+    if a["ceil_mode"]:
+        kw["ceil_mode"] = True
+    return g.call_function(getattr(F, f"max_pool{a['_nd']}d"), (ins[0], a["kernel"]), kw)
+
+
+@lowering("avgpool")
+def _avgpool(g, n, ins):
+    a = n.attrs
+    kw = {"stride": a["stride"] if a["stride"] is not None else a["kernel"], "padding": a["padding"]}
+    if a["ceil_mode"]:
+        kw["ceil_mode"] = True
+    if not a["count_include_pad"]:
+        kw["count_include_pad"] = False
+    return g.call_function(getattr(F, f"avg_pool{a['_nd']}d"), (ins[0], a["kernel"]), kw)
+
+
+@lowering("adaptive_avgpool")
+def _adaptive_avgpool(g, n, ins):
+    return g.call_function(getattr(F, f"adaptive_avg_pool{n.attrs['_nd']}d"), (ins[0], n.attrs["size"]))
+
+
+@lowering("upsample")
+def _upsample(g, n, ins):
+    return g.call_function(F.interpolate, (ins[0],), {"scale_factor": float(n.attrs["scale"]),
+                                                      "mode": n.attrs["mode"]})
+
+
+@lowering("pixel_shuffle")
+def _pixel_shuffle(g, n, ins):
+    return g.call_function(F.pixel_shuffle, (ins[0], n.attrs["factor"]))
+
+
+# ---- layout
+@lowering("flatten")
+def _flatten(g, n, ins):
+    return g.call_function(torch.flatten, (ins[0], n.attrs["start"], n.attrs["end"]))
+
+
+@lowering("reshape")
+def _reshape(g, n, ins):
+    out = n.outputs[0].shape
+    dyn = [i for i, ax in enumerate(out) if not isinstance(ax.size, int)]
+    if len(dyn) > 1:
+        raise ResdslError("shape", f"reshape to {[str(x.size) for x in out]} has {len(dyn)} symbolic axes; "
+                                   "the torch target supports one", n.span,
+                          help="fix the other axes with numbers in the `input` shape")
+    shape = tuple(-1 if i in dyn else ax.size for i, ax in enumerate(out))
+    return g.call_method("reshape", (ins[0], shape))
+
+
+@lowering("transpose")
+def _transpose(g, n, ins):
+    return g.call_function(torch.transpose, (ins[0], n.attrs["dim0"], n.attrs["dim1"]))
+
+
+@lowering("permute")
+def _permute(g, n, ins):
+    return g.call_method("permute", (ins[0], tuple(n.attrs["dims"])))
+
+
+@lowering("rearrange")
+def _rearrange(g, n, ins):
+    x = ins[0]
+    for step in n.attrs["_steps"]:
+        if step[0] == "unflatten":
+            x = g.call_function(torch.unflatten, (x, step[1], step[2]))
+        elif step[0] == "permute":
+            x = g.call_method("permute", (x, step[1]))
+        else:
+            x = g.call_function(torch.flatten, (x, step[1], step[2]))
+    return x
+
+
+@lowering("select")
+def _select(g, n, ins):
+    return g.call_function(torch.select, (ins[0], n.attrs["dim"], n.attrs["index"]))
+
+
+@lowering("concat")
+def _concat(g, n, ins):
+    return g.call_function(torch.cat, (list(ins), n.attrs["dim"]))
+
+
+@lowering("stack")
+def _stack(g, n, ins):
+    return g.call_function(torch.stack, (list(ins), n.attrs["dim"]))
+
+
+@lowering("split")
+def _split(g, n, ins):
+    parts = g.call_function(torch.split, (ins[0], list(n.attrs["_sizes"]), n.attrs["dim"]))
+    return [g.call_function(operator.getitem, (parts, i)) for i in range(len(n.outputs))]
+
+
+@lowering("chunk")
+def _chunk(g, n, ins):
+    parts = g.call_function(torch.chunk, (ins[0], n.attrs["n"], n.attrs["dim"]))
+    return [g.call_function(operator.getitem, (parts, i)) for i in range(len(n.outputs))]
+
+
+@lowering("pad")
+def _pad(g, n, ins):
+    a = n.attrs
+    return g.call_function(F.pad, (ins[0], list(a["widths"])), {"value": a["value"]} if a["value"] else {})
+
+
+@lowering("expand")
+def _expand(g, n, ins):
+    x, like = ins
+    sizes = [g.call_method("size", (like, d)) if d in n.attrs["dims"] else -1
+             for d in range(len(n.outputs[0].shape))]
+    return g.call_method("expand", (x, *sizes))
+
+
+# ---- arithmetic, merges and reductions
+def _sum_of(g, ins):
+    x = ins[0]
+    for y in ins[1:]:
+        x = g.call_function(operator.add, (x, y))
+    return x
+
+
+@lowering("add")
+def _add(g, n, ins):
+    return _sum_of(g, ins)
+
+
+@lowering("mul")
+def _mul(g, n, ins):
+    return g.call_function(operator.mul, (ins[0], ins[1]))
+
+
+@lowering("matmul")
+def _matmul(g, n, ins):
+    return g.call_function(torch.matmul, (ins[0], ins[1]))
+
+
+@lowering("scale")
+def _scale(g, n, ins):
+    return g.call_function(operator.mul, (ins[0], n.attrs["factor"]))
+
+
+def _arith(fn, scalar=None):
+    """`a - b`, `x + 1`, `6 - x`, `x / 2`, `-x`: the operator, with the scalar attribute `value`
+    on the left or the right (or none)."""
+    def lower(g, n, ins):
         if scalar is None:
-            return cf(fn, tuple(ins))
-        return cf(fn, (a["value"], ins[0]) if scalar == "left" else (ins[0], a["value"]))
-    if op == "mean":
-        if len(ins) > 1:
-            x = ins[0]
-            for y in ins[1:]:
-                x = cf(operator.add, (x, y))
-            return cf(operator.truediv, (x, float(len(ins))))
-        return cf(torch.mean, (ins[0], a["dim"]), {"keepdim": True} if a["keepdim"] else {})
-    if op == "concat":
-        return cf(torch.cat, (list(ins), a["dim"]))
-    if op == "matmul":
-        return cf(torch.matmul, (ins[0], ins[1]))
-    if op in ("split", "chunk"):
-        parts = cf(torch.split, (ins[0], list(a["_sizes"]), a["dim"])) if op == "split" else \
-            cf(torch.chunk, (ins[0], a["n"], a["dim"]))
-        return [cf(operator.getitem, (parts, i)) for i in range(len(n.outputs))]
-    # ---- added for the architecture library (tier 2/3)
-    if op == "pad":
-        return cf(F.pad, (ins[0], list(a["widths"])), {"value": a["value"]} if a["value"] else {})
-    if op == "l2norm":
-        return cf(F.normalize, (ins[0],), {"dim": a["dim"], "eps": a["eps"]})
-    if op == "orthogonal":  # f - <x, f> / (<x, x> + eps) * x
-        f, x = ins
-        dot = cf(torch.sum, (cf(operator.mul, (x, f)), a["dim"]), {"keepdim": True})
-        nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
-        coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
-        return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
-    # ---- added for the architecture library (tier 1)
-    if op == "expand":
-        x, like = ins
-        sizes = [g.call_method("size", (like, d)) if d in a["dims"] else -1 for d in range(len(n.outputs[0].shape))]
-        return g.call_method("expand", (x, *sizes))
-    if op == "stack":
-        return cf(torch.stack, (list(ins), a["dim"]))
-    if op == "sum":
-        return cf(torch.sum, (ins[0], a["dim"]), {"keepdim": True} if a["keepdim"] else {})
-    raise ResdslError("unsupported", f"the torch target has no lowering for `{op}`", n.span)
+            return g.call_function(fn, tuple(ins))
+        v = n.attrs["value"]
+        return g.call_function(fn, (v, ins[0]) if scalar == "left" else (ins[0], v))
+    return lower
+
+
+for _name, (_fn, _scalar) in {"sub": (operator.sub, None), "div": (operator.truediv, None),
+                              "neg": (operator.neg, None), "shift": (operator.add, "right"),
+                              "rsub": (operator.sub, "left"), "div_scalar": (operator.truediv, "right"),
+                              "rdiv": (operator.truediv, "left")}.items():
+    lowering(_name)(_arith(_fn, _scalar))
+
+
+@lowering("mean")
+def _mean(g, n, ins):
+    if len(ins) > 1:
+        return g.call_function(operator.truediv, (_sum_of(g, ins), float(len(ins))))
+    return g.call_function(torch.mean, (ins[0], n.attrs["dim"]), {"keepdim": True} if n.attrs["keepdim"] else {})
+
+
+@lowering("sum")
+def _sum(g, n, ins):
+    return g.call_function(torch.sum, (ins[0], n.attrs["dim"]), {"keepdim": True} if n.attrs["keepdim"] else {})
+
+
+@lowering("orthogonal")
+def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
+    cf, a = g.call_function, n.attrs
+    f, x = ins
+    dot = cf(torch.sum, (cf(operator.mul, (x, f)), a["dim"]), {"keepdim": True})
+    nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
+    coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
+    return cf(operator.sub, (f, cf(operator.mul, (coef, x))))

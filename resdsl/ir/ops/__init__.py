@@ -1,0 +1,55 @@
+"""The op table: every primitive declared once, as one record (:class:`OpDef`), in the module
+of its kind:
+
+=================  ==========================================================================
+:mod:`.conv`       conv, conv_transpose, pooling, upsample, pixel_shuffle
+:mod:`.linear`     linear, embedding, matmul
+:mod:`.attention`  attention, lstm
+:mod:`.norm`       bn, gn, ln, ln2d, rmsnorm, l2norm
+:mod:`.activation` relu ... softplus, prelu, glu, softmax, dropout, drop_path
+:mod:`.arith`      add, mul, sub, div, the scalar forms, scale, mean, sum, orthogonal
+:mod:`.params`     param, scalar_mul, scalar_add, layer_scale
+:mod:`.shape`      identity, flatten, reshape, transpose, permute, rearrange, select, concat,
+                   stack, split, chunk, pad, expand
+=================  ==========================================================================
+
+Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
+``elementwise``, ``has_params``, ``stochastic``), not op names. What a record holds, and what
+the backends register against it, is described in :mod:`.core` and docs/ops.md.
+"""
+# ruff: noqa: I001 (the kind modules are imported in the order of the table)
+from __future__ import annotations
+
+from .core import (  # noqa: F401 (the public names of the op table)
+    ATTR_INIT,
+    EPS,
+    INIT_ARGS,
+    INIT_KINDS,
+    MAX_DIM,
+    MAX_FLOAT,
+    MAX_PARAM_ELEMENTS,
+    NONNEG,
+    OPS,
+    POS,
+    PROB,
+    REQUIRED,
+    TORCH_INIT,
+    AttrDef,
+    Legal,
+    OpDef,
+    OpError,
+    ParamSpec,
+    RegistrationError,
+    Registry,
+    Regroup,
+    broadcast,
+    channel_axis,
+    check_init,
+    elementwise_axes,
+    op,
+    whole_bundle,
+)
+
+# the kinds, in the order of the table: importing a module declares its ops
+from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
+from .arith import arith_broadcast  # noqa: F401
