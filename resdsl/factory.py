@@ -93,7 +93,7 @@ def _check_args(num_classes, in_chans, drop_path_rate, pretrained, weights, out_
         raise ResdslError("usage", f"drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}")
     if pretrained not in (False, None) and weights is not None:
         raise ResdslError("usage", "give pretrained= or weights=, not both")
-    if pretrained is not False and pretrained is not None and pretrained is not True and not isinstance(pretrained, str):
+    if pretrained not in (False, None, True) and not isinstance(pretrained, str):
         raise ResdslError("usage", f"pretrained must be true, false or a tag, got {pretrained!r}")
     if out_indices is not None and not features_only:
         raise ResdslError("usage", "out_indices picks the stages of features_only=True",

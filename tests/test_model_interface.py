@@ -165,7 +165,8 @@ def test_drop_path_rate_sets_the_network_s_parameter():
     dims, depths = [8, 16, 32, 64], [1, 2, 2, 1]
     m = resdsl.create_model("convnext_tiny", drop_path_rate=0.3, dims=dims, depths=depths, seed=0)
     ours = [mod.p for mod in m.modules() if type(mod).__name__ == "DropPath"]
-    cfg = [CNBlockConfig(d, dims[i + 1] if i + 1 < len(dims) else None, n) for i, (d, n) in enumerate(zip(dims, depths))]
+    cfg = [CNBlockConfig(d, dims[i + 1] if i + 1 < len(dims) else None, n)
+           for i, (d, n) in enumerate(zip(dims, depths))]
     ref = [mod.p for mod in ConvNeXt(cfg, stochastic_depth_prob=0.3).modules() if isinstance(mod, StochasticDepth)]
     assert ours == pytest.approx([p for p in ref if p > 0]) and max(ours) == pytest.approx(0.3)
     with pytest.raises(ResdslError, match="no drop-path parameter") as e:
