@@ -396,3 +396,14 @@ def test_docs_feature_pyramid_sample_runs(capsys):
     exec(compile(block, "docs/api.md", "exec"), {})  # the repository's own docs, not user input
     out = capsys.readouterr().out
     assert "[64, 128, 256, 512] [4, 8, 16, 32]" in out and "'layer4': (1, 64, 2, 2)" in out
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"pretrained": 1}, "pretrained must be True, False or a tag"), ({"num_classes": -1}, "non-negative"),
+    ({"in_chans": 0}, "in_chans must be a positive int"), ({"drop_path_rate": 2}, r"in \[0, 1\)"),
+    ({"num_classes": 5, "classes": 7}, "disagree"),
+])
+def test_bad_keywords_are_usage_errors(kw, msg):
+    with pytest.raises(ResdslError, match=msg) as e:
+        resdsl.create_model("resnet18", **kw)
+    assert e.value.kind == "usage"
