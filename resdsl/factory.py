@@ -103,10 +103,11 @@ def _check_args(num_classes, in_chans, drop_path_rate, pretrained, weights, out_
     if drop_path_rate is not None and (isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, (int, float))
                                        or not 0 <= drop_path_rate < 1):
         raise ResdslError("usage", f"drop_path_rate must be a number in [0, 1), got {drop_path_rate!r}")
-    if pretrained not in (False, None) and weights is not None:
+    if not (pretrained is None or isinstance(pretrained, bool) or (isinstance(pretrained, str) and pretrained)):
+        raise ResdslError("usage", f"pretrained must be True, False or a tag, got {pretrained!r}",
+                          help="e.g. pretrained=True, or a tag from resdsl.list_pretrained()")
+    if pretrained and weights is not None:
         raise ResdslError("usage", "give pretrained= or weights=, not both")
-    if pretrained is not False and pretrained is not None and pretrained is not True and not isinstance(pretrained, str):
-        raise ResdslError("usage", f"pretrained must be true, false or a tag, got {pretrained!r}")
     if out_indices is not None and not features_only:
         raise ResdslError("usage", "out_indices picks the stages of features_only=True",
                           help="pass features_only=True as well")
@@ -115,7 +116,7 @@ def _check_args(num_classes, in_chans, drop_path_rate, pretrained, weights, out_
 def _source(name, network, pretrained, weights, rename):
     """(normalized state_dict or None, pretrained_cfg or None, what to call it in messages)."""
     from .weights import normalize, read_checkpoint
-    if pretrained not in (False, None):
+    if pretrained:
         if network is None or not isinstance(name, str) or name != network:
             raise ResdslError("usage", f"pretrained= needs a stdlib network name, got {str(name)[:60]!r}",
                               help="e.g. create_model(\"resnet50\", pretrained=True); for a file, pass weights=")

@@ -31,6 +31,8 @@ network tiny() {
     repeat 2 as layer1 (i) { Basic(8) }
     repeat 2 as layer2 (i) { Basic(16, stride=2 if i == 0 else 1) }
     adaptive_avgpool(1) -> flatten -> linear(5) as fc
+    @features layer1, layer2
+    @classifier fc
 }
 """
 
@@ -67,6 +69,12 @@ def main():
             if rank == 0:
                 torch.save(state, out)
     assert torch.isfinite(loss)
+    if mode == "fsdp":  # timm's interface under FSDP2: its methods all-gather as forward does
+        from torch.distributed.fsdp import register_fsdp_forward_method
+        for name in ("forward_features", "forward_head"):
+            register_fsdp_forward_method(model, name)
+        with torch.no_grad():
+            torch.testing.assert_close(model.forward_head(model.forward_features(x)), model(x), rtol=0, atol=0)
     # FSDP's modules sit in reference cycles: free them, and any gloo work they still hold, now
     # rather than during interpreter shutdown, where gloo aborts now and then ("terminate called
     # without an active exception"); then leave without that shutdown

@@ -165,7 +165,8 @@ def test_drop_path_rate_sets_the_network_s_parameter():
     dims, depths = [8, 16, 32, 64], [1, 2, 2, 1]
     m = resdsl.create_model("convnext_tiny", drop_path_rate=0.3, dims=dims, depths=depths, seed=0)
     ours = [mod.p for mod in m.modules() if type(mod).__name__ == "DropPath"]
-    cfg = [CNBlockConfig(d, dims[i + 1] if i + 1 < len(dims) else None, n) for i, (d, n) in enumerate(zip(dims, depths))]
+    cfg = [CNBlockConfig(d, dims[i + 1] if i + 1 < len(dims) else None, n)
+           for i, (d, n) in enumerate(zip(dims, depths))]
     ref = [mod.p for mod in ConvNeXt(cfg, stochastic_depth_prob=0.3).modules() if isinstance(mod, StochasticDepth)]
     assert ours == pytest.approx([p for p in ref if p > 0]) and max(ours) == pytest.approx(0.3)
     with pytest.raises(ResdslError, match="no drop-path parameter") as e:
@@ -400,3 +401,14 @@ def test_docs_feature_pyramid_sample_runs(capsys):
     exec(compile(block, "docs/api.md", "exec"), {})  # the repository's own docs, not user input
     out = capsys.readouterr().out
     assert "[64, 128, 256, 512] [4, 8, 16, 32]" in out and "'layer4': (1, 64, 2, 2)" in out
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"pretrained": 1}, "pretrained must be True, False or a tag"), ({"num_classes": -1}, "non-negative"),
+    ({"in_chans": 0}, "in_chans must be a positive int"), ({"drop_path_rate": 2}, r"in \[0, 1\)"),
+    ({"num_classes": 5, "classes": 7}, "disagree"),
+])
+def test_bad_keywords_are_usage_errors(kw, msg):
+    with pytest.raises(ResdslError, match=msg) as e:
+        resdsl.create_model("resnet18", **kw)
+    assert e.value.kind == "usage"
