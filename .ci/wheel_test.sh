@@ -75,11 +75,16 @@ t3=$(date +%s)
 # blocks are marked). What the docs' examples use beyond resdsl's dependencies comes first.
 python -m pip install -q -c "$ROOT/.ci/constraints.txt" torchvision
 # `pretrained=True` (README, docs) with no internet: torch.hub's cache holds a checkpoint made
-# here under the file name of torchvision's resnet50 DEFAULT weights (a cached file is not
+# here under the file names of torchvision's resnet50 and resnet18 DEFAULT weights (a cached file is not
 # hashed again; downloads themselves are tested against local servers in the test suite)
 export TORCH_HOME="$WORK/torch_home"
 mkdir -p "$TORCH_HOME/hub/checkpoints"
-python -c "import resdsl, torch; torch.save(resdsl.build('resnet50', seed=0).state_dict(), '$TORCH_HOME/hub/checkpoints/resnet50-11ad3fa6.pth')"
+python - "$TORCH_HOME/hub/checkpoints" <<'PY'
+import sys, torch, resdsl
+for net, fname in (("resnet50", "resnet50-11ad3fa6.pth"), ("resnet18", "resnet18-f37072fd.pth")):
+    assert resdsl.get_pretrained_cfg(net).url.endswith("/" + fname), (net, fname)
+    torch.save(resdsl.build(net, seed=0).state_dict(), f"{sys.argv[1]}/{fname}")
+PY
 python "$ROOT/.ci/docs_run.py" --installed --work "$WORK/docs"
 t4=$(date +%s)
 echo "wheel test: build $((t1 - t0)) s, venv install $((t2 - t1)) s, main job $((t3 - t2)) s, docs $((t4 - t3)) s"
