@@ -203,16 +203,20 @@ def _graph_key(g, optional=()):
 def _assign_classes(top):
     """Post-order: instances of one block definition share a class where their forwards agree up
     to optional children; others are grouped by their exact structure."""
-    by_label, order = {}, []
+    by_label, height = {}, {}
 
     def visit(inst):
+        h = 0
         for _, c in inst.children:
-            visit(c)
+            h = max(h, visit(c) + (c.kind == "block"))
         if inst.kind == "block":
-            if inst.label not in by_label:
-                order.append(inst.label)
-            by_label.setdefault(inst.label, []).append(inst)
+            label = inst.label if inst.label is not None else (None, h)  # groups: by structure only
+            by_label.setdefault(label, []).append(inst)
+            height[label] = max(height.get(label, 0), h)
+        return h
     visit(top)
+    # a block's children are grouped before it: labels by the height of their tallest instance
+    order = sorted(by_label, key=lambda lb: height[lb])
     classes = []
     for label in order:
         insts = by_label[label]
@@ -220,7 +224,7 @@ def _assign_classes(top):
         for i in sorted(insts, key=lambda i: -len(i.children)):
             names.update(dict.fromkeys(n for n, _ in i.children))
         optional = [n for n in names if not all(i.child(n) is not None for i in insts)]
-        if _unifies(insts, optional):
+        if not isinstance(label, tuple) and _unifies(insts, optional):
             cls = _Class(insts, optional)
             classes.append(cls)
             for i in insts:
@@ -729,9 +733,14 @@ def _init_function(plan, top, classes) -> list:
         if _action_lines("m", act):
             by_action.setdefault(act, []).append(_torch_class(cls))
     branches = []
+    exact = "SelfAttention" in plan.rules  # its out_proj is an nn.Linear that it initialises itself
     for act, names in by_action.items():
         test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
-        branches.append((f"isinstance(m, {test})", _action_lines("m", act)))
+        if exact and "nn.Linear" in names:
+            test = f"type(m) is {test}" if len(names) == 1 else f"type(m) in {test}"
+        else:
+            test = f"isinstance(m, {test})"
+        branches.append((test, _action_lines("m", act)))
     for cls in classes:
         body = []
         for n, c in cls.rep.children:

@@ -52,6 +52,7 @@ class SelfAttention(torch.nn.MultiheadAttention):
         self.causal = causal
 
     def reset_parameters(self):
+        self.out_proj.reset_parameters()  # as constructed: out_proj first, then the rest
         self._reset_parameters()
 
     def forward(self, x):
