@@ -29,7 +29,7 @@ from . import initplan
 from . import ops as TF
 from . import runtime
 from .lower import ResModule, lower_with_plan
-from .pyfmt import (ACTIVATIONS, PERMUTE, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
+from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
                     operator_symbol, statement, string)
 from .tree import all_sites, check_names
 from ...diagnostics import ResdslError
@@ -402,13 +402,15 @@ def _name_pattern(names, lo, hi):
 def _params(cls, stmts):
     """Constructor arguments of a class: slots whose values differ between its instances."""
     insts = cls.insts
-    found = {}
+    found, partial = {}, {}
 
     def visit(e):
         if isinstance(e, _Slot):
             vals = [v for v in e.values if v is not _ABSENT]
             if len({_typed(v) for v in vals}) > 1:
                 found.setdefault(tuple(map(_typed, e.values)), e)
+            elif len(vals) < len(e.values):  # in an optional child: constant where it exists
+                partial.setdefault(tuple(map(_typed, e.values)), e)
         elif isinstance(e, (Call, _Named, _ModuleDict)):
             for i in e.items:
                 visit(i)
@@ -446,6 +448,10 @@ def _params(cls, stmts):
         want = want if want not in params else want + "_"
         params[want] = [v for v in vals]
         exprs[key] = want
+    for key, s in partial.items():  # `stride=stride` in a projection that only stride-2 blocks have
+        arg = next((a for a in params if a in args and same(s.values, [i.block_args.get(a) for i in insts])), None)
+        if arg is not None:
+            exprs[key] = arg
     return params, exprs
 
 
@@ -482,7 +488,18 @@ def _render(e, exprs):
         return _Named(e.names, [_render(i, exprs) for i in e.items])
     if isinstance(e, _ModuleDict):
         return _ModuleDict([_render(i, exprs) for i in e.items])
-    return Call(e.head, [_render(i, exprs) for i in e.items])
+    return Call(e.head, [_as_expr(_render(i, exprs)) for i in e.items])
+
+
+def _as_expr(r):
+    """A container of named layers inside an expression: nn.Sequential(OrderedDict([...]))."""
+    if isinstance(r, _Named):
+        pairs = [Brackets("()", [string(n), _as_expr(i)]) for n, i in zip(r.names, r.items)]
+        return Call("nn.Sequential", [Call("OrderedDict", [Brackets("[]", pairs)])])
+    if isinstance(r, _ModuleDict):
+        return Call("nn.ModuleDict", [Brackets("[]", [Brackets("()", [kw.name, _as_expr(kw.value)])
+                                                      for kw in r.items])])
+    return r
 
 
 # ------------------------------------------------------------------ __init__ statements
@@ -525,7 +542,7 @@ def _dict_lines(name, target, r):
     else:
         lines = [f"        {target} = nn.ModuleDict()"]
     for kw in r.items:
-        lines += statement(2, f"{target}[{kw.name}] = ", kw.value)
+        lines += statement(2, f"{target}[{kw.name}] = ", _as_expr(kw.value))
     return lines
 
 
@@ -547,11 +564,17 @@ def _named_lines(name, target, r, uses):
             pre, suf = pat
             lines.append(f"        for i in range({k}, {j + 1}):" if k else f"        for i in range({j + 1}):")
             fmt = "f" + string(pre + "{i}" + suf)
-            lines += statement(3, "", Call(f"{target}.add_module", [fmt, r.items[k]]))
+            lines += statement(3, "", Call(f"{target}.add_module", [fmt, _as_expr(r.items[k])]))
             k = j + 1
             continue
         for m in range(k, j + 1):
-            lines += statement(2, "", Call(f"{target}.add_module", [string(r.names[m]), r.items[m]]))
+            item = r.items[m]
+            if isinstance(item, _Named):  # a named container in a named container: its own lines
+                sub = f"{target}.{r.names[m]}" if ident(r.names[m]) else None
+                lines += [ln for ln in _named_lines(r.names[m], sub, item, uses)] if sub else \
+                    statement(2, "", Call(f"{target}.add_module", [string(r.names[m]), _as_expr(item)]))
+                continue
+            lines += statement(2, "", Call(f"{target}.add_module", [string(r.names[m]), _as_expr(item)]))
         k = j + 1
     return lines
 
@@ -693,59 +716,82 @@ class _Forward:
 
 # ------------------------------------------------------------------ initialisation
 def _init_call(target: str, spec) -> list:
-    """Statements initialising tensor `target` from a `.res` init spec, as runtime.init_tensor does."""
+    """Statements (pyfmt trees) initialising tensor `target` from a `.res` init spec, as
+    runtime.init_tensor does."""
     kind, *a = spec
     if kind in ("zeros", "ones", "xavier_uniform", "xavier_normal", "orthogonal", "eye"):
-        return [f"nn.init.{kind}_({target})"]
+        return [Call(f"nn.init.{kind}_", [target])]
     if kind == "constant":
-        return [f"nn.init.constant_({target}, {lit(a[0])})"]
+        return [Call("nn.init.constant_", [target, lit(a[0])])]
     if kind == "normal":
-        return [f"nn.init.normal_({target}, std={lit(a[0])})" if a else f"nn.init.normal_({target})"]
+        return [Call("nn.init.normal_", [target] + ([Kw("std", lit(a[0]))] if a else []))]
     if kind == "trunc_normal":
         std = lit(a[0] if a else 1.0)
-        return [f"nn.init.trunc_normal_({target}, std={std}, a=-2 * {std}, b=2 * {std})"]
+        return [Call("nn.init.trunc_normal_", [target, Kw("std", std), Kw("a", f"-2 * {std}"),
+                                                Kw("b", f"2 * {std}")])]
     if kind == "uniform":
-        lo, hi = (a + [0.0, 1.0][len(a):]) if len(a) < 2 else a[:2]
-        return [f"nn.init.uniform_({target}, {lit(lo)}, {lit(hi)})"]
+        lo, hi = (list(a) + [0.0, 1.0][len(a):])[:2]
+        return [Call("nn.init.uniform_", [target, lit(lo), lit(hi)])]
     if kind in ("kaiming_normal", "kaiming_uniform"):
         mode = string(a[0] if a else "fan_in")
-        return [f'nn.init.{kind}_({target}, mode={mode}, nonlinearity="relu")']
+        return [Call(f"nn.init.{kind}_", [target, Kw("mode", mode), Kw("nonlinearity", '"relu"')])]
     if kind == "onehot":
-        return [f"nn.init.zeros_({target})", "with torch.no_grad():",
+        return [Call("nn.init.zeros_", [target]), "with torch.no_grad():",
                 f"    {target}.view(-1)[{int(a[0])}] = 1.0"]
     if kind == "default":
         return []
     raise ResdslError("unsupported", f"the torch target cannot write the init `{kind}`")
 
 
-def _action_lines(m: str, act) -> list:
+def _tensor(m: str, p: str) -> str:
+    return f"{m}.{p}" if ident(p) else f"{m}.get_parameter({string(p)})"
+
+
+def _action_lines(m: str, act, optional=()) -> list:
+    """Lines (str at relative indent, or (extra indent, tree)) of one module's initialisation."""
     reset, explicit = act
     out = [f"{m}.reset_parameters()"] if reset else []
     for p, spec in explicit:
-        out += _init_call(f"{m}.{p}" if ident(p) else f"{m}.get_parameter({string(p)})", spec)
+        calls = _init_call(_tensor(m, p), spec)
+        if p in optional:
+            out.append(f"if {_tensor(m, p)} is not None:")
+            out += [(1, c) if not isinstance(c, str) else "    " + c for c in calls]
+        else:
+            out += calls
     return out
+
+
+def _emit(lines, indent, body):
+    for b in body:
+        if isinstance(b, str):
+            lines.append("    " * indent + b)
+        elif isinstance(b, tuple):
+            lines += statement(indent + b[0], "", b[1])
+        else:
+            lines += statement(indent, "", b)
 
 
 def _init_function(plan, top, classes) -> list:
     """`init_weights(model)`: torchvision's init loop, then the layers that differ from their kind."""
     by_action = {}
     for cls, act in plan.rules.items():
+        opt = frozenset(plan.optional(cls))
         if _action_lines("m", act):
-            by_action.setdefault(act, []).append(_torch_class(cls))
+            by_action.setdefault((act, opt), []).append(_torch_class(cls))
     branches = []
     exact = "SelfAttention" in plan.rules  # its out_proj is an nn.Linear that it initialises itself
-    for act, names in by_action.items():
+    for (act, opt), names in by_action.items():
         test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
         if exact and "nn.Linear" in names:
             test = f"type(m) is {test}" if len(names) == 1 else f"type(m) in {test}"
         else:
             test = f"isinstance(m, {test})"
-        branches.append((test, _action_lines("m", act)))
+        branches.append((test, _action_lines("m", act, opt)))
     for cls in classes:
         body = []
         for n, c in cls.rep.children:
             if c.kind == "param":
-                body += _init_call(f"m.{n}" if ident(n) else f"m.get_parameter({string(n)})", c.spec)
+                body += _init_call(_tensor("m", n), c.spec)
         if body:
             branches.append((f"isinstance(m, {cls.name})", body))
     lines = ["def init_weights(model):",
@@ -754,14 +800,14 @@ def _init_function(plan, top, classes) -> list:
         lines.append("    for m in model.modules():")
         for k, (test, body) in enumerate(branches):
             lines.append(f"        {'if' if k == 0 else 'elif'} {test}:")
-            lines += ["            " + b for b in body]
-    loose = [i for i in _all(top) if i.kind in ("seq", "dict", "named") and any(c.kind == "param" for _, c in i.children)]
+            _emit(lines, 3, body)
+    loose = [i for i in _all(top) if i.kind in ("seq", "dict", "named")
+             and any(c.kind == "param" for _, c in i.children)]
     if loose:
         raise ResdslError("unsupported", "the torch target cannot write a parameter of a plain container: "
                           + loose[0].path)
     for path in plan.overrides:
-        m = f"model.get_submodule({string(path)})"
-        lines += ["    " + b for b in _action_lines(m, plan.actions[path][1])]
+        _emit(lines, 1, _action_lines(f"model.get_submodule({string(path)})", plan.actions[path][1]))
     if len(lines) == 2:
         lines.append("    del model  # nothing to initialise")
     return lines
@@ -804,8 +850,8 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     text = "\n".join(ln for b in bodies for ln in b)
     use_ckpt = "checkpoint(" in text or "checkpoint_chain(" in text
     lines = [f'"""{fn_name}: a network generated by resdsl from the .res file named in SOURCE.', "",
-             f"Do not edit; edit the .res file. `{fn_name}(seed=None)` returns the network as a",
-             'torch.nn.Module; it needs only torch."""', ""]
+             f"Edit the .res file, not this one. `{fn_name}(seed=None)` returns the network as a",
+             'torch.nn.Module. It needs only torch."""', ""]
     if weights_file is not None:
         lines.append("import os")
         lines.append("")
@@ -814,6 +860,8 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
         lines.append("import torch.nn.functional as F  # noqa: N812 (as torchvision writes it)")
     if use_ckpt:
         lines.append("import torch.utils.checkpoint")
+    if "OrderedDict(" in text:
+        lines.insert(lines.index("import torch"), "from collections import OrderedDict\n")
     lines += ["from torch import nn", "", f"SOURCE = {string(source or '<string>')}"]
     used = sorted({c.cls for c in _all(top) if c.kind == "leaf" and c.cls in TF.RUNTIME_CLASSES})
     for name in used:
@@ -888,13 +936,14 @@ def _entry(fn_name, cname, weights_file, tie_lines) -> list:
     """The function that builds the network: modules made on the meta device (nothing drawn),
     then given storage and initialised under `seed`, as resdsl.build does."""
     lines = []
+    noqa = "" if fn_name.islower() or not any(c.isalpha() for c in fn_name) else "  # noqa: N802 (the network's name)"
     if weights_file is not None:
         lines += [f"WEIGHTS = os.path.join(os.path.dirname(__file__), {string(weights_file)})", "", "",
-                  f"def {fn_name}(seed=None, weights=WEIGHTS):",
-                  '    """Build the network and load `weights` (a state_dict or a file; default: WEIGHTS)."""']
+                  f"def {fn_name}(seed=None, weights=WEIGHTS):{noqa}",
+                  '    """Build the network and load `weights` (a state_dict or a file, by default WEIGHTS)."""']
     else:
-        lines += [f"def {fn_name}(seed=None):",
-                  '    """Build the network; `seed` makes the initial weights reproducible."""']
+        lines += [f"def {fn_name}(seed=None):{noqa}",
+                  '    """Build the network, with reproducible initial weights for a given `seed`."""']
     lines += ['    with torch.device("meta"):', f"        model = {cname}()",
               '    model.to_empty(device="cpu")'] + tie_lines
     init = ["with torch.random.fork_rng(devices=[], enabled=seed is not None):",

@@ -39,6 +39,7 @@ class Plan:
     def __init__(self, graph: Graph):
         self.actions = {}  # leaf path -> (class, action)
         self.bare = {}  # parameter path -> init spec
+        self.params = {}  # leaf path -> its parameter names
         count = {}
         for n, rec in TF.state_owners(graph):
             if rec is None:
@@ -47,11 +48,31 @@ class Plan:
                 continue
             act = action(rec, n)
             self.actions[n.path] = (rec[0], act)
+            self.params[n.path] = set(n.params)
             per = count.setdefault(rec[0], {})
             per[act] = per.get(act, 0) + 1
-        # the most common action of a class is its rule (ties: the first seen)
-        self.rules = {cls: max(per, key=lambda a: per[a]) for cls, per in count.items()}
-        self.overrides = [p for p, (cls, act) in self.actions.items() if act != self.rules[cls]]
+        # a class's rule: its most common action, joined with the actions that agree with it on
+        # every parameter they share (a conv with a bias and one without: `if m.bias is not None`)
+        self.rules = {}
+        for cls, per in count.items():
+            reset, specs = max(per, key=lambda a: per[a])
+            specs = dict(specs)
+            for r, sp in sorted(per, key=lambda a: -per[a]):
+                if r == reset and all(specs.get(p, s) == s for p, s in sp):
+                    for p, s in sp:
+                        specs.setdefault(p, s)
+            self.rules[cls] = (reset, tuple(specs.items()))
+        self.overrides = [p for p, (cls, act) in self.actions.items() if not self.covers(p, cls, act)]
+
+    def covers(self, path, cls, act) -> bool:
+        reset, specs = self.rules[cls]
+        have = self.params[path]
+        return act[0] == reset and dict(act[1]) == {p: s for p, s in specs if p in have}
+
+    def optional(self, cls) -> set:
+        """Parameters of the rule of `cls` that some of its modules lack (a bias)."""
+        paths = [p for p, (c, _) in self.actions.items() if c == cls and p not in self.overrides]
+        return {p for p, _ in self.rules[cls][1] if not all(p in self.params[q] for q in paths)}
 
 
 def apply(model: torch.nn.Module, plan: Plan) -> None:
@@ -78,4 +99,6 @@ def _run(m, act) -> None:
     if reset and hasattr(m, "reset_parameters"):
         m.reset_parameters()
     for p, spec in explicit:
-        init_tensor(getattr(m, p), spec)
+        t = getattr(m, p, None)
+        if t is not None:
+            init_tensor(t, spec)

@@ -202,9 +202,19 @@ class Comp:
         self.elem, self.clause = elem, clause
 
 
+class Brackets(Call):
+    """`[a, b]` or `(a, b)`: a call without a head, in the given brackets."""
+
+    def __init__(self, brackets, items):
+        super().__init__(brackets[0], items)
+        self.close = brackets[1]
+
+
 def flat(e) -> str:
     if isinstance(e, str):
         return e
+    if isinstance(e, Brackets):
+        return e.head + ", ".join(flat(i) for i in e.items) + e.close
     if isinstance(e, Call):
         return e.head + "(" + ", ".join(flat(i) for i in e.items) + ")"
     if isinstance(e, Kw):
@@ -230,13 +240,15 @@ def statement(indent: int, prefix: str, e, suffix: str = "") -> list:
         return [pad + prefix + "["] + inner + [pad + "]" + suffix]
     if isinstance(e, Call) and e.items:
         body = INDENT * (indent + 1) + ", ".join(flat(i) for i in e.items)
-        head = pad + prefix + e.head + "("
+        brackets = isinstance(e, Brackets)
+        head = pad + prefix + e.head + ("" if brackets else "(")
+        close = pad + (e.close if brackets else ")") + suffix
         if len(body) <= WIDTH:
-            return [head, body, pad + ")" + suffix]
+            return [head, body, close]
         lines = [head]
         if len(e.items) == 1:  # nothing to split at: the item itself is split, without a comma
-            return lines + statement(indent + 1, "", e.items[0]) + [pad + ")" + suffix]
+            return lines + statement(indent + 1, "", e.items[0]) + [close]
         for i in e.items:
             lines += statement(indent + 1, "", i, ",")
-        return lines + [pad + ")" + suffix]
+        return lines + [close]
     return [one]
