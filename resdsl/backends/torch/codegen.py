@@ -233,14 +233,30 @@ def _assign_classes(top):
         groups = {}
         for i in insts:
             key = (_graph_key(i.graph), tuple((n, _shape_key(c)) for n, c in i.children))
-            if key not in groups:
-                groups[key] = _Class([])
-                classes.append(groups[key])
-            groups[key].insts.append(i)
-            i.group = groups[key]
+            groups.setdefault(key, []).append(i)
+        merged = []  # groups that unify up to optional children (a stochastic depth some lack)
         for g in groups.values():
-            g.rep = g.insts[0]
+            for m in merged if not isinstance(label, tuple) else ():
+                both = m[0] + g
+                opt = _optional(both)
+                if _unifies(both, opt):
+                    m[0], m[1] = both, opt
+                    break
+            else:
+                merged.append([g, []])
+        for g, opt in merged:
+            cls = _Class(g, opt)
+            classes.append(cls)
+            for i in g:
+                i.group = cls
     return classes
+
+
+def _optional(insts):
+    names = {}
+    for i in sorted(insts, key=lambda i: -len(i.children)):
+        names.update(dict.fromkeys(n for n, _ in i.children))
+    return [n for n in names if not all(i.child(n) is not None for i in insts)]
 
 
 def _unifies(insts, optional) -> bool:
