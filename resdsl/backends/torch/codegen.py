@@ -204,13 +204,23 @@ def _assign_classes(top):
     """Post-order: instances of one block definition share a class where their forwards agree up
     to optional children; others are grouped by their exact structure."""
     by_label, height = {}, {}
+    recursive = set()  # blocks that contain themselves (an hourglass): one class per depth
+
+    def labels_below(inst):
+        for _, c in inst.children:
+            if c.kind == "block":
+                yield c.label
+            yield from labels_below(c)
+    for inst in _all(top):
+        if inst.kind == "block" and inst.label is not None and inst.label in set(labels_below(inst)):
+            recursive.add(inst.label)
 
     def visit(inst):
         h = 0
         for _, c in inst.children:
             h = max(h, visit(c) + (c.kind == "block"))
         if inst.kind == "block":
-            label = inst.label if inst.label is not None else (None, h)  # groups: by structure only
+            label = inst.label if inst.label is not None and inst.label not in recursive else (inst.label, h)
             by_label.setdefault(label, []).append(inst)
             height[label] = max(height.get(label, 0), h)
         return h
@@ -854,7 +864,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     classes = _assign_classes(top)
     for cls in classes:
         label = cls.insts[0].label
-        want = TF._class_name(label) if label else "Block"
+        want = TF._class_name(label) if isinstance(label, str) and label else "Block"
         cls.name = names.new(want if want != fn_name else want + "Module", suffix="")
     top_cls = top.group
     bodies = []
