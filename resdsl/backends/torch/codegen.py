@@ -821,7 +821,7 @@ def _init_function(plan, top, classes) -> list:
         if body:
             branches.append((f"isinstance(m, {cls.name})", body))
     lines = ["def init_weights(model):",
-             '    """Initialise every tensor as the .res file says (in the order resdsl.build does)."""']
+             '    """Initialise every tensor as the .res file says, in the order the compiler does."""']
     if branches:
         lines.append("    for m in model.modules():")
         for k, (test, body) in enumerate(branches):
