@@ -132,12 +132,13 @@ def _load(tmp_path, src, name="net_mod"):
 
 def test_standalone_resnet50_is_short_classes_and_equal(tmp_path):
     src = resdsl.to_python(RESNET, "resnet50")
-    assert len(src.splitlines()) <= 150
+    assert len(src.splitlines()) <= 110
     tree = ast.parse(src)
     classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
-    assert classes == ["BottleneckDownsample", "Bottleneck", "Resnet50"]
-    assert "getattr(getattr" not in src and "put_module" not in src and "make_indexable" not in src
-    assert "class Bottleneck(torch.nn.Module):" in src and "self.layer1 = torch.nn.Sequential(" in src
+    assert classes == ["Bottleneck", "ResNet"]  # one class per block definition, as torchvision
+    assert "getattr(" not in src and "put_module" not in src and "make_indexable" not in src
+    assert "class Bottleneck(nn.Module):" in src and "self.layer1 = nn.Sequential(" in src
+    assert "if self.downsample is not None:" in src and "out += identity" in src
     mod = _load(tmp_path, src)
     ours = mod.resnet50(seed=3)
     built = resdsl.build(RESNET, network="resnet50", seed=3)
@@ -147,7 +148,8 @@ def test_standalone_resnet50_is_short_classes_and_equal(tmp_path):
     ours.eval(), built.eval()
     with torch.no_grad():
         torch.testing.assert_close(ours(x), built(x))
-    assert isinstance(ours.layer1[0], mod.BottleneckDownsample)
+    assert isinstance(ours.layer1[0], mod.Bottleneck) and isinstance(ours.layer1[1], mod.Bottleneck)
+    assert ours.layer1[1].downsample is None and ours.layer1[0].downsample is not None
 
 
 @pytest.mark.parametrize("net", ["resnet20_cifar", "stochastic_depth_resnet110", "densenet_bc_100_12",

@@ -21,6 +21,7 @@ import torch.fx
 
 from ...ir.graph import Graph
 from .codegen import to_python as _emit_python
+from . import initplan
 from .lower import lower_tree
 from .ops import RUNTIME_CLASSES, build_modules, module_recipe, state_owners  # noqa: F401 (the public names)
 from .tree import check_names
@@ -37,15 +38,31 @@ def to_fx(graph: Graph, seed: int | None = None, device=None, weights: dict | No
     """Build the module tree; `weights` (a checked state_dict) replaces the initial values;
     `checkpoint` (none, blocks, sqrt or an int k) recomputes block activations in backward."""
     check_names(graph)  # before any module is made: a reserved name is an error with a location
-    if seed is None:
-        root = build_modules(graph, device)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            root = build_modules(graph, device)
-    gm = lower(graph, root, checkpoint)
+    if device is not None and torch.device(device).type == "meta":
+        return lower(graph, build_modules(graph, device="meta"), checkpoint)
+    gm = make_empty(graph, device, checkpoint)
+    if weights is None:
+        if seed is None:
+            initplan.apply(gm, initplan.Plan(graph))
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                initplan.apply(gm, initplan.Plan(graph))
     if weights is not None:  # checked by the caller (resdsl.weights.check_state): backends never import it
         gm.load_state_dict(weights, strict=True)
+    return gm
+
+
+def make_empty(graph: Graph, device=None, checkpoint=None) -> torch.fx.GraphModule:
+    """The module tree with uninitialised tensors on `device`: modules are made on the meta
+    device (nothing drawn, nothing allocated), then given storage; tied tensors are tied again."""
+    with torch.device("meta"):
+        root = build_modules(graph, device="meta")
+    gm = lower(graph, root, checkpoint)
+    gm.to_empty(device=device if device is not None else "cpu")
+    for n, _ in state_owners(graph):
+        for local, owner in n.attrs.get("_tie", ()):  # to_empty gave each module its own tensor
+            setattr(gm.get_submodule(n.path), local, gm.get_parameter(owner))
     return gm
 
 

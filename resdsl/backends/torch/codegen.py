@@ -1,138 +1,93 @@
-"""The standalone ``.py`` file of the torch target: one ``nn.Module`` class per distinct block.
+"""The standalone ``.py`` file of the torch target, written from the blocks as torchvision writes
+its model files: one ``nn.Module`` class per ``.res`` block definition, its parameters as
+constructor arguments, ``nn.Sequential`` for chains, loops for repeats, one init function.
 
-The file is written from the same module tree as ``resdsl.build`` (built on the meta
-device): each module's forward is its fx graph's code, each class's ``__init__`` creates
-its children with the ``.res`` names. Instances of one block that differ only in sizes
-share a class; what differs becomes a constructor argument, named after the ``.res``
-block parameter with the same values where there is one. Modules are created depth-first
-in first-use order, which is the order ``build`` creates (and initialises) them, so
-``net(seed=s)`` and ``resdsl.build(..., seed=s)`` give the same weights.
+The file is written from the same module tree as ``resdsl.build`` (built on the meta device).
+Instances of one block share a class: what differs between them becomes a constructor
+argument, named after the ``.res`` block parameter with the same values (or the block's
+input channels, ``inplanes``/``in_channels``, or a multiple of a parameter, ``planes * 4``);
+a child that only some instances have (a projection shortcut) is an attribute that may be
+``None``, as torchvision's ``downsample``. Each forward is written from the module's fx
+graph with local value names (``out``, ``identity``), public torch functions and
+activations as modules. Weights come from :mod:`initplan`, the plan ``build()`` runs too,
+so ``net(seed=s)`` and ``resdsl.build(..., seed=s)`` give the same tensors.
 
-Nothing from the input reaches the file except as a ``repr`` literal or a checked
-identifier: names that are keywords, builtins or the file's own names are renamed in
-the file (never in the state_dict), and non-finite floats are written as ``float("inf")``.
+Nothing from the input reaches the file except as an escaped literal or a checked
+identifier: names that are keywords, builtins or the file's own names are renamed in the
+file (never in the state_dict), and non-finite floats are written as ``float("inf")``.
 """
 from __future__ import annotations
 
-import builtins
 import inspect
-import io
 import keyword
-import math
+import operator
 import re
-import tokenize
 
 import torch
 
+from . import initplan
+from . import ops as TF
 from . import runtime
+from .lower import ResModule, lower_with_plan
+from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
+                    operator_symbol, statement, string)
+from .tree import all_sites, check_names
 from ...diagnostics import ResdslError
 from ...ir.graph import Graph
-from . import ops as TF
-from .lower import ResModule, lower_with_plan
-from .tree import all_sites, check_names
 
 # file-level names the generated code defines or uses; nothing from the input may shadow them
-_FILE_NAMES = {"torch", "operator", "os", "init", "init_tensor", "checkpoint", "checkpoint_chain", "_chain",
-               "SOURCE", "WEIGHTS", "DropPath", "LayerScale", "SelfAttention", "self", "super", "range",
-               "float", "getattr", "isinstance", "dict", "int", "str", "len", "tuple", "list"}
-# fx names a global after its module path: resdsl.backends.torch.runtime.checkpoint -> resdsl_backends_..._checkpoint
-_RT = runtime.__name__.replace(".", "_")
-_CKPT = ((_RT + "_checkpoint_chain", "checkpoint_chain"), (_RT + "_checkpoint", "checkpoint"))
+FILE_NAMES = {"torch", "nn", "F", "os", "OrderedDict", "init_weights", "checkpoint", "checkpoint_chain",
+              "_chain", "SOURCE", "WEIGHTS", "DropPath", "LayerScale", "SelfAttention", "Permute", "self",
+              "super", "range", "float", "getattr", "setattr", "isinstance", "dict", "int", "str", "len",
+              "tuple", "list", "model", "seed", "weights", "m", "i"}
 # values torch leaves out of a constructor call (module_recipe drops them): used to line up instances
 _FILL = dict(TF._DEFAULTS, padding_mode="zeros", causal=False)
+_ABSENT = object()  # a slot of an optional child, for an instance that lacks it
 
 
-class _Names:
-    """A namespace of identifiers safe to define in the generated file."""
-
-    def __init__(self, taken=()):
-        self.taken = set(taken) | set(_FILE_NAMES) | set(dir(builtins)) | set(keyword.kwlist)
-
-    def new(self, want: str, suffix: str = "_") -> str:
-        name = re.sub(r"\W", "_", want, flags=re.ASCII) or "v"
-        if name[0].isdigit():
-            name = "_" + name
-        if name in self.taken or keyword.iskeyword(name) or name.startswith("__"):
-            base = name.strip("_") + suffix
-            if not base.isidentifier():  # "_0" taken: "0" is no identifier, "M0" is
-                base = "M" + base
-            name, k = base, 2
-            while name in self.taken:
-                name, k = f"{base}{k}", k + 1
-        self.taken.add(name)
-        return name
-
-
-def _lit(v) -> str:
-    """A Python literal for a value from the IR (numbers, strings, bools, None, tuples, lists)."""
-    if isinstance(v, bool) or v is None:
-        return repr(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return 'float("nan")'
-        if math.isinf(v):
-            return 'float("inf")' if v > 0 else '-float("inf")'
-        return repr(v)
-    if isinstance(v, (int, str)):
-        return repr(v)
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_lit(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    if isinstance(v, list):
-        return "[" + ", ".join(_lit(x) for x in v) + "]"
-    raise ResdslError("unsupported", f"the torch target cannot write the value {type(v).__name__}")
-
-
-def _attr(name: str) -> str:
-    """`self.name`, or getattr(self, "0") where the name is not an identifier."""
-    return f"self.{name}" if name.isidentifier() else f"getattr(self, {name!r})"
-
-
-# ------------------------------------------------------------------ instances
+# ------------------------------------------------------------------ the module tree, described
 class _Inst:
-    """One module of the tree, described for code generation."""
+    """One module of the tree: leaf | param | block | seq | named | dict | fill."""
 
     def __init__(self, kind, path, name):
-        self.kind, self.path, self.name = kind, path, name  # kind: block | seq | dict | leaf | param
+        self.kind, self.path, self.name = kind, path, name
         self.children = []  # (name, _Inst)
-        self.cls = None  # block: class name; leaf: torch class expression
-        self.code = None
+        self.cls = None  # leaf: torch class; fill: constructor text
+        self.args, self.kwargs = (), {}
+        self.graph = None  # block: fx graph of its forward
         self.label = None
-        self.args = ()  # leaf: positional; param: shape
-        self.kwargs = {}
-        self.inits = []
-        self.explicit = False
+        self.block_args, self.defaults = {}, {}
+        self.in_c = None
         self.group = None  # block: its _Class
-        self.block_args = {}
+        self.spec = None  # param: init spec
 
-
-class _Class:
-    def __init__(self, insts):
-        self.insts = insts
-        self.name = None
-        self.params = []  # names of constructor arguments
-        self.slots = {}  # slot id -> param name or None (a constant)
+    def child(self, name):
+        return next((c for n, c in self.children if n == name), None)
 
 
 def _describe(mod, path, name, owners, first, sites):
-    inst = None
     if path in owners and owners[path][1] is not None:
-        n, rec = owners[path]
         inst = _Inst("leaf", path, name)
-        inst.cls, inst.args, inst.kwargs, inst.inits = rec
-        inst.explicit = TF._explicit_init(inst.cls, inst.inits, n)
+        inst.cls, inst.args, inst.kwargs, _ = owners[path][1]
         return inst
     if isinstance(mod, ResModule):
         inst = _Inst("block", path, name)
-        inst.code = _forward_src(mod)
+        inst.graph = mod.graph
         site = sites.get(path)
-        inst.label = TF._class_name(site.label) if site is not None else "Block"
+        inst.label = site.label if site is not None else "Block"
         if site is not None:
             s = site.scope
             while s is not None and s.path == site.path:
-                if s.kind == "block":
+                if s.kind in ("block", "network"):
                     inst.block_args = dict(s.info.get("args", {}))
+                    inst.defaults = dict(s.info.get("defaults", {}))
+                    inst.label = s.info.get("block", inst.label)
                     break
                 s = next((c for c in s.children if c.path == s.path), None)
+            else:
+                inst.label = None  # a group, shortcut or repeat: no block definition of its own
+            if site.inputs and len(site.inputs[0].shape) > 1 and isinstance(site.inputs[0].shape[1].size, int):
+                inst.in_c = site.inputs[0].shape[1].size
     elif isinstance(mod, torch.nn.Sequential):
         inst = _Inst("seq", path, name)
     else:
@@ -144,230 +99,750 @@ def _describe(mod, path, name, owners, first, sites):
         spec = owners[full][0].params[""]
         p = _Inst("param", full, pname)
         p.args = tuple(spec.shape)
-        p.inits = [("", spec.init or ("zeros",))]
+        p.spec = spec.init or ("zeros",)
         kids.append((first.get(full, 0), p))
     for cname, child in mod._modules.items():
         kids.append((first.get(pre + cname, 1 << 60), _describe(child, pre + cname, cname, owners, first, sites)))
     if inst.kind != "seq":
         kids.sort(key=lambda t: t[0])  # creation order = first use (stable for ties)
     inst.children = [(k.name, k) for _, k in kids]
+    if inst.kind == "block" and inst.label is None:
+        _as_chain(inst)
     return inst
 
 
-def _forward_src(mod) -> str:
-    """The fx code of a module's forward, without fx's `x = None` bookkeeping."""
-    src = mod._code
-    lines = []
-    for ln in src.strip("\n").splitlines():
-        ln = re.sub(r";  (\w+ = )+None$", "", ln.rstrip())
-        if ln.strip():
-            lines.append(ln)
-    return "\n".join(lines)
+def _as_chain(inst):
+    """A group whose forward applies its layers in turn becomes an nn.Sequential: numbered layers
+    at their index, activations and pools as modules in the free places (torchvision's
+    Conv2dNormActivation), or named layers in order (a repeat of named blocks)."""
+    nodes = list(inst.graph.nodes)
+    if len(nodes) < 3 or nodes[0].op != "placeholder" or nodes[1].op == "placeholder" or nodes[-1].op != "output":
+        return
+    if any(c.kind == "param" for _, c in inst.children):
+        return
+    body, prev = nodes[1:-1], nodes[0]
+    kids = dict(inst.children)
+    entries = []
+    for k, n in enumerate(body):
+        if len(prev.users) != 1 or not n.args or n.args[0] is not prev \
+                or any(isinstance(a, torch.fx.Node) for a in list(n.args[1:]) + list(n.kwargs.values())):
+            return
+        if n.op == "call_module" and n.target in kids and len(n.args) == 1 and not n.kwargs:
+            entries.append((n.target, kids[n.target]))
+        else:
+            text = as_module(n, lambda a, kw: ", ".join([lit(x) for x in a] + [f"{k}={lit(v)}" for k, v in kw.items()]))
+            if text is None:
+                return
+            f = _Inst("fill", "", str(k))
+            f.cls = text
+            entries.append((str(k), f))
+        prev = n
+    if nodes[-1].args != (prev,) or sorted(n for n, e in entries if e.kind != "fill") != sorted(kids):
+        return
+    if len({n for n, _ in entries}) != len(entries):
+        return
+    if all(n == str(k) for k, (n, _) in enumerate(entries)):
+        inst.kind = "seq"
+    elif all(e.kind != "fill" for _, e in entries) and not any(n.isdigit() for n, _ in entries):
+        inst.kind = "named"
+    else:
+        return
+    inst.children = entries
+    inst.graph = None
 
 
 # ------------------------------------------------------------------ classes
+class _Class:
+    def __init__(self, insts, optional=()):
+        self.insts = insts
+        self.name = None
+        self.optional = list(optional)  # child names some instances lack
+        self.params = []  # (name, default or _ABSENT)
+        self.values = {}  # id(inst) -> {param: value}
+        self.rep = max(insts, key=lambda i: len(i.children)) if insts else None  # has every optional child
+
+
 def _shape_key(inst):
-    """What must agree for two block instances to share a class (sizes may differ)."""
+    """What must agree for two instances to share a class (sizes may differ)."""
     if inst.kind == "leaf":
-        kws = tuple(sorted(k for k in inst.kwargs if k not in _FILL))  # others line up with their default
-        return ("leaf", inst.name, inst.cls, len(inst.args), kws, tuple(p for p, _ in inst.inits), inst.explicit)
+        kws = tuple(sorted(k for k in inst.kwargs if k not in _FILL))
+        return ("leaf", inst.cls, len(inst.args), kws)
     if inst.kind == "param":
-        return ("param", inst.name, len(inst.args))
+        return ("param", len(inst.args), inst.spec)
+    if inst.kind == "fill":
+        return ("fill", inst.cls)
     if inst.kind == "block":
-        return ("block", inst.name, id(inst.group))
-    return (inst.kind, inst.name, tuple(_shape_key(c) for _, c in inst.children))
+        return ("block", id(inst.group))
+    return (inst.kind, tuple((n, _shape_key(c)) for n, c in inst.children))
 
 
-def _kw_keys(insts):
-    """Keyword names over instances, in the recipe's order (an instance may leave a default out)."""
-    keys = {}
-    for i in insts:
-        keys.update(dict.fromkeys(i.kwargs))
-    return list(keys)
+def _graph_key(g, optional=()):
+    """The forward's structure, with calls of `optional` children taken as passing their input."""
+    idx, out = {}, []
+
+    def arg(a):
+        if isinstance(a, torch.fx.Node):
+            return ("%", idx[a])
+        if isinstance(a, (tuple, list)):
+            return (type(a).__name__,) + tuple(arg(x) for x in a)
+        if isinstance(a, dict):
+            return ("dict",) + tuple((k, arg(v)) for k, v in a.items())
+        return (type(a).__name__, repr(a))
+    for n in g.nodes:
+        if n.op == "call_module" and n.target in optional:
+            if len(n.args) != 1 or n.kwargs or not isinstance(n.args[0], torch.fx.Node):
+                return None
+            idx[n] = idx[n.args[0]]
+            continue
+        tgt = n.target if isinstance(n.target, str) else (id(n.target), getattr(n.target, "__name__", ""))
+        idx[n] = len(out)
+        out.append((n.op, tgt if n.op != "placeholder" else "", arg(n.args), arg(n.kwargs)))
+    return tuple(out)
 
 
 def _assign_classes(top):
-    """Post-order: group block instances into classes (same label, forward and layout)."""
-    groups = {}
-    classes = []
+    """Post-order: instances of one block definition share a class where their forwards agree up
+    to optional children; others are grouped by their exact structure."""
+    by_label, height = {}, {}
+    recursive = set()  # blocks that contain themselves (an hourglass): one class per depth
+
+    def labels_below(inst):
+        for _, c in inst.children:
+            if c.kind == "block":
+                yield c.label
+            yield from labels_below(c)
+    for inst in _all(top):
+        if inst.kind == "block" and inst.label is not None and inst.label in set(labels_below(inst)):
+            recursive.add(inst.label)
 
     def visit(inst):
+        h = 0
         for _, c in inst.children:
-            visit(c)
-        if inst.kind != "block":
-            return
-        key = (inst.label, inst.code, tuple(_shape_key(c) for _, c in inst.children))
-        cls = groups.get(key)
-        if cls is None:
-            cls = groups[key] = _Class([])
-            classes.append(cls)
-        cls.insts.append(inst)
-        inst.group = cls
+            h = max(h, visit(c) + (c.kind == "block"))
+        if inst.kind == "block":
+            label = inst.label if inst.label is not None and inst.label not in recursive else (inst.label, h)
+            by_label.setdefault(label, []).append(inst)
+            height[label] = max(height.get(label, 0), h)
+        return h
     visit(top)
+    # a block's children are grouped before it: labels by the height of their tallest instance
+    order = sorted(by_label, key=lambda lb: height[lb])
+    classes = []
+    for label in order:
+        insts = by_label[label]
+        names = {}
+        for i in sorted(insts, key=lambda i: -len(i.children)):
+            names.update(dict.fromkeys(n for n, _ in i.children))
+        optional = [n for n in names if not all(i.child(n) is not None for i in insts)]
+        if not isinstance(label, tuple) and _unifies(insts, optional):
+            cls = _Class(insts, optional)
+            classes.append(cls)
+            for i in insts:
+                i.group = cls
+            continue
+        groups = {}
+        for i in insts:
+            key = (_graph_key(i.graph), tuple((n, _shape_key(c)) for n, c in i.children))
+            groups.setdefault(key, []).append(i)
+        merged = []  # groups that unify up to optional children (a stochastic depth some lack)
+        for g in groups.values():
+            for m in merged if not isinstance(label, tuple) else ():
+                both = m[0] + g
+                opt = _optional(both)
+                if _unifies(both, opt):
+                    m[0], m[1] = both, opt
+                    break
+            else:
+                merged.append([g, []])
+        for g, opt in merged:
+            cls = _Class(g, opt)
+            classes.append(cls)
+            for i in g:
+                i.group = cls
     return classes
 
 
-def _leaves(inst):
-    out = []
-    for name, c in inst.children:
-        if c.kind == "leaf":
-            out.append((name, c))
-        elif c.kind in ("seq", "dict"):
-            out += _leaves(c)
-    return out
+def _optional(insts):
+    names = {}
+    for i in sorted(insts, key=lambda i: -len(i.children)):
+        names.update(dict.fromkeys(n for n, _ in i.children))
+    return [n for n in names if not all(i.child(n) is not None for i in insts)]
 
 
-def _name_classes(classes, names: _Names, top_cls):
-    by_label = {}
-    for c in classes:
-        if c is top_cls:
-            continue
-        by_label.setdefault(c.insts[0].label, []).append(c)
-    for label, cs in by_label.items():
-        base = min(cs, key=lambda c: (len(c.insts[0].children), cs.index(c)))
-        base_names = {n for n, _ in base.insts[0].children}
-        for c in [base] + [c for c in cs if c is not base]:
-            want = label
-            if c is not base:
-                extra = [n for n, _ in c.insts[0].children if n not in base_names]
-                want = label + "".join(TF._class_name(e) for e in extra if e.isidentifier()) if extra else label
-            c.name = names.new(want, suffix="")
+def _unifies(insts, optional) -> bool:
+    if any(not ident(n) for n in optional):
+        return False
+    keys = {_graph_key(i.graph, optional) for i in insts}
+    if len(keys) != 1 or None in keys:
+        return False
+    rep = max(insts, key=lambda i: len(i.children))
+    if any(not all(rep.child(n) is not None for n in optional) for _ in [0]):
+        return False
+    for i in insts:
+        for n, c in i.children:
+            if _shape_key(c) != _shape_key(rep.child(n)):
+                return False
+    for o in optional:  # each optional child is called once, on one input
+        calls = [n for n in rep.graph.nodes if n.op == "call_module" and n.target == o]
+        if len(calls) != 1:
+            return False
+    return True
 
 
 # ------------------------------------------------------------------ constructor code
 class _Slot:
+    """A value in a constructor expression, one per instance of the class."""
+
     __slots__ = ("values", "hint")
 
     def __init__(self, values, hint):
         self.values, self.hint = values, hint
 
 
-def _ctor_parts(insts, cls_of):
-    """Statements of __init__ for a group of instances: a list of lists of str | _Slot."""
-    stmts = []
-    first = insts[0]
-    for k, (name, c0) in enumerate(first.children):
-        col = [i.children[k][1] for i in insts]
-        stmts += _child_stmts(name, col, cls_of, target=_attr(name))
-    return stmts
+def _typed(v):
+    """A hashable stand-in for a value that tells 1, 1.0 and True apart."""
+    return _ABSENT if v is _ABSENT else (type(v).__name__, repr(v))
 
 
-def _expr(col, cls_of, hint):
-    """A constructor expression (list of parts) for one child across instances."""
-    c0 = col[0]
+def _col(insts, name):
+    return [i.child(name) if i is not None else None for i in insts]
+
+
+def _expr(col, values_of, hint):
+    """A constructor expression (pyfmt tree, with _Slot leaves) for one child across instances;
+    `col` holds None for instances without the child."""
+    c0 = next(c for c in col if c is not None)
+
+    def slot(get, h):
+        return _Slot(tuple(get(c) if c is not None else _ABSENT for c in col), h)
+    if c0.kind == "fill":
+        return c0.cls
     if c0.kind == "leaf":
-        sig = inspect.signature(TF._CLASSES[c0.cls]) if c0.cls in TF._CLASSES else None
-        pnames = list(sig.parameters) if sig else []
-        pnames = [p for p in pnames if p != "self"]
-        parts = [f"torch.nn.utils.skip_init({c0.cls}, " if c0.explicit else f"{c0.cls}("]
+        cls = TF._CLASSES[c0.cls]
+        pnames = [p for p in inspect.signature(cls).parameters if p != "self"]
         items = []
         for j in range(len(c0.args)):
-            pn = pnames[j] if j < len(pnames) else f"arg{j}"
-            items.append([_Slot(tuple(i.args[j] for i in col), f"{hint}_{pn}")])
-        for kw in _kw_keys(col):
-            vals = tuple(i.kwargs.get(kw, _FILL.get(kw)) for i in col)
-            items.append([f"{kw}=", _Slot(vals, f"{hint}_{kw}")])
-        # keywords at their default in every instance are left out, as a person would
-        items = [it for it in items if not (len(it) == 2 and it[0][:-1] in _FILL
-                                            and all(v == _FILL[it[0][:-1]] for v in it[1].values))]
-        for j, it in enumerate(items):
-            parts += ([", "] if j else []) + it
-        parts.append(")")
-        if c0.inits:
-            parts = ["init("] + parts
-            for p, _ in c0.inits:
-                parts += [f", {p}=", _Slot(tuple(dict(i.inits)[p] for i in col), f"{hint}_{p}_init")]
-            parts.append(")")
-        return parts
+            items.append(slot(lambda c, j=j: c.args[j], pnames[j] if j < len(pnames) else f"arg{j}"))
+        keys = {}
+        for c in col:
+            if c is not None:
+                keys.update(dict.fromkeys(c.kwargs))
+        for kw in keys:
+            s = slot(lambda c, kw=kw: c.kwargs.get(kw, _FILL.get(kw)), kw)
+            if kw in _FILL and all(v is _ABSENT or v == _FILL[kw] for v in s.values):
+                continue  # at torch's default in every instance: left out, as a person would
+            items.append(Kw(kw, s))
+        return Call(_torch_class(c0.cls), items)
     if c0.kind == "block":
         cls = c0.group
-        parts = [cls.name + "("]
-        for j, pn in enumerate(cls.params):
-            parts += ([", "] if j else []) + [_Slot(tuple(cls_of[id(i)][pn] for i in col), pn)]
-        parts.append(")")
-        return parts
+        items = []
+        for pn, default in cls.params:
+            s = slot(lambda c, pn=pn: values_of(c)[pn], pn)
+            if default is _ABSENT:
+                items.append(s)
+            elif any(v is not _ABSENT and _typed(v) != _typed(default) for v in s.values):
+                items.append(Kw(pn, s))
+        return _Opt(cls.name, items)
     if c0.kind == "seq":
-        items = [_expr([i.children[k][1] for i in col], cls_of, f"{hint}_{name}")
-                 for k, (name, _) in enumerate(c0.children)]
-        return ["torch.nn.Sequential("] + _compress(items) + [")"]
-    # a plain container of named children
-    parts = ["torch.nn.ModuleDict({"]
-    for k, (name, _) in enumerate(c0.children):
-        parts += ([", "] if k else []) + [repr(name) + ": "] + _expr([i.children[k][1] for i in col], cls_of,
-                                                                      f"{hint}_{name}")
-    return parts + ["})"]
+        items = [_expr([c.children[k][1] if c is not None else None for c in col], values_of, f"{hint}_{k}")
+                 for k in range(len(c0.children))]
+        return Call("nn.Sequential", _compress(items))
+    if c0.kind == "named":
+        return _Named([n for n, _ in c0.children],
+                      [_expr([c.children[k][1] if c is not None else None for c in col], values_of, n)
+                       for k, (n, _) in enumerate(c0.children)])
+    items = []
+    for k, (n, _) in enumerate(c0.children):
+        items.append(Kw(string(n), _expr([c.children[k][1] if c is not None else None for c in col], values_of, n)))
+    return _ModuleDict(items)
+
+
+class _Opt(Call):
+    """A call of a generated class: keyword items that are all at their default vanish."""
+
+
+class _Named:
+    """An nn.Sequential of named layers (written as a loop where the names run)."""
+
+    def __init__(self, names, items):
+        self.names, self.items = names, items
+
+
+class _ModuleDict:
+    def __init__(self, items):
+        self.items = items
+
+
+def _torch_class(name):
+    return "nn." + name[len("torch.nn."):] if name.startswith("torch.nn.") else name
+
+
+def _key(e):
+    if isinstance(e, _Slot):
+        return ("slot", tuple(map(_typed, e.values)))
+    if isinstance(e, str):
+        return e
+    if isinstance(e, Call):
+        return (type(e).__name__, e.head, tuple(_key(i) for i in e.items))
+    if isinstance(e, Kw):
+        return ("kw", e.name, _key(e.value))
+    if isinstance(e, Star):
+        return ("*", _key(e.value))
+    if isinstance(e, Comp):
+        return ("comp", _key(e.elem), e.clause)
+    if isinstance(e, (_Named, _ModuleDict)):
+        return (type(e).__name__, tuple(getattr(e, "names", ())), tuple(_key(i) for i in e.items))
+    return repr(e)
 
 
 def _compress(items):
-    """Sequential entries; a run of identical entries becomes `*[entry for _ in range(n)]`."""
+    """Sequential entries; a run of 3 or more equal entries becomes `*[entry for _ in range(n)]`."""
     out, k = [], 0
-    keyed = [tuple((p if isinstance(p, str) else ("slot", p.values)) for p in it) for it in items]
+    keys = [_key(i) for i in items]
     while k < len(items):
         j = k
-        while j + 1 < len(items) and keyed[j + 1] == keyed[k]:
+        while j + 1 < len(items) and keys[j + 1] == keys[k]:
             j += 1
-        if out:
-            out.append(", ")
         if j - k >= 2:
-            out += ["*["] + items[k] + [f" for _ in range({j - k + 1})]"]
+            out.append(Star(Comp(items[k], f"for _ in range({j - k + 1})")))
         else:
-            for m in range(k, j + 1):
-                out += ([", "] if m > k else []) + items[m]
+            out += items[k:j + 1]
         k = j + 1
     return out
 
 
-def _child_stmts(name, col, cls_of, target):
-    c0 = col[0]
-    hint = name if name.isidentifier() else f"m{name}"
-    if c0.kind == "param":
-        shape = _Slot(tuple(i.args for i in col), f"{hint}_shape")
-        spec = _Slot(tuple(i.inits[0][1] for i in col), f"{hint}_init")
-        if name.isidentifier():
-            return [[f"{target} = torch.nn.Parameter(torch.empty(", shape, "))"],
-                    ["init_tensor(" + target + ", ", spec, ")"]]
-        return [[f"self.register_parameter({name!r}, torch.nn.Parameter(torch.empty(", shape, ")))"],
-                ["init_tensor(" + target + ", ", spec, ")"]]
-    expr = _expr(col, cls_of, hint)
-    if name.isidentifier():
-        return [[f"{target} = "] + expr]
-    return [[f"self.add_module({name!r}, "] + expr + [")"]]
+def _name_pattern(names, lo, hi):
+    """(prefix, suffix) when names[lo:hi] are prefix{lo}suffix ... prefix{hi-1}suffix."""
+    m = re.fullmatch(r"(.*?)(\d+)(\D*)", names[lo])
+    if m is None or int(m.group(2)) != lo or m.group(2) != str(lo):
+        return None
+    pre, suf = m.group(1), m.group(3)
+    if any(names[i] != f"{pre}{i}{suf}" for i in range(lo, hi)):
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.\- ]*", pre + suf):
+        return None
+    return pre, suf
 
 
-def _slot_params(cls, stmts, names_for_args):
-    """Constructor arguments: slots whose values differ between instances, one per distinct column."""
-    cols = {}
+# ------------------------------------------------------------------ slots -> constructor arguments
+def _params(cls, stmts):
+    """Constructor arguments of a class: slots whose values differ between its instances."""
+    insts = cls.insts
+    found, partial = {}, {}
+
+    def visit(e):
+        if isinstance(e, _Slot):
+            vals = [v for v in e.values if v is not _ABSENT]
+            if len({_typed(v) for v in vals}) > 1:
+                found.setdefault(tuple(map(_typed, e.values)), e)
+            elif len(vals) < len(e.values):  # in an optional child: constant where it exists
+                partial.setdefault(tuple(map(_typed, e.values)), e)
+        elif isinstance(e, (Call, _Named, _ModuleDict)):
+            for i in e.items:
+                visit(i)
+        elif isinstance(e, (Kw, Star)):
+            visit(e.value)
+        elif isinstance(e, Comp):
+            visit(e.elem)
     for st in stmts:
-        for p in st:
-            if isinstance(p, _Slot) and len(set(map(_typed, p.values))) > 1:
-                cols.setdefault(tuple(map(_typed, p.values)), (p.hint, p.values))
-    ns = _Names()
-    params = {}
-    block_args = [i.block_args for i in cls.insts]
-    for vals, (hint, raw) in cols.items():
-        want = hint
-        for a in (block_args[0] or {}):
-            if tuple(_typed(b.get(a)) for b in block_args) == vals:
-                want = a
-                break
-        params[vals] = (ns.new(want), raw)
-    return params
+        visit(st[1])
+    names = Names(FILE_NAMES)
+    params, exprs = {}, {}
+    args = insts[0].block_args
+    planes = "inplanes" if "planes" in args else "in_channels"
+
+    def same(vals, other):
+        return all(v is _ABSENT or _typed(v) == _typed(o) for v, o in zip(vals, other))
+    for key, s in found.items():
+        vals = s.values
+        arg = next((a for a in args if ident(a) and same(vals, [i.block_args.get(a) for i in insts])), None)
+        if arg is not None:
+            params.setdefault(arg, [i.block_args.get(arg) for i in insts])
+            exprs[key] = arg
+            continue
+        if all(isinstance(i.in_c, int) for i in insts) and same(vals, [i.in_c for i in insts]):
+            params.setdefault(planes, [i.in_c for i in insts])
+            exprs[key] = planes
+            continue
+        expr = _multiple(vals, insts)
+        if expr is not None:
+            a, text = expr
+            params.setdefault(a, [i.block_args.get(a) for i in insts])
+            exprs[key] = text
+            continue
+        want = s.hint.lower() if ident(s.hint.lower()) else "arg"
+        want = want if want not in params else want + "_"
+        params[want] = [v for v in vals]
+        exprs[key] = want
+    for key, s in partial.items():  # `stride=stride` in a projection that only stride-2 blocks have
+        arg = next((a for a in params if a in args and same(s.values, [i.block_args.get(a) for i in insts])), None)
+        if arg is not None:
+            exprs[key] = arg
+    return params, exprs
 
 
-def _typed(v):
-    """A hashable stand-in for a value that tells 1, 1.0 and True apart."""
-    return (type(v).__name__, repr(v))
+def _multiple(vals, insts):
+    """(block parameter, `planes * 4`) when the values are a fixed multiple of a parameter."""
+    for a in insts[0].block_args:
+        pv = [i.block_args.get(a) for i in insts]
+        if not ident(a) or not all(isinstance(p, int) and not isinstance(p, bool) for p in pv):
+            continue
+        for k in range(2, 9):
+            if all(v is _ABSENT or (isinstance(v, int) and v == p * k) for v, p in zip(vals, pv)):
+                return a, f"{a} * {k}"
+            if all(v is _ABSENT or (isinstance(v, int) and v == p // k) for v, p in zip(vals, pv)):
+                return a, f"{a} // {k}"
+    return None
 
 
-def _render(parts, params) -> str:
-    out = []
-    for p in parts:
-        if isinstance(p, _Slot):
-            key = tuple(map(_typed, p.values))
-            out.append(params[key][0] if key in params else _lit(p.values[0]))
+def _render(e, exprs):
+    """The pyfmt tree of `e` with slots replaced by argument names or literals."""
+    if isinstance(e, _Slot):
+        key = tuple(map(_typed, e.values))
+        if key in exprs:
+            return exprs[key]
+        return lit(next(v for v in e.values if v is not _ABSENT))
+    if isinstance(e, str):
+        return e
+    if isinstance(e, Kw):
+        return Kw(e.name, _render(e.value, exprs))
+    if isinstance(e, Star):
+        return Star(_render(e.value, exprs))
+    if isinstance(e, Comp):
+        return Comp(_render(e.elem, exprs), e.clause)
+    if isinstance(e, _Named):
+        return _Named(e.names, [_render(i, exprs) for i in e.items])
+    if isinstance(e, _ModuleDict):
+        return _ModuleDict([_render(i, exprs) for i in e.items])
+    return Call(e.head, [_as_expr(_render(i, exprs)) for i in e.items])
+
+
+def _as_expr(r):
+    """A container of named layers inside an expression: nn.Sequential(OrderedDict([...]))."""
+    if isinstance(r, _Named):
+        pairs = [Brackets("()", [string(n), _as_expr(i)]) for n, i in zip(r.names, r.items)]
+        return Call("nn.Sequential", [Call("OrderedDict", [Brackets("[]", pairs)])])
+    if isinstance(r, _ModuleDict):
+        return Call("nn.ModuleDict", [Brackets("[]", [Brackets("()", [kw.name, _as_expr(kw.value)])
+                                                      for kw in r.items])])
+    return r
+
+
+# ------------------------------------------------------------------ __init__ statements
+def _init_lines(cls, stmts, exprs, uses):
+    """Lines of __init__ (at 2 indents) for the rendered child statements."""
+    lines = []
+    for name, e, kind in stmts:
+        r = _render(e, exprs)
+        target = f"self.{name}" if ident(name) else None
+        if kind == "param":
+            shape = r
+            if target:
+                lines += statement(2, f"{target} = ", Call("nn.Parameter", [Call("torch.empty", [shape])]))
+            else:
+                lines += statement(2, "", Call("self.register_parameter",
+                                               [string(name), Call("nn.Parameter", [Call("torch.empty", [shape])])]))
+            continue
+        if isinstance(r, _Named):
+            lines += _named_lines(name, target, r, uses)
+            continue
+        if isinstance(r, _ModuleDict):
+            lines += _dict_lines(name, target, r)
+            continue
+        if name in cls.optional:
+            lines.append(f"        {target} = None")
+            lines.append(f"        if {name}:")
+            lines += statement(3, f"{target} = ", r)
+        elif target:
+            lines += statement(2, f"{target} = ", r)
         else:
-            out.append(p)
-    return "".join(out)
+            lines += statement(2, "", Call("self.add_module", [string(name), r]))
+    return lines
+
+
+def _dict_lines(name, target, r):
+    """A plain container of named layers (no forward of its own): an nn.ModuleDict."""
+    if target is None:
+        lines = [f"        self.add_module({string(name)}, nn.ModuleDict())"]
+        target = f"self.get_submodule({string(name)})"
+    else:
+        lines = [f"        {target} = nn.ModuleDict()"]
+    for kw in r.items:
+        lines += statement(2, f"{target}[{kw.name}] = ", _as_expr(kw.value))
+    return lines
+
+
+def _named_lines(name, target, r, uses):
+    """An nn.Sequential of named layers: a loop where consecutive names run and entries agree."""
+    if target is None:
+        lines = [f"        self.add_module({string(name)}, nn.Sequential())"]
+        target = f"self.get_submodule({string(name)})"
+    else:
+        lines = [f"        {target} = nn.Sequential()"]
+    keys = [_key(i) for i in r.items]
+    k = 0
+    while k < len(r.items):
+        j = k
+        while j + 1 < len(r.items) and keys[j + 1] == keys[k]:
+            j += 1
+        pat = _name_pattern(r.names, k, j + 1) if j > k else None
+        if pat is not None:
+            pre, suf = pat
+            lines.append(f"        for i in range({k}, {j + 1}):" if k else f"        for i in range({j + 1}):")
+            fmt = "f" + string(pre + "{i}" + suf)
+            lines += statement(3, "", Call(f"{target}.add_module", [fmt, _as_expr(r.items[k])]))
+            k = j + 1
+            continue
+        for m in range(k, j + 1):
+            item = r.items[m]
+            if isinstance(item, _Named):  # a named container in a named container: its own lines
+                sub = f"{target}.{r.names[m]}" if ident(r.names[m]) else None
+                lines += [ln for ln in _named_lines(r.names[m], sub, item, uses)] if sub else \
+                    statement(2, "", Call(f"{target}.add_module", [string(r.names[m]), _as_expr(item)]))
+                continue
+            lines += statement(2, "", Call(f"{target}.add_module", [string(r.names[m]), _as_expr(item)]))
+        k = j + 1
+    return lines
+
+
+# ------------------------------------------------------------------ forward
+class _Forward:
+    """The forward of a class, from the fx graph of its representative instance: values named
+    locally (`out` along the main path, reused once dead), activations as modules."""
+
+    def __init__(self, rep, optional, attrs: Names):
+        self.rep, self.optional, self.attrs = rep, set(optional), attrs
+        self.acts = {}  # constructor text -> attribute name
+        self.lines = []
+
+    def access(self, target: str) -> str:
+        text, cur = "self", self.rep
+        for part in target.split("."):
+            kind = cur.kind if cur is not None else None
+            if ident(part):
+                text += "." + part
+            elif kind == "seq" and part.isdigit():
+                text += f"[{part}]"
+            elif kind == "dict":
+                text += f"[{string(part)}]"
+            else:
+                return f"self.get_submodule({string(target)})"
+            cur = cur.child(part) if cur is not None else None
+        return text
+
+    def param(self, target: str) -> str:
+        *mods, leaf = target.split(".")
+        if ident(leaf):
+            return (self.access(".".join(mods)) if mods else "self") + "." + leaf
+        return f"self.get_parameter({string(target)})"
+
+    def act(self, text: str) -> str:
+        if text not in self.acts:
+            want = re.sub(r"\(.*", "", text).split(".")[-1].lower()
+            self.acts[text] = self.attrs.new(want)
+        return "self." + self.acts[text]
+
+    def write(self, g, arg_names: Names):
+        nodes = list(g.nodes)
+        left = {n: len(n.users) for n in nodes}
+        var, inline = {}, {}
+        live = {}  # variable name -> node holding it
+        params = []
+        out = self.lines
+
+        def text(a):
+            if isinstance(a, torch.fx.Node):
+                return inline[a] if a in inline else var[a]
+            if isinstance(a, (list, tuple)) and any(isinstance(x, torch.fx.Node) for x in a):
+                inner = ", ".join(text(x) for x in a)
+                return f"[{inner}]" if isinstance(a, list) else f"({inner}{',' if len(a) == 1 else ''})"
+            return lit(a)
+
+        def fresh(want):
+            want = re.sub(r"\W", "_", want.lower(), flags=re.ASCII) or "out"
+            if not ident(want) or want in FILE_NAMES or keyword.iskeyword(want):
+                want = "out"
+            name, k = want, 2
+            while name in live or name in FILE_NAMES or name in params:
+                name, k = f"{want}{k}", k + 1
+            return name
+
+        for n in nodes:
+            if n.op == "placeholder":
+                var[n] = arg_names.new(n.name)
+                params.append(var[n])
+                live[var[n]] = n
+                continue
+            if n.op == "get_attr":
+                inline[n] = self.access(n.target) if n.users and all(
+                    u.op == "call_function" and u.target in (runtime.checkpoint, runtime.checkpoint_chain)
+                    for u in n.users) else self.param(n.target)
+                continue
+            if n.op == "output":
+                res = n.args[0]
+                res = ", ".join(text(x) for x in res) if isinstance(res, (tuple, list)) else text(res)
+                out.append(f"        return {res}")
+                continue
+            ins = [a for a in n.all_input_nodes]
+            first = n.args[0] if n.args and isinstance(n.args[0], torch.fx.Node) and n.args[0] not in inline \
+                else None
+            if n.op == "call_function" and n.target is operator.getitem and n.args[0] not in inline:
+                inline[n] = f"{text(n.args[0])}[{lit(n.args[1])}]"
+                continue
+            for a in ins:
+                left[a] -= 1
+            for a in ins:
+                if left[a] == 0 and a in var and live.get(var[a]) is a:
+                    del live[var[a]]
+            if n.op == "call_module" and n.target in self.optional:
+                a = text(n.args[0])
+                name = fresh("identity")
+                acc = self.access(n.target)
+                out.append(f"        {name} = {a}")
+                out.append(f"        if {acc} is not None:")
+                out += statement(3, f"{name} = ", Call(acc, [a]))
+            elif n.op == "call_function" and operator_symbol(n.target) == "+=":
+                name = var[n.args[0]]
+                out.append(f"        {name} += {text(n.args[1])}")
+            else:
+                expr, want = self.expr(n, text)
+                if first is not None and first.op != "placeholder" and left[first] == 0 and var.get(first) \
+                        not in live:
+                    name = var[first]
+                else:
+                    name = fresh("out" if "out" not in live else want)
+                out += statement(2, f"{name} = ", expr)
+            var[n] = name
+            if left[n] > 0:
+                live[name] = n
+        return params
+
+    def expr(self, n, text):
+        """(pyfmt expression, a name for its value) of one fx node."""
+        args = [text(a) for a in n.args]
+        kws = [Kw(k, text(v)) for k, v in n.kwargs.items()]
+        if n.op == "call_module":
+            return Call(self.access(n.target), args + kws), n.target.split(".")[-1]
+        if n.op == "call_method":
+            return Call(f"{args[0]}.{n.target}", args[1:] + kws), n.target
+        fn = n.target
+        if len(n.args) >= 1 and fn in ACTIVATIONS:
+            ctor = as_module(n, lambda a, kw: ", ".join([lit(x) for x in a]
+                                                         + [f"{k}={lit(v)}" for k, v in kw.items()]))
+            if ctor is not None and not any(isinstance(a, torch.fx.Node) for a in n.args[1:]):
+                return Call(self.act(ctor), [args[0]]), self.acts[ctor]
+        sym = operator_symbol(fn)
+        if sym is not None and len(args) == 2 and not kws:
+            return f"{args[0]} {sym} {args[1]}", "out"
+        if fn is operator.neg:
+            return f"-{args[0]}", "out"
+        name = function_name(fn)
+        return Call(name, args + kws), name.split(".")[-1].rstrip("_")
+
+
+# ------------------------------------------------------------------ initialisation
+def _init_call(target: str, spec) -> list:
+    """Statements (pyfmt trees) initialising tensor `target` from a `.res` init spec, as
+    runtime.init_tensor does."""
+    kind, *a = spec
+    if kind in ("zeros", "ones", "xavier_uniform", "xavier_normal", "orthogonal", "eye"):
+        return [Call(f"nn.init.{kind}_", [target])]
+    if kind == "constant":
+        return [Call("nn.init.constant_", [target, lit(a[0])])]
+    if kind == "normal":
+        return [Call("nn.init.normal_", [target] + ([Kw("std", lit(a[0]))] if a else []))]
+    if kind == "trunc_normal":
+        std = lit(a[0] if a else 1.0)
+        return [Call("nn.init.trunc_normal_", [target, Kw("std", std), Kw("a", f"-2 * {std}"),
+                                                Kw("b", f"2 * {std}")])]
+    if kind == "uniform":
+        lo, hi = (list(a) + [0.0, 1.0][len(a):])[:2]
+        return [Call("nn.init.uniform_", [target, lit(lo), lit(hi)])]
+    if kind in ("kaiming_normal", "kaiming_uniform"):
+        mode = string(a[0] if a else "fan_in")
+        return [Call(f"nn.init.{kind}_", [target, Kw("mode", mode), Kw("nonlinearity", '"relu"')])]
+    if kind == "onehot":
+        return [Call("nn.init.zeros_", [target]), "with torch.no_grad():",
+                f"    {target}.view(-1)[{int(a[0])}] = 1.0"]
+    if kind == "default":
+        return []
+    raise ResdslError("unsupported", f"the torch target cannot write the init `{kind}`")
+
+
+def _tensor(m: str, p: str) -> str:
+    return f"{m}.{p}" if ident(p) else f"{m}.get_parameter({string(p)})"
+
+
+def _action_lines(m: str, act, optional=()) -> list:
+    """Lines (str at relative indent, or (extra indent, tree)) of one module's initialisation."""
+    reset, explicit = act
+    out = [f"{m}.reset_parameters()"] if reset else []
+    for p, spec in explicit:
+        calls = _init_call(_tensor(m, p), spec)
+        if p in optional:
+            out.append(f"if {_tensor(m, p)} is not None:")
+            out += [(1, c) if not isinstance(c, str) else "    " + c for c in calls]
+        else:
+            out += calls
+    return out
+
+
+def _emit(lines, indent, body):
+    for b in body:
+        if isinstance(b, str):
+            lines.append("    " * indent + b)
+        elif isinstance(b, tuple):
+            lines += statement(indent + b[0], "", b[1])
+        else:
+            lines += statement(indent, "", b)
+
+
+def _init_function(plan, top, classes) -> list:
+    """`init_weights(model)`: torchvision's init loop, then the layers that differ from their kind."""
+    by_action = {}
+    for cls, act in plan.rules.items():
+        opt = frozenset(plan.optional(cls))
+        if _action_lines("m", act):
+            by_action.setdefault((act, opt), []).append(_torch_class(cls))
+    branches = []
+    exact = "SelfAttention" in plan.rules  # its out_proj is an nn.Linear that it initialises itself
+    for (act, opt), names in by_action.items():
+        test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
+        if exact and "nn.Linear" in names:
+            test = f"type(m) is {test}" if len(names) == 1 else f"type(m) in {test}"
+        else:
+            test = f"isinstance(m, {test})"
+        branches.append((test, _action_lines("m", act, opt)))
+    for cls in classes:
+        body = []
+        for n, c in cls.rep.children:
+            if c.kind == "param":
+                body += _init_call(_tensor("m", n), c.spec)
+        if body:
+            branches.append((f"isinstance(m, {cls.name})", body))
+    lines = ["def init_weights(model):",
+             '    """Initialise every tensor as the .res file says, in the order the compiler does."""']
+    if branches:
+        lines.append("    for m in model.modules():")
+        for k, (test, body) in enumerate(branches):
+            lines.append(f"        {'if' if k == 0 else 'elif'} {test}:")
+            _emit(lines, 3, body)
+    loose = [i for i in _all(top) if i.kind in ("seq", "dict", "named")
+             and any(c.kind == "param" for _, c in i.children)]
+    if loose:
+        raise ResdslError("unsupported", "the torch target cannot write a parameter of a plain container: "
+                          + loose[0].path)
+    for path in plan.overrides:
+        _emit(lines, 1, _action_lines(f"model.get_submodule({string(path)})", plan.actions[path][1]))
+    if len(lines) == 2:
+        lines.append("    del model  # nothing to initialise")
+    return lines
+
+
+def _all(inst):
+    yield inst
+    for _, c in inst.children:
+        yield from _all(c)
 
 
 # ------------------------------------------------------------------ the file
@@ -379,137 +854,131 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     check_names(graph)
     owners = {n.path: (n, rec) for n, rec in TF.state_owners(graph)}
     gm, tree, first = lower_with_plan(graph, TF.build_modules(graph, device="meta"), checkpoint)
-    for m in gm.modules():
-        if isinstance(m, ResModule):
-            pc = m.graph.python_code(root_module="self")
-            allowed = {"torch", "operator", "getattr", "inf", "nan", "NoneType", "device", "fx_pytree", "pytree",
-                       _RT + "_checkpoint", _RT + "_checkpoint_chain"}
-            extra = set(pc.globals) - allowed
-            if extra:
-                raise ResdslError("unsupported", "generated code needs names outside torch: "
-                                  + ", ".join(sorted(extra)))
     sites = {s.path: s for s in all_sites(tree) if s.primary is s}
     top = _describe(gm, "", "", owners, first, sites)
-    fn_name = graph.name if graph.name.isidentifier() and graph.name not in _FILE_NAMES \
-        and not keyword.iskeyword(graph.name) and graph.name not in dir(builtins) else graph.name + "_"
-    fn_name = re.sub(r"\W", "_", fn_name, flags=re.ASCII)
-    names = _Names({fn_name})
-    top.label = TF._class_name(graph.name)
+    top.label = graph.root.info.get("block") or graph.name
+    fn_name = re.sub(r"\W", "_", graph.name, flags=re.ASCII)
+    if not ident(fn_name) or fn_name in FILE_NAMES or fn_name in dir(__builtins__) or fn_name[0].isdigit():
+        fn_name = fn_name + "_"
+    names = Names(FILE_NAMES | {fn_name})
     classes = _assign_classes(top)
+    for cls in classes:
+        label = cls.insts[0].label
+        want = TF._class_name(label) if isinstance(label, str) and label else "Block"
+        cls.name = names.new(want if want != fn_name else want + "Module", suffix="")
     top_cls = top.group
-    top_cls.name = names.new(top.label if top.label != fn_name else top.label + "Module", suffix="Module")
-    _name_classes(classes, names, top_cls)
-    cls_of = {}  # id(inst) -> {param name: value}
     bodies = []
-    used_init = False
-    for cls in classes:  # post-order: a class's children are defined before it
-        stmts = _ctor_parts(cls.insts, cls_of)
-        params = _slot_params(cls, stmts, None)
-        cls.params = [pn for pn, _ in params.values()]
-        for k, inst in enumerate(cls.insts):
-            cls_of[id(inst)] = {pn: raw[k] for pn, raw in params.values()}
-        init_lines = [_render(st, params) for st in stmts]
-        if cls is top_cls:  # tie=: one tensor under both state_dict keys, as build() does
-            init_lines += [f"setattr(self.get_submodule({path!r}), {local!r}, self.get_parameter({owner!r}))  # tied"
-                           for path, (n, _) in owners.items() for local, owner in n.attrs.get("_tie", ())]
-        used_init = used_init or any("init(" in ln for ln in init_lines)
-        bodies.append((cls, init_lines))
-    code_text = "\n".join(c.insts[0].code for c in classes)
-    use_ckpt = _RT + "_checkpoint" in code_text
-    lines = [
-        f'"""{fn_name}: a network generated by resdsl from the .res file named in SOURCE.',
-        "",
-        "Do not edit; edit the .res file. "
-        f"`{fn_name}(seed=None)` returns the network as a torch.nn.Module; it needs only torch.",
-        '"""',
-    ]
+    for cls in classes:  # post-order: a class's children are written before it
+        bodies.append(_class_lines(cls, cls is top_cls, graph, owners))
+    plan = initplan.Plan(graph)
+    init_fn = _init_function(plan, top, classes)
+    ties = [(path, local, owner) for path, (n, _) in owners.items() for local, owner in n.attrs.get("_tie", ())]
+    text = "\n".join(ln for b in bodies for ln in b)
+    use_ckpt = "checkpoint(" in text or "checkpoint_chain(" in text
+    lines = [f'"""{fn_name}: a network generated by resdsl from the .res file named in SOURCE.', "",
+             f"Edit the .res file, not this one. `{fn_name}(seed=None)` returns the network as a",
+             'torch.nn.Module. It needs only torch."""', ""]
     if weights_file is not None:
         lines.append("import os")
-    lines += ["import operator  # noqa: F401", "", "import torch"]
+        lines.append("")
+    lines.append("import torch")
+    if "F." in text:
+        lines.append("import torch.nn.functional as F  # noqa: N812 (as torchvision writes it)")
     if use_ckpt:
         lines.append("import torch.utils.checkpoint")
-    lines += ["", f"SOURCE = {source or '<string>'!r}"]
+    if "OrderedDict(" in text:
+        lines.insert(lines.index("import torch"), "from collections import OrderedDict\n")
+    lines += ["from torch import nn", "", f"SOURCE = {string(source or '<string>')}"]
     used = sorted({c.cls for c in _all(top) if c.kind == "leaf" and c.cls in TF.RUNTIME_CLASSES})
-    for cls_name in used:
-        lines += ["", "", inspect.getsource(getattr(runtime, cls_name)).rstrip()]
-    lines += ["", "", inspect.getsource(runtime.init_tensor).rstrip()]
-    lines += ["", "", "def init(module, **specs):",
-              '    """Initialise tensors of `module` in place, e.g. weight=("normal", 0.02); returns it."""',
-              "    for name, spec in specs.items():", "        init_tensor(getattr(module, name), spec)",
-              "    return module"]
+    for name in used:
+        lines += ["", "", inspect.getsource(getattr(runtime, name)).rstrip()]
+    if "Permute(" in text:
+        lines += ["", "", PERMUTE]
     if use_ckpt:
         for fn in (runtime.checkpoint, runtime._chain, runtime.checkpoint_chain):
             lines += ["", "", inspect.getsource(fn).rstrip()]
-    aliases = set()
-    for cls, init_lines in bodies:
-        args = "".join(f", {p}" for p in cls.params)
-        lines += ["", "", f"class {cls.name}(torch.nn.Module):", f"    def __init__(self{args}):",
-                  "        super().__init__()"]
-        lines += ["        " + ln for ln in init_lines]
-        fwd = cls.insts[0].code
-        for long, short in _CKPT:  # fx's global names; the short ones where no local shadows them
-            if long in fwd:
-                if re.search(rf"(?<![\w.]){short}(?!\w)", fwd.replace(long, "")):
-                    aliases.add((long, short))
-                else:
-                    fwd = fwd.replace(long, short)
-        lines += [""] + ["    " + ln for ln in _finite(fwd).splitlines()]
-    lines += ["", ""]
+    for b in bodies:
+        lines += ["", ""] + b
+    lines += ["", ""] + init_fn + ["", ""]
+    tie_lines = []
+    for path, local, owner in ties:
+        mod = f"model.get_submodule({string(path)})"
+        tie_lines += statement(1, f"{mod}.{local} = " if ident(local) else "",
+                               f"model.get_parameter({string(owner)})" if ident(local) else
+                               Call("setattr", [mod, string(local), f"model.get_parameter({string(owner)})"]))
+    lines += _entry(fn_name, top_cls.name, weights_file, tie_lines)
+    return "\n".join(lines) + "\n"
+
+
+def _class_lines(cls, is_top, graph, owners) -> list:
+    rep, insts = cls.rep, cls.insts
+    stmts = []
+    for name, c in rep.children:
+        if c.kind == "param":
+            stmts.append((name, _Slot(tuple(i.child(name).args for i in insts), f"{name}_shape"), "param"))
+        else:
+            stmts.append((name, _expr(_col(insts, name), _values_of, name), c.kind))
+    params, exprs = _params(cls, stmts)
+    defaults = {}
+    for p in params:
+        d = rep.defaults.get(p, _ABSENT)
+        if d is not _ABSENT and all(_typed(v) in (_typed(d),) or True for v in params[p]):
+            defaults[p] = d
+    for o in cls.optional:  # whether the instance has it: a flag, False where it lacks it
+        flag = o if o not in params else o + "_"
+        params[flag] = [i.child(o) is not None for i in insts]
+        defaults[flag] = False
+    order = [p for p in params if p not in defaults] + [p for p in params if p in defaults]
+    cls.params = [(p, defaults.get(p, _ABSENT)) for p in order]
+    for k, inst in enumerate(insts):
+        cls.values[id(inst)] = {p: params[p][k] for p in order}
+    attrs = Names(FILE_NAMES | {n for n, _ in rep.children} | set(dir(torch.nn.Module)))
+    fwd = _Forward(rep, cls.optional, attrs)
+    arg_names = Names(FILE_NAMES | {"self"})
+    args = fwd.write(rep.graph, arg_names)
+    init = _init_lines(cls, stmts, exprs, None)
+    init += [f"        self.{a} = {t}" for t, a in fwd.acts.items()]
+    if is_top:
+        for path, (n, _) in owners.items():
+            for local, owner in n.attrs.get("_tie", ()):
+                mod = f"self.get_submodule({string(path)})"
+                init += statement(2, f"{mod}.{local} = ", f"self.get_parameter({string(owner)})") if ident(local) \
+                    else statement(2, "", Call("setattr", [mod, string(local), f"self.get_parameter({string(owner)})"]))
+        init.append("        init_weights(self)")
+    sig = ["self"] + [p if d is _ABSENT else f"{p}={lit(d)}" for p, d in cls.params]
+    lines = [f"class {cls.name}(nn.Module):"]
+    lines += statement(1, "def ", Call("__init__", sig), ":")
+    lines += ["        super().__init__()"] + init + [""]
+    lines += statement(1, "def ", Call("forward", ["self"] + args), ":")
+    lines += fwd.lines
+    return lines
+
+
+def _values_of(inst):
+    return inst.group.values[id(inst)]
+
+
+def _entry(fn_name, cname, weights_file, tie_lines) -> list:
+    """The function that builds the network: modules made on the meta device (nothing drawn),
+    then given storage and initialised under `seed`, as resdsl.build does."""
+    lines = []
+    noqa = "" if fn_name.islower() or not any(c.isalpha() for c in fn_name) else "  # noqa: N802 (the network's name)"
     if weights_file is not None:
-        lines += _weights_loader(fn_name, top_cls.name, weights_file)
+        lines += [f"WEIGHTS = os.path.join(os.path.dirname(__file__), {string(weights_file)})", "", "",
+                  f"def {fn_name}(seed=None, weights=WEIGHTS):{noqa}",
+                  '    """Build the network and load `weights` (a state_dict or a file, by default WEIGHTS)."""']
     else:
-        lines += [
-            f"def {fn_name}(seed=None):",
-            '    """Build the network; `seed` makes the initial weights reproducible."""',
-            "    if seed is None:",
-            f"        return {top_cls.name}()",
-            "    with torch.random.fork_rng(devices=[]):",
-            "        torch.manual_seed(seed)",
-            f"        return {top_cls.name}()",
-        ]
-    for long, short in sorted(aliases):
-        lines.insert(lines.index("", lines.index(f"def {short}(x, *modules):") if short == "checkpoint_chain"
-                                 else lines.index("def checkpoint(module, *args):")), f"{long} = {short}")
-    out = "\n".join(lines) + "\n"
-    return out
-
-
-def _all(inst):
-    yield inst
-    for _, c in inst.children:
-        yield from _all(c)
-
-
-def _finite(src: str) -> str:
-    """fx writes non-finite floats as the names inf and nan: write them as float("inf")."""
-    toks = list(tokenize.generate_tokens(io.StringIO(src).readline))
-    lines = src.splitlines(keepends=True)
-    for k in range(len(toks) - 1, -1, -1):
-        t = toks[k]
-        if t.type == tokenize.NAME and t.string in ("inf", "nan") and not (k and toks[k - 1].string == "."):
-            (r, c0), (_, c1) = t.start, t.end
-            ln = lines[r - 1]
-            lines[r - 1] = ln[:c0] + f'float("{t.string}")' + ln[c1:]
-    return "".join(lines)
-
-
-def _weights_loader(name: str, cname: str, weights_file: str) -> list:
-    """The entry function of a generated file whose weights live in a .pt file beside it."""
-    return [
-        f"WEIGHTS = os.path.join(os.path.dirname(__file__), {weights_file!r})",
-        "",
-        "",
-        f"def {name}(seed=None, weights=WEIGHTS):",
-        '    """Build the network and load `weights` (a state_dict or a file; default: WEIGHTS)."""',
-        "    if seed is None:",
-        f"        m = {cname}()",
-        "    else:",
-        "        with torch.random.fork_rng(devices=[]):",
-        "            torch.manual_seed(seed)",
-        f"            m = {cname}()",
-        "    if weights is not None:",
-        "        if not isinstance(weights, dict):",
-        "            weights = torch.load(weights, map_location='cpu', weights_only=True)",
-        "        m.load_state_dict(weights, strict=True)",
-        "    return m",
-    ]
+        lines += [f"def {fn_name}(seed=None):{noqa}",
+                  '    """Build the network, with reproducible initial weights for a given `seed`."""']
+    lines += ['    with torch.device("meta"):', f"        model = {cname}()",
+              '    model.to_empty(device="cpu")'] + tie_lines
+    init = ["with torch.random.fork_rng(devices=[], enabled=seed is not None):",
+            "    if seed is not None:", "        torch.manual_seed(seed)", "    init_weights(model)"]
+    if weights_file is not None:
+        lines += ["    if weights is None:"] + ["        " + x for x in init] + [
+            "    else:", "        if not isinstance(weights, dict):",
+            '            weights = torch.load(weights, map_location="cpu", weights_only=True)',
+            "        model.load_state_dict(weights, strict=True)"]
+    else:
+        lines += ["    " + x for x in init]
+    return lines + ["    return model"]

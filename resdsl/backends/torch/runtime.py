@@ -30,8 +30,11 @@ class LayerScale(torch.nn.Module):
 
     def __init__(self, channels: int, init: float = 1e-5, axis: int = -1):
         super().__init__()
-        self.axis = axis
-        self.gamma = torch.nn.Parameter(torch.full((channels,), float(init)))
+        self.axis, self.init = axis, float(init)
+        self.gamma = torch.nn.Parameter(torch.full((channels,), self.init))
+
+    def reset_parameters(self):
+        torch.nn.init.constant_(self.gamma, self.init)
 
     def forward(self, x):
         if self.axis in (-1, x.dim() - 1):
@@ -47,6 +50,10 @@ class SelfAttention(torch.nn.MultiheadAttention):
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False):
         super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
         self.causal = causal
+
+    def reset_parameters(self):
+        self.out_proj.reset_parameters()  # as constructed: out_proj first, then the rest
+        self._reset_parameters()
 
     def forward(self, x):
         mask = None
