@@ -690,7 +690,7 @@ def format_source(text: str, path: str = "<string>", strict: bool = False) -> st
         raise ResdslError("internal", "fmt would change the tokens of this file; file left as is", where,
                           help="please report this with the file")
     if strict:
-        from .frontend.parser import parse
+        from .frontend.read import parse
         try:
             after = parse(new, path)
         except ResdslError as e:

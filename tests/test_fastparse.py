@@ -12,7 +12,7 @@ import pytest
 
 from resdsl import fuzz
 from resdsl.diagnostics import ResdslError, SourceFile
-from resdsl.frontend import parser
+from resdsl.frontend import parser, read
 
 dump = fuzz.ast_dump
 compare = fuzz.parser_differential
@@ -68,7 +68,7 @@ def test_corner_cases_match_lark(text):
     except ResdslError as e:
         want = ("error", e.kind, e.message, dump(e.span) if e.span else None)
     try:
-        got = dump(parser.parse(text, "t.res"))
+        got = dump(read.parse(text, "t.res"))
     except ResdslError as e:
         got = ("error", e.kind, e.message, dump(e.span) if e.span else None)
     assert got == want
@@ -89,17 +89,17 @@ def test_depth_limit_is_lark_s():
         text = "let a = " + " + ".join(["1"] * n) + "\n"
         assert compare(text) == want
     with pytest.raises(ResdslError, match="nests deeper than"):
-        parser.parse("let a = " + " + ".join(["1"] * 260) + "\n")
+        read.parse("let a = " + " + ".join(["1"] * 260) + "\n")
     deep = "let a = " + "[" * 150 + "1" + "]" * 150 + "\n"  # deeper than MAX_NEST: Lark parses it
     assert compare(deep) == "slow"
-    assert dump(parser.parse(deep)) == dump(parser.parse_lark(deep, SourceFile("<string>", deep)))
+    assert dump(read.parse(deep)) == dump(parser.parse_lark(deep, SourceFile("<string>", deep)))
 
 
 def test_syntax_errors_are_lark_s():
     for text in ("network N( {", "let = 3", "block B() { conv(3, }\n", "let x = 1 +\n", "let x = [1, 2\n",
                  "network N() {\n  input x: [1, 4]\n  relu relu\n}\n", "let x = 3 $ 4"):
         with pytest.raises(ResdslError) as fast:
-            parser.parse(text, "t.res")
+            read.parse(text, "t.res")
         with pytest.raises(ResdslError) as ref:
             parser.parse_lark(text, SourceFile("t.res", text))
         assert fast.value.render() == ref.value.render()

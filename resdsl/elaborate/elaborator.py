@@ -15,7 +15,7 @@ import re
 
 from ..diagnostics import ResdslError, Span, did_you_mean
 from ..frontend import ast
-from ..frontend.parser import parse_expr
+from ..frontend.read import parse_expr
 from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..ir.shapes import Axis, Size
