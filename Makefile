@@ -1,7 +1,7 @@
 # Two entry points (see README): `make demo` and `make test`. Both set up first.
 PY ?= python3
 
-.PHONY: setup setup-test demo test wheel-test bench gallery fmt fmt-check
+.PHONY: setup setup-test demo test test-fast wheel-test bench gallery fmt fmt-check
 
 # TeX for tests/test_latex.py (TikZ figures + minted listing; the smallest Debian set that has
 # pdflatex, tikz, minted and standalone); node + vscode-textmate for tests/test_vscode.py.
@@ -31,6 +31,10 @@ test: setup-test
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider
 	$(PY) docs/gallery/build.py --check
 	$(PY) -m resdsl.cli fmt --check stdlib examples
+
+# the fast loop while working: everything but the tests marked slow (full-size parity, fuzzing, ...)
+test-fast:
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider -m "not slow"
 
 # build the wheel, install it alone into a fresh venv, run the main job from an empty folder
 wheel-test:

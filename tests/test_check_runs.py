@@ -72,10 +72,12 @@ def accepted_count(generate) -> int:
     return sum(accepted)
 
 
+@pytest.mark.slow
 def test_random_networks_check_accepts_compile_and_run():
     assert accepted_count(fuzz.random_network) >= 20
 
 
+@pytest.mark.slow
 def test_one_op_edge_cases_check_accepts_compile_and_run():
     assert accepted_count(fuzz.one_op) >= 20
 

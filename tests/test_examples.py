@@ -12,7 +12,8 @@ import torch.nn.functional as F
 import resdsl
 from resdsl.cli import main as cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 EXAMPLES = sorted((ROOT / "examples").glob("*.res"))
 TOL = dict(rtol=1e-4, atol=1e-5)
 

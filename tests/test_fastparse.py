@@ -105,6 +105,7 @@ def test_syntax_errors_are_lark_s():
         assert fast.value.render() == ref.value.render()
 
 
+@pytest.mark.slow
 def test_fuzzed_programs_match_lark():
     """Seeded and bounded (2,500 inputs): every input the fast parser accepts gives Lark's
     AST. benchmarks/parse.py --diff runs the same comparison for as long as asked."""

@@ -3,11 +3,14 @@ each end in a network or in a located ResdslError; never a traceback, a hang, a 
 or an error without file:line:col. benchmarks/fuzz.py runs the same fuzzer for long."""
 import os
 
+import pytest
+
 from resdsl import fuzz
 
 BUDGET_S = float(os.environ.get("RESDSL_FUZZ_SECONDS", "60"))
 
 
+@pytest.mark.slow
 def test_fuzz_check_never_crashes_hangs_or_loses_the_location():
     res = fuzz.run(seconds=BUDGET_S, seed=int(os.environ.get("RESDSL_FUZZ_SEED", "0")), timeout=20.0,
                    mem_mb=2048)

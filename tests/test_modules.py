@@ -6,7 +6,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,8 @@ import torchvision
 import resdsl
 from resdsl.diagnostics import ResdslError
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 RESNET = str(ROOT / "stdlib" / "resnet.res")
 CIFAR = str(ROOT / "stdlib" / "cifar.res")
 TOL = dict(rtol=1e-4, atol=1e-5)

@@ -12,7 +12,7 @@ import torch
 
 from resdsl.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+
 SRC = "network n(c: int = 4) {\n    input x: [N, 3, H, W]\n    conv(c, 3, padding=1) -> bn -> relu\n}\n"
 
 

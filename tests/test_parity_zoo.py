@@ -14,7 +14,7 @@ import torchvision
 
 import resdsl
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT
 
 
 def tv(name):
@@ -69,6 +69,7 @@ def randomise(model, seed=0):
             m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path,network,make,size,batch", CASES, ids=[c[1] for c in CASES])
 def test_same_weights_same_outputs(path, network, make, size, batch):
     torch.manual_seed(0)

@@ -4,7 +4,6 @@ extraction by block name."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +13,8 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 import resdsl
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 sys.path.insert(0, str(ROOT / "tests"))
 from dist_worker import NET, data  # noqa: E402
 

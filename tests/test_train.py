@@ -202,6 +202,7 @@ def test_single_process_few_steps_with_checkpointing(tmp_path):
     assert "layer1.0.conv1.weight" in state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [["--fsdp"], []])
 def test_torchrun_two_processes(tmp_path, mode):
     out = run([DIGITS, "--data", "digits", "--epochs", "1", "--steps", "3", "--save", str(tmp_path / "w.pt")]
@@ -211,6 +212,7 @@ def test_torchrun_two_processes(tmp_path, mode):
     assert state["fc.weight"].shape == (10, 32)  # full tensors, gathered from the shards
 
 
+@pytest.mark.slow
 def test_torchrun_fsdp_resumes_a_single_process_checkpoint(train, tmp_path):
     """A checkpoint holds full tensors (optimizer state included), so FSDP2 on 2 processes
     resumes one written by a single process, at its step."""
