@@ -1,4 +1,4 @@
-"""Checkpoints as people save them (issue 10, item 3), checked against torchvision's model."""
+"""Checkpoints as people save them, checked against torchvision's model."""
 from __future__ import annotations
 
 

@@ -21,7 +21,7 @@ from resdsl.diagnostics import ResdslError
 from conftest import ROOT
 
 SVG = "{http://www.w3.org/2000/svg}"
-NETS = {  # the four networks of issue 13, at a depth that opens their characteristic structure
+NETS = {  # four networks, at a depth that opens their characteristic structure
     "transformer": (ROOT / "examples" / "transformer.res", None, 3),
     "vit": (ROOT / "stdlib" / "vit.res", "vit_b_16", 2),
     "resnet_bottleneck": (ROOT / "stdlib" / "resnet.res", "resnet50", 3),

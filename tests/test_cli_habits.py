@@ -1,4 +1,4 @@
-"""Command-line habits (issue 10): --version, python -m resdsl, networks by name, stdin and
+"""Command-line habits: --version, python -m resdsl, networks by name, stdin and
 stdout, exit statuses, several files, colour, completion, help everywhere."""
 from __future__ import annotations
 

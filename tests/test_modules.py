@@ -1,4 +1,4 @@
-"""Blocks are modules (issue 9): each block, repeat, named group, shortcut and shared loop body is an
+"""Blocks are modules: each block, repeat, named group, shortcut and shared loop body is an
 nn.Module with its own forward, checked against torchvision's own modules; the standalone file has
 a class per block; activation checkpointing keeps gradients (RNG included)."""
 import ast

@@ -54,7 +54,7 @@ CASES = {
             lambda x, m: x * torch.sigmoid(F.adaptive_avg_pool2d(x, 1))),
     "mean": ("[N, L=3, D=5]", "mean(dim=1)", lambda x, m: x.mean(1)),
     "concat": ("[N, L=3, D=5]", "concat(x, x -> relu, dim=2)", lambda x, m: torch.cat([x, torch.relu(x)], 2)),
-    # tensor arithmetic (issue 11): the operators of a .res expression
+    # tensor arithmetic: the operators of a .res expression
     "sub": ("[N, C=3, H=2, W=2]", "x - (x -> adaptive_avgpool(1))", lambda x, m: x - x.mean((2, 3), keepdim=True)),
     "div": ("[N, C=3, H=2, W=2]", "x / (x -> sigmoid)", lambda x, m: x / torch.sigmoid(x)),
     "neg": ("[N, D=5]", "-x", lambda x, m: -x),
@@ -83,7 +83,7 @@ CASES = {
     "lstm": ("[N, L=3, D=5]", "lstm(4, bidirectional=true) as m", lambda x, m: m["m"](x)[0]),
     "orthogonal": ("[N, L=3, D=5]", "orthogonal(x -> scale(2.0) -> tanh, x)",
                    lambda x, m: _orth(torch.tanh(2.0 * x), x)),
-    # ---- added for issue 11: the new elementwise ops against the torch functions
+    # elementwise ops against the torch functions
     "relu6": ("[N, D=5]", "scale(4.0) -> relu6", lambda x, m: F.relu6(4 * x)),
     "clamp": ("[N, D=5]", "clamp(-0.5, 0.7)", lambda x, m: torch.clamp(x, -0.5, 0.7)),
     "hardtanh": ("[N, D=5]", "hardtanh(-0.3, max_val=0.9)", lambda x, m: F.hardtanh(x, -0.3, 0.9)),
@@ -205,7 +205,7 @@ def test_conv_1d_3d_and_same_padding():
         assert tuple(gm(x).shape[2:]) == tuple(x.shape[2:])
 
 
-# ---- added for issue 11: legal values of the new ops' attributes, and names shared with builtins
+# legal values of the ops' attributes, and names shared with builtins
 @pytest.mark.parametrize("stmt,message", [
     ("clamp", "needs `min`, `max` or both"),
     ("clamp(1.0, 0.5)", "is above max"),

@@ -1,4 +1,4 @@
-"""Outputs never destroy anything (issue 12, item 5), through the real command line."""
+"""Outputs never destroy anything, through the real command line."""
 from __future__ import annotations
 
 import os

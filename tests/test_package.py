@@ -1,4 +1,4 @@
-"""The package itself (issue 10): the wheel carries grammar/ and stdlib/, the import graph is
+"""The package itself: the wheel carries grammar/ and stdlib/, the import graph is
 layered, ONNX stores intermediate shapes and streams large weights, and the API objects
 show themselves in Jupyter."""
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Tier 2 of the architecture library: the paper's structure, parameter counts equal to the
-paper's table (within its rounding) or to the authors' code, and a forward shape check.
+"""The architecture library against its papers: each network's structure, parameter counts
+equal to the paper's table (within its rounding) or to the authors' code, and a forward
+shape check.
 
 Counts come from `resdsl.graph(...).num_params()` (no weights are made); forward checks
 build on the meta device (shapes only) except where a network is small."""

@@ -1,6 +1,5 @@
-"""Tier 3 of the architecture library: residual variants (stdlib/variants.res), each checked
-against a direct PyTorch transcription of its paper's equations, with the weights taken by
-name from the built module (and randomised first, so zero or identity inits hide nothing)."""
+"""Residual variants (stdlib/variants.res), each checked against a direct PyTorch
+transcription of its paper's equations, with the weights taken by name from the built module (and randomised first, so zero or identity inits hide nothing)."""
 import math
 import os
 

@@ -1,4 +1,4 @@
-"""Scale-out with PyTorch's own engine (issue 9, item 4): FSDP2 per block and DDP on 2 CPU processes
+"""Scale-out with PyTorch's own engine: FSDP2 per block and DDP on 2 CPU processes
 (gloo) equal a single-process step; torch.compile without graph breaks, torch.export, feature
 extraction by block name."""
 import os
