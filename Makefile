@@ -16,7 +16,7 @@ MADE_VENV := $(VPY)
 endif
 RESDSL := $(dir $(VPY))resdsl
 
-.PHONY: setup setup-test demo test wheel-test bench gallery fmt fmt-check
+.PHONY: setup setup-test demo test test-fast wheel-test bench gallery fmt fmt-check
 
 # the environment itself; Debian's python3 makes one only with python3-venv (ensurepip), which
 # is installed when missing, as graphviz is below
@@ -62,6 +62,10 @@ test: setup-test
 	PATH="$(abspath $(dir $(VPY))):$$PATH" $(VPY) -m pytest -n 2 -q -p no:cacheprovider
 	$(VPY) docs/gallery/build.py --check
 	$(VPY) -m resdsl.cli fmt --check stdlib examples
+
+# the fast loop while working: everything but the tests marked slow (full-size parity, fuzzing, ...)
+test-fast: setup-test
+	$(VPY) -m pytest -n 2 -q -p no:cacheprovider -m "not slow"
 
 # build the wheel, install it alone into a fresh venv, run the main job and every command and
 # Python block of the docs from an empty folder (.ci/docs_run.py)

@@ -214,7 +214,7 @@ def _graph_unpaused(spec, network=None, config=None, sets=(), input_shape=None, 
     overrides.update(parse_sets(sets, program))
     overrides.update(params)
     try:
-        g = elaborate(program, network, overrides)
+        g = elaborate(program, network, overrides, input_shape=input_shape)
     except ResdslError as e:  # `network n has no parameter k`, k from the config: point at the key
         m = re.match(r"network `[^`]*` has no parameter `(.*)`$", e.message)
         if e.span is None and m and m.group(1) in spans and m.group(1) not in dict(params) \
@@ -222,30 +222,12 @@ def _graph_unpaused(spec, network=None, config=None, sets=(), input_shape=None, 
             raise ResdslError(e.kind, e.message + f" (a key of config {config})", spans[m.group(1)],
                               help=e.help) from None
         raise
-    if input_shape is not None:
-        program2, _ = _load(spec, origin)
-        g = elaborate(program2, network, overrides, shape_overrides=_shape_map(g, input_shape))
     return g, program
 
 
 def sources(program) -> list[str]:
     """Every file a program was read from (the root and its imports)."""
     return [m.path for m in program.modules.values() if m.path not in ("<string>", "<stdin>")]
-
-
-def _shape_map(g, input_shape) -> dict:
-    dims = list(input_shape)
-    shp = g.inputs[0].shape
-    if len(dims) != len(shp):
-        raise ResdslError("usage", f"--input-shape has {len(dims)} axes, the input {g.inputs[0].name} has {len(shp)}")
-    out = {}
-    for ax, d in zip(shp, dims):
-        if isinstance(ax.size, int):
-            if ax.size != d:
-                raise ResdslError("usage", f"--input-shape gives {d} for an axis fixed at {ax.size}")
-        elif ax.name:
-            out[ax.name] = d
-    return out
 
 
 def build(path_or_source, network: str | None = None, seed: int | None = None, *, config=None, sets=(),

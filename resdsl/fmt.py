@@ -741,7 +741,7 @@ def format_source(text: str, path: str = "<string>", strict: bool = True) -> str
     input's, positions aside (as black's `assert_equivalent`). Otherwise error[internal] says
     this is a bug in fmt; the caller writes nothing. (`strict` is accepted for compatibility:
     the check always runs.)"""
-    from .frontend.parser import parse
+    from .frontend.read import parse
     before = parse(text, path)  # a syntax error is reported as usual; `check` accepts the same files
     bom = BOM if text.startswith(BOM) else ""
     body = text[len(bom):]

@@ -1,7 +1,6 @@
-"""Checkpoints as people save them (issue 10, item 3), checked against torchvision's model."""
+"""Checkpoints as people save them, checked against torchvision's model."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,8 +8,6 @@ import torchvision
 
 import resdsl
 from resdsl.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

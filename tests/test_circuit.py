@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
@@ -19,9 +18,10 @@ from resdsl.api import graph
 from resdsl.backends.diagram.circuit import acted_axes, render
 from resdsl.diagnostics import ResdslError
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 SVG = "{http://www.w3.org/2000/svg}"
-NETS = {  # the four networks of issue 13, at a depth that opens their characteristic structure
+NETS = {  # four networks, at a depth that opens their characteristic structure
     "transformer": (ROOT / "examples" / "transformer.res", None, 3),
     "vit": (ROOT / "stdlib" / "vit.res", "vit_b_16", 2),
     "resnet_bottleneck": (ROOT / "stdlib" / "resnet.res", "resnet50", 3),

@@ -1,18 +1,12 @@
 """The command line as a user runs it."""
 import os
-import subprocess
-import sys
 
 import torch
 import torchvision
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, run_cli as cli
+
 RESNET = os.path.join(ROOT, "stdlib", "resnet.res")
-
-
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "resdsl.cli", *args], capture_output=True, text=True,
-                          env=dict(os.environ, **(env or {})), cwd=ROOT)
 
 
 def test_check_reports_shape_and_torchvision_param_count():

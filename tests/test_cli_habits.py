@@ -1,11 +1,10 @@
-"""Command-line habits (issue 10): --version, python -m resdsl, networks by name, stdin and
+"""Command-line habits: --version, python -m resdsl, networks by name, stdin and
 stdout, exit statuses, several files, colour, completion, help everywhere."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,15 +12,14 @@ import torch
 import resdsl
 from resdsl.cli import make_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, run_cli
+
 CIFAR = str(ROOT / "examples" / "cifar_resnet.res")
 SMALL = "network n(c: int = 4) {\n    input x: [N, 3, H, W]\n    conv(c, 3, padding=1) -> relu\n}\n"
 
 
 def cli(*args, stdin=None, env=None, cwd=None):
-    e = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "resdsl", *args], capture_output=True, text=True, input=stdin,
-                          env=e, cwd=cwd)
+    return run_cli(*args, module="resdsl", input=stdin, env=env, cwd=cwd)
 
 
 def test_version_both_entry_points():

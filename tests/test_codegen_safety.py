@@ -1,4 +1,4 @@
-"""Safe generated code (issue 12, item 4): nothing from the input reaches the standalone torch file
+"""Safe generated code: nothing from the input reaches the standalone torch file
 except as an escaped literal or a checked identifier. Property test over random names and paths:
 the file imports, builds and runs (same outputs and state_dict as build()), and executes nothing else."""
 import ast

@@ -1,6 +1,5 @@
 """Every ```res sample in docs/*.md and README.md compiles, builds and runs."""
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +7,8 @@ import torch
 import resdsl
 from resdsl.elaborate import elaborate
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 DOCS = sorted(ROOT.glob("docs/**/*.md")) + [ROOT / "README.md"]
 
 

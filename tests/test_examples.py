@@ -12,12 +12,13 @@ import torch.nn.functional as F
 import resdsl
 from resdsl.cli import main as cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 EXAMPLES = sorted((ROOT / "examples").glob("*.res"))
 TOL = dict(rtol=1e-4, atol=1e-5)
 
 
-def test_the_examples_of_issue_2_are_there():
+def test_the_five_examples_are_there():
     names = {p.stem for p in EXAMPLES}
     assert {"cifar_resnet", "preact_resnet", "unet", "transformer", "loop_residual"} <= names
     for p in EXAMPLES:  # each says which paper it follows

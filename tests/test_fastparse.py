@@ -12,7 +12,7 @@ import pytest
 
 from resdsl import fuzz
 from resdsl.diagnostics import ResdslError, SourceFile
-from resdsl.frontend import parser
+from resdsl.frontend import parser, read
 
 dump = fuzz.ast_dump
 compare = fuzz.parser_differential
@@ -74,7 +74,7 @@ def test_corner_cases_match_lark(text):
     except ResdslError as e:
         want = ("error", e.kind, e.message, dump(e.span) if e.span else None)
     try:
-        got = dump(parser.parse(text, "t.res"))
+        got = dump(read.parse(text, "t.res"))
     except ResdslError as e:
         got = ("error", e.kind, e.message, dump(e.span) if e.span else None)
     assert got == want
@@ -95,10 +95,10 @@ def test_depth_limit_is_lark_s():
         text = "let a = " + " + ".join(["1"] * n) + "\n"
         assert compare(text) == want
     with pytest.raises(ResdslError, match="nests deeper than"):
-        parser.parse("let a = " + " + ".join(["1"] * 260) + "\n")
+        read.parse("let a = " + " + ".join(["1"] * 260) + "\n")
     deep = "let a = " + "[" * 150 + "1" + "]" * 150 + "\n"  # deeper than MAX_NEST: Lark parses it
     assert compare(deep) == "slow"
-    assert dump(parser.parse(deep)) == dump(parser.parse_lark(deep, SourceFile("<string>", deep)))
+    assert dump(read.parse(deep)) == dump(parser.parse_lark(deep, SourceFile("<string>", deep)))
 
 
 def test_syntax_errors_are_lark_s():
@@ -109,12 +109,13 @@ def test_syntax_errors_are_lark_s():
                  "network N() {\n  @features a.1e5\n}\n", "network N() {\n  @features \"a{\"\n}\n",
                  "@features a\n", "network N() { relu -> @f a }\n", "network N() {\n  @features a.\n}\n"):
         with pytest.raises(ResdslError) as fast:
-            parser.parse(text, "t.res")
+            read.parse(text, "t.res")
         with pytest.raises(ResdslError) as ref:
             parser.parse_lark(text, SourceFile("t.res", text))
         assert fast.value.render() == ref.value.render()
 
 
+@pytest.mark.slow
 def test_fuzzed_programs_match_lark():
     """Seeded and bounded (2,500 inputs): every input the fast parser accepts gives Lark's
     AST. benchmarks/parse.py --diff runs the same comparison for as long as asked."""

@@ -18,19 +18,14 @@ from resdsl.diagnostics import ResdslError
 from resdsl.fmt import WIDTH, format_source, format_text, significant
 from resdsl.ir.printer import print_graph
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, doc_res_blocks, run_cli
+
 RES_FILES = sorted(p for d in ("stdlib", "examples", "tests", "docs") for p in (ROOT / d).rglob("*.res"))
 DOCS = sorted(ROOT.glob("docs/**/*.md")) + [ROOT / "README.md"]
 
 
 def doc_samples():
-    out = []
-    for doc in DOCS:
-        text = doc.read_text()
-        for m in re.finditer(r"```res\n(.*?)```", text, re.S):
-            line = text[:m.start()].count("\n") + 2
-            out.append(pytest.param(m.group(1), id=f"{doc.relative_to(ROOT)}:{line}"))
-    return out
+    return doc_res_blocks(DOCS)
 
 
 def _comments(text: str) -> list[str]:
@@ -101,7 +96,6 @@ import resnet
 let   k=conv( bias = false ,)   # trailing
 block  A( c:int , s:int=1 ){
   residual{conv(c,3,padding=1)as conv1;bn;relu}shortcut if s!=1{conv(c,1,stride=s)}as down
-
 
 
   x = in->relu
@@ -268,30 +262,28 @@ def test_stdlib_formats_in_under_a_second():
 
 
 # ---------------------------------------------------------------- command line
-def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "resdsl.cli", "fmt", *args], capture_output=True, text=True, **kw)
 
 
 def test_cli_check_diff_and_rewrite(tmp_path):
     f = tmp_path / "m.res"
     f.write_text(MESSY)
-    p = _cli("--check", str(f))
+    p = run_cli("fmt", "--check", str(f))
     assert p.returncode == 1 and f"would reformat {f}" in p.stderr and f.read_text() == MESSY
-    p = _cli("--diff", str(f))
+    p = run_cli("fmt", "--diff", str(f))
     assert p.returncode == 0 and "-let   k=conv( bias = false ,)" in p.stdout and "+let k = conv(bias=false)" in p.stdout
     assert f.read_text() == MESSY
-    p = _cli(str(tmp_path))  # a folder: every .res under it
+    p = run_cli("fmt", str(tmp_path))  # a folder: every .res under it
     assert p.returncode == 0 and f.read_text() == TIDY
-    p = _cli("--check", str(f))
+    p = run_cli("fmt", "--check", str(f))
     assert p.returncode == 0 and p.stdout == ""
-    p = _cli("-", input=MESSY)
+    p = run_cli("fmt", "-", input=MESSY)
     assert p.returncode == 0 and p.stdout == TIDY
 
 
 def test_cli_syntax_error(tmp_path):
     f = tmp_path / "bad.res"
     f.write_text("network n() {\n    conv(4,,)\n}\n")
-    p = _cli(str(f))
+    p = run_cli("fmt", str(f))
     assert p.returncode == 1 and "error[syntax]" in p.stderr and f"{f}:2:" in p.stderr
     assert "Traceback" not in p.stderr and f.read_text() == "network n() {\n    conv(4,,)\n}\n"
 

@@ -11,7 +11,7 @@ import pytest
 
 from resdsl import fmt as F
 from resdsl.diagnostics import ResdslError
-from resdsl.frontend.parser import parse
+from resdsl.frontend.read import parse
 from resdsl.ir.printer import print_graph
 import resdsl
 

@@ -10,12 +10,15 @@ import time
 
 import pytest
 
+import pytest
+
 from resdsl import fuzz
 from resdsl import fuzz_targets as T
 
 BUDGET_S = float(os.environ.get("RESDSL_FUZZ_SECONDS", "60"))
 
 
+@pytest.mark.slow
 def test_fuzz_check_never_crashes_hangs_or_loses_the_location():
     res = fuzz.run(seconds=BUDGET_S, seed=int(os.environ.get("RESDSL_FUZZ_SEED", "0")), timeout=20.0,
                    mem_mb=2048)

@@ -1,4 +1,4 @@
-"""Regression tests for the audit of issue 12: every input below once ended in a traceback,
+"""Regression tests for an audit of the inputs: every input below once ended in a traceback,
 a hang, a valid program rejected, or an error without file:line:col.
 
 Each case is elaborated from a real file (as `resdsl check` does) and must end either

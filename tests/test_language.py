@@ -1,9 +1,7 @@
 """Language semantics, checked against what torch computes or against counts done by hand."""
-import math
 import os
 import subprocess
 import sys
-from fractions import Fraction
 
 import pytest
 import torch
@@ -13,21 +11,11 @@ import resdsl
 from resdsl.ir.printer import print_graph
 from resdsl.ir.shapes import Size
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, size_value
 
 
 def nparams(m):
     return sum(p.numel() for p in m.parameters())
-
-
-def concrete(size, env):
-    if isinstance(size, int):
-        return size
-    total = Fraction(0)
-    for mono, c in size.terms.items():
-        total += c * math.prod(env[s] for s in mono)
-    assert total.denominator == 1
-    return int(total)
 
 
 # ---------------------------------------------------------------- expressions
@@ -215,7 +203,7 @@ def test_symbolic_shapes_match_torch(k, s, p, d, pool, mult):
     gm = resdsl.build(src, seed=0)
     out = gm(torch.randn(1, 3, H, W))
     shp = g.outputs[0].shape
-    exp = [concrete(a.size, {"N": 1, "H": H, "W": W}) for a in shp]
+    exp = [size_value(a.size, {"N": 1, "H": H, "W": W}) for a in shp]
     assert list(out.shape) == exp, (src, list(out.shape), exp)
 
 

@@ -7,13 +7,13 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from _pygments_ep import env_with_lexer
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 PACKAGES = "texlive-latex-base texlive-pictures texlive-latex-extra"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from resdsl.diagnostics import ResdslError
 from resdsl.frontend import lexer
-from resdsl.frontend.parser import parse
+from resdsl.frontend.read import parse
 
 HEAD = "network n {\n    input x: [N, 3]\n    relu"
 

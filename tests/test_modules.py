@@ -1,4 +1,4 @@
-"""Blocks are modules (issue 9): each block, repeat, named group, shortcut and shared loop body is an
+"""Blocks are modules: each block, repeat, named group, shortcut and shared loop body is an
 nn.Module with its own forward, checked against torchvision's own modules; the standalone file has
 a class per block; activation checkpointing keeps gradients (RNG included)."""
 import ast
@@ -6,7 +6,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,8 @@ import torchvision
 import resdsl
 from resdsl.diagnostics import ResdslError
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 RESNET = str(ROOT / "stdlib" / "resnet.res")
 CIFAR = str(ROOT / "stdlib" / "cifar.res")
 TOL = dict(rtol=1e-4, atol=1e-5)

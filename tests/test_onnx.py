@@ -27,7 +27,8 @@ from resdsl.weights import initial_state
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_ops import CASES as OP_CASES  # noqa: E402  (one table of op cases for every backend)
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 TOL = dict(rtol=1e-4, atol=1e-5)
 
 
@@ -341,6 +342,7 @@ def test_unfolded_and_folded_batchnorm_agree():
 
 
 # ------------------------------------------------------------------ torchvision weights, CLI
+@pytest.mark.slow
 def test_resnet50_torchvision_weights_cli(tmp_path):
     import torchvision
     torch.manual_seed(0)

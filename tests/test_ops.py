@@ -1,7 +1,5 @@
 """Every primitive op: its shape rule agrees with what torch computes, and its lowering
 agrees with a direct torch call on the same weights."""
-import math
-from fractions import Fraction
 
 import pytest
 import torch
@@ -9,6 +7,8 @@ import torch.nn.functional as F
 
 import resdsl
 from resdsl.ir.ops import OPS
+
+from conftest import size_value
 
 # op -> (input declaration, statements using it, reference(x, modules) or None)
 CASES = {
@@ -111,12 +111,6 @@ def _orth(f, x, eps=1e-6):
     return f - (x * f).sum(-1, keepdim=True) / ((x * x).sum(-1, keepdim=True) + eps) * x
 
 
-def concrete(size, env):
-    if isinstance(size, int):
-        return size
-    return int(sum(c * math.prod(env[s] for s in mono) for mono, c in size.terms.items()))
-
-
 def _build(decl, stmts):
     src = f"network n() {{\n    input x: {decl}\n    {stmts}\n}}\n"
     return src, resdsl.graph(src), resdsl.build(src, seed=0)
@@ -133,7 +127,7 @@ def test_op_shape_and_value(name):
     x = torch.randn(2, *[int(d.split("=")[1]) for d in decl.strip("[]").split(", ")[1:]])
     with torch.no_grad():
         y = gm(x)
-    want = tuple(concrete(a.size, {"N": 2}) for a in g.outputs[0].shape)
+    want = tuple(size_value(a.size, {"N": 2}) for a in g.outputs[0].shape)
     assert tuple(y.shape) == want
     if ref is not None:
         mods = dict(gm.named_modules())

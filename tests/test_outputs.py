@@ -1,4 +1,4 @@
-"""Outputs never destroy anything (issue 12, item 5), through the real command line."""
+"""Outputs never destroy anything, through the real command line."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ import torch
 
 from resdsl.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+
 SRC = "network n(c: int = 4) {\n    input x: [N, 3, H, W]\n    conv(c, 3, padding=1) -> bn -> relu\n}\n"
 
 

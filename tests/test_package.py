@@ -1,4 +1,4 @@
-"""The package itself (issue 10): the wheel carries grammar/ and stdlib/, the import graph is
+"""The package itself: the wheel carries grammar/ and stdlib/, the import graph is
 layered, ONNX stores intermediate shapes and streams large weights, and the API objects
 show themselves in Jupyter."""
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pytest
 
 import resdsl
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 PKG = ROOT / "resdsl"
 
 
@@ -94,6 +95,7 @@ def wheel(tmp_path_factory):
     return next(out.glob("resdsl-*.whl"))
 
 
+@pytest.mark.slow
 def test_wheel_holds_grammar_stdlib_license(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "resdsl/grammar/res.lark" in names
@@ -105,6 +107,7 @@ def test_wheel_holds_grammar_stdlib_license(wheel):
     assert "Requires-Dist: torch>=2.4" in meta and "Project-URL" in meta and "Classifier" in meta
 
 
+@pytest.mark.slow
 def test_installed_wheel_runs_from_an_empty_folder(wheel, tmp_path):
     """The cheap half of .ci/wheel_test.sh: the wheel unpacked alone (dependencies from this
     environment), run where no repo file is in reach."""
@@ -158,6 +161,7 @@ def test_onnx_stores_intermediate_shapes_with_symbolic_axes(tmp_path):
                 assert s == 2
 
 
+@pytest.mark.slow
 def test_external_data_export_costs_the_weights_once(tmp_path):
     """Peak memory of a streamed export, above the cost of importing the libraries, stays under
     1.5x the weights (vit_h_14 at 2.5 GB was measured the same way; see docs/onnx.md)."""

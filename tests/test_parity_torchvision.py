@@ -4,7 +4,6 @@ Each torchvision model is built once per module (a fixture per network); BatchNo
 running statistics and affine weights are randomised so that eval mode is not a
 near-identity and a wrong BN wiring shows up.
 """
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,7 +11,8 @@ import torchvision
 
 import resdsl
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 RESNET = str(ROOT / "stdlib" / "resnet.res")
 NETS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2",
         "resnext50_32x4d", "resnext101_32x8d"]
@@ -43,6 +43,7 @@ def pair(request):
     yield name, tv, state, gm
 
 
+@pytest.mark.slow
 def test_state_dict_names_order_and_counts(pair):
     name, tv, state, gm = pair
     assert list(gm.state_dict()) == list(state)  # same keys, same order
@@ -56,6 +57,7 @@ def test_state_dict_names_order_and_counts(pair):
         assert n == 25_557_032  # torchvision's documented figure
 
 
+@pytest.mark.slow
 def test_outputs_eval_and_train(pair):
     name, tv, state, gm = pair
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))

@@ -6,7 +6,6 @@ import copy
 import io
 import re
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,8 @@ from resdsl.ir.printer import print_graph
 from resdsl.passes import PASSES, PIPELINES, Pass, PassManager, run_pipeline
 from resdsl.weights import initial_state
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 GOLDEN = ROOT / "tests" / "golden" / "passes"
 REPVGG = ROOT / "stdlib" / "repvgg.res"
 RESNET = ROOT / "stdlib" / "resnet.res"
@@ -253,6 +253,7 @@ def _check_network(text, seed):
     return g, w, g2, w2
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(network(), st.integers(0, 1000))
 def test_property_torch_optimized_equals_unoptimized(case, seed):
@@ -270,6 +271,7 @@ def test_property_torch_optimized_equals_unoptimized(case, seed):
         assert ops == ["conv", "relu", "conv"], (text, print_graph(g2))
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(network(), st.integers(0, 1000))
 def test_property_onnx_optimized_equals_unoptimized(case, seed):
@@ -416,6 +418,7 @@ def _randomise_bn(model, seed=0):
     return model
 
 
+@pytest.mark.slow
 def test_resnet50_o2_matches_torchvision_without_batchnorm():
     import onnxruntime as ort
     import torchvision

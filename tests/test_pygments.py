@@ -4,7 +4,6 @@ entry point that pyproject.toml declares."""
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from pygments.token import Comment, Error, Keyword
@@ -13,18 +12,14 @@ from _pygments_ep import declared_entry_points, env_with_lexer
 from resdsl.fmt import tokenize
 from resdsl.pygments_lexer import ResLexer
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, doc_res_blocks
+
 RES_FILES = sorted(p for d in ("stdlib", "examples", "tests", "docs") for p in (ROOT / d).rglob("*.res"))
 
 
 def _sources():
-    out = [pytest.param(p.read_text(), id=str(p.relative_to(ROOT))) for p in RES_FILES]
-    for doc in sorted(ROOT.glob("docs/**/*.md")) + [ROOT / "README.md"]:
-        text = doc.read_text()
-        for m in re.finditer(r"```res\n(.*?)```", text, re.S):
-            line = text[:m.start()].count("\n") + 2
-            out.append(pytest.param(m.group(1), id=f"{doc.relative_to(ROOT)}:{line}"))
-    return out
+    docs = sorted(ROOT.glob("docs/**/*.md")) + [ROOT / "README.md"]
+    return [pytest.param(p.read_text(), id=str(p.relative_to(ROOT))) for p in RES_FILES] + doc_res_blocks(docs)
 
 
 @pytest.mark.parametrize("src", _sources())

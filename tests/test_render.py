@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +24,8 @@ from resdsl.backends.diagram.block import render, run_dot, to_dot
 from resdsl.cli import main
 from resdsl.diagnostics import ResdslError
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 RESNET = str(ROOT / "stdlib" / "resnet.res")
 SVG = "{http://www.w3.org/2000/svg}"
 BIG = 600  # ops: depth `all` of bigger variants takes dot 5-30 s; their smaller siblings share the blocks

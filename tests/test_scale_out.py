@@ -1,10 +1,9 @@
-"""Scale-out with PyTorch's own engine (issue 9, item 4): FSDP2 per block and DDP on 2 CPU processes
+"""Scale-out with PyTorch's own engine: FSDP2 per block and DDP on 2 CPU processes
 (gloo) equal a single-process step; torch.compile without graph breaks, torch.export, feature
 extraction by block name."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +13,8 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 import resdsl
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 sys.path.insert(0, str(ROOT / "tests"))
 from dist_worker import NET, data  # noqa: E402
 

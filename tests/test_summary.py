@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +19,8 @@ from resdsl.backends.summary import format_summary, summary_rows
 from resdsl.cli import main
 from resdsl.ir.shapes import Size
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT, size_value
+
 RESNET = str(ROOT / "stdlib" / "resnet.res")
 SIDE = 128  # every symbolic axis but the batch (Inception-ResNet needs more than 64)
 BIG = 1000  # ops
@@ -38,12 +37,6 @@ def _stdlib_networks():
     return out
 
 
-def _value(x, env):
-    if isinstance(x, int):
-        return x
-    return sum(float(c) * math.prod(env[s] for s in mono) for mono, c in x.terms.items())
-
-
 def _inputs(g):
     env, tensors = {}, []
     for v in g.inputs:
@@ -52,7 +45,7 @@ def _inputs(g):
             if isinstance(a.size, Size):
                 (sym,) = a.size.symbols
                 env.setdefault(sym, 1 if i == 0 else SIDE)
-            dims.append(int(_value(a.size, env)))
+            dims.append(int(size_value(a.size, env)))
         integer = any(n.op == "embedding" and v in n.inputs for n in g.nodes)
         tensors.append(torch.zeros(dims, dtype=torch.long, device="meta") if integer
                        else torch.empty(dims, device="meta"))
@@ -73,7 +66,7 @@ def test_params_and_macs_match_torch(path, net):
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         gm(*xs)
     ref = fc.get_total_flops() / 2
-    macs = _value(total["macs"], env)
+    macs = size_value(total["macs"], env)
     assert macs == pytest.approx(ref, rel=0.01, abs=1.0), (macs, ref)
 
 

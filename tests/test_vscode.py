@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 EXT = ROOT / "editors" / "vscode"
 RES_FILES = sorted(p for d in ("stdlib", "examples", "tests", "docs") for p in (ROOT / d).rglob("*.res"))
 KEYWORD_AT_LINE_START = re.compile(

@@ -15,7 +15,7 @@ import re
 
 from ..diagnostics import ResdslError, Span, did_you_mean
 from ..frontend import ast
-from ..frontend.parser import parse_expr
+from ..frontend.read import parse_expr
 from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..ir.shapes import Axis, Size
@@ -44,7 +44,8 @@ from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, OpRef, Partial, t
 
 
 class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
-    def __init__(self, program: Program, shape_overrides: dict | None = None, input_channels: int | None = None):
+    def __init__(self, program: Program, shape_overrides: dict | None = None, input_channels: int | None = None,
+                 input_shape=None):
         self.program = program
         self.nodes: list[Node] = []
         self.value_names: dict[str, int] = {}
@@ -52,7 +53,8 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         self.param_specs: dict[str, dict] = {}  # path -> {local: ParamSpec}, for `tie=`
         self.sharing: list[str] = []  # path prefixes whose state may be reused
         self.depth = 0
-        self.shape_overrides = shape_overrides or {}
+        self.shape_overrides = dict(shape_overrides or {})
+        self.input_shape = None if input_shape is None else list(input_shape)  # the network's first input
         self.input_channels = input_channels  # in_chans: the channel axis of the network's first input
         self.budget = B.Budget(getattr(program, "source_bytes", 0))
         self.used_names: set[str] = set()  # every value name given out (fresh() never repeats one)
@@ -266,13 +268,16 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                                       help=f"e.g. `input {d.name}: [N, 3, H, W]`")
                 ctx.inputs.append(d)
                 continue
+            given = None
+            if self.input_shape is not None and ctx.scope.kind == "network" and not ctx.inputs:
+                given = self._given_shape(d)
             axes = []
             chans = self.input_channels if ctx.scope.kind == "network" and not ctx.inputs else None
             if chans is not None and len(d.shape) < 3:
                 raise ResdslError("usage", f"in_chans sets the channels of an image input [N, C, ...]; input "
                                            f"`{d.name}` has {len(d.shape)} axes", d.span)
-            for k, a in enumerate(d.shape):
-                if chans is not None and k == 1:
+            for i, a in enumerate(d.shape):
+                if chans is not None and i == 1:
                     axes.append(Axis(chans, a.name))
                 elif a.size is None:
                     size = self.shape_overrides.get(a.name, Size.sym(a.name))
@@ -282,11 +287,24 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                     if not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v > O.MAX_DIM:
                         raise ResdslError("shape", f"axis size must be a positive int below 2**31, got {_show(v)}",
                                           a.span)
+                    if given is not None and given[i] != v:
+                        raise ResdslError("usage", f"--input-shape gives {given[i]} for an axis fixed at {v}")
                     axes.append(Axis(v, a.name))
             val = Value(self.fresh(d.name), tuple(axes))
             ctx.inputs.append(val)
             ctx.env[d.name] = val
             ctx.current = val
+
+    def _given_shape(self, d) -> list:
+        """--input-shape (input_shape= in the API) for the network's first input `d`: its named
+        axes take the sizes given, for every input that names them; fixed axes are checked."""
+        dims = self.input_shape
+        if len(dims) != len(d.shape):
+            raise ResdslError("usage", f"--input-shape has {len(dims)} axes, the input {d.name} has {len(d.shape)}")
+        for a, n in zip(d.shape, dims):
+            if a.size is None and a.name:
+                self.shape_overrides[a.name] = n
+        return dims
 
     # ------------------------------------------------------------------ chains
     def chain(self, chain: ast.Chain, ctx: Ctx, start: bool):
@@ -487,8 +505,10 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
 
 
 def elaborate(program: Program, network: str | None = None, overrides: dict | None = None,
-              shape_overrides: dict | None = None, input_channels: int | None = None) -> Graph:
-    return Elaborator(program, shape_overrides, input_channels).network(network, overrides)
+              shape_overrides: dict | None = None, input_channels: int | None = None, input_shape=None) -> Graph:
+    """The IR graph of `network`; `shape_overrides` maps axis names to sizes, `input_shape`
+    gives the first input's whole shape (--input-shape), `input_channels` its channels (in_chans)."""
+    return Elaborator(program, shape_overrides, input_channels, input_shape).network(network, overrides)
 
 
 def network_params(program: Program, network: str | None = None) -> list[str]:

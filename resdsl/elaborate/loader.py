@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..diagnostics import ResdslError, SourceFile, Span, did_you_mean
 from ..frontend import ast
-from ..frontend.parser import parse
+from ..frontend.read import parse
 from ..ir.ops import OPS
 from .values import BUILTINS, BlockRef, Builtin, Fn, ModuleEnv, OpRef
 

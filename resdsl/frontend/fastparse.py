@@ -7,7 +7,7 @@ decides anything unusual. This parser accepts a subset of what the grammar accep
 gives, for it, exactly the AST (spans included) that Lark's parse plus `_ToAst` would.
 Whenever it meets anything else -- a syntax error, a keyword where it cannot tell whether
 Lark reads a name, a literal out of range, nesting deeper than `fastexpr.MAX_NEST` -- it
-raises :class:`Bail` and `parser.parse` runs Lark on the same text, so errors and their
+raises :class:`Bail` and `read.parse` runs Lark on the same text, so errors and their
 locations are Lark's, byte for byte.
 
 Why: Lark's LALR parser in pure Python builds a parse tree (a dozen reductions per atom,

@@ -1,7 +1,8 @@
-"""Lark setup and the parse-tree -> AST transformer.
+"""The reference parser: Lark setup and the parse-tree -> AST transformer.
 
-`parse(text, path)` returns an :class:`ast.Module` or raises a ResdslError of kind
-``syntax`` that names what the parser expected at the failing position.
+`parse_lark(text, src)` returns an :class:`ast.Module` or raises a ResdslError of kind
+``syntax`` that names what the parser expected at the failing position. Importing this
+module imports lark: read.py comes here only for what the fast parser hands over.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..diagnostics import ResdslError, SourceFile, Span
-from . import ast, fastparse
+from . import ast
 from .syntax import MAX_LITERAL_DIGITS, MAX_SYNTAX_DEPTH, split_index, template_pieces, unchain, unquote
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[1] / "grammar" / "res.lark"
@@ -110,17 +111,6 @@ def _has_terminal(name: str) -> bool:
 
 
 
-def parse(text: str, path: str = "<string>") -> ast.Module:
-    if text.startswith("\ufeff"):  # a UTF-8 byte order mark, as some editors write: not part of the program
-        text = text[1:]
-    src = SourceFile(path, text)
-    try:
-        return fastparse.parse(text, src)
-    except fastparse.Bail:  # an error or a corner case: Lark's LALR parser decides
-        pass
-    return parse_lark(text, src)
-
-
 def parse_lark(text: str, src: SourceFile) -> ast.Module:
     """The reference parse: Lark's LALR parser, then `_ToAst` (errors located by Lark)."""
     try:
@@ -154,15 +144,6 @@ def _check_depth(tree, src: SourceFile, at: Span | None = None) -> None:
                               at or _span(src, t.meta),
                               help="split the expression or the nested regions with `let` or blocks")
         stack.extend((c, d + 1) for c in t.children if isinstance(c, Tree))
-
-
-def parse_expr(text: str, span: Span) -> object:
-    """Parse one expression (used for `{...}` pieces of `as layer{s + 1}` names)."""
-    try:
-        return fastparse.parse_expr(text, span)
-    except fastparse.Bail:
-        pass
-    return parse_expr_lark(text, span)
 
 
 def parse_expr_lark(text: str, span: Span) -> object:

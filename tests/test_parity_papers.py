@@ -1,5 +1,6 @@
-"""Tier 2 of the architecture library: the paper's structure, parameter counts equal to the
-paper's table (within its rounding) or to the authors' code, and a forward shape check.
+"""The architecture library against its papers: each network's structure, parameter counts
+equal to the paper's table (within its rounding) or to the authors' code, and a forward
+shape check.
 
 Counts come from `resdsl.graph(...).num_params()` (no weights are made); forward checks
 build on the meta device (shapes only) except where a network is small."""
@@ -11,7 +12,8 @@ import torch
 
 import resdsl
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, randomize
+
 CIFAR = os.path.join(ROOT, "stdlib", "cifar.res")
 
 
@@ -122,19 +124,6 @@ def test_resnet20_runs_and_option_a_shortcut_has_no_weights():
 
 def lib(name):
     return os.path.join(ROOT, "stdlib", name)
-
-
-def randomize(gm, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in gm.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-        for name, b in gm.named_buffers():
-            if name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-            elif name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-    return {k: v.detach() for k, v in gm.state_dict().items()}
 
 
 # ---------------------------------------------------------------- EDSR / RCAN

@@ -1,6 +1,5 @@
-"""Tier 3 of the architecture library: residual variants (stdlib/variants.res), each checked
-against a direct PyTorch transcription of its paper's equations, with the weights taken by
-name from the built module (and randomised first, so zero or identity inits hide nothing)."""
+"""Residual variants (stdlib/variants.res), each checked against a direct PyTorch
+transcription of its paper's equations, with the weights taken by name from the built module (and randomised first, so zero or identity inits hide nothing)."""
 import math
 import os
 
@@ -10,26 +9,14 @@ import torch.nn.functional as F
 
 import resdsl
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import ROOT, randomize
+
 VARIANTS = os.path.join(ROOT, "stdlib", "variants.res")
 
 
 def build(body, shape="[N, L=5, D=8]", seed=0):
     src = f"import variants\nnetwork n() {{\n    input x: {shape}\n{body}\n}}\n"
     return resdsl.build(src, seed=seed).eval()
-
-
-def randomize(gm, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for _, p in gm.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
-        for name, b in gm.named_buffers():
-            if name.endswith("running_var"):
-                b.copy_(torch.rand(b.shape, generator=g) + 0.5)
-            elif name.endswith("running_mean"):
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-    return {k: v.detach() for k, v in gm.state_dict().items()}
 
 
 def lin(P, name, x):
@@ -46,14 +33,14 @@ def test_rezero_skipinit(variant):
     gm = build(f"    {variant}(linear(8)) as blk")
     assert gm.blk.alpha.shape == (1,) and gm.blk.alpha.item() == 0.0
     torch.testing.assert_close(gm(X), X)  # identity at init
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     torch.testing.assert_close(gm(X), X + P["blk.alpha"] * lin(P, "blk.f", X))
 
 
 def test_depth_mup_branch_multiplier():
     """x_{l+1} = x_l + L^{-1/2} f(x_l) (depth-muP)."""
     gm = build("    DepthMuP(linear(8), 16) as blk")
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     torch.testing.assert_close(gm(X), X + lin(P, "blk.f", X) / 4.0)
 
 
@@ -79,7 +66,7 @@ def test_fixup_init_rule():
 
 def test_fixup_forward_equations():
     gm = resdsl.build(VARIANTS, network="fixup_resnet_cifar", seed=0)
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     x = torch.randn(2, 3, 32, 32)
 
     def conv(name, h):
@@ -102,7 +89,7 @@ def test_laurel_rw():
     """LAuReL-RW: x_{i+1} = alpha f(x_i) + beta x_i, alpha_0 = beta_0 = 1."""
     gm = build("    LaurelRW(linear(8)) as blk")
     assert gm.blk.alpha.item() == 1.0 and gm.blk.shortcut.beta.item() == 1.0
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     torch.testing.assert_close(gm(X), P["blk.alpha"] * lin(P, "blk.f", X) + P["blk.shortcut.beta"] * X)
 
 
@@ -111,7 +98,7 @@ def test_laurel_lr():
     gm = build("    LaurelLR(linear(8), 2) as blk")
     assert gm.blk.shortcut.A.weight.shape == (2, 8) and gm.blk.shortcut.B.weight.shape == (8, 2)
     assert torch.all(gm.blk.shortcut.B.weight == 0)
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     A, B = P["blk.shortcut.A.weight"], P["blk.shortcut.B.weight"]
     torch.testing.assert_close(gm(X), lin(P, "blk.f", X) + X + X @ A.T @ B.T)
 
@@ -120,7 +107,7 @@ def test_laurel_lr():
 def test_orthogonal_residual_update():
     """x_{n+1} = x_n + f_perp, f_perp = f - (<x, f> / (<x, x> + eps)) x (per token)."""
     gm = build("    OrthogonalResidual(linear(8)) as blk")
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     f = lin(P, "blk.f", X)
     s = (X * f).sum(-1, keepdim=True) / ((X * X).sum(-1, keepdim=True) + 1e-6)
     y = gm(X)
@@ -160,7 +147,7 @@ def test_hyper_connections(dynamic):
     assert gm.hc0.static_beta[:, 0].tolist() == [1.0, 1.0, 1.0]
     if dynamic:
         assert torch.all(gm.hc0.dynamic_alpha_r.weight == 0) and gm.hc0.s_alpha.item() == pytest.approx(0.01)
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     H = X.unsqueeze(2).expand(3, 5, 3, 8)
     for p in ("hc0", "hc1"):
         H = _hc_reference(P, p, H, lambda h: lin(P, f"{p}.layer", h), dynamic)
@@ -172,7 +159,7 @@ def test_value_residual_resformer():
     """ResFormer: U_n = softmax(Q_n K_n^T / sqrt(e)) (lam_n V_n + lam_1 V_1), lam = 1/2, V_1 the first
     layer's values; pre-norm layers x + Attn(LN(x)), x + MLP(LN(x))."""
     gm = resdsl.build(VARIANTS, network="resformer_tiny", seed=0).eval()
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     tok = torch.randint(0, 100, (2, 7))
     heads, d = 4, 32
 
@@ -207,7 +194,7 @@ def test_prenorm_scalenorm_and_fixnorm():
     FixNorm(x) = g x / ||x|| with g fixed."""
     gm = build("    PreNorm(linear(8), ScaleNorm(8)) as blk\n    FixNorm(2.5)")
     assert gm.blk.norm.g.item() == pytest.approx(math.sqrt(8))
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     g = P["blk.norm.g"]
     h = X + lin(P, "blk.f", g * X / X.norm(dim=-1, keepdim=True).clamp_min(1e-5))
     torch.testing.assert_close(gm(X), 2.5 * h / h.norm(dim=-1, keepdim=True))
@@ -218,7 +205,7 @@ def test_revnet_coupling_and_its_inverse():
     """Gomez et al. 2017, eqs. 1-2: y1 = x1 + F(x2), y2 = x2 + G(y1); x2 = y2 - G(y1), x1 = y1 - F(x2)."""
     gm = build("    RevCoupling(conv(4, 3, padding=1), conv(4, 3, padding=1)) as blk",
                shape="[N, C=8, H=6, W=6]")
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     x = torch.randn(2, 8, 6, 6)
     Fn = lambda h: F.conv2d(h, P["blk.F.weight"], P["blk.F.bias"], padding=1)  # noqa: E731
     Gn = lambda h: F.conv2d(h, P["blk.G.weight"], P["blk.G.bias"], padding=1)  # noqa: E731
@@ -237,7 +224,7 @@ def test_residual_adapters():
     """Rebuffi et al. 2017: BN(y + alpha * y), y = conv3x3(x) (series);
     Rebuffi et al. 2018: BN(conv3x3(x) + alpha * x) (parallel); alpha a 1x1 filter bank."""
     gm = build("    SeriesAdapterConv(8) as a\n    ParallelAdapterConv(8) as b", shape="[N, C=8, H=6, W=6]")
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     x = torch.randn(2, 8, 6, 6)
 
     def bn(name, h):
@@ -256,7 +243,7 @@ def test_neural_ode_euler_and_rk4_share_one_f():
     Euler: h + dt f(h); RK4: h + dt/6 (k1 + 2 k2 + 2 k3 + k4)."""
     gm = build('    ODEBlock(linear(8), 4) as euler\n    ODEBlock(linear(8), 3, t1=0.6, method="rk4") as rk4')
     assert sum(p.numel() for p in gm.parameters()) == 2 * (8 * 8 + 8)  # one f per ODE block
-    P = randomize(gm)
+    P = randomize(gm, scale=0.5)
     fe = lambda h: lin(P, "euler.f", h)  # noqa: E731
     fr = lambda h: lin(P, "rk4.step.F", h)  # noqa: E731
     h = X
@@ -284,7 +271,7 @@ def test_variants_export_to_onnx():
            "    HyperExpand(2)\n    HyperConnection(linear(8), 2, dynamic=true) as hc\n    HyperReduce()\n"
            "    ODEBlock(linear(8), 2, method=\"rk4\") as ode\n    LaurelLR(linear(8), 2) as lr\n}\n")
     gm = resdsl.build(src, seed=0).eval()
-    randomize(gm)
+    randomize(gm, scale=0.5)
     model = resdsl.to_onnx(src, weights=gm.state_dict())
     sess = ort.InferenceSession(model.SerializeToString())
     out = sess.run(None, {"x": X.numpy()})[0]
