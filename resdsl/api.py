@@ -54,10 +54,10 @@ def resolve(spec):
 
 def load(path_or_source) -> Program:
     """Parse a `.res` file (a path or a stdlib name) or `.res` text, with its imports."""
-    return _load(path_or_source)[0]
+    return load_program(path_or_source)[0]
 
 
-def _load(spec, origin: str | None = None):
+def load_program(spec, origin: str | None = None):
     """(Program, network named by `spec` or None). `origin`: the name to show for source text."""
     path, text, net = resolve(spec) if origin is None else (None, spec, None)
     if path is not None:
@@ -188,10 +188,10 @@ def parse_sets(items, program: Program) -> dict:
 
 def graph(path_or_source, network=None, config=None, sets=(), input_shape=None, **params):
     """Parse and elaborate; returns the IR :class:`Graph` (shapes checked)."""
-    return _graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **params)[0]
+    return load_graph(path_or_source, network, config=config, sets=sets, input_shape=input_shape, **params)[0]
 
 
-def _graph(spec, network=None, config=None, sets=(), input_shape=None, origin=None, **params):
+def load_graph(spec, network=None, config=None, sets=(), input_shape=None, origin=None, **params):
     """(Graph, Program): the program lists every file read (imports included)."""
     with paused():  # a large file: see resdsl._gc
         return _graph_unpaused(spec, network, config=config, sets=sets, input_shape=input_shape,
@@ -199,7 +199,7 @@ def _graph(spec, network=None, config=None, sets=(), input_shape=None, origin=No
 
 
 def _graph_unpaused(spec, network=None, config=None, sets=(), input_shape=None, origin=None, **params):
-    program, named = _load(spec, origin)
+    program, named = load_program(spec, origin)
     if named is not None:
         if network is not None and network != named:
             raise ResdslError("usage", f"`{spec}` names network {named}, but --network asks for {network}",
@@ -410,5 +410,5 @@ def summary(path_or_source, network: str | None = None, *, depth=1, config=None,
 def _graph_and_inputs(spec, network, config=None, **kw):
     """(Graph, every file it was read from: the .res file, its imports, the config), for the
     output rule the command line follows (resdsl.outputs: an output is never an input)."""
-    g, program = _graph(spec, network, config=config, **kw)
+    g, program = load_graph(spec, network, config=config, **kw)
     return g, sources(program) + ([os.fspath(config)] if config else [])

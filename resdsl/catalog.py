@@ -97,8 +97,8 @@ def list_models(pattern="", pretrained: bool = False, exclude=None, include_tags
     names = [n for n in sorted(index()) if n not in gen]
     if not pretrained:
         return _match(names, include, excl)
-    from .pretrained import _registry
-    nets = _registry()["networks"]
+    from .pretrained import registry_data
+    nets = registry_data()["networks"]
     names = [n for n in names if n in nets]
     if include_tags is False:
         return _match(names, include, excl)

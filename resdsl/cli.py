@@ -178,9 +178,9 @@ def _read_stdin() -> str:
         raise ResdslError("io", f"standard input is not UTF-8 text (byte {e.start})") from None
 
 
-def _graph(args, file=None, network=None):
+def load_graph(args, file=None, network=None):
     """(Graph, [every input file]) for the FILE of `args`; the list feeds the output checks."""
-    from .api import _graph as elaborate, sources
+    from .api import load_graph as elaborate, sources
     file = args.file if file is None else file
     origin = None
     if isinstance(file, _Stdin):
@@ -272,8 +272,8 @@ def _networks(args, f) -> list:
     every network the file defines, in file order. A generic network (parameters without
     a default that --set / --config leave unset, e.g. `ResNet(block, layers)`) among several
     is listed, not elaborated: its variants are the networks checked."""
-    from .api import _load, load_config
-    program, named = _load(f, "<stdin>" if isinstance(f, _Stdin) else None)
+    from .api import load_program, load_config
+    program, named = load_program(f, "<stdin>" if isinstance(f, _Stdin) else None)
     if named is not None or len(program.networks) < 2:
         return [(named, None)]
     given = {item.split("=", 1)[0].strip() for item in args.sets}
@@ -291,7 +291,7 @@ def _networks(args, f) -> list:
 def _check_line(args, f, name) -> str:
     """`name: (x: [N, 3, H, W]) -> [N, 10]; 272,474 parameters, 73 ops`."""
     from .ir.shapes import shape_str
-    g, _ = _graph(args, f, name)
+    g, _ = load_graph(args, f, name)
     outs = ", ".join(shape_str(v.shape) for v in g.outputs)
     ins = ", ".join(f"{v.name}: {shape_str(v.shape)}" for v in g.inputs)
     return f"{g.name}: ({ins}) -> {outs}; {g.num_params():,} parameters, {len(g.nodes)} ops"
@@ -333,7 +333,7 @@ def cmd_compile(args) -> int:
     from .outputs import check_output
     # the input and the output are checked before torch or onnx is imported (seconds): a
     # missing file or a bad -o is said at once
-    g, inputs = _graph(args)
+    g, inputs = load_graph(args)
     check_output(args.output, inputs)
     if args.target == "torch":
         return _compile_torch(args, g, inputs)
@@ -436,7 +436,7 @@ def _add_ir(sub):
 def cmd_ir(args) -> int:
     from .ir.printer import print_graph
     from .outputs import check_output, write_output
-    g, inputs = _graph(args)
+    g, inputs = load_graph(args)
     check_output(args.output, inputs)
     g, _ = _optimize(g, args)
     write_output(args.output, print_graph(g), inputs)
@@ -493,7 +493,7 @@ def cmd_render(args) -> int:
         if fmt not in RENDER_FORMATS:
             raise ResdslError("usage", f"cannot tell the format of {args.output!r} from its extension",
                               help="end the output name with .svg, .pdf, .png, .dot or .tex, or give --format")
-    g, inputs = _graph(args)
+    g, inputs = load_graph(args)
     check_output(args.output, inputs)
     if args.style == "circuit":  # same arguments, the other renderer
         from .backends.diagram.circuit import render
@@ -531,7 +531,7 @@ def _add_summary(sub):
 def cmd_summary(args) -> int:
     from .backends.summary import format_summary
     from .outputs import check_output, write_output
-    g, inputs = _graph(args)
+    g, inputs = load_graph(args)
     check_output(args.output, inputs)
     write_output(args.output, format_summary(g, None if args.depth == "all" else args.depth, args.format), inputs)
     if args.output != "-":

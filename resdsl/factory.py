@@ -41,7 +41,7 @@ def create_model(name, pretrained=False, num_classes=None, in_chans=None, featur
             return model
         name, pretrained, params = cfg.network, cfg.tag, {**cfg.network_params, **params}
     with paused():
-        program, network = api._load(name)
+        program, network = api.load_program(name)
         names = network_params(program, network)
         overrides = dict(params)
         reset_to = None

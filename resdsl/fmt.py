@@ -675,10 +675,10 @@ def _align_comments(lines) -> list[str]:
 
 def format_text(text: str, path: str = "<string>", width: int = WIDTH) -> str:
     """The canonical layout of `text` (no syntax check; see `format_source`)."""
-    return _format_tokens(tokenize(text, path), width)
+    return format_tokens(tokenize(text, path), width)
 
 
-def _format_tokens(toks: list[Tok], width: int = WIDTH) -> str:
+def format_tokens(toks: list[Tok], width: int = WIDTH) -> str:
     tree = _Parser(_drop_trailing_commas(toks)).block(top=True)
     out = _Out()
     _Printer(width).block(tree, 0, out, top=True)
@@ -713,13 +713,13 @@ def significant(text_or_tokens, path: str = "<string>") -> list[str]:
     return out
 
 
-def _skeleton(node):
+def skeleton(node):
     """The AST without positions, for comparing two parses."""
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
-        return (type(node).__name__,) + tuple(_skeleton(getattr(node, f.name)) for f in dataclasses.fields(node)
+        return (type(node).__name__,) + tuple(skeleton(getattr(node, f.name)) for f in dataclasses.fields(node)
                                               if not isinstance(getattr(node, f.name), Span))
     if isinstance(node, (list, tuple)):
-        return tuple(_skeleton(x) for x in node)
+        return tuple(skeleton(x) for x in node)
     return node
 
 
@@ -747,7 +747,7 @@ def format_source(text: str, path: str = "<string>", strict: bool = True) -> str
     body = text[len(bom):]
     eol = line_ending(body)
     toks = tokenize(body.replace("\r\n", "\n"), path)
-    new = _format_tokens(toks)
+    new = format_tokens(toks)
     if eol != "\n":
         new = new.replace("\n", eol)
     new = bom + new
@@ -765,7 +765,7 @@ def format_source(text: str, path: str = "<string>", strict: bool = True) -> str
         after = parse(new, path)
     except ResdslError as e:
         raise bug(f"its output does not parse ({e.message} at line {e.span.line if e.span else '?'})") from None
-    if _skeleton(after) != _skeleton(before):
+    if skeleton(after) != skeleton(before):
         raise bug("its output would change the meaning of the program (another syntax tree)")
     return new
 

@@ -74,8 +74,8 @@ class GrammarGen:
     `max_depth` the cheapest one, so every derivation ends."""
 
     def __init__(self):
-        from .frontend.parser import _parser
-        p = _parser()
+        from .frontend.parser import lark_parser
+        p = lark_parser()
         self.rules: dict[str, list] = {}
         for r in p.rules:
             self.rules.setdefault(r.origin.name, []).append([(s.name, s.is_term) for s in r.expansion])
@@ -356,11 +356,11 @@ def ast_dump(x):
 
 
 def lark_depth(text: str) -> int:
-    """The depth of Lark's parse tree of `text` (what parser._check_depth limits)."""
+    """The depth of Lark's parse tree of `text` (what parser.check_depth limits)."""
     from lark import Tree
 
-    from .frontend.parser import _parser
-    best, stack = 0, [(_parser().parse(text), 1)]
+    from .frontend.parser import lark_parser
+    best, stack = 0, [(lark_parser().parse(text), 1)]
     while stack:
         t, d = stack.pop()
         best = max(best, d)

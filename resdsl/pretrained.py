@@ -30,7 +30,7 @@ REGISTRY = Path(__file__).resolve().parent / "pretrained_registry.json"
 
 
 @lru_cache(maxsize=None)
-def _registry() -> dict:
+def registry_data() -> dict:
     return json.loads(REGISTRY.read_text(encoding="utf-8"))
 
 
@@ -85,7 +85,7 @@ class PretrainedCfg:
         """The names of the classes, in output order (ImageNet-1k: 'tench', 'goldfish', ...)."""
         if self.class_set is None:
             return None
-        return tuple(_registry()["class_names"][self.class_set])
+        return tuple(registry_data()["class_names"][self.class_set])
 
     @property
     def accuracy(self) -> dict:
@@ -148,17 +148,17 @@ def split_name(name: str):
     network before its dot -> (name, None)."""
     if isinstance(name, str) and "." in name:
         base, tag = name.split(".", 1)
-        if base in _registry()["networks"]:
+        if base in registry_data()["networks"]:
             return base, tag
     return name, None
 
 
 def _network(name: str) -> dict:
-    nets = _registry()["networks"]
+    nets = registry_data()["networks"]
     if name in nets:
         return nets[name]
     from .catalog import index
-    why = _registry()["without"].get(name)
+    why = registry_data()["without"].get(name)
     if why is not None or name in index():
         raise ResdslError("weights", f"no published weights for `{name}`: {why or 'a generic network (it needs arguments)'}",
                           help="`resdsl weights` (resdsl.list_pretrained()) lists the networks that have them")
@@ -185,7 +185,7 @@ def get_pretrained_cfg(name: str, tag=None) -> PretrainedCfg:
     by_tag = {e["tag"]: e for e in net["tags"]}
     entry = by_tag.get(tag) or next((e for t, e in by_tag.items() if t.lower() == tag.lower()), None)
     if entry is None:
-        dropped = _registry().get("dropped", {}).get(name, {})
+        dropped = registry_data().get("dropped", {}).get(name, {})
         if tag in dropped:
             raise ResdslError("weights", f"`{name}.{tag}` is published, but does not fit the resdsl network: "
                                          f"{dropped[tag]}", help="tags that fit: " + ", ".join(by_tag))
@@ -407,7 +407,7 @@ def _table(rows) -> str:
 
 def weights_table(name: str | None = None) -> str:
     """The text of `resdsl weights [NAME | NAME.TAG]`."""
-    reg = _registry()
+    reg = registry_data()
     if not name:
         rows = [["network", "tags", "default", "sources"]]
         for n, net in sorted(reg["networks"].items()):

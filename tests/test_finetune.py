@@ -24,7 +24,7 @@ def test_finetune_example_learns_digits_from_a_served_checkpoint(tmp_path, monke
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
     _, data = make_tv_checkpoint("resnet18")
     name = hub_name("resnet18", data)
-    entry = next(e for e in pretrained._registry()["networks"]["resnet18"]["tags"] if e["tag"] == "IMAGENET1K_V1")
+    entry = next(e for e in pretrained.registry_data()["networks"]["resnet18"]["tags"] if e["tag"] == "IMAGENET1K_V1")
     spec = importlib.util.spec_from_file_location("finetune", ROOT / "examples" / "finetune.py")
     finetune = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(finetune)

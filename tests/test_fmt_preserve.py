@@ -39,29 +39,29 @@ AS_NEWLINE = {
 def test_name_after_as_on_the_next_line_keeps_the_program(src, tmp_path):
     before = parse(src)
     out = F.format_source(src, "t.res")
-    assert F._skeleton(parse(out)) == F._skeleton(before)
+    assert F.skeleton(parse(out)) == F.skeleton(before)
     assert F.format_source(out) == out  # a fixed point
     f = tmp_path / "t.res"
     f.write_text(src)
     p = _fmt_cli(str(f))
     assert p.returncode == 0, p.stderr.decode()
-    assert F._skeleton(parse(f.read_text())) == F._skeleton(before)
+    assert F.skeleton(parse(f.read_text())) == F.skeleton(before)
 
 
 def test_a_formatter_bug_is_refused_and_the_file_left_untouched(tmp_path, monkeypatch):
     src = HEAD + "    conv( 4, 1 ) as c1\n}\n"
-    real = F._format_tokens
+    real = F.format_tokens
 
     def renaming(toks, width=F.WIDTH):  # a layout bug that changes a name
         return real(toks, width).replace("as c1", "as c2")
-    monkeypatch.setattr(F, "_format_tokens", renaming)
+    monkeypatch.setattr(F, "format_tokens", renaming)
     with pytest.raises(ResdslError) as e:
         F.format_source(src, "t.res")
     assert e.value.kind == "internal" and "bug in resdsl fmt" in e.value.message and "untouched" in e.value.message
 
     def unparsable(toks, width=F.WIDTH):  # ... and one whose output does not parse
         return real(toks, width).replace("as c1", "as c 1")
-    monkeypatch.setattr(F, "_format_tokens", unparsable)
+    monkeypatch.setattr(F, "format_tokens", unparsable)
     with pytest.raises(ResdslError) as e:
         F.format_source(src, "t.res")
     assert e.value.kind == "internal" and "bug in resdsl fmt" in e.value.message
@@ -71,8 +71,8 @@ def test_formatter_bug_through_the_cli_leaves_the_file(tmp_path):
     f = tmp_path / "t.res"
     src = HEAD + "    conv( 4, 1 ) as c1\n}\n"
     f.write_text(src)
-    code = ("import sys, resdsl.fmt as F; real = F._format_tokens\n"
-            "F._format_tokens = lambda t, w=F.WIDTH: real(t, w).replace('as c1', 'as c2')\n"
+    code = ("import sys, resdsl.fmt as F; real = F.format_tokens\n"
+            "F.format_tokens = lambda t, w=F.WIDTH: real(t, w).replace('as c1', 'as c2')\n"
             "from resdsl.cli import main; sys.exit(main(['fmt', sys.argv[1]]))")
     p = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True)
     assert p.returncode == 1 and "error[internal]" in p.stderr and "bug in resdsl fmt" in p.stderr

@@ -103,8 +103,8 @@ def test_fuzz_targets_never_crash_hang_or_change_meaning(gen):
 def test_the_fmt_target_sees_a_formatter_that_changes_meaning(monkeypatch):
     # the check compares IR: a formatter that renamed a layer would be caught (and refused by fmt itself)
     from resdsl import fmt as F
-    real = F._format_tokens
-    monkeypatch.setattr(F, "_format_tokens", lambda t, w=F.WIDTH: real(t, w).replace("conv(4", "conv(5"))
+    real = F.format_tokens
+    monkeypatch.setattr(F, "format_tokens", lambda t, w=F.WIDTH: real(t, w).replace("conv(4", "conv(5"))
     cls, detail = T.check_fmt("network N() {\n    input x: [1, 3, 8, 8]\n    conv( 4, 1 )\n}\n")
     assert cls == "internal" and "bug in resdsl fmt" in detail
     monkeypatch.setattr(F, "format_source", lambda text, path="", strict=True: text.replace("conv(4", "conv(5"))

@@ -36,7 +36,7 @@ def torch_home(tmp_path, monkeypatch):
 
 def _point(monkeypatch, network, tag, url):
     """Point a registry entry at a local URL (the download code stays the real one)."""
-    entry = next(e for e in pretrained._registry()["networks"][network]["tags"] if e["tag"] == tag)
+    entry = next(e for e in pretrained.registry_data()["networks"][network]["tags"] if e["tag"] == tag)
     monkeypatch.setitem(entry, "url", url)
     monkeypatch.setitem(entry, "hash", url.rsplit("-", 1)[-1].split(".")[0])
 

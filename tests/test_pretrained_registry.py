@@ -60,13 +60,13 @@ SAMPLE = [("resnet50", "IMAGENET1K_V2"), ("resnet50", "a1_in1k"), ("densenet121"
 
 @pytest.mark.parametrize("name,tag", SAMPLE, ids=[f"{n}.{t}" for n, t in SAMPLE])
 def test_sampled_tags_fit_the_resdsl_network(name, tag):
-    entry = next(e for e in pretrained._registry()["networks"][name]["tags"] if e["tag"] == tag)
+    entry = next(e for e in pretrained.registry_data()["networks"][name]["tags"] if e["tag"] == tag)
     assert gen.check_tag(name, entry) is None
 
 
 @pytest.mark.slow
 def test_every_tag_fits_and_every_drop_is_real(collected):
-    dropped = pretrained._registry().get("dropped", {})
+    dropped = pretrained.registry_data().get("dropped", {})
     for name, net in collected["networks"].items():
         for e in net["tags"]:
             assert gen.check_tag(name, e) == dropped.get(name, {}).get(e["tag"]), (name, e["tag"])
@@ -76,7 +76,7 @@ def test_names_tags_and_errors():
     pre = resdsl.list_pretrained()
     assert "resnet50.IMAGENET1K_V2" in pre and "resnet18.a1_in1k" in pre and len(pre) == len(set(pre))
     assert resdsl.list_pretrained("resnet50.*") == [f"resnet50.{e['tag']}" for e in
-                                                    pretrained._registry()["networks"]["resnet50"]["tags"]]
+                                                    pretrained.registry_data()["networks"]["resnet50"]["tags"]]
     assert "seresnet50.a1_in1k" in resdsl.list_pretrained("resnet50")  # no wildcard: a substring
     assert resdsl.list_pretrained(["vit_b_16", "*_in22k_ft_in1k"]) == \
         [x for x in pre if x.startswith("vit_b_16.") or x.endswith("_in22k_ft_in1k")]

@@ -8,8 +8,8 @@ from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
 from ..ir.graph import Value
 from . import budget as B
-from .context import MAX_RECURSION, Ctx, _Nest, add_frame, join, snake
-from .describe import _show, _type_str
+from .context import MAX_RECURSION, Ctx, Nest, add_frame, join, snake
+from .describe import show_value, type_str
 from .values import CALLABLE, AmbiguousIn, BlockRef, type_name
 
 
@@ -63,7 +63,7 @@ class BlockMixin:
     def signature(defn) -> str:
         parts = []
         for p in defn.params:
-            t = f": {_type_str(p.type)}" if p.type else ""
+            t = f": {type_str(p.type)}" if p.type else ""
             d = " = ..." if p.default is not None else ""
             parts.append(f"{p.name}{t}{d}")
         return f"{defn.name}({', '.join(parts)})"
@@ -100,7 +100,7 @@ class BlockMixin:
                               help="types are int, float, bool, str, list[T], Block, Tensor, any "
                                    "(`T?` also allows none)")
         if not ok:
-            raise ResdslError("type", f"{what} must be {_type_str(t)}, got {type_name(v)} {_show(v)}", span)
+            raise ResdslError("type", f"{what} must be {type_str(t)}, got {type_name(v)} {show_value(v)}", span)
         return v
 
     # ------------------------------------------------------------------ block calls
@@ -111,7 +111,7 @@ class BlockMixin:
 
     def nested(self, span):
         """Count one more open region or block; past budget.MAX_NEST it is an error at `span`."""
-        return _Nest(self, span)
+        return Nest(self, span)
 
     def _apply_block(self, ref: BlockRef, tensors, args, kwargs, as_name, ctx: Ctx, span, path=None):
         self.depth += 1

@@ -14,7 +14,7 @@ def takes_no_input(c) -> bool:
     return isinstance(c, OpRef) and c.opdef.inputs == 0
 
 
-def _min_inputs(c) -> int:
+def min_inputs(c) -> int:
     """How many tensors an op needs at least (0 for blocks: they say so themselves)."""
     while isinstance(c, (Partial, Instance)):
         c = c.callee if isinstance(c, Partial) else c.partial
@@ -23,7 +23,7 @@ def _min_inputs(c) -> int:
     return 0
 
 
-def _declared_inputs(c) -> int:
+def declared_inputs(c) -> int:
     """How many `input` names a block declares (0: it takes the one current tensor)."""
     while isinstance(c, (Partial, Instance)):
         c = c.callee if isinstance(c, Partial) else c.partial
@@ -32,24 +32,24 @@ def _declared_inputs(c) -> int:
     return sum(len(st.decls) for st in c.defn.body.stmts if isinstance(st, ast.Input))
 
 
-def _variadic(c) -> bool:
+def variadic(c) -> bool:
     """An op that takes any number of tensors (concat, add, stack, ...)."""
     while isinstance(c, (Partial, Instance)):
         c = c.callee if isinstance(c, Partial) else c.partial
     return isinstance(c, OpRef) and isinstance(c.opdef.inputs, tuple) and c.opdef.inputs[1] is None
 
 
-def _name(c) -> str:
+def callee_name(c) -> str:
     return getattr(c, "name", "?")
 
 
-def _is_op(c):
+def is_op(c):
     while isinstance(c, Partial):
         c = c.callee
     return isinstance(c, OpRef)
 
 
-def _is_block(c):
+def is_block(c):
     while isinstance(c, Partial):
         c = c.callee
     return isinstance(c, BlockRef)

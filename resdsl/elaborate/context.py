@@ -87,7 +87,7 @@ def compress_frames(err: ResdslError):
     err.frames = []
 
 
-class _Nest:
+class Nest:
     """`with el.nested(span):` around a region or block body (see Elaborator.nested)."""
     __slots__ = ("el", "span")
 

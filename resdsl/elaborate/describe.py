@@ -14,23 +14,23 @@ from .values import CALLABLE
 def op_signature(od: O.OpDef) -> str:
     parts = []
     for a in od.attrs:
-        parts.append(a.name if a.default is O.REQUIRED else f"{a.name}={_show(a.default)}")
+        parts.append(a.name if a.default is O.REQUIRED else f"{a.name}={show_value(a.default)}")
     return f"{od.name}({', '.join(parts)})"
 
 
-def _attr_type(t):
+def attr_type(t):
     return {"int": "an int", "num": "a number", "bool": "true or false", "str": "a string",
             "ints": "an int or a list of ints", "str_or_int": "an int, a list of ints or a string",
             "shape": "a list of sizes"}.get(t, t)
 
 
-def _type_str(t):
+def type_str(t):
     if t is None:
         return "any"
-    return t.name + (f"[{', '.join(_type_str(a) for a in t.args)}]" if t.args else "") + ("?" if t.optional else "")
+    return t.name + (f"[{', '.join(type_str(a) for a in t.args)}]" if t.args else "") + ("?" if t.optional else "")
 
 
-def _show(v, room: int = 80):
+def show_value(v, room: int = 80):
     """A value as `.res` text for messages, cut short (a huge list or number stays one line)."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -44,24 +44,24 @@ def _show(v, room: int = 80):
     if isinstance(v, Value):
         return f"{S.shape_str(v.shape)}"
     if isinstance(v, (list, tuple)):
-        parts = [_show(x, max(8, room // 4)) for x in v[:8]]
+        parts = [show_value(x, max(8, room // 4)) for x in v[:8]]
         return "[" + ", ".join(parts) + (", ..." if len(v) > 8 else "") + "]"
     if isinstance(v, int) and v.bit_length() > 200:
         return f"<an integer of {v.bit_length()} bits>"
     return str(v)
 
 
-def _sig_str(sig):
+def sig_str(sig):
     return ", ".join(f"{k or 'weight'}{list(s)}" for k, s in sig[1])
 
 
-def _expr_str(e) -> str:
+def expr_str(e) -> str:
     if isinstance(e, ast.Name):
         return e.id
     if isinstance(e, ast.Call):
-        return _expr_str(e.func)
+        return expr_str(e.func)
     if isinstance(e, ast.Attr):
-        return f"{_expr_str(e.value)}.{e.name}"
+        return f"{expr_str(e.value)}.{e.name}"
     if isinstance(e, ast.Const):
-        return _show(e.value)
+        return show_value(e.value)
     return type(e).__name__.lower()

@@ -21,7 +21,7 @@ from ..ir.graph import Graph, Node, Scope, Value
 from ..ir.shapes import Axis, Size
 from . import budget as B
 from .blocks import BlockMixin
-from .callees import _declared_inputs, _is_block, _min_inputs, _name, _variadic, takes_no_input
+from .callees import declared_inputs, is_block, min_inputs, callee_name, variadic, takes_no_input
 from .context import (  # noqa: F401 - re-exported: older code imports these from here
     MAX_FRAMES,
     MAX_NODES,
@@ -34,7 +34,7 @@ from .context import (  # noqa: F401 - re-exported: older code imports these fro
     join,
     snake,
 )
-from .describe import _expr_str, _show, op_signature  # noqa: F401 - op_signature re-exported
+from .describe import expr_str, show_value, op_signature  # noqa: F401 - op_signature re-exported
 from .exprs import ExprMixin
 from .loader import Program
 from .names import segment_problem
@@ -285,7 +285,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                 else:
                     v = self.evaluate(a.size, ctx)
                     if not isinstance(v, int) or isinstance(v, bool) or v <= 0 or v > O.MAX_DIM:
-                        raise ResdslError("shape", f"axis size must be a positive int below 2**31, got {_show(v)}",
+                        raise ResdslError("shape", f"axis size must be a positive int below 2**31, got {show_value(v)}",
                                           a.span)
                     if given is not None and given[i] != v:
                         raise ResdslError("usage", f"--input-shape gives {given[i]} for an axis fixed at {v}")
@@ -339,13 +339,13 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             if isinstance(callee, (Builtin, Fn)):
                 return self.evaluate(e, ctx)
             if not isinstance(callee, CALLABLE):
-                raise ResdslError("type", f"`{_expr_str(e.func)}` is a {type_name(callee)}, not an op or block",
+                raise ResdslError("type", f"`{expr_str(e.func)}` is a {type_name(callee)}, not an op or block",
                                   e.func.span)
             tensors, args, kwargs = self.eval_args(e.args, ctx, callee)
             # the current tensor goes first when piped, when no tensor is given, or when an op
             # needs one more tensor than given (`add(pos_embedding)` at a statement's start)
-            if (piped or not tensors or _min_inputs(callee) > len(tensors)) and not takes_no_input(callee):
-                tensors = [self.need(cur, e.span, _expr_str(e.func))] + tensors
+            if (piped or not tensors or min_inputs(callee) > len(tensors)) and not takes_no_input(callee):
+                tensors = [self.need(cur, e.span, expr_str(e.func))] + tensors
             return self.apply(callee, tensors, args, kwargs, link.as_name, ctx, e.span)
         v = self.evaluate(e, ctx)
         if isinstance(v, Builtin) and v.name in O.OPS:
@@ -354,15 +354,15 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             v = tuple(v)  # `ys = [(o -> relu) for o in outs]`: a list of tensors
         if isinstance(v, (Value, tuple)) and not isinstance(v, CALLABLE):
             if piped:
-                raise ResdslError("type", f"cannot pipe a tensor into the tensor `{_expr_str(e)}`", e.span,
+                raise ResdslError("type", f"cannot pipe a tensor into the tensor `{expr_str(e)}`", e.span,
                                   help="a chain is `source -> op -> op`; only its first element may be a tensor")
             if link.as_name is not None:
                 raise ResdslError("type", "`as` names an op or block, not a tensor", link.as_name.span)
             return v
         if isinstance(v, CALLABLE):
-            ins = [] if takes_no_input(v) else [self.need(cur, e.span, _expr_str(e))]
+            ins = [] if takes_no_input(v) else [self.need(cur, e.span, expr_str(e))]
             return self.apply(v, ins, [], {}, link.as_name, ctx, e.span)
-        raise ResdslError("type", f"`{_expr_str(e)}` is a {type_name(v)} {_show(v)}; a chain needs ops, blocks "
+        raise ResdslError("type", f"`{expr_str(e)}` is a {type_name(v)} {show_value(v)}; a chain needs ops, blocks "
                                   f"or tensors", e.span)
 
     def check_chain_name(self, e, ctx):
@@ -401,7 +401,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         one argument points at it (read right after the call, before other calls)."""
         tensors, pos, kw = [], [], {}
         spans = {}
-        keep_lists = callee is not None and _is_block(callee) and _declared_inputs(callee) == 0
+        keep_lists = callee is not None and is_block(callee) and declared_inputs(callee) == 0
         empties = 0
         for a in args:
             if isinstance(a.value, ast.Chain):
@@ -416,7 +416,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                         pos.append(list(v))
                     else:
                         tensors.extend(v)  # a list of tensors spreads: concat(outs)
-                elif isinstance(v, list) and not v and _variadic(callee):
+                elif isinstance(v, list) and not v and variadic(callee):
                     empties += 1
                 elif pos is not None:
                     pos.append(v)
@@ -426,7 +426,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                 kw[a.name] = v
                 spans[a.name] = a.span
         if empties and not tensors:  # `concat(kids)` with nothing at all: say so, not "dim"
-            raise ResdslError("type", f"`{_name(callee)}` gets an empty list of tensors", args[0].span,
+            raise ResdslError("type", f"`{callee_name(callee)}` gets an empty list of tensors", args[0].span,
                               help="give it at least one tensor")
         self.arg_spans = spans
         return tensors, pos, kw

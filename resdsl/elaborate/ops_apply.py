@@ -13,7 +13,7 @@ from ..ir.shapes import Size
 from . import budget as B
 from . import tying
 from .context import MAX_NODES, InitValue, join
-from .describe import _attr_type, _show, _sig_str, op_signature
+from .describe import attr_type, show_value, sig_str, op_signature
 from .values import type_name
 
 
@@ -74,7 +74,7 @@ class OpApplyMixin:
                                        "to share weights on purpose")
             if old_sig != sig:
                 raise ResdslError("shape", f"shared weights `{path}` are used with a different shape", span,
-                                  label=f"{old_sig[0]} {_sig_str(old_sig)} vs {sig[0]} {_sig_str(sig)}",
+                                  label=f"{old_sig[0]} {sig_str(old_sig)} vs {sig[0]} {sig_str(sig)}",
                                   notes=[("first used here", old_span)],
                                   help="a shared loop or instance must see the same input shapes each time")
         else:
@@ -95,7 +95,7 @@ class OpApplyMixin:
             ad = od.attr(k)
             if ad is None and extra is not None:
                 if not isinstance(v, int) or isinstance(v, bool):
-                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {_show(v)}", span)
+                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {show_value(v)}", span)
                 attrs.setdefault(extra, {})[k] = v
                 continue
             if ad is None:
@@ -151,29 +151,29 @@ class OpApplyMixin:
         elif t == "kwargs":
             if v is not None and not isinstance(v, dict):  # `rearrange(..., sizes="a")`: the keyword itself
                 raise ResdslError("type", f"`{od.name}` takes its sizes as keywords of their own, not "
-                                          f"`{a.name}=`: got {type_name(v)} {_show(v)}", self.kw_span(a.name, span),
+                                          f"`{a.name}=`: got {type_name(v)} {show_value(v)}", self.kw_span(a.name, span),
                                   help=f"e.g. `{od.name}(\"n c (h p) w -> n (h w) (p c)\", p=2)`")
             for k, x in (v or {}).items():
                 if not isinstance(x, int) or isinstance(x, bool):
-                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {_show(x)}",
+                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {show_value(x)}",
                                       self.kw_span(k, span))
                 if x < 1:
-                    raise ResdslError("type", f"`{od.name}` size `{k}` must be a positive int, got {_show(x)}",
+                    raise ResdslError("type", f"`{od.name}` size `{k}` must be a positive int, got {show_value(x)}",
                                       self.kw_span(k, span))
             return dict(sorted((v or {}).items()))
         elif t == "any":
             if isinstance(v, list):
                 v = tuple(v)
         if bad:
-            raise ResdslError("type", f"`{od.name}` argument `{a.name}` must be {_attr_type(t)}, got "
-                                      f"{type_name(v)} {_show(v)}", self.kw_span(a.name, span),
+            raise ResdslError("type", f"`{od.name}` argument `{a.name}` must be {attr_type(t)}, got "
+                                      f"{type_name(v)} {show_value(v)}", self.kw_span(a.name, span),
                               help=f"signature: {op_signature(od)}")
         for x in (v if isinstance(v, tuple) else (v,)):
             if isinstance(x, (int, float)):
                 B.check_value(x, self.kw_span(a.name, span), f"`{od.name}` argument `{a.name}`")
         why = a.problem(v)  # the op table's legal values (ops.AttrDef.legal): one place for every op
         if why:
-            raise ResdslError("value", f"`{od.name}` argument `{a.name}` {why}, got {_show(v)}",
+            raise ResdslError("value", f"`{od.name}` argument `{a.name}` {why}, got {show_value(v)}",
                               self.kw_span(a.name, span), help=f"signature: {op_signature(od)}")
         return v
 
@@ -186,6 +186,6 @@ class OpApplyMixin:
             return v
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return ("constant", float(v))
-        raise ResdslError("type", f"an init must be one of {', '.join(sorted(O.INIT_KINDS))}, got {_show(v)}",
+        raise ResdslError("type", f"an init must be one of {', '.join(sorted(O.INIT_KINDS))}, got {show_value(v)}",
                           span, help="e.g. weight_init=zeros, weight_init=normal(0.02), "
                                      "weight_init=kaiming_normal(\"fan_out\")")

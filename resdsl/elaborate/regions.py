@@ -9,9 +9,9 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..ir.shapes import Size
-from .callees import _is_block, _is_op
+from .callees import is_block, is_op
 from .context import MAX_REPEAT, Ctx, join
-from .describe import _show
+from .describe import show_value
 from .values import BlockRef, MergeSpec, OpRef, Partial, type_name
 
 
@@ -69,7 +69,7 @@ class RegionMixin:
         merge = self.merge_spec(opts.get("merge", "add"), e.span)
         dp = opts.get("drop_path", 0.0)
         if not isinstance(dp, (int, float)) or isinstance(dp, bool) or not 0 <= dp < 1:
-            raise ResdslError("type", f"drop_path must be a number in [0, 1), got {_show(dp)}", e.span)
+            raise ResdslError("type", f"drop_path must be a number in [0, 1), got {show_value(dp)}", e.span)
         as_name = self.name_of(e.as_name, ctx)
         scope = ctx.scope.child("residual", "residual", ctx.prefix, e.span, merge=merge.kind,
                                 merge_arg=merge.arg, drop_path=float(dp))
@@ -125,7 +125,7 @@ class RegionMixin:
             return MergeSpec(v.callee.name, arg)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return MergeSpec("scale", float(v))
-        raise ResdslError("type", f"unknown merge {_show(v)}", span,
+        raise ResdslError("type", f"unknown merge {show_value(v)}", span,
                           help="merges: add, concat, mean, mul, scale(0.1), learned, layer_scale(1e-6)")
 
     def merge(self, m: MergeSpec, body, skip, ctx, span, dp=0.0, holder=None, residual=False):
@@ -191,7 +191,7 @@ class RegionMixin:
     def count(self, expr, ctx, what):
         n = self.evaluate(expr, ctx)
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ResdslError("type", f"`{what}` count must be a non-negative int, got {_show(n)}", expr.span)
+            raise ResdslError("type", f"`{what}` count must be a non-negative int, got {show_value(n)}", expr.span)
         if n > MAX_REPEAT:
             raise ResdslError("limit", f"`{what}` count {n} is over the limit of {MAX_REPEAT}", expr.span,
                               help="split the network or lower the count")
@@ -233,8 +233,8 @@ class RegionMixin:
         if link is None:
             return None
         callee = self.evaluate(link.expr.func if isinstance(link.expr, ast.Call) else link.expr, ctx)
-        if not (isinstance(callee, (BlockRef, Partial)) and _is_block(callee)) and \
-                not (ops and isinstance(callee, (OpRef, Partial)) and _is_op(callee)):
+        if not (isinstance(callee, (BlockRef, Partial)) and is_block(callee)) and \
+                not (ops and isinstance(callee, (OpRef, Partial)) and is_op(callee)):
             return None
         tensors, args, kwargs = self.eval_args(link.expr.args, ctx, callee) if isinstance(
             link.expr, ast.Call) else ([], [], {})

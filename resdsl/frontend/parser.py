@@ -48,7 +48,7 @@ class _PostLex:
 
 
 @functools.lru_cache(maxsize=None)
-def _parser(start: str = "start") -> Lark:
+def lark_parser(start: str = "start") -> Lark:
     grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
     return Lark(grammar, parser="lalr", start=start, postlex=_PostLex(),
                 propagate_positions=True, maybe_placeholders=True, cache=_cache_file(grammar, start))
@@ -91,7 +91,7 @@ def _describe(expected) -> str:
         if e in _TOKEN_WORDS:
             words.add(_TOKEN_WORDS[e])
         elif e.startswith("__ANON") or e.isupper():
-            p = _parser().get_terminal(e).pattern if _has_terminal(e) else None
+            p = lark_parser().get_terminal(e).pattern if _has_terminal(e) else None
             words.add(f"`{p.value}`" if p is not None and p.type == "str" else e.lower())
         else:
             words.add(e)
@@ -103,7 +103,7 @@ def _describe(expected) -> str:
 
 def _has_terminal(name: str) -> bool:
     try:
-        _parser().get_terminal(name)
+        lark_parser().get_terminal(name)
         return True
     except KeyError:
         return False
@@ -114,10 +114,10 @@ def _has_terminal(name: str) -> bool:
 def parse_lark(text: str, src: SourceFile) -> ast.Module:
     """The reference parse: Lark's LALR parser, then `_ToAst` (errors located by Lark)."""
     try:
-        tree = _parser().parse(text)
+        tree = lark_parser().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, src) from None
-    _check_depth(tree, src)
+    check_depth(tree, src)
     return _transform(_ToAst(src), tree)
 
 
@@ -133,7 +133,7 @@ def _transform(transformer, tree):
         raise
 
 
-def _check_depth(tree, src: SourceFile, at: Span | None = None) -> None:
+def check_depth(tree, src: SourceFile, at: Span | None = None) -> None:
     """Refuse a parse tree nested deeper than MAX_SYNTAX_DEPTH (a long `**` chain, brackets in
     brackets): the transformer and the elaborator recurse on it. Iterative, so it cannot overflow."""
     stack = [(tree, 1)]
@@ -148,11 +148,11 @@ def _check_depth(tree, src: SourceFile, at: Span | None = None) -> None:
 
 def parse_expr_lark(text: str, span: Span) -> object:
     try:
-        tree = _parser().parse(f"let __tmp__ = {text}")
+        tree = lark_parser().parse(f"let __tmp__ = {text}")
     except UnexpectedInput:
         raise ResdslError("syntax", f"cannot parse `{{{text}}}` in a name", span,
                           help="inside `{...}` in a name write an expression, e.g. `layer{s + 1}`") from None
-    _check_depth(tree, span.source, span)
+    check_depth(tree, span.source, span)
     module = _transform(_ToAst(span.source, base=span), tree)
     return module.items[0].value
 

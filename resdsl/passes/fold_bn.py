@@ -82,17 +82,17 @@ class FoldBatchNorm(Pass):
             p = n.inputs[0].producer
             scale, shift = channel_affine(n, weights)
             attrs, params, new = fold_affine_into(p, scale, shift, weights)
-            before = _count(p) + _count(n)
+            before = count(p) + count(n)
             p.attrs, p.params = attrs, params
             weights.update(new)
             g.nodes = [m for m in g.nodes if m is not n]
             replace_uses(g, n.outputs[0], p.outputs[0])
             drop_state(g, weights, n)
             ctx.note(self.name, n, f"bn @{n.path} folded into {p.op} @{p.path} "
-                                   f"(2 nodes, {before:,} parameters -> 1 node, {_count(p):,} parameters)")
+                                   f"(2 nodes, {before:,} parameters -> 1 node, {count(p):,} parameters)")
         return g, weights
 
 
-def _count(n) -> int:
+def count(n) -> int:
     import math
     return sum(math.prod(s.shape) for s in n.params.values() if s.kind == "param")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .base import Pass, drop_state, path_users, replace_uses
-from .fold_bn import _count, fold_affine_into, foldable_pair
+from .fold_bn import count, fold_affine_into, foldable_pair
 from .common import channel_affine
 
 
@@ -34,7 +34,7 @@ class FoldScale(Pass):
             scale, _ = channel_affine(n, weights)
             had_bias = p.attrs.get("bias", False)
             attrs, params, new = fold_affine_into(p, scale, None, weights)
-            before = _count(p) + _count(n)
+            before = count(p) + count(n)
             p.attrs, p.params = attrs, params
             weights.update(new)
             assert attrs.get("bias", False) == had_bias
@@ -42,5 +42,5 @@ class FoldScale(Pass):
             replace_uses(g, n.outputs[0], p.outputs[0])
             drop_state(g, weights, n)
             ctx.note(self.name, n, f"`{n.op}`" + (f" @{n.path}" if n.params else "") + f" folded into {p.op} "
-                                   f"@{p.path} (2 nodes, {before:,} parameters -> 1 node, {_count(p):,} parameters)")
+                                   f"@{p.path} (2 nodes, {before:,} parameters -> 1 node, {count(p):,} parameters)")
         return g, weights

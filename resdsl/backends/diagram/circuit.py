@@ -30,7 +30,7 @@ from ...diagnostics import ResdslError
 from ...ir import ops as O
 from .canvas import FS, Canvas, text_width, to_dot, to_tikz
 from .view import display_name
-from .block import (BADGE, _pdf_date, PAGE_HEIGHT, PALETTE, View, _clean_svg, _loop_call, block_call, family,
+from .block import (BADGE, pdf_date, PAGE_HEIGHT, PALETTE, View, clean_svg, loop_call, block_call, family,
                     op_text, parse_page, repeat_call, run_dot)
 
 FORMATS = ("svg", "pdf", "png", "dot", "tex")
@@ -424,7 +424,7 @@ class _Layout:
         if s.kind == "repeat":
             return display_name(self.view, s), repeat_call(s) or "repeat", it.badge
         if s.kind == "loop":
-            return display_name(self.view, s), _loop_call(s), it.badge
+            return display_name(self.view, s), loop_call(s), it.badge
         if s.kind == "network":
             return self.g.name, "", it.badge
         return s.path or s.name, repeat_call(s) if it.badge else "", it.badge
@@ -682,7 +682,7 @@ def render(g, fmt: str, depth="auto", width=None, rankdir=None, shapes=True, par
     out, warn = run_dot(src, fmt, extra)
     info["warnings"] = warn
     if fmt == "svg":
-        out = _clean_svg(out)
+        out = clean_svg(out)
     if fmt == "pdf":  # cairo stamps the time: the block charts' rule (SOURCE_DATE_EPOCH or 1970)
-        out = _pdf_date(out)
+        out = pdf_date(out)
     return out, info

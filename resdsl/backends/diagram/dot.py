@@ -7,9 +7,9 @@ from .labels import (
     FONT,
     GREY,
     PALETTE,
-    _e,
-    _loop_call,
-    _sizes,
+    html_text,
+    loop_call,
+    sizes_of,
     axes_note,
     block_call,
     family,
@@ -19,7 +19,7 @@ from .labels import (
 )
 from .canvas import text_width
 from .dotsrc import Graph, Html, svg_id
-from .view import View, _within, display_name
+from .view import View, within, display_name
 
 EDGE_PAD = 2  # pt of clear space around an edge's label and an input's or output's name
 from ..summary import si
@@ -27,13 +27,13 @@ from ..summary import si
 
 def _edge_label(text, color=None):
     """An edge's label in a cell padded on every side: the text keeps clear of its own line."""
-    t = _e(text) if color is None else f'<FONT COLOR="{color}">{_e(text)}</FONT>'
+    t = html_text(text) if color is None else f'<FONT COLOR="{color}">{html_text(text)}</FONT>'
     return Html(f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="{EDGE_PAD}"><TR><TD>{t}</TD></TR>'
                 "</TABLE>")
 
 
 def _html_label(title, sub="", badge="", note="", extra="", bold=False, title_size=None, pad=0):
-    t = _e(title)
+    t = html_text(title)
     if bold:
         t = f"<B>{t}</B>"
     if title_size:
@@ -43,14 +43,14 @@ def _html_label(title, sub="", badge="", note="", extra="", bold=False, title_si
         # a gap of 4 pt, and room for bold text that graphviz's font estimate may measure narrower
         gap = 4 + (round(0.1 * text_width(title, float(title_size or 10))) if bold else 0)
         rows.append(f'<TR><TD>{t}</TD><TD WIDTH="{gap}"></TD>'
-                    f'<TD><FONT COLOR="{BADGE}"><B>{_e(badge)}</B></FONT></TD></TR>')
+                    f'<TD><FONT COLOR="{BADGE}"><B>{html_text(badge)}</B></FONT></TD></TR>')
         span = ' COLSPAN="3"'
     else:
         rows.append(f"<TR><TD>{t}</TD></TR>")
         span = ""
     for line, color in ((sub, "#222222"), (note, GREY), (extra, GREY)):
         if line:
-            rows.append(f'<TR><TD{span}><FONT POINT-SIZE="8" COLOR="{color}">{_e(line)}</FONT></TD></TR>')
+            rows.append(f'<TR><TD{span}><FONT POINT-SIZE="8" COLOR="{color}">{html_text(line)}</FONT></TD></TR>')
     return Html(f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="{pad}">' + "".join(rows)
                 + "</TABLE>")
 
@@ -105,7 +105,7 @@ def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, p
         elif s.kind == "repeat":
             title, sub = display_name(view, s), repeat_call(s) or "repeat"
         elif s.kind == "loop":
-            title, sub = display_name(view, s), _loop_call(s)
+            title, sub = display_name(view, s), loop_call(s)
         elif s.kind == "network":
             title, sub = g.name, (s.info.get("block") if s.info.get("block") != g.name else "")
         else:
@@ -178,7 +178,7 @@ def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, p
         a = {}
         si_ = view.items[src]
         if shapes and v is not None and (si_.kind == "input" or si_.in_shape is None or
-                                          _sizes(si_.in_shape) != _sizes(v.shape)):
+                                          sizes_of(si_.in_shape) != sizes_of(v.shape)):
             a["label"] = _edge_label(shape_label(v.shape))
         if cls == "skip":
             a.update(color="#7a7a7a", weight="1", **{"class": "skip"})
@@ -198,4 +198,4 @@ def to_dot(g, depth: int | None = 1, rankdir: str = "TB", shapes: bool = True, p
 
 
 def _scope_nodes(g, s):
-    return [n for n in g.nodes if _within(n.scope, s)]
+    return [n for n in g.nodes if within(n.scope, s)]

@@ -40,11 +40,11 @@ def shape_label(shape) -> str:
     return "×".join(str(a.size) for a in shape)
 
 
-def _sizes(shape):
+def sizes_of(shape):
     return tuple(a.size for a in shape)
 
 
-def _e(s) -> str:
+def html_text(s) -> str:
     return html.escape(str(s), quote=True)
 
 
@@ -146,7 +146,7 @@ def repeat_call(scope) -> str:
     return f"{blocks[0].info.get('block')}({', '.join(parts)})"
 
 
-def _loop_call(s) -> str:
+def loop_call(s) -> str:
     inner = [c for c in s.children[0].children] if s.children else []
     if len(inner) == 1 and inner[0].kind == "block":
         return block_call(inner[0])

@@ -3,7 +3,7 @@ outputs), edges classed main / skip / shortcut, the cluster tree of open scopes,
 iterations folded into one with a ×k badge, and the main path. No DOT here: dot draws it."""
 from __future__ import annotations
 
-from .labels import _sizes, block_call, child_blocks, repeat_call
+from .labels import sizes_of, block_call, child_blocks, repeat_call
 from ..summary import is_structural, param_counts
 
 
@@ -284,20 +284,20 @@ def _edge_class(n, v, cache) -> str:
     # an edge entering a shortcut from outside it
     for s in n.scope.ancestors():
         if s.kind == "shortcut":
-            if p is None or not _within(p.scope, s):
+            if p is None or not within(p.scope, s):
                 return "skip"
             return "shortcut"
     s = n.scope
     if s.kind == "residual" and n.outputs and s.info.get("out") is n.outputs[0]:
-        if p is None or not _within(p.scope, s):
+        if p is None or not within(p.scope, s):
             return "skip"
         for c in s.children:
-            if c.kind == "shortcut" and _within(p.scope, c):
+            if c.kind == "shortcut" and within(p.scope, c):
                 return "skip"
     return "main"
 
 
-def _within(scope, outer) -> bool:
+def within(scope, outer) -> bool:
     return any(a is outer for a in scope.ancestors())
 
 
@@ -362,11 +362,11 @@ def _signature(it, nodes):
     for n in nodes:
         rel = []
         for s in _scope_chain(n.scope):
-            if _within(s, it) and s is not it:
+            if within(s, it) and s is not it:
                 rel.append((s.kind, s.info.get("block"), s.name if s.kind != "iteration" else s.info.get("index")))
-        ins = tuple((index.get(id(v.producer), -1) if v.producer is not None else -1, _sizes(v.shape))
+        ins = tuple((index.get(id(v.producer), -1) if v.producer is not None else -1, sizes_of(v.shape))
                     for v in n.inputs)
         attrs = repr(sorted((k, repr(v)) for k, v in n.public_attrs().items()))
-        sig.append((n.op, attrs, ins, tuple(_sizes(v.shape) for v in n.outputs), tuple(rel),
+        sig.append((n.op, attrs, ins, tuple(sizes_of(v.shape) for v in n.outputs), tuple(rel),
                     tuple(sorted((k, p.shape) for k, p in n.params.items()))))
     return tuple(sig)

@@ -138,7 +138,7 @@ class Builder:
         return full
 
     def add_init(self, name: str, tensor, doc: str | None = None):
-        t = self._tensor(name, _to_numpy(tensor))
+        t = self._tensor(name, to_numpy(tensor))
         if doc:
             t.doc_string = doc
         self.used.add(name)
@@ -188,8 +188,8 @@ class Builder:
                 if src is None:
                     free.append(i)
         if len(free) > 1:
-            raise ResdslError("unsupported", f"the onnx target cannot reshape {_sizes_str(in_sizes)} to "
-                              f"{_sizes_str(out_sizes)}: several axes of unknown size", self.span,
+            raise ResdslError("unsupported", f"the onnx target cannot reshape {sizes_str(in_sizes)} to "
+                              f"{sizes_str(out_sizes)}: several axes of unknown size", self.span,
                               help="fix the symbolic input axes with numbers (--input-shape)")
         if not free:  # let the last computed axis be -1: fewer nodes
             dyn = [i for i, v in enumerate(plan) if isinstance(v, tuple)]
@@ -226,7 +226,7 @@ class Builder:
         raise ResdslError("unsupported", f"the onnx target cannot lower `{op}`: {what}", self.span, help=help)
 
 
-def _to_numpy(t):
+def to_numpy(t):
     if isinstance(t, np.ndarray):
         arr = t
     else:
@@ -239,7 +239,7 @@ def _to_numpy(t):
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
-def _sizes(v) -> list:
+def shape_sizes(v) -> list:
     return [a.size for a in v.shape]
 
 
@@ -258,11 +258,11 @@ def _source_dim(in_sizes, s):
     return None
 
 
-def _sizes_str(sizes) -> str:
+def sizes_str(sizes) -> str:
     return "[" + ", ".join(str(s) for s in sizes) + "]"
 
 
-def _dim_name(ax) -> str:
+def dim_name(ax) -> str:
     size = ax.size
     if isinstance(size, S.Size) and len(size.terms) == 1:
         (mono, c), = size.terms.items()
@@ -271,21 +271,21 @@ def _dim_name(ax) -> str:
     return str(size).replace(" ", "")
 
 
-def _value_info(helper, name: str, v, elem_type):
-    dims = [a.size if isinstance(a.size, int) else _dim_name(a) for a in v.shape]
+def make_value_info(helper, name: str, v, elem_type):
+    dims = [a.size if isinstance(a.size, int) else dim_name(a) for a in v.shape]
     return helper.make_tensor_value_info(name, elem_type, dims)
 
 
-def _input_type(graph: Graph, v):
+def input_type(graph: Graph, v):
     """An input read only by embeddings holds integer ids (int64, as torch wants them)."""
     from onnx import TensorProto
     users = [n for n in graph.users().get(v, []) if n is not None]
     if users and all(n.op == "embedding" for n in users) and v.dtype.startswith("float"):
         return TensorProto.INT64
-    return _elem_type(v.dtype)
+    return elem_type(v.dtype)
 
 
-def _elem_type(dtype: str):
+def elem_type(dtype: str):
     from onnx import TensorProto
     return {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int64": TensorProto.INT64,
             "int32": TensorProto.INT32, "bool": TensorProto.BOOL}.get(dtype, TensorProto.FLOAT)

@@ -33,10 +33,10 @@ from .builder import (  # noqa: F401 (lowering, no_lowering: re-exported, the pu
     EXTERNAL_MIN_TENSOR_BYTES,
     LOWERINGS,
     Builder,
-    _dim_name,
-    _elem_type,
-    _input_type,
-    _value_info,
+    dim_name,
+    elem_type,
+    input_type,
+    make_value_info,
     lowering,
     no_lowering,
 )
@@ -116,8 +116,8 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
         if b.env[v] != nm:
             b.emit("Identity", [b.env[v]], [nm])
         final_outs.append(nm)
-    g_in = [_value_info(h, nm, v, _input_type(graph, v)) for nm, v in zip(in_names, graph.inputs)]
-    g_out = [_value_info(h, nm, v, _elem_type(v.dtype)) for nm, v in zip(final_outs, graph.outputs)]
+    g_in = [make_value_info(h, nm, v, input_type(graph, v)) for nm, v in zip(in_names, graph.inputs)]
+    g_out = [make_value_info(h, nm, v, elem_type(v.dtype)) for nm, v in zip(final_outs, graph.outputs)]
     model = b.model  # filled in place: make_graph / make_model would copy every initializer
     model.ir_version = _ir_version(opset)
     model.producer_name, model.producer_version = "resdsl", __version__
@@ -168,7 +168,7 @@ def add_value_info(model, ir_names: dict | None = None):
                     if isinstance(ax.size, int):
                         d.dim_value = ax.size
                     else:
-                        d.dim_param = _dim_name(ax)
+                        d.dim_param = dim_name(ax)
         for d in dims:  # an anonymous axis is left unnamed rather than numbered per run
             if d.dim_param.startswith("unk__"):
                 d.ClearField("dim_param")

@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from ...ir.graph import Node
-from .builder import _input_type, _sizes, _sizes_str, _to_numpy, lowering
-from .ops import _reduce_mean
+from .builder import input_type, shape_sizes, sizes_str, to_numpy, lowering
+from .ops import reduce_mean
 
 
 def _pads(n: Node, nsp: int):
@@ -81,14 +81,14 @@ def _fold_bn(b, conv: Node, bn: Node):
     if wname in b.inits:
         return wname, bname  # a shared conv+bn pair: folded once (_bn_folds folds a conv everywhere or nowhere)
     st = b.state
-    w = _to_numpy(st[wname]).astype(np.float64)
+    w = to_numpy(st[wname]).astype(np.float64)
     c = w.shape[0]
-    cb = _to_numpy(st[bname]).astype(np.float64) if "bias" in conv.params else np.zeros(c)
-    mean = _to_numpy(st[f"{bn.path}.running_mean"]).astype(np.float64)
-    var = _to_numpy(st[f"{bn.path}.running_var"]).astype(np.float64)
+    cb = to_numpy(st[bname]).astype(np.float64) if "bias" in conv.params else np.zeros(c)
+    mean = to_numpy(st[f"{bn.path}.running_mean"]).astype(np.float64)
+    var = to_numpy(st[f"{bn.path}.running_var"]).astype(np.float64)
     if "weight" in bn.params:
-        gamma = _to_numpy(st[f"{bn.path}.weight"]).astype(np.float64)
-        beta = _to_numpy(st[f"{bn.path}.bias"]).astype(np.float64)
+        gamma = to_numpy(st[f"{bn.path}.weight"]).astype(np.float64)
+        beta = to_numpy(st[f"{bn.path}.bias"]).astype(np.float64)
     else:
         gamma, beta = np.ones(c), np.zeros(c)
     s = gamma / np.sqrt(var + float(bn.attrs["eps"]))
@@ -172,7 +172,7 @@ def _rms(b, n, ins):
     if eps is None:
         eps = float(np.finfo(np.float32).eps)  # torch.nn.RMSNorm's default
     x = ins[0]
-    ms = _reduce_mean(b, b.op("Mul", [x, x]), [-1], True)
+    ms = reduce_mean(b, b.op("Mul", [x, x]), [-1], True)
     inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [ms, b.const(float(eps))])])])
     if "weight" not in n.params:
         return b.final("Mul", [x, inv], n)
@@ -185,7 +185,7 @@ def _emb(b, n, ins):
     ids = ins[0]
     v = n.inputs[0]
     if v in b.graph.inputs:
-        is_int = _input_type(b.graph, v) == TensorProto.INT64
+        is_int = input_type(b.graph, v) == TensorProto.INT64
     else:
         is_int = v.dtype in ("int64", "int32")
     if not is_int:
@@ -274,9 +274,9 @@ def _aavg(b, n, ins):
     size = _tup(a["size"], nsp)
     if all(s == 1 for s in size):
         return b.final("GlobalAveragePool", ins, n)
-    in_sp = _sizes(n.inputs[0])[2:]
+    in_sp = shape_sizes(n.inputs[0])[2:]
     if not all(isinstance(i, int) for i in in_sp):
-        b.unsupported(f"adaptive pooling of the symbolic spatial size {_sizes_str(in_sp)} to {size}",
+        b.unsupported(f"adaptive pooling of the symbolic spatial size {sizes_str(in_sp)} to {size}",
                       help="fix the spatial input axes with numbers (--input-shape), or use adaptive_avgpool(1)")
     if all(i % o == 0 for i, o in zip(in_sp, size)):
         k = [i // o for i, o in zip(in_sp, size)]
@@ -291,7 +291,7 @@ def _aavg(b, n, ins):
         for j in range(o):
             lo, hi = (j * isz) // o, -((-(j + 1) * isz) // o)
             sl = b.op("Slice", [x, b.ints([lo], "starts"), b.ints([hi], "ends"), b.ints([axis], "axes")])
-            parts.append(_reduce_mean(b, sl, [axis], True))
+            parts.append(reduce_mean(b, sl, [axis], True))
         if t == len(todo) - 1:
             return b.final("Concat", parts, n, axis=axis)
         x = b.op("Concat", parts, axis=axis)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ...ir import shapes as S
-from .builder import _sizes, lowering
+from .builder import shape_sizes, lowering
 
 
 @lowering("identity", "dropout", "drop_path")
@@ -67,13 +67,13 @@ def _softmax(b, n, ins):
     return b.final("Softmax", ins, n, axis=n.attrs["dim"])
 
 
-def _reduce_mean(b, x, axes, keepdims, n=None):
+def reduce_mean(b, x, axes, keepdims, n=None):
     return _reduce(b, "ReduceMean", x, axes, keepdims, n)
 
 
 @lowering("flatten", "reshape")
 def _reshape(b, n, ins):
-    src, dst = _sizes(n.inputs[0]), _sizes(n.outputs[0])
+    src, dst = shape_sizes(n.inputs[0]), shape_sizes(n.outputs[0])
     if n.op == "flatten" and len(src) >= 2 and n.attrs["start"] % len(src) == 1 and \
             n.attrs["end"] % len(src) == len(src) - 1:
         return b.final("Flatten", ins, n, axis=1)
@@ -97,7 +97,7 @@ def _permute(b, n, ins):
 @lowering("rearrange")
 def _rearrange(b, n, ins):
     x = ins[0]
-    sizes = _sizes(n.inputs[0])
+    sizes = shape_sizes(n.inputs[0])
     steps = list(n.attrs["_steps"])
     if not steps:
         return [x]
@@ -174,7 +174,7 @@ def _mean(b, n, ins):
         return b.final("Div", [s, b.const(float(len(ins)))], n)
     d = n.attrs["dim"]
     axes = list(d) if isinstance(d, (list, tuple)) else [d]
-    return _reduce_mean(b, ins[0], axes, bool(n.attrs["keepdim"]), n=n)
+    return reduce_mean(b, ins[0], axes, bool(n.attrs["keepdim"]), n=n)
 
 
 @lowering("concat")
@@ -237,7 +237,7 @@ def _orthogonal(b, n, ins):
 def _expand(b, n, ins):
     x, like = ins
     dims = set(n.attrs["dims"])
-    like_sizes = _sizes(n.inputs[1])
+    like_sizes = shape_sizes(n.inputs[1])
     pieces, run = [], []
     for d in range(len(like_sizes)):
         s = like_sizes[d]

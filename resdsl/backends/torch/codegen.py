@@ -41,7 +41,7 @@ FILE_NAMES = {"torch", "nn", "F", "os", "OrderedDict", "init_weights", "checkpoi
               "super", "range", "float", "getattr", "setattr", "isinstance", "dict", "int", "str", "len",
               "tuple", "list", "model", "seed", "weights", "m", "i"}
 # values torch leaves out of a constructor call (module_recipe drops them): used to line up instances
-_FILL = dict(TF._DEFAULTS, padding_mode="zeros", causal=False)
+_FILL = dict(TF.DEFAULTS, padding_mode="zeros", causal=False)
 _ABSENT = object()  # a slot of an optional child, for an instance that lacks it
 
 
@@ -318,7 +318,7 @@ def _expr(col, values_of, hint):
     if c0.kind == "fill":
         return c0.cls
     if c0.kind == "leaf":
-        cls = TF._CLASSES[c0.cls]
+        cls = TF.CLASSES[c0.cls]
         pnames = [p for p in inspect.signature(cls).parameters if p != "self"]
         items = []
         for j in range(len(c0.args)):
@@ -864,7 +864,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     classes = _assign_classes(top)
     for cls in classes:
         label = cls.insts[0].label
-        want = TF._class_name(label) if isinstance(label, str) and label else "Block"
+        want = TF.module_class_name(label) if isinstance(label, str) and label else "Block"
         cls.name = names.new(want if want != fn_name else want + "Module", suffix="")
     top_cls = top.group
     bodies = []
@@ -895,7 +895,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     if "Permute(" in text:
         lines += ["", "", PERMUTE]
     if use_ckpt:
-        for fn in (runtime.checkpoint, runtime._chain, runtime.checkpoint_chain):
+        for fn in runtime.CHECKPOINT_HELPERS:
             lines += ["", "", inspect.getsource(fn).rstrip()]
     for b in bodies:
         lines += ["", ""] + b

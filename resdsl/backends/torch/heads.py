@@ -165,7 +165,7 @@ def new_classifier(recipe, num_classes: int) -> torch.nn.Module:
     """The classifier module of `recipe` (ops.module_recipe) with `num_classes` outputs, initialised."""
     cls, args, kwargs, inits = recipe
     args = (args[0], num_classes) + tuple(args[2:])
-    mod = TF._CLASSES[cls](*args, **kwargs)
+    mod = TF.CLASSES[cls](*args, **kwargs)
     for pname, spec in inits:
         runtime.init_tensor(getattr(mod, pname), spec)
     return mod
@@ -280,13 +280,13 @@ def _fx_graph(graph: Graph, tree, model, ins, outs) -> torch.fx.Graph:
                 continue
             if i in need:
                 n = nodes[i]
-                out = TF._emit(g, n, [env[v] for v in n.inputs])
+                out = TF.emit(g, n, [env[v] for v in n.inputs])
                 _bind(g, env, n.outputs, out, split=False)
             i += 1
 
     visit(tree)
     g.output(env[outs[0]] if len(outs) == 1 else tuple(env[v] for v in outs))
-    TF._in_place(g, model, {node: v.shape for v, node in env.items()})
+    TF.in_place(g, model, {node: v.shape for v, node in env.items()})
     g.lint()
     return g
 

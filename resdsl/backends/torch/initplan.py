@@ -79,7 +79,7 @@ def apply(model: torch.nn.Module, plan: Plan) -> None:
     """Initialise `model` (built from the plan's graph) in place, as the generated file does."""
     classes = {}
     for path, (cls, _) in plan.actions.items():
-        classes.setdefault(TF._CLASSES[cls], cls)
+        classes.setdefault(TF.CLASSES[cls], cls)
     with torch.no_grad():
         for name, m in model.named_modules():
             cls = classes.get(type(m))

@@ -127,7 +127,7 @@ def lower_with_plan(graph: Graph, root: torch.nn.Module, checkpoint=None):
         _set(root, site.path, built[site.path])
     _reorder(root, "", first)
     gm = _make(graph, tree, root)
-    gm.__class__.__name__ = TF._class_name(graph.name)
+    gm.__class__.__name__ = TF.module_class_name(graph.name)
     return gm, tree, first
 
 
@@ -193,7 +193,7 @@ def blocks(model: torch.nn.Module):
 
 def _make(graph, tree, root):
     g = _site_graph(graph, tree, root)
-    return _as_resmodule(root, g, TF._class_name(graph.name))
+    return _as_resmodule(root, g, TF.module_class_name(graph.name))
 
 
 def _as_resmodule(cont, g, cls_name):
@@ -268,7 +268,7 @@ def _site_graph(graph: Graph, site: Site, cont) -> torch.fx.Graph:
             continue
         n = nodes[i]
         mark = g._root.prev
-        out = TF._emit(g, n, [env[v] for v in n.inputs])
+        out = TF.emit(g, n, [env[v] for v in n.inputs])
         if base:  # targets relative to this module
             node = mark.next
             while node is not g._root:
@@ -301,7 +301,7 @@ def _site_graph(graph: Graph, site: Site, cont) -> torch.fx.Graph:
     outs = [env[v] for v in site.outputs]
     g.output(outs[0] if len(outs) == 1 else tuple(outs))
     shapes = {node: v.shape for v, node in env.items()}
-    TF._in_place(g, cont, shapes)
+    TF.in_place(g, cont, shapes)
     return g
 
 

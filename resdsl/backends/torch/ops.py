@@ -2,7 +2,7 @@
 stateful op (:data:`RECIPES`, ``@recipe``: how it becomes a ``torch.nn`` module, used both in
 memory and in the generated file) and a lowering per op (:data:`LOWERINGS`, ``@lowering``: its
 fx nodes). Both registries refuse a second registration for one op. :func:`module_recipe`,
-:func:`build_modules` (every stateful op at its dotted ``.res`` path) and :func:`_emit` use them.
+:func:`build_modules` (every stateful op at its dotted ``.res`` path) and :func:`emit` use them.
 
 The layers above import this module and nothing below imports them: :mod:`tree`
 decides which scopes become modules, :mod:`lower` builds them, :mod:`codegen`
@@ -22,7 +22,7 @@ from ...ir.ops import Registry
 from . import runtime
 
 # ------------------------------------------------------------------ module recipes
-_CLASSES = {
+CLASSES = {
     "torch.nn.Conv1d": torch.nn.Conv1d, "torch.nn.Conv2d": torch.nn.Conv2d, "torch.nn.Conv3d": torch.nn.Conv3d,
     "torch.nn.ConvTranspose1d": torch.nn.ConvTranspose1d, "torch.nn.ConvTranspose2d": torch.nn.ConvTranspose2d,
     "torch.nn.ConvTranspose3d": torch.nn.ConvTranspose3d, "torch.nn.Linear": torch.nn.Linear,
@@ -47,7 +47,7 @@ def module_recipe(n: Node):
     if make is None:
         return None
     cls, args, kwargs, inits = make(n)
-    kwargs = {k: v for k, v in kwargs.items() if _DEFAULTS.get(k, _NO) != v}
+    kwargs = {k: v for k, v in kwargs.items() if DEFAULTS.get(k, _NO) != v}
     return (cls, args, kwargs, [(p, s) for p, s in inits if s is not None and p in n.params])
 
 
@@ -158,7 +158,7 @@ def _prelu_module(n):
 
 _NO = object()
 # torch's constructor defaults: left out of generated code so it reads like hand-written code
-_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5,
+DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "eps": 1e-5,
              "momentum": 0.1, "affine": True, "elementwise_affine": True, "output_padding": 0, "dropout": 0.0}
 
 
@@ -194,9 +194,9 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
             if factory and cls.startswith("torch.nn.") and cls != "torch.nn.Dropout":
                 kw.update(factory)
             if device != "meta" and _explicit_init(cls, inits, n):
-                mod = torch.nn.utils.skip_init(_CLASSES[cls], *args, **kw)
+                mod = torch.nn.utils.skip_init(CLASSES[cls], *args, **kw)
             else:
-                mod = _CLASSES[cls](*args, **kw)
+                mod = CLASSES[cls](*args, **kw)
             if factory and not cls.startswith("torch.nn."):
                 mod = mod.to(**factory)
             if device != "meta":
@@ -218,7 +218,7 @@ _OVERWRITABLE = (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._Batc
                  torch.nn.GroupNorm, torch.nn.LayerNorm)
 
 
-def _in_place(g: torch.fx.Graph, root: torch.nn.Module, shapes: dict) -> None:
+def in_place(g: torch.fx.Graph, root: torch.nn.Module, shapes: dict) -> None:
     """relu and residual add write into their input when nothing else reads it (as torchvision's
     ReLU(inplace=True) and `out += identity` do): fewer allocations, measurably faster eager
     forward at batch > 1. Only inputs made by convs, norms, linears or adds, whose backward does
@@ -241,12 +241,12 @@ def _in_place(g: torch.fx.Graph, root: torch.nn.Module, shapes: dict) -> None:
             node.target = operator.iadd
 
 
-def _class_name(name: str) -> str:
+def module_class_name(name: str) -> str:
     return "".join(p[:1].upper() + p[1:] for p in name.split("_")) or "Net"
 
 
 # ------------------------------------------------------------------ lowerings: an op's fx nodes
-def _emit(g: torch.fx.Graph, n: Node, ins):
+def emit(g: torch.fx.Graph, n: Node, ins):
     fn = LOWERINGS.get(n.op)
     if fn is None:
         raise _unsupported(n)

@@ -150,3 +150,7 @@ def _chain(x, *modules):
 def checkpoint_chain(x, *modules):
     """A segment of consecutive blocks under one checkpoint (Chen et al. 2016, sublinear memory)."""
     return torch.utils.checkpoint.checkpoint(_chain, x, *modules, use_reentrant=False, preserve_rng_state=True)
+
+
+# what the generated file copies when it checkpoints (codegen writes their source)
+CHECKPOINT_HELPERS = (checkpoint, _chain, checkpoint_chain)
