@@ -129,6 +129,8 @@ JS = r"""'use strict';
       fig.classList.add('stale');
     }
     fig.dataset.version = String(data.version);
+    fig.dataset.depth = String(data.depth);
+    fig.dataset.style = data.style;
     fig.dataset.ok = data.svg ? 'true' : 'false';
   }
 
