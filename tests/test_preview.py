@@ -80,8 +80,8 @@ def post(url, body, ctype="application/json", headers=None):
 
 def check_error_text(path) -> str:
     """What `resdsl check FILE` prints on stderr (the reference for the page's diagnostics)."""
-    r = subprocess.run([sys.executable, "-m", "resdsl", "check", str(path)], capture_output=True, text=True,
-                       env={**ENV, "NO_COLOR": "1"}, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "resdsl", "check", str(path)], check=False, capture_output=True,
+                       text=True, env={**ENV, "NO_COLOR": "1"}, timeout=120)
     assert r.returncode == 1, r.stderr
     return r.stderr.strip()
 
@@ -315,7 +315,7 @@ def test_command_prints_its_url_and_stops_cleanly(tmp_path, sig):
     try:
         assert get(url + "view")[0] == 200
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode in (0, 130) and "Traceback" not in err, err
@@ -323,11 +323,11 @@ def test_command_prints_its_url_and_stops_cleanly(tmp_path, sig):
 
 def test_command_refuses_a_missing_file_and_a_bad_port(tmp_path):
     r = subprocess.run([sys.executable, "-m", "resdsl", "preview", str(tmp_path / "none.res")],
-                       capture_output=True, text=True, env=ENV, timeout=60)
+                       check=False, capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 1 and "error[io]" in r.stderr and "none.res" in r.stderr
     (tmp_path / "n.res").write_text(TWO)
     r = subprocess.run([sys.executable, "-m", "resdsl", "preview", str(tmp_path / "n.res"), "--port", "70000"],
-                       capture_output=True, text=True, env=ENV, timeout=60)
+                       check=False, capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 2 and "error[usage]" in r.stderr
 
 

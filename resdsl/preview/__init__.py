@@ -2,8 +2,10 @@
 
 A front end, like the command line: it calls resdsl.api (and the diagram renderers, as
 `resdsl render` does); no backend imports it. See docs/preview.md."""
-from .server import PreviewServer, start, stop  # noqa: F401
-from .state import Preview  # noqa: F401
+from .server import PreviewServer, start, stop
+from .state import Preview
+
+__all__ = ["Preview", "PreviewServer", "serve", "start", "stop"]
 
 
 def serve(spec, network=None, port: int = 0, out=None) -> int:
@@ -20,13 +22,13 @@ def serve(spec, network=None, port: int = 0, out=None) -> int:
         from ..diagnostics import ResdslError
         raise ResdslError("io", f"cannot listen on 127.0.0.1:{port}: {e.strerror}",
                           help="pick another --port, or --port 0 for a free one") from None
-    print(server.url, file=out, flush=True)  # stdout: the URL alone, for a script to read
-    print(f"previewing {preview.path}; press Ctrl-C to stop", file=sys.stderr, flush=True)
     done = threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
+        print(server.url, file=out, flush=True)  # stdout: the URL alone, for a script to read
+        print(f"previewing {preview.path}; press Ctrl-C to stop", file=sys.stderr, flush=True)
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -15,7 +15,8 @@ HTML = """<!DOCTYPE html>
 <header>
   <strong>resdsl preview</strong> <span id="file"></span>
   <label>network <select id="network"></select></label>
-  <label>style <select id="style"><option value="block">block</option><option value="circuit">circuit</option></select></label>
+  <label>style <select id="style">
+    <option value="block">block</option><option value="circuit">circuit</option></select></label>
   <label>depth <select id="depth">
     <option value="0">0</option><option value="1" selected>1</option><option value="2">2</option>
     <option value="3">3</option><option value="4">4</option><option value="all">all</option></select></label>

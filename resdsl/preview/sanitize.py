@@ -25,9 +25,9 @@ ATTRIBUTES = {"id", "class", "width", "height", "viewBox", "transform", "fill", 
               "markerHeight", "refX", "refY", "orient", "markerUnits", "marker-end", "marker-start", "letter-spacing",
               "xml:space", "clipPathUnits", "visibility", "fill-rule", "clip-rule", "lengthAdjust", "textLength"}
 # attribute values that may refer to something: only to a fragment of this document
-_URL = re.compile(r"url\s*\(", re.I)
+_URL = re.compile(r"url\s*\(", re.IGNORECASE)
 _LOCAL_URL = re.compile(r"^\s*url\(\s*#[\w.-]+\s*\)\s*$")
-_FORBIDDEN_VALUE = re.compile(r"javascript:|data:|expression\s*\(|@import", re.I)
+_FORBIDDEN_VALUE = re.compile(r"javascript:|data:|expression\s*\(|@import", re.IGNORECASE)
 
 
 class UnsafeSvg(ValueError):
@@ -72,7 +72,7 @@ def clean_svg(data: bytes) -> str:
     ET.register_namespace("", SVG_NS)
     ET.register_namespace("xlink", XLINK_NS)
     # graphviz writes a DOCTYPE without an internal subset; one with entities is refused outright
-    if re.search(rb"<!ENTITY", data, re.I):
+    if re.search(rb"<!ENTITY", data, re.IGNORECASE):
         raise UnsafeSvg("the SVG declares entities")
     try:
         root = ET.fromstring(data)

@@ -49,7 +49,7 @@ class Preview:
     `wait_change(seen, timeout)` blocks a page's event stream until it does."""
 
     def __init__(self, spec: str, network: str | None = None, poll: float = 0.1):
-        path, text, named = api.resolve(spec)
+        path, _text, named = api.resolve(spec)
         if path is None:
             raise ResdslError("usage", "preview needs a file: it watches the file and redraws on each save",
                               help="save the text to a .res file and give its path")
