@@ -459,3 +459,26 @@ def test_browser_keeps_markup_in_names_inert(browser, command):
     assert "<svg onload=window.pwned=3>" in page.inner_text("#figure") or \
         "<svg onload=window.pwned=3>" in page.text_content("#figure")
     assert problems == []
+
+
+def test_browser_switches_network_style_and_depth(browser, command, tmp_path):
+    path, url = command(TWO)
+    page, problems = open_page(browser, url)
+    assert page.eval_on_selector_all("#network option", "os => os.map(o => o.value)") == ["small", "wide"]
+    assert page.input_value("#network") == "small"
+    shown = {}
+    for network, style, depth in (("small", "block", "1"), ("wide", "block", "1"), ("wide", "circuit", "1"),
+                                  ("wide", "circuit", "all")):
+        page.select_option("#network", network)
+        page.select_option("#style", style)
+        page.select_option("#depth", depth)
+        page.wait_for_function(f"""() => {{ const f = document.querySelector('#figure');
+            return f.dataset.style === '{style}' && f.dataset.depth === '{depth}' &&
+                   document.querySelector('#summary').textContent.startsWith('{network}('); }}""", timeout=60_000)
+        page.wait_for_timeout(100)
+        svg = page.inner_html("#figure")
+        ref = clean_svg(api.render(path, network, style=style, depth=depth if depth == "all" else int(depth)).data)
+        # the page holds the cleaned SVG the renderer made (compared as text: the DOM rewrites the markup)
+        assert page.text_content("#figure") == "".join(ET.fromstring(ref).itertext())
+        shown[svg] = ref
+    assert len(shown) == len(set(shown.values())) >= 3 and problems == []  # (a flat network: depth 1 is all)

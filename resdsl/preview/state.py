@@ -117,9 +117,10 @@ class Preview:
 
     def _set_watched(self, files) -> None:
         files = sorted({str(self.path), *(os.path.abspath(f) for f in files)})
-        if files != sorted(self._watched):
+        if files != sorted(self._watched):  # a file watched before keeps its stamp: its change is not lost
+            old = self._stamps
             self._watched = files
-            self._stamps = self._stamp_all()
+            self._stamps = {f: old[f] if f in old else stamp for f, stamp in self._stamp_all().items()}
 
     # ---------------------------------------------------------------- what the page shows
     def _program(self):
