@@ -173,10 +173,18 @@ def test_network_option_picks_the_first_shown(served):
 
 def test_bad_view_parameters_are_usage_errors(served):
     url, _ = served(TWO)
-    for q in ("depth=-1", "depth=x", "depth=1000", "style=fancy", "network=nope"):
+    for q in ("depth=-1", "depth=x", "depth=1000", "style=fancy"):
         status, _, body = get(url + "view?" + q)
-        data = json.loads(body)
-        assert (status == 400 and "error[usage]" in data["error"]) or data["diagnostics"][0]["kind"] == "usage", q
+        assert status == 400 and "error[usage]" in json.loads(body)["error"], q
+
+
+def test_a_network_renamed_since_the_page_listed_it_shows_the_default(served, tmp_path):
+    url, preview = served(TWO)
+    (tmp_path / "net.res").write_text(TWO.replace("network small", "network tiny"))
+    preview.check_files()
+    data = json.loads(get(url + "view?network=small")[2])
+    assert data["network"] == "tiny" and data["networks"] == ["tiny", "wide"] and data["diagnostics"] == []
+    assert "tiny" in data["svg"]
 
 
 def test_diagnostics_locate_the_error_as_check_prints_it(served, tmp_path):
@@ -329,6 +337,9 @@ def test_command_refuses_a_missing_file_and_a_bad_port(tmp_path):
     r = subprocess.run([sys.executable, "-m", "resdsl", "preview", str(tmp_path / "n.res"), "--port", "70000"],
                        check=False, capture_output=True, text=True, env=ENV, timeout=60)
     assert r.returncode == 2 and "error[usage]" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "resdsl", "preview", str(tmp_path / "n.res"), "-n", "wdie"],
+                       check=False, capture_output=True, text=True, env=ENV, timeout=60)
+    assert r.returncode == 2 and "defines no network wdie" in r.stderr and "did you mean `wide`?" in r.stderr
 
 
 # ---------------------------------------------------------------------------- a real browser

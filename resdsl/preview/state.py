@@ -62,6 +62,16 @@ class Preview:
             raise ResdslError("io", f"cannot read {path}: no such file",
                               help="give the path of an existing .res file")
         self.out_dir = Path.cwd() if self.stdlib else self.path.parent
+        if self.network and not self.stdlib:  # a typo in --network is told now, not drawn as another network
+            try:
+                names = list(api.load(self.path).networks)
+            except ResdslError:
+                names = None  # the page shows that error
+            if names is not None and self.network not in names:
+                from ..diagnostics import did_you_mean
+                guess = did_you_mean(self.network, names)
+                raise ResdslError("usage", f"{path} defines no network {self.network}",
+                                  help=(f"{guess} " if guess else "") + "networks: " + ", ".join(names))
         self.poll = poll
         self.version = 0
         self.changed_at = time.monotonic()
@@ -128,14 +138,16 @@ class Preview:
         self._networks = list(program.networks)
         return program
 
-    def _pick_network(self, program, asked: str | None) -> str | None:
+    def _pick_network(self, program, asked: str | None, strict: bool) -> str | None:
+        """The network `asked` for; one the file no longer defines (renamed since the page
+        listed it) is an error for a save, and the default for a view."""
         names = list(program.networks)
-        if asked:
+        if asked and (strict or asked in names):
             if asked not in names:
                 raise ResdslError("usage", f"the file defines no network {asked}",
                                   help="networks: " + (", ".join(names) or "none"))
             return asked
-        if self.network:
+        if self.network and (strict or self.network in names):
             return self.network
         for name in names:  # the first that needs no parameter (a generic one is not drawn alone)
             params = getattr(getattr(program.networks[name], "defn", None), "params", ())
@@ -143,11 +155,11 @@ class Preview:
                 return name
         return names[0] if names else None
 
-    def _graph(self, network):
+    def _graph(self, network, strict=False):
         """(graph, network, inputs) for `network` (None: the default), imports watched."""
         program = self._program()
         self._set_watched(api.sources(program))
-        name = self._pick_network(program, network)
+        name = self._pick_network(program, network, strict)
         g, program = api._graph(self.path, name)
         inputs = api.sources(program)
         self._set_watched(inputs)
@@ -204,7 +216,7 @@ class Preview:
             raise ResdslError("usage", f"unknown style {style!r}", help="use block or circuit")
         from ..outputs import write_output
         with self._lock:
-            g, name, inputs = self._graph(network)
+            g, name, inputs = self._graph(network, strict=True)
             data, _ = _draw(g, style, SAVE_FORMATS[fmt], depth)
             target = self.output_name(name, fmt)
             write_output(str(target), data, inputs)
