@@ -280,6 +280,29 @@ def test_save_with_an_error_in_the_file_reports_it_and_writes_nothing(served, tm
     assert [p.name for p in tmp_path.iterdir()] == ["net.res"]
 
 
+def test_a_stdlib_name_is_previewed_and_saved_in_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    preview = Preview("resnet18")
+    server, threads = start(preview, 0)
+    try:
+        data = json.loads(get(server.url + "view")[2])
+        assert data["network"] == "resnet18" and data["svg"].startswith("<svg")
+        status, saved = post(server.url + "save", {"format": "svg"})
+        assert status == 200 and saved["wrote"] == str(tmp_path / "resnet.resnet18.preview.svg")
+    finally:
+        stop(server, threads)
+
+
+def test_other_methods_are_refused(served):
+    url, _ = served(TWO)
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
+        req = urllib.request.Request(url + "save", data=b"{}", method=method)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=30)
+        assert e.value.code == 405, method
+    assert urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30).status == 200
+
+
 # ---------------------------------------------------------------------------- watch
 def test_events_announce_a_save_of_the_file_or_an_import(served, tmp_path):
     url, preview = served("import lib\nnetwork net() {\n    input x: [N, 3, 8, 8]\n    B(4)\n}\n",
