@@ -13,6 +13,7 @@ into the page could not run."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -123,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(400, {"error": "error[usage]: the request is not a JSON object"})
         except ResdslError as e:
             return self._json(400, {"error": e.render()})
-        print(f"wrote {result['wrote']}", flush=True)
+        print(f"wrote {result['wrote']}", file=sys.stderr, flush=True)
         return self._json(200, result)
 
     def do_PUT(self):
