@@ -1,4 +1,4 @@
-"""`resdsl` command line: check, compile, ir, render, summary, fmt, list, weights, completion.
+"""`resdsl` command line: check, compile, ir, render, summary, fmt, preview, list, weights, completion.
 
 Bad input never shows a traceback: a ResdslError is printed as ``error[kind]: message``
 with ``--> file:line:col``, the source line, a caret and ``help:``. Exit status: 0 ok,
@@ -539,6 +539,32 @@ def cmd_summary(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ preview
+def _add_preview(sub):
+    p = _parser(sub, "preview", "a live page of the figure, summary and errors, redrawn on each save",
+                "Serve a local page (on 127.0.0.1 only; the URL is printed) that draws the network in block or "
+                "circuit style at a chosen depth, with its summary table and the errors `resdsl check` would "
+                "print, and redraws within a second of each save of the file or its imports. Its buttons save "
+                "the figure as SVG, PDF, PNG or TikZ beside the file (FILE.preview.svg, ...), never over it. "
+                "Ctrl-C stops it. See docs/preview.md.",
+                ["resdsl preview net.res", "resdsl preview stdlib/resnet.res --network resnet50",
+                 "resdsl preview examples/unet.res --port 8765", "resdsl preview net.res --port 0"])
+    p.add_argument("file", metavar="FILE", help="a .res file (or a stdlib network name; saves then go to the "
+                                                "current folder)")
+    p.add_argument("--network", "-n", metavar="NAME",
+                   help="network to show first when the file defines several (the page can switch)")
+    p.add_argument("--port", type=int, default=0, metavar="N",
+                   help="port on 127.0.0.1 (default 0: a free port)")
+    p.set_defaults(func=cmd_preview)
+
+
+def cmd_preview(args) -> int:
+    if not 0 <= args.port <= 65535:
+        raise ResdslError("usage", f"--port {args.port} is not a port", help="use 1 to 65535, or 0 for a free port")
+    from .preview import serve
+    return serve(args.file, args.network, args.port)
+
+
 # ------------------------------------------------------------------ fmt
 def _add_fmt(sub):
     p = _parser(sub, "fmt", "format .res files in the canonical style",
@@ -644,8 +670,8 @@ def cmd_completion(args) -> int:
 
 
 # ------------------------------------------------------------------ main
-SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_fmt, _add_list, _add_weights,
-               _add_completion]
+SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_fmt, _add_preview, _add_list,
+               _add_weights, _add_completion]
 
 
 class _Parser(argparse.ArgumentParser):
