@@ -233,7 +233,7 @@ def _network_keys(program, text) -> dict:
             todo.extend(w for w in _WORD.findall(_item_text(lines, module_items[n].span)) if w in module_items)
         parts = [(module_items[n].span.line, module_items[n].span.column, _item_text(lines, module_items[n].span))
                  for n in sorted(seen)]
-        keys[name] = (tuple(common), tuple(parts), len(lines))
+        keys[name] = (tuple(common), tuple(parts))
     return keys
 
 
