@@ -225,12 +225,23 @@ def hover(ls: ResdslServer, params: T.HoverParams):
         imp, p = _import_at(a, params.position.line)
         if imp is not None:
             parts.append(f"`import {imp.module}`: " + (str(p) if p else "not found"))
+    if shape is None:  # a block call (its ops are in the block), an input, an `as` name
+        shape = _input_shape(a, word) or a.shapes.get(line)
     if shape is not None:
         label = "output" if (word in OPS or item is not None) else f"`{word}`"
         parts.append(f"{label}: `{shape}`")
     if not parts:
         return None
     return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value="\n\n".join(parts)), range=rng)
+
+
+def _input_shape(a, word: str):
+    from ..ir.shapes import shape_str
+    for g in a.graphs.values():
+        for v in g.inputs:
+            if v.name == word:
+                return shape_str(v.shape)
+    return None
 
 
 # ------------------------------------------------------------------ inlay hints
