@@ -166,6 +166,9 @@ class Analyzer:
                     hit = (None, e, None)
                 except RecursionError:
                     hit = (None, ResdslError("limit", "the description nests too deeply to elaborate"), None)
+                except Exception as e:  # noqa: BLE001 - a bug of resdsl, not of the text: say so, keep serving
+                    hit = (None, ResdslError("internal", f"resdsl failed on this network ({type(e).__name__}: {e})",
+                                             help="please report it with the file"), None)
             fresh[ck] = hit
             g, err, ann = hit
             if g is not None:

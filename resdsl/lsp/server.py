@@ -7,6 +7,7 @@ come from :mod:`.analysis`, which keeps the elaboration of unchanged imports and
 """
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..elaborate.loader import STDLIB
 from ..elaborate.values import BlockRef, Fn
 from ..frontend import ast
 from ..ir.ops import OPS, REQUIRED
-from .analysis import Analyzer, doc_comment, import_path, imports_of, signature, source_text
+from .analysis import Analyzer, doc_comment, imports_of, signature, source_text
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEAN = re.compile(r"did you mean `([^`]+)`")
@@ -92,7 +93,12 @@ def did_open(ls: ResdslServer, params: T.DidOpenTextDocumentParams):
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
-def did_change(ls: ResdslServer, params: T.DidChangeTextDocumentParams):
+async def did_change(ls: ResdslServer, params: T.DidChangeTextDocumentParams):
+    await asyncio.sleep(0)  # let changes already received apply first: only the latest text is analysed
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    if doc.version is not None and params.text_document.version is not None \
+            and doc.version > params.text_document.version:
+        return
     publish(ls, params.text_document.uri)
 
 
@@ -136,7 +142,7 @@ def _definition(a, word: str):
     if isinstance(v, tuple) and len(v) == 3:
         return v[1], v[1].span.source.path
     if a.program is None:  # the text does not parse: look for the definition by its words
-        m = re.search(rf"^\s*(?:block|network|fn|let)\s+{re.escape(word)}\b", a.text, re.M)
+        m = re.search(rf"^\s*(?:block|network|fn|let)\s+{re.escape(word)}\b", a.text, re.MULTILINE)
         if m:
             line = a.text.count("\n", 0, m.start()) + 1
             return None, (a.path, line)
