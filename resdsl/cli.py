@@ -1,4 +1,4 @@
-"""`resdsl` command line: check, compile, ir, render, summary, fmt, list, weights, completion.
+"""`resdsl` command line: check, compile, ir, render, summary, fmt, list, weights, completion, lsp.
 
 Bad input never shows a traceback: a ResdslError is printed as ``error[kind]: message``
 with ``--> file:line:col``, the source line, a caret and ``help:``. Exit status: 0 ok,

@@ -102,6 +102,20 @@ async def test_error_in_import_shown_at_the_import(client: LanguageClient, tmp_p
     assert d.related_information[0].location.range.start.line == 1
     assert "nosuchop" in d.message
     assert d.code == _check(path).split("]")[0].removeprefix("error[")
+    # the imported file fixed in the editor and saved: the importer's diagnostics go too
+    lib = tmp_path / "lib.res"
+    lib_uri = _open(client, lib, lib.read_text())
+    await _diagnostics(client, lib_uri)
+    good = "block Broken() {\n    conv(8, 3) -> relu\n}\n"
+    client.text_document_did_change(_change(lib_uri, good))
+    await _diagnostics(client, lib_uri)
+    lib.write_text(good)
+    client.text_document_did_save(T.DidSaveTextDocumentParams(text_document=T.TextDocumentIdentifier(uri=lib_uri)))
+    for _ in range(4):
+        await client.wait_for_notification(T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        if not client.diagnostics.get(uri):
+            break
+    assert list(client.diagnostics[uri]) == [] and _check(path) == ""
 
 
 @pytest.mark.asyncio

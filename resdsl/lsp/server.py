@@ -104,9 +104,14 @@ async def did_change(ls: ResdslServer, params: T.DidChangeTextDocumentParams):
 
 @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: ResdslServer, params: T.DidSaveTextDocumentParams):
-    ls.analyzer.imports.clear()  # another file may have been saved with it
-    ls.results.pop(params.text_document.uri, None)
-    publish(ls, params.text_document.uri)
+    # imports are read from disk: a saved file may be imported by the other open ones
+    saved = params.text_document.uri
+    ls.results.pop(saved, None)
+    publish(ls, saved)
+    for uri in list(ls.workspace.text_documents):
+        if uri != saved and uri in ls.results:
+            ls.results.pop(uri, None)
+            publish(ls, uri)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
