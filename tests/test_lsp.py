@@ -231,3 +231,24 @@ async def test_syntax_error_is_located(client: LanguageClient, tmp_path):
     cli = _check(path)
     assert cli.startswith(f"error[{d.code}]") and d.code == "syntax"
     assert f"syn.res:{d.range.start.line + 1}:{d.range.start.character + 1}" in cli
+
+
+@pytest.mark.parametrize("edit", [lambda t: "\n\n" + t,  # every definition moves down
+                                  lambda t: t.replace("\nnetwork Small", "\n# a comment\nnetwork Small"),
+                                  lambda t: t.replace("    Stem(16) as stem", "    Stem(16)  as stem")])
+def test_cached_analysis_is_the_fresh_one(tmp_path, edit):
+    """An edit keeps the graphs of unchanged definitions (moved lines included): what the editor
+    is shown is what a fresh analysis of the new text gives."""
+    from resdsl.lsp.analysis import Analyzer
+    path = str(tmp_path / "net.res")
+    a = Analyzer()
+    a.analyze(NET, path)
+    new = edit(NET)
+    cached, fresh = a.analyze(new, path), Analyzer().analyze(new, path)
+    assert cached.shapes == fresh.shapes and cached.params == fresh.params and cached.hints() == fresh.hints()
+    assert sorted((*x[:4], x[4].op) for x in cached.nodes) == sorted((*x[:4], x[4].op) for x in fresh.nodes)
+    assert fresh.shapes and fresh.params
+    bad = edit(NET.replace("linear(classes)", "linear(classes, bias=maybe)"))
+    a.analyze(NET.replace("linear(classes)", "linear(classes, bias=maybe)"), path)
+    got, want = a.analyze(bad, path).problems, Analyzer().analyze(bad, path).problems
+    assert [p.__dict__ for p in got] == [p.__dict__ for p in want] and len(want) == 1

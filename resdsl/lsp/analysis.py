@@ -70,7 +70,7 @@ class Analysis:
     graphs: dict  # network name -> Graph
     shapes: dict  # line (1-based) -> shape text of the statement ending there
     params: dict  # line (1-based) -> (block name, parameter count) of a block instance there
-    nodes: list  # (span, node) of every op application in this text
+    nodes: list  # (line, column, end_line, end_column, node) of every op application in this text
 
     def hints(self) -> list:
         lines = self.text.splitlines()
@@ -88,21 +88,13 @@ class Analysis:
     def node_at(self, line: int, column: int):
         """The innermost op application whose span holds (line, column)."""
         best = None
-        for span, node in self.nodes:
-            if _inside(span, line, column) and (best is None or _size(span) <= _size(best[0])):
-                best = (span, node)
+        for a, b, c, d, node in self.nodes:
+            if (a, b) <= (line, column) <= (c, d) and (best is None or (c - a, d - b) <= best[0]):
+                best = ((c - a, d - b), node)
         return best[1] if best else None
 
     def names(self) -> dict:
         return dict(self.program.root.names) if self.program is not None and self.program.root else {}
-
-
-def _inside(span: Span, line: int, column: int) -> bool:
-    return (span.line, span.column) <= (line, column) <= (span.end_line, span.end_column)
-
-
-def _size(span: Span):
-    return (span.end_line - span.line, span.end_column - span.column)
 
 
 class _CachedProgram(Program):
@@ -153,24 +145,30 @@ class Analyzer:
         except RecursionError:
             e = ResdslError("limit", "the description nests too deeply to read", Span(_src(path, text), 1, 1, 1, 1))
             return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [])
-        keys = _network_keys(program, text)
+        keys, places = _network_keys(program, text)
         fresh, anns = {}, []
-        for name, key in _targets(program, keys):
+        for name, key, real in _targets(program, keys):
             ck = (path, name, key)
             hit = self.graphs.get(ck)
+            now = places.get(real, {})
+            if hit is not None and hit[3] != now:
+                if hit[0] is None:
+                    hit = None  # an error's place must be exact: elaborate again
+                else:  # the same definitions, moved by whole lines: move what the graph shows with them
+                    hit = (hit[0], None, _moved(hit[2], hit[3], now), now)
             if hit is None:
                 try:
                     g = elaborate(program, name)
-                    hit = (g, None, annotate_graph(g, path))
+                    hit = (g, None, annotate_graph(g, path), now)
                 except ResdslError as e:
-                    hit = (None, e, None)
+                    hit = (None, e, None, now)
                 except RecursionError:
-                    hit = (None, ResdslError("limit", "the description nests too deeply to elaborate"), None)
+                    hit = (None, ResdslError("limit", "the description nests too deeply to elaborate"), None, now)
                 except Exception as e:  # noqa: BLE001 - a bug of resdsl, not of the text: say so, keep serving
                     hit = (None, ResdslError("internal", f"resdsl failed on this network ({type(e).__name__}: {e})",
-                                             help="please report it with the file"), None)
+                                             help="please report it with the file"), None, now)
             fresh[ck] = hit
-            g, err, ann = hit
+            g, err, ann, _ = hit
             if g is not None:
                 graphs[name or g.name] = g
                 anns.append((g, ann))
@@ -191,15 +189,16 @@ def _src(path, text):
 
 
 def _targets(program, keys) -> list:
-    """[(network name or None, cache key)]: the networks `resdsl check FILE` checks."""
+    """[(network name or None, cache key, network name)]: the networks `resdsl check FILE` checks."""
     nets = program.networks
     if len(nets) < 2:
-        return [(None, keys.get(next(iter(nets), None), ("none",)))]
+        only = next(iter(nets), None)
+        return [(None, keys.get(only, ("none",)), only)]
     out = []
     for name, target in nets.items():
         if any(p.default is None for p in getattr(getattr(target, "defn", None), "params", ())):
             continue  # generic: `resdsl check` lists it and checks its variants
-        out.append((name, keys.get(name)))
+        out.append((name, keys.get(name), name))
     return out
 
 
@@ -210,9 +209,11 @@ def _item_text(text_lines, span) -> str:
     return "\n".join(chunk)
 
 
-def _network_keys(program, text) -> dict:
-    """network -> a key that changes when anything it may depend on changes: the text and place of
-    every top-level item its definition reaches by name, and the imports (with their files' times)."""
+def _network_keys(program, text):
+    """(network -> key, network -> places). The key changes when anything the network may depend
+    on changes: the text of every top-level item its definition reaches by name, and the imports
+    (with their files' sizes and times). Places: item name -> (first line, column, last line) of
+    those items, to move a cached graph's annotations when lines are inserted above them."""
     module_items, common = {}, []
     lines = text.splitlines()
     for item in program.root_module.items:
@@ -222,10 +223,10 @@ def _network_keys(program, text) -> dict:
                 st = os.stat(p) if p is not None else None
             except OSError:
                 st = None
-            common.append((item.span.line, item.module, st and (st.st_size, st.st_mtime_ns)))
+            common.append((item.module, st and (st.st_size, st.st_mtime_ns)))
         elif hasattr(item, "name"):
             module_items[item.name] = item
-    keys = {}
+    keys, places = {}, {}
     for name in program.networks:
         seen, todo = set(), [name]
         while todo:
@@ -234,10 +235,39 @@ def _network_keys(program, text) -> dict:
                 continue
             seen.add(n)
             todo.extend(w for w in _WORD.findall(_item_text(lines, module_items[n].span)) if w in module_items)
-        parts = [(module_items[n].span.line, module_items[n].span.column, _item_text(lines, module_items[n].span))
-                 for n in sorted(seen)]
-        keys[name] = (tuple(common), tuple(parts))
-    return keys
+        names = sorted(seen)
+        keys[name] = (tuple(common), tuple((n, _item_text(lines, module_items[n].span)) for n in names))
+        places[name] = {n: (module_items[n].span.line, module_items[n].span.column, module_items[n].span.end_line)
+                        for n in names}
+    return keys, places
+
+
+def _moved(ann, before: dict, after: dict):
+    """A graph's annotation (see annotate_graph) for items moved from `before` to `after` places."""
+    shapes, params, nodes = ann
+    ranges = [(b[0], b[2], after[n][0] - b[0], after[n][1] - b[1] if after[n][0] - b[0] == 0 else 0)
+              for n, b in before.items() if n in after]
+
+    def shift(line):
+        for lo, hi, d, _ in ranges:
+            if lo <= line <= hi:
+                return line + d
+        return None
+
+    def col(line, c):
+        for lo, hi, _, dc in ranges:
+            if line == lo:
+                return c + dc
+        return c
+
+    new_shapes = {shift(k): v for k, v in shapes.items() if shift(k) is not None}
+    new_params = {shift(k): v for k, v in params.items() if shift(k) is not None}
+    new_nodes = []
+    for a, b, c, d, n in nodes:
+        a2, c2 = shift(a), shift(c)
+        if a2 is not None and c2 is not None:
+            new_nodes.append((a2, col(a, b), c2, col(c, d) if c == a else d, n))
+    return new_shapes, new_params, new_nodes
 
 
 def _problem(e: ResdslError, path, text, program, network=None) -> Problem:
@@ -338,7 +368,7 @@ def annotate_graph(g, path: str):
             s = s.parent
         sp = n.span
         if sp is not None and n.outputs and _same_fast(sp.source.path, path):
-            nodes.append((sp, n))
+            nodes.append((sp.line, sp.column, sp.end_line, sp.end_column, n))
             if owner.setdefault(sp.end_line, inner) is inner:
                 shapes[sp.end_line] = shape_str(n.outputs[0].shape)
     params = {}
