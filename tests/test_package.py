@@ -55,7 +55,7 @@ def test_backends_never_import_the_command_line():
     g = _graph()
     for mod, deps in g.items():
         if mod.startswith("resdsl.backends"):
-            bad = {d for d in deps if d.split(".")[1] in ("cli", "api", "outputs", "weights", "completion", "catalog")}
+            bad = {d for d in deps if d.split(".")[1] in ("cli", "api", "outputs", "weights", "completion", "catalog", "lsp")}
             assert not bad, f"{mod} imports {bad}"
     assert not (PKG / "backends" / "render_cli.py").exists()
 
