@@ -252,3 +252,29 @@ def test_cached_analysis_is_the_fresh_one(tmp_path, edit):
     a.analyze(NET.replace("linear(classes)", "linear(classes, bias=maybe)"), path)
     got, want = a.analyze(bad, path).problems, Analyzer().analyze(bad, path).problems
     assert [p.__dict__ for p in got] == [p.__dict__ for p in want] and len(want) == 1
+
+
+LET = """\
+let kc = conv(bias=false, padding=1)
+
+network L() {
+    input x: [N, 3, 16, 16]
+    kc(8, 3) -> kc(16, 3, stride=2)
+}
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_let_of_an_op(client: LanguageClient, tmp_path):
+    uri = _open(client, tmp_path / "let.res", LET)
+    assert await _diagnostics(client, uri) == []
+    # hover: the let as written, the op it calls (signature, legal values), the shape there
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (4, 6)))
+    assert "let kc = conv(bias=false, padding=1)" in h.contents.value and "padding_mode" in h.contents.value
+    assert "output: `[N, 8, 16, 16]`" in h.contents.value
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (4, 17)))
+    assert "output: `[N, 16, 8, 8]`" in h.contents.value
+    loc = await client.text_document_definition_async(_at(T.DefinitionParams, uri, (4, 5)))
+    assert loc.range.start.line == 0 and loc.range.start.character == 4
+    res = await client.text_document_completion_async(_at(T.CompletionParams, uri, (4, 11)))
+    assert "groups=" in {i.label for i in res.items}  # the keywords of the op the let calls

@@ -89,9 +89,29 @@ class Analysis:
         """The innermost op application whose span holds (line, column)."""
         best = None
         for a, b, c, d, node in self.nodes:
-            if (a, b) <= (line, column) <= (c, d) and (best is None or (c - a, d - b) <= best[0]):
+            if (a, b) <= (line, column) <= (c, d) and (best is None or (c - a, d - b) < best[0]):
                 best = ((c - a, d - b), node)
         return best[1] if best else None
+
+    def definition(self, word: str):
+        """(ast item, path of its file) of the top-level definition `word` names here: this file's,
+        else an imported file's; (None, None) if none."""
+        prog = self.program
+        if prog is None:
+            return None, None
+        for item in prog.root_module.items:
+            if getattr(item, "name", None) == word and not isinstance(item, ast.Import):
+                return item, self.path
+        v = prog.root.names.get(word)
+        if hasattr(v, "defn"):
+            return v.defn, v.defn.span.source.path
+        if isinstance(v, tuple) and len(v) == 3:
+            return v[1], v[1].span.source.path
+        for text, module in getattr(prog, "_cache", {}).values():  # a `let` of an import (now a value)
+            for item in module.items:
+                if isinstance(item, ast.Let) and item.name == word and word in prog.root.names:
+                    return item, item.span.source.path
+        return None, None
 
     def names(self) -> dict:
         return dict(self.program.root.names) if self.program is not None and self.program.root else {}

@@ -19,7 +19,7 @@ from .._version import __version__
 from ..diagnostics import ResdslError
 from ..elaborate.describe import op_signature
 from ..elaborate.loader import STDLIB
-from ..elaborate.values import BlockRef, Fn
+from ..elaborate.values import BlockRef, Fn, OpRef, Partial
 from ..frontend import ast
 from ..ir.ops import OPS, REQUIRED
 from .analysis import Analyzer, doc_comment, imports_of, signature, source_text
@@ -141,17 +141,27 @@ def _import_at(a, line0: int):
 
 def _definition(a, word: str):
     """(ast item, its file's path) the name `word` refers to at the top level of the analysed file."""
-    v = a.names().get(word)
-    if isinstance(v, (BlockRef, Fn)):
-        return v.defn, v.defn.span.source.path
-    if isinstance(v, tuple) and len(v) == 3:
-        return v[1], v[1].span.source.path
+    item, path = a.definition(word)
+    if item is not None:
+        return item, path
     if a.program is None:  # the text does not parse: look for the definition by its words
         m = re.search(rf"^\s*(?:block|network|fn|let)\s+{re.escape(word)}\b", a.text, re.MULTILINE)
         if m:
             line = a.text.count("\n", 0, m.start()) + 1
             return None, (a.path, line)
     return None, None
+
+
+def _callee(names: dict, word: str):
+    """What a call of `word` calls: an OpDef, a BlockRef or Fn (a `let` of a partial call: its callee)."""
+    v = names.get(word)
+    if isinstance(v, Partial):
+        v = v.callee
+    if isinstance(v, OpRef):
+        return v.opdef
+    if isinstance(v, (BlockRef, Fn)):
+        return v
+    return OPS.get(word) if v is None or word in OPS else None
 
 
 def _text_of(path: str, a) -> str:
@@ -230,6 +240,9 @@ def hover(ls: ResdslServer, params: T.HoverParams):
     names = a.names()
     if item is not None:
         parts.append(_def_doc(item, path, a))
+        target = _callee(names, word) if isinstance(item, ast.Let) else None
+        if target is not None and not isinstance(target, (BlockRef, Fn)):
+            parts.append(_op_doc(target))
     elif word in OPS and (not names or word in names and not isinstance(names[word], (BlockRef, Fn, tuple))):
         parts.append(_op_doc(OPS[word]))
     else:
@@ -366,13 +379,13 @@ def completion(ls: ResdslServer, params: T.CompletionParams):
     names = a.names()
     call = _call_at(a.text, params.position)
     if call is not None:
-        v = names.get(call)
+        v = _callee(names, call)
         if isinstance(v, (BlockRef, Fn)):
             for p in v.defn.params:
                 items.append(T.CompletionItem(label=f"{p.name}=", kind=T.CompletionItemKind.Property,
                                               insert_text=f"{p.name}=", sort_text=f"0{p.name}"))
-        elif call in OPS:
-            for at in OPS[call].attrs:
+        elif v is not None:
+            for at in v.attrs:
                 if at.name.startswith("_") or at.type == "kwargs":
                     continue
                 items.append(T.CompletionItem(label=f"{at.name}=", kind=T.CompletionItemKind.Property,
