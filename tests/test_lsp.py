@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytest_lsp = pytest.importorskip("pytest_lsp")  # a test extra; CI installs it
+import pytest_lsp  # a test extra (pyproject: test), with pytest-asyncio
 from lsprotocol import types as T
 from pytest_lsp import ClientServerConfig, LanguageClient
 
