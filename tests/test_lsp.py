@@ -277,3 +277,16 @@ async def test_a_let_of_an_op(client: LanguageClient, tmp_path):
     assert loc.range.start.line == 0 and loc.range.start.character == 4
     res = await client.text_document_completion_async(_at(T.CompletionParams, uri, (4, 11)))
     assert "groups=" in {i.label for i in res.items}  # the keywords of the op the let calls
+
+
+def test_alias_line_shows_the_network_output_and_parameters(tmp_path):
+    """`network r = ResNet(...)`: its line shows the output shape and the parameter count, which is
+    torchvision's for the same network."""
+    import torchvision.models.resnet as tv
+    from resdsl.lsp.analysis import Analyzer
+    text = "import resnet\n\nnetwork r = ResNet(BasicBlock, [1, 1, 1, 1], classes=3)\n"
+    a = Analyzer().analyze(text, str(tmp_path / "r.res"))
+    (hint,) = [h for h in a.hints() if h.line == 3]
+    ref = sum(p.numel() for p in tv.ResNet(tv.BasicBlock, [1, 1, 1, 1], num_classes=3).parameters())
+    assert hint.text.split() == ["[N,", "3]", f"{ref:,}", "params"]
+    assert hint.column == len(text.splitlines()[2]) + 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ..frontend.parser import parse
 from ..ir.shapes import shape_str
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Graph -> its parameter count
 
 
 @dataclass
@@ -200,6 +202,14 @@ class Analyzer:
             del self.graphs[k]
         self.graphs.update(fresh)
         shapes, params, nodes = _annotate(anns, path)
+        for name, g in graphs.items():  # `network r = ResNet(...)`: its output and parameters on its line
+            target = program.networks.get(name)
+            if isinstance(target, tuple) and _same_fast(target[1].span.source.path, path):
+                line = target[1].span.end_line
+                shapes.setdefault(line, ", ".join(shape_str(v.shape) for v in g.outputs))
+                if g not in _COUNTS:
+                    _COUNTS[g] = g.num_params()
+                params.setdefault(line, (name, _COUNTS[g]))
         return Analysis(path, text, problems, program, graphs, shapes, params, nodes)
 
 
