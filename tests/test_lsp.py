@@ -283,6 +283,7 @@ def test_alias_line_shows_the_network_output_and_parameters(tmp_path):
     """`network r = ResNet(...)`: its line shows the output shape and the parameter count, which is
     torchvision's for the same network."""
     import torchvision.models.resnet as tv
+
     from resdsl.lsp.analysis import Analyzer
     text = "import resnet\n\nnetwork r = ResNet(BasicBlock, [1, 1, 1, 1], classes=3)\n"
     a = Analyzer().analyze(text, str(tmp_path / "r.res"))
