@@ -43,7 +43,7 @@ setup-test: setup
 	@{ command -v pdflatex && kpsewhich tikz.sty minted.sty standalone.sty; } >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; }
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
-	@test -d editors/vscode/node_modules/vscode-textmate || npm ci --prefix editors/vscode --no-audit --no-fund --silent
+	@test -d editors/vscode/node_modules/vscode-textmate -a -d editors/vscode/node_modules/vscode-languageclient || npm ci --prefix editors/vscode --no-audit --no-fund --silent
 	@command -v chromium >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@$(VPY) -c 'import playwright' 2>/dev/null || $(VPY) -m pip install -q -c .ci/constraints.txt playwright

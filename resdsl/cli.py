@@ -1,4 +1,4 @@
-"""`resdsl` command line: check, compile, ir, render, summary, fmt, preview, list, weights, completion.
+"""`resdsl` command line: check, compile, ir, render, summary, fmt, preview, list, weights, completion, lsp.
 
 Bad input never shows a traceback: a ResdslError is printed as ``error[kind]: message``
 with ``--> file:line:col``, the source line, a caret and ``help:``. Exit status: 0 ok,
@@ -670,8 +670,30 @@ def cmd_completion(args) -> int:
 
 
 # ------------------------------------------------------------------ main
+# ------------------------------------------------------------------ lsp
+def _add_lsp(sub):
+    p = _parser(sub, "lsp", "the language server for editors (stdio)",
+                "Run the resdsl language server on standard input and output (the Language Server Protocol), "
+                "for an editor to start: diagnostics as `resdsl check` gives them while you type, hover (op "
+                "signatures and legal values, shapes), inlay hints (the shape of each statement, the parameters of "
+                "each block), go to definition, references, completion, outline, formatting (resdsl fmt) and "
+                "did-you-mean fixes. See docs/editors.md for VS Code, Neovim, Emacs and Helix.",
+                ["resdsl lsp", "resdsl lsp --stdio"])
+    p.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default and only transport; "
+                                                        "accepted because editors pass it)")
+    p.set_defaults(func=cmd_lsp)
+
+
+def cmd_lsp(args) -> int:
+    try:
+        from .lsp.server import main
+    except ImportError as e:
+        raise ResdslError("usage", f"the language server needs pygls ({e})", help="pip install pygls") from None
+    return main()
+
+
 SUBCOMMANDS = [_add_check, _add_compile, _add_ir, _add_render, _add_summary, _add_fmt, _add_preview, _add_list,
-               _add_weights, _add_completion]
+               _add_weights, _add_completion, _add_lsp]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -57,7 +57,8 @@ def test_backends_never_import_the_command_line():
     for mod, deps in g.items():
         if mod.startswith("resdsl.backends"):
             bad = {d for d in deps if d.split(".")[1] in ("cli", "api", "outputs", "weights", "completion", "catalog",
-                                                                "preview")}
+                                                                "preview",
+                                                                "lsp")}
             assert not bad, f"{mod} imports {bad}"
     assert not (PKG / "backends" / "render_cli.py").exists()
 

@@ -5,9 +5,11 @@ from npm; `make setup` installs them into editors/vscode/node_modules).
 Every non-blank piece of text gets a scope below `source.res` (nothing unmatched), none is
 `invalid.*`, comments get comment scopes and statement keywords keyword scopes."""
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,37 @@ def test_extension_manifest_and_language_configuration():
     for closes in ("    relu", "    } as downsample", "block A() { relu }"):
         assert not inc.match(closes), closes
     assert dec.match("    } shortcut {") and dec.match("    )") and not dec.match("    relu")
+
+
+def test_extension_starts_the_language_server():
+    """extension.js, loaded with stand-ins for the VS Code API, starts `resdsl lsp` over stdio for
+    the language package.json declares, with the command of the `resdsl.server.command` setting."""
+    node = shutil.which("node")
+    if node is None or not (EXT / "node_modules" / "vscode-languageclient").is_dir():
+        pytest.fail("needs node and editors/vscode/node_modules: run `make setup` (npm ci --prefix editors/vscode)")
+    pkg = json.loads((EXT / "package.json").read_text())
+    assert (EXT / pkg["main"]).is_file() and pkg["dependencies"]["vscode-languageclient"]
+    lock = json.loads((EXT / "package-lock.json").read_text())
+    assert lock["packages"][""]["dependencies"] == pkg["dependencies"]  # `npm ci` installs what package.json says
+
+    def run(*setting):
+        p = subprocess.run([node, str(EXT / "test" / "extension.js"), *setting], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    seen = run()
+    default = pkg["contributes"]["configuration"]["properties"]["resdsl.server.command"]["default"]
+    assert [seen["server"]["command"], *seen["server"]["args"]] == default == ["resdsl", "lsp"]
+    assert seen["selector"] == [{"language": lang["id"]} for lang in pkg["contributes"]["languages"]]
+    assert seen["started"] and "error" not in seen
+    assert seen["commands"] == [c["command"] for c in pkg["contributes"]["commands"]]
+    assert f"onLanguage:{pkg['contributes']['languages'][0]['id']}" in pkg["activationEvents"]
+    seen = run('["/venv/bin/python", "-m", "resdsl", "lsp"]')
+    assert seen["server"]["command"] == "/venv/bin/python" and seen["server"]["args"] == ["-m", "resdsl", "lsp"]
+    seen = run("[]")  # a bad setting is reported, not a crash
+    assert "must be a list of strings" in seen["error"] and "started" not in seen
+    # the command it starts is a real subcommand
+    p = subprocess.run([sys.executable, "-m", "resdsl", *default[1:], "--help"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0 and "language server" in p.stdout

@@ -57,7 +57,7 @@ class Program:
         self.source_bytes += len(text)
         if not stack:
             self.root_source = SourceFile(path, text)
-        module = parse(text, path)
+        module = self.parse(text, path, imported=bool(stack))
         env = ModuleEnv(path, base_env())
         self.modules[str(Path(path).resolve()) if path != "<string>" else path] = env
         here = Path(path).parent if path != "<string>" else Path.cwd()
@@ -92,6 +92,10 @@ class Program:
             elif isinstance(item, ast.Let):
                 env.names[item.name] = ("let", item, env)
         return env
+
+    def parse(self, text: str, path: str, imported: bool = False):
+        """The AST of one file (a hook: the language server caches the imports' ASTs)."""
+        return parse(text, path)
 
     def _import(self, item: ast.Import, here: Path, stack) -> ModuleEnv:
         rel = Path(*item.module.split(".")).with_suffix(".res")

@@ -1,0 +1,518 @@
+"""`resdsl lsp`: the language server (pygls), over stdio.
+
+Diagnostics (on open, change and save) are the errors `resdsl check` reports, placed by their
+spans; an error in an imported file is shown at the import. Hover, inlay hints, definition,
+references, completion, document symbols, formatting (resdsl fmt) and did-you-mean code actions
+come from :mod:`.analysis`, which keeps the elaboration of unchanged imports and networks.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from lsprotocol import types as T
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from .._version import __version__
+from ..diagnostics import ResdslError
+from ..elaborate.describe import op_signature
+from ..elaborate.loader import STDLIB
+from ..elaborate.values import BlockRef, Fn, OpRef, Partial
+from ..frontend import ast
+from ..ir.ops import OPS, REQUIRED
+from .analysis import Analyzer, doc_comment, imports_of, signature, source_text
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MEAN = re.compile(r"did you mean `([^`]+)`")
+KEYWORDS = ("block", "network", "import", "let", "fn", "input", "output", "residual", "shortcut", "parallel",
+            "repeat", "loop", "shared", "for", "in", "if", "else", "as", "true", "false", "none", "and", "or", "not")
+
+
+class ResdslServer(LanguageServer):
+    def __init__(self):
+        super().__init__("resdsl", __version__)
+        self.analyzer = Analyzer()
+        self.results: dict = {}  # uri -> Analysis of the latest text
+
+    def analysis(self, uri: str):
+        doc = self.workspace.get_text_document(uri)
+        hit = self.results.get(uri)
+        if hit is None or hit.text != doc.source:
+            hit = self.results[uri] = self.analyzer.analyze(doc.source, _path(uri))
+        return hit
+
+
+def _path(uri: str) -> str:
+    p = to_fs_path(uri)
+    return p if p else uri
+
+
+def _uri(path: str) -> str:
+    return from_fs_path(str(Path(path).resolve())) or path
+
+
+def _range(line, col, end_line, end_col) -> T.Range:
+    return T.Range(T.Position(max(line - 1, 0), max(col - 1, 0)), T.Position(max(end_line - 1, 0), max(end_col - 1, 0)))
+
+
+def _span_range(span) -> T.Range:
+    return _range(span.line, span.column, span.end_line, span.end_column)
+
+
+server = ResdslServer()
+
+
+# ------------------------------------------------------------------ diagnostics
+def publish(ls: ResdslServer, uri: str) -> None:
+    a = ls.analysis(uri)
+    out = []
+    for p in a.problems:
+        related = []
+        if p.where is not None:
+            related.append(T.DiagnosticRelatedInformation(
+                T.Location(_uri(p.where.source.path), _span_range(p.where)), f"error[{p.kind}] here"))
+        for text, span in p.notes:
+            if span is not None:
+                related.append(T.DiagnosticRelatedInformation(T.Location(_uri(span.source.path), _span_range(span)),
+                                                               text))
+        out.append(T.Diagnostic(
+            range=_range(p.line, p.column, p.end_line, p.end_column),
+            message=p.text().removeprefix(f"error[{p.kind}]: "),
+            severity=T.DiagnosticSeverity.Error, code=p.kind, source="resdsl",
+            related_information=related or None,
+            data={"help": p.help} if p.help else None))
+    version = ls.workspace.get_text_document(uri).version
+    ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=out, version=version))
+
+
+@server.feature(T.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: ResdslServer, params: T.DidOpenTextDocumentParams):
+    publish(ls, params.text_document.uri)
+
+
+@server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
+async def did_change(ls: ResdslServer, params: T.DidChangeTextDocumentParams):
+    await asyncio.sleep(0)  # let changes already received apply first: only the latest text is analysed
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    if doc.version is not None and params.text_document.version is not None \
+            and doc.version > params.text_document.version:
+        return
+    publish(ls, params.text_document.uri)
+
+
+@server.feature(T.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: ResdslServer, params: T.DidSaveTextDocumentParams):
+    # imports are read from disk: a saved file may be imported by the other open ones
+    saved = params.text_document.uri
+    ls.results.pop(saved, None)
+    publish(ls, saved)
+    for uri in list(ls.workspace.text_documents):
+        if uri != saved and uri in ls.results:
+            ls.results.pop(uri, None)
+            publish(ls, uri)
+
+
+@server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: ResdslServer, params: T.DidCloseTextDocumentParams):
+    ls.results.pop(params.text_document.uri, None)
+    ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+
+
+# ------------------------------------------------------------------ words and definitions
+def _word_at(text: str, pos: T.Position):
+    lines = text.splitlines()
+    if pos.line >= len(lines):
+        return None, None
+    line = lines[pos.line]
+    for m in _WORD.finditer(line):
+        if m.start() <= pos.character <= m.end():
+            return m.group(), T.Range(T.Position(pos.line, m.start()), T.Position(pos.line, m.end()))
+    return None, None
+
+
+def _import_at(a, line0: int):
+    for item, p in imports_of(a.text, a.path):
+        if item.span.line - 1 <= line0 <= item.span.end_line - 1:
+            return item, p
+    return None, None
+
+
+def _definition(a, word: str):
+    """(ast item, its file's path) the name `word` refers to at the top level of the analysed file."""
+    item, path = a.definition(word)
+    if item is not None:
+        return item, path
+    if a.program is None:  # the text does not parse: look for the definition by its words
+        m = re.search(rf"^\s*(?:block|network|fn|let)\s+{re.escape(word)}\b", a.text, re.MULTILINE)
+        if m:
+            line = a.text.count("\n", 0, m.start()) + 1
+            return None, (a.path, line)
+    return None, None
+
+
+def _callee(names: dict, word: str):
+    """What a call of `word` calls: an OpDef, a BlockRef or Fn (a `let` of a partial call: its callee)."""
+    v = names.get(word)
+    if isinstance(v, Partial):
+        v = v.callee
+    if isinstance(v, OpRef):
+        return v.opdef
+    if isinstance(v, (BlockRef, Fn)):
+        return v
+    return OPS.get(word) if v is None or word in OPS else None
+
+
+def _text_of(path: str, a) -> str:
+    return a.text if path == a.path else source_text(path)
+
+
+# ------------------------------------------------------------------ hover
+def _op_doc(od) -> str:
+    lines = [f"```res\n{op_signature(od)}\n```"]
+    if od.doc:
+        lines.append(od.doc)
+    legal = []
+    for at in od.attrs:
+        if at.name.startswith("_") or at.type == "kwargs":
+            continue
+        what = _legal(at)
+        default = "" if at.default is REQUIRED else f" (default {_show(at.default)})"
+        legal.append(f"- `{at.name}`: {at.type}{what}{default}")
+    if legal:
+        lines.append("\n".join(legal))
+    return "\n\n".join(lines)
+
+
+def _show(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, str):
+        return f'"{v}"'
+    return str(v)
+
+
+def _legal(at) -> str:
+    lg = at.legal
+    if lg is None:
+        return ""
+    if lg.choices:
+        return ", one of " + ", ".join(f'"{c}"' for c in lg.choices)
+    lo = "(" if lg.lo_open else "["
+    hi = ")" if lg.hi_open else "]"
+    if lg.lo is None and lg.hi is None:
+        return ""
+    return f", in {lo}{'-inf' if lg.lo is None else _num(lg.lo)}, {'inf' if lg.hi is None else _num(lg.hi)}{hi}"
+
+
+def _num(x):
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _def_doc(item, path: str, a) -> str:
+    text = _text_of(path, a)
+    kind = {ast.FnDef: "fn", ast.Let: "let", ast.NetworkAlias: "network"}.get(type(item), "")
+    sig = signature(item, text)
+    if kind == "let":
+        sig = sig if sig.startswith("let") else f"let {sig}"
+    doc = doc_comment(text, item.span.line)
+    where = "" if path == a.path else f"\n\n*{Path(path).name}:{item.span.line}*"
+    return f"```res\n{sig}\n```" + (f"\n\n{doc}" if doc else "") + where
+
+
+@server.feature(T.TEXT_DOCUMENT_HOVER)
+def hover(ls: ResdslServer, params: T.HoverParams):
+    a = ls.analysis(params.text_document.uri)
+    word, rng = _word_at(a.text, params.position)
+    if word is None:
+        return None
+    line, col = params.position.line + 1, params.position.character + 1
+    node = a.node_at(line, col)
+    shape = None
+    if node is not None and node.outputs:
+        from ..ir.shapes import shape_str
+        shape = shape_str(node.outputs[0].shape)
+    parts = []
+    item, path = _definition(a, word)
+    names = a.names()
+    if item is not None:
+        parts.append(_def_doc(item, path, a))
+        target = _callee(names, word) if isinstance(item, ast.Let) else None
+        if target is not None and not isinstance(target, (BlockRef, Fn)):
+            parts.append(_op_doc(target))
+    elif word in OPS and (not names or word in names and not isinstance(names[word], (BlockRef, Fn, tuple))):
+        parts.append(_op_doc(OPS[word]))
+    else:
+        imp, p = _import_at(a, params.position.line)
+        if imp is not None:
+            parts.append(f"`import {imp.module}`: " + (str(p) if p else "not found"))
+    if shape is None:  # a block call (its ops are in the block), an input, an `as` name
+        shape = _input_shape(a, word) or a.shapes.get(line)
+    if shape is not None:
+        label = "output" if (word in OPS or item is not None) else f"`{word}`"
+        parts.append(f"{label}: `{shape}`")
+    if not parts:
+        return None
+    return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value="\n\n".join(parts)), range=rng)
+
+
+def _input_shape(a, word: str):
+    from ..ir.shapes import shape_str
+    for g in a.graphs.values():
+        for v in g.inputs:
+            if v.name == word:
+                return shape_str(v.shape)
+    return None
+
+
+# ------------------------------------------------------------------ inlay hints
+@server.feature(T.TEXT_DOCUMENT_INLAY_HINT)
+def inlay_hints(ls: ResdslServer, params: T.InlayHintParams):
+    a = ls.analysis(params.text_document.uri)
+    lo, hi = params.range.start.line + 1, params.range.end.line + 1
+    out = []
+    for h in a.hints():
+        if lo <= h.line <= hi and h.text:
+            out.append(T.InlayHint(position=T.Position(h.line - 1, h.column - 1), label=h.text.strip(),
+                                   kind=T.InlayHintKind.Type, padding_left=True))
+    return out
+
+
+# ------------------------------------------------------------------ definition / references
+@server.feature(T.TEXT_DOCUMENT_DEFINITION)
+def definition(ls: ResdslServer, params: T.DefinitionParams):
+    a = ls.analysis(params.text_document.uri)
+    imp, p = _import_at(a, params.position.line)
+    if imp is not None:
+        return T.Location(_uri(str(p)), _range(1, 1, 1, 1)) if p else None
+    word, _ = _word_at(a.text, params.position)
+    if word is None:
+        return None
+    item, path = _definition(a, word)
+    if item is not None:
+        return T.Location(_uri(path), _name_range(item, _text_of(path, a)))
+    if isinstance(path, tuple):
+        return T.Location(_uri(path[0]), _range(path[1], 1, path[1], 1))
+    return None
+
+
+def _name_range(item, text: str) -> T.Range:
+    """The range of the defined name in the definition's first line."""
+    sp = item.span
+    lines = text.splitlines()
+    line = lines[sp.line - 1] if sp.line <= len(lines) else ""
+    m = re.search(rf"\b{re.escape(item.name)}\b", line[sp.column - 1:]) if hasattr(item, "name") else None
+    if m:
+        c = sp.column - 1 + m.start()
+        return T.Range(T.Position(sp.line - 1, c), T.Position(sp.line - 1, c + len(item.name)))
+    return _span_range(sp)
+
+
+def _occurrences(text: str, word: str) -> list:
+    out = []
+    for i, line in enumerate(text.splitlines()):
+        code = line.split("#", 1)[0]
+        for m in re.finditer(rf"(?<![\w.]){re.escape(word)}\b", code):
+            out.append(T.Range(T.Position(i, m.start()), T.Position(i, m.end())))
+    return out
+
+
+@server.feature(T.TEXT_DOCUMENT_REFERENCES)
+def references(ls: ResdslServer, params: T.ReferenceParams):
+    a = ls.analysis(params.text_document.uri)
+    word, _ = _word_at(a.text, params.position)
+    if word is None:
+        return []
+    item, path = _definition(a, word)
+    files = {a.path}
+    if item is not None:
+        files.add(path)
+    out = []
+    for f in sorted(files):
+        text = _text_of(f, a)
+        uri = params.text_document.uri if f == a.path else _uri(f)
+        for r in _occurrences(text, word):
+            if item is not None and not params.context.include_declaration and f == path \
+                    and r == _name_range(item, text):
+                continue
+            out.append(T.Location(uri, r))
+    return out
+
+
+# ------------------------------------------------------------------ completion
+def _call_at(text: str, pos: T.Position):
+    """The name of the call whose parentheses hold the cursor (None if none)."""
+    lines = text.splitlines()
+    before = "\n".join(lines[:pos.line] + [lines[pos.line][:pos.character] if pos.line < len(lines) else ""])
+    depth = 0
+    for i in range(len(before) - 1, -1, -1):
+        c = before[i]
+        if c in ")]}":
+            depth += 1
+        elif c in "[{":
+            if depth == 0:
+                return None
+            depth -= 1
+        elif c == "(":
+            if depth == 0:
+                m = re.search(r"([A-Za-z_]\w*)\s*$", before[:i])
+                return m.group(1) if m else None
+            depth -= 1
+    return None
+
+
+@server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["(", ",", " "]))
+def completion(ls: ResdslServer, params: T.CompletionParams):
+    a = ls.analysis(params.text_document.uri)
+    lines = a.text.splitlines()
+    line = lines[params.position.line] if params.position.line < len(lines) else ""
+    before = line[:params.position.character]
+    if re.match(r"\s*import\s+[\w.]*$", before):
+        here = Path(a.path).parent
+        names = sorted({p.stem for d in (STDLIB, here) if d.is_dir() for p in d.glob("*.res")})
+        return T.CompletionList(is_incomplete=False, items=[
+            T.CompletionItem(label=n, kind=T.CompletionItemKind.Module) for n in names])
+    items = []
+    names = a.names()
+    call = _call_at(a.text, params.position)
+    if call is not None:
+        v = _callee(names, call)
+        if isinstance(v, (BlockRef, Fn)):
+            for p in v.defn.params:
+                items.append(T.CompletionItem(label=f"{p.name}=", kind=T.CompletionItemKind.Property,
+                                              insert_text=f"{p.name}=", sort_text=f"0{p.name}"))
+        elif v is not None:
+            for at in v.attrs:
+                if at.name.startswith("_") or at.type == "kwargs":
+                    continue
+                items.append(T.CompletionItem(label=f"{at.name}=", kind=T.CompletionItemKind.Property,
+                                              detail=at.type + _legal(at), insert_text=f"{at.name}=",
+                                              sort_text=f"0{at.name}"))
+    for name, od in sorted(OPS.items()):
+        if name.startswith("_"):
+            continue
+        items.append(T.CompletionItem(label=name, kind=T.CompletionItemKind.Function, detail=op_signature(od),
+                                      documentation=T.MarkupContent(T.MarkupKind.Markdown, _op_doc(od))))
+    for name, v in sorted(names.items()):
+        if isinstance(v, BlockRef):
+            kind = T.CompletionItemKind.Class
+        elif isinstance(v, Fn):
+            kind = T.CompletionItemKind.Function
+        elif isinstance(v, tuple):
+            kind = T.CompletionItemKind.Variable
+        else:
+            continue
+        item = v.defn if hasattr(v, "defn") else v[1]
+        path = item.span.source.path
+        items.append(T.CompletionItem(label=name, kind=kind, detail=signature(item, _text_of(path, a))))
+    for k in KEYWORDS:
+        items.append(T.CompletionItem(label=k, kind=T.CompletionItemKind.Keyword))
+    return T.CompletionList(is_incomplete=False, items=items)
+
+
+# ------------------------------------------------------------------ symbols
+@server.feature(T.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def document_symbols(ls: ResdslServer, params: T.DocumentSymbolParams):
+    a = ls.analysis(params.text_document.uri)
+    prog = a.program
+    if prog is None:
+        return []
+    out = []
+    for item in prog.root_module.items:
+        if isinstance(item, ast.BlockDef):
+            kind = T.SymbolKind.Module if item.is_network else T.SymbolKind.Class
+            detail = "network" if item.is_network else "block"
+        elif isinstance(item, ast.NetworkAlias):
+            kind, detail = T.SymbolKind.Module, "network"
+        elif isinstance(item, ast.FnDef):
+            kind, detail = T.SymbolKind.Function, "fn"
+        elif isinstance(item, ast.Let):
+            kind, detail = T.SymbolKind.Constant, "let"
+        elif isinstance(item, ast.Import):
+            out.append(T.DocumentSymbol(name=item.module, kind=T.SymbolKind.Namespace, detail="import",
+                                        range=_span_range(item.span), selection_range=_span_range(item.span)))
+            continue
+        else:
+            continue
+        g = a.graphs.get(item.name)
+        if g is not None:
+            from ..ir.shapes import shape_str
+            detail += f" -> {', '.join(shape_str(v.shape) for v in g.outputs)}; {g.num_params():,} parameters"
+        out.append(T.DocumentSymbol(name=item.name, kind=kind, detail=detail, range=_span_range(item.span),
+                                    selection_range=_name_range(item, a.text)))
+    return out
+
+
+# ------------------------------------------------------------------ formatting
+@server.feature(T.TEXT_DOCUMENT_FORMATTING)
+def formatting(ls: ResdslServer, params: T.DocumentFormattingParams):
+    from ..fmt import format_source
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    try:
+        new = format_source(doc.source, _path(params.text_document.uri))
+    except ResdslError:
+        return None  # the diagnostics say why
+    if new == doc.source:
+        return []
+    lines = doc.source.splitlines(keepends=True)
+    end = T.Position(len(lines), 0)
+    return [T.TextEdit(range=T.Range(T.Position(0, 0), end), new_text=new)]
+
+
+# ------------------------------------------------------------------ code actions
+@server.feature(T.TEXT_DOCUMENT_CODE_ACTION)
+def code_actions(ls: ResdslServer, params: T.CodeActionParams):
+    a = ls.analysis(params.text_document.uri)
+    out = []
+    for d in params.context.diagnostics:
+        help = (d.data or {}).get("help") if isinstance(d.data, dict) else None
+        if not help:
+            continue
+        m = _MEAN.search(help)
+        if m is None:
+            continue
+        fixes = re.findall(r"`([^`]+)`", help[m.start():].split("?", 1)[0])
+        for fix in fixes:
+            word, rng = _misspelt(a.text, d.range, fix)
+            if word is None or not _WORD.fullmatch(fix):
+                continue
+            out.append(T.CodeAction(
+                title=f"Replace `{word}` with `{fix}`", kind=T.CodeActionKind.QuickFix, diagnostics=[d],
+                edit=T.WorkspaceEdit(changes={params.text_document.uri: [T.TextEdit(rng, fix)]})))
+    return out
+
+
+def _misspelt(text: str, rng: T.Range, fix: str):
+    """(word, range) in `rng` most like `fix` but not it (what a did-you-mean replaces)."""
+    import difflib
+    lines = text.splitlines()
+    best = (0.0, None, None)
+    for i in range(rng.start.line, min(rng.end.line, len(lines) - 1) + 1):
+        line = lines[i]
+        lo = rng.start.character if i == rng.start.line else 0
+        hi = rng.end.character if i == rng.end.line else len(line)
+        for m in re.finditer(r"[A-Za-z_][\w.]*", line):
+            if m.end() <= lo or m.start() >= max(hi, lo + 1) or m.group() == fix:
+                continue
+            r = difflib.SequenceMatcher(None, m.group(), fix).ratio()
+            if r > best[0]:
+                best = (r, m.group(), T.Range(T.Position(i, m.start()), T.Position(i, m.end())))
+    return (best[1], best[2]) if best[0] >= 0.5 else (None, None)
+
+
+def main() -> int:
+    """Serve on stdin/stdout until the client exits. The protocol gets its own copies of the two
+    descriptors; anything else written to stdout while serving goes to stderr."""
+    import os
+    import sys
+    inp = os.fdopen(os.dup(sys.__stdin__.fileno()), "rb")
+    out = os.fdopen(os.dup(sys.__stdout__.fileno()), "wb")
+    real, sys.stdout = sys.stdout, sys.stderr
+    try:
+        server.start_io(inp, out)
+    finally:
+        sys.stdout = real
+    return 0

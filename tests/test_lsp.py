@@ -1,0 +1,293 @@
+"""`resdsl lsp` driven as an editor drives it: a real client over stdio (pytest-lsp)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp  # a test extra (pyproject: test), with pytest-asyncio
+from lsprotocol import types as T
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+NET = """\
+import resnet
+
+# A plain 3x3 block: conv, norm, relu.
+block Stem(width: int, stride: int = 1) {
+    conv(width, 3, stride=stride, padding=1, bias=false) -> bn -> relu
+}
+
+network Small(classes: int = 10) {
+    input x: [N, 3, H, W]
+    Stem(16) as stem
+    BasicBlock(32, stride=2) as b1
+    adaptive_avgpool(1) -> flatten -> linear(classes) as fc
+}
+"""
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "resdsl", "lsp"], server_env=ENV))
+async def client(lsp_client: LanguageClient, tmp_path):
+    await lsp_client.initialize_session(T.InitializeParams(
+        capabilities=T.ClientCapabilities(), root_uri=tmp_path.as_uri()))
+    yield
+    await lsp_client.shutdown_session()
+
+
+def _open(client, path: Path, text: str, version: int = 1) -> str:
+    path.write_text(text)
+    uri = path.resolve().as_uri()
+    client.text_document_did_open(T.DidOpenTextDocumentParams(text_document=T.TextDocumentItem(uri=uri, language_id="resdsl", version=version, text=text)))
+    return uri
+
+
+def _change(uri: str, text: str, version: int = 2):
+    return T.DidChangeTextDocumentParams(
+        text_document=T.VersionedTextDocumentIdentifier(uri=uri, version=version),
+        content_changes=[T.TextDocumentContentChangeWholeDocument(text=text)])
+
+
+def _at(cls, uri: str, pos, **kw):
+    return cls(text_document=T.TextDocumentIdentifier(uri=uri), position=T.Position(*pos), **kw)
+
+
+async def _diagnostics(client, uri):
+    await client.wait_for_notification(T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    return list(client.diagnostics.get(uri, []))
+
+
+def _check(path: Path) -> str:
+    return subprocess.run([sys.executable, "-m", "resdsl", "check", str(path)], check=False, capture_output=True,
+                          text=True, env=ENV, cwd=path.parent).stderr
+
+
+@pytest.mark.asyncio
+async def test_diagnostics_on_open_and_change_match_check(client: LanguageClient, tmp_path):
+    path = tmp_path / "net.res"
+    uri = _open(client, path, NET)
+    assert await _diagnostics(client, uri) == []
+    bad = NET.replace("BasicBlock(32, stride=2)", "BasicBlok(32, stride=2)")
+    client.text_document_did_change(_change(uri, bad))
+    (d,) = await _diagnostics(client, uri)
+    path.write_text(bad)
+    cli = _check(path)  # the same kind, message and place as `resdsl check`
+    assert cli.startswith(f"error[{d.code}]: ")
+    assert d.message.splitlines()[0] in cli.splitlines()[0]
+    assert f"net.res:{d.range.start.line + 1}:{d.range.start.character + 1}" in cli
+    assert "BasicBlok" in bad.splitlines()[d.range.start.line][d.range.start.character:]
+    # the did-you-mean fix, as a code action
+    actions = await client.text_document_code_action_async(T.CodeActionParams(
+        text_document=T.TextDocumentIdentifier(uri=uri), range=d.range, context=T.CodeActionContext(diagnostics=[d])))
+    edits = [e for a in actions for e in a.edit.changes[uri]]
+    assert [e.new_text for e in edits][:1] == ["BasicBlock"]
+    line = bad.splitlines()[edits[0].range.start.line]
+    assert line[edits[0].range.start.character:edits[0].range.end.character] == "BasicBlok"
+
+
+@pytest.mark.asyncio
+async def test_error_in_import_shown_at_the_import(client: LanguageClient, tmp_path):
+    (tmp_path / "lib.res").write_text("block Broken() {\n    conv(8, 3) -> nosuchop\n}\n")
+    text = "import lib\n\nnetwork N() {\n    input x: [N, 3, 8, 8]\n    Broken()\n}\n"
+    path = tmp_path / "main.res"
+    uri = _open(client, path, text)
+    (d,) = await _diagnostics(client, uri)
+    assert d.range.start.line == 0  # at the import
+    assert d.related_information and d.related_information[0].location.uri.endswith("lib.res")
+    assert d.related_information[0].location.range.start.line == 1
+    assert "nosuchop" in d.message
+    assert d.code == _check(path).split("]")[0].removeprefix("error[")
+    # the imported file fixed in the editor and saved: the importer's diagnostics go too
+    lib = tmp_path / "lib.res"
+    lib_uri = _open(client, lib, lib.read_text())
+    await _diagnostics(client, lib_uri)
+    good = "block Broken() {\n    conv(8, 3) -> relu\n}\n"
+    client.text_document_did_change(_change(lib_uri, good))
+    await _diagnostics(client, lib_uri)
+    lib.write_text(good)
+    client.text_document_did_save(T.DidSaveTextDocumentParams(text_document=T.TextDocumentIdentifier(uri=lib_uri)))
+    for _ in range(4):
+        await client.wait_for_notification(T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        if not client.diagnostics.get(uri):
+            break
+    assert list(client.diagnostics[uri]) == [] and _check(path) == ""
+
+
+@pytest.mark.asyncio
+async def test_hover_inlay_hints_definition(client: LanguageClient, tmp_path):
+    path = tmp_path / "net.res"
+    uri = _open(client, path, NET)
+    await _diagnostics(client, uri)
+    lines = NET.splitlines()
+    # hover on an op: its signature, legal values, and the shape it gives there
+    ln = next(i for i, s in enumerate(lines) if "conv(width" in s)
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (ln, lines[ln].index("conv") + 1)))
+    assert "conv(" in h.contents.value and "padding_mode" in h.contents.value
+    assert '"zeros"' in h.contents.value  # a legal value from the op record
+    assert "[N, 16, H, W]" in h.contents.value
+    # hover on a block call: its signature and doc comment
+    ln = next(i for i, s in enumerate(lines) if "Stem(16)" in s)
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (ln, lines[ln].index("Stem") + 1)))
+    assert "block Stem(width: int, stride: int = 1)" in h.contents.value
+    assert "A plain 3x3 block" in h.contents.value
+    # inlay hints: the shape at the end of each statement, the parameters of each block instance
+    hints = await client.text_document_inlay_hint_async(T.InlayHintParams(
+        text_document=T.TextDocumentIdentifier(uri=uri), range=T.Range(T.Position(0, 0), T.Position(len(lines), 0))))
+    by_line = {h.position.line: h.label for h in hints}
+    b1 = next(i for i, s in enumerate(lines) if "as b1" in s)
+    assert "[N, 32, H/2, W/2]" in by_line[b1]
+    # BasicBlock(32, stride=2) from 16 channels: two 3x3 convs, a 1x1 shortcut and three norms
+    expected = 32 * 16 * 9 + 32 * 32 * 9 + 32 * 16 + 3 * 2 * 32
+    assert f"{expected:,} params" in by_line[b1]
+    fc = next(i for i, s in enumerate(lines) if "as fc" in s)
+    assert "[N, 10]" in by_line[fc]
+    # definition into the stdlib file
+    at = (b1, lines[b1].index("BasicBlock") + 2)
+    loc = await client.text_document_definition_async(_at(T.DefinitionParams, uri, at))
+    assert loc.uri.endswith("resnet.res")
+    target = Path(loc.uri.removeprefix("file://")).read_text().splitlines()[loc.range.start.line]
+    assert target.startswith("block BasicBlock(")
+    # an import goes to its file
+    loc = await client.text_document_definition_async(_at(T.DefinitionParams, uri, (0, 9)))
+    assert loc.uri.endswith("resnet.res")
+    refs = await client.text_document_references_async(_at(T.ReferenceParams, uri, (3, 7), context=T.ReferenceContext(include_declaration=True)))
+    assert sorted(r.range.start.line for r in refs) == [3, lines.index("    Stem(16) as stem")]
+
+
+@pytest.mark.asyncio
+async def test_completion_symbols_formatting(client: LanguageClient, tmp_path):
+    path = tmp_path / "net.res"
+    uri = _open(client, path, NET)
+    await _diagnostics(client, uri)
+    lines = NET.splitlines()
+    ln = next(i for i, s in enumerate(lines) if "conv(width" in s)
+    pos = T.Position(ln, lines[ln].index("stride=stride"))
+    res = await client.text_document_completion_async(_at(T.CompletionParams, uri, (pos.line, pos.character)))
+    labels = {i.label: i for i in res.items}
+    assert "padding_mode=" in labels and "groups=" in labels  # keyword arguments of the op
+    assert "Stem" in labels and "BasicBlock" in labels  # blocks in scope, the imported too
+    assert labels["linear"].detail.startswith("linear(")
+    res = await client.text_document_completion_async(_at(T.CompletionParams, uri, (0, len("import res"))))
+    assert {"resnet", "cifar"} <= {i.label for i in res.items}
+    syms = await client.text_document_document_symbol_async(T.DocumentSymbolParams(text_document=T.TextDocumentIdentifier(uri=uri)))
+    assert [s.name for s in syms] == ["resnet", "Stem", "Small"]
+    messy = NET.replace("stride=stride, padding=1", "stride = stride,padding=1")
+    client.text_document_did_change(_change(uri, messy))
+    edits = await client.text_document_formatting_async(T.DocumentFormattingParams(
+        text_document=T.TextDocumentIdentifier(uri=uri), options=T.FormattingOptions(tab_size=4, insert_spaces=True)))
+    from resdsl.fmt import format_source
+    assert len(edits) == 1 and edits[0].new_text == format_source(messy) == NET
+
+
+TWO = """\
+network A() {
+    input x: [N, 3, 32, 32]
+    conv(8, 3, padding=1) -> linear(10, bias=maybe)
+}
+
+network B() {
+    input y: [N, 3, 32, 32]
+    conv(8, 3, stride=0)
+}
+"""
+
+
+@pytest.mark.asyncio
+async def test_every_failing_network_and_save(client: LanguageClient, tmp_path):
+    path = tmp_path / "two.res"
+    uri = _open(client, path, TWO)
+    diags = await _diagnostics(client, uri)
+    cli = _check(path)
+    assert len(diags) == 2 == cli.count("error[")  # one per network, as `resdsl check` reports them
+    for d in diags:
+        assert f"two.res:{d.range.start.line + 1}:{d.range.start.character + 1}" in cli
+        assert f"error[{d.code}]: {d.message.splitlines()[0]}" in cli
+    # fixed and saved: the diagnostics go
+    fixed = TWO.replace("bias=maybe", "bias=false").replace("stride=0", "stride=1").replace(
+        "conv(8, 3, padding=1) -> linear", "conv(8, 3, padding=1) -> flatten -> linear")
+    client.text_document_did_change(_change(uri, fixed))
+    await _diagnostics(client, uri)
+    path.write_text(fixed)
+    client.text_document_did_save(T.DidSaveTextDocumentParams(text_document=T.TextDocumentIdentifier(uri=uri)))
+    assert await _diagnostics(client, uri) == []
+    assert _check(path) == ""
+    # hover on an input name gives its shape; on an op, the shape it gives there
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (6, 10)))
+    assert "`y`: `[N, 3, 32, 32]`" in h.contents.value
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (7, 5)))
+    assert "output: `[N, 8, 30, 30]`" in h.contents.value  # 3x3, no padding: 32 - 2
+
+
+@pytest.mark.asyncio
+async def test_syntax_error_is_located(client: LanguageClient, tmp_path):
+    path = tmp_path / "syn.res"
+    uri = _open(client, path, "network A() {\n    input x: [N, 3, 8, 8]\n    conv(8, 3 ->\n}\n")
+    (d,) = await _diagnostics(client, uri)
+    cli = _check(path)
+    assert cli.startswith(f"error[{d.code}]") and d.code == "syntax"
+    assert f"syn.res:{d.range.start.line + 1}:{d.range.start.character + 1}" in cli
+
+
+@pytest.mark.parametrize("edit", [lambda t: "\n\n" + t,  # every definition moves down
+                                  lambda t: t.replace("\nnetwork Small", "\n# a comment\nnetwork Small"),
+                                  lambda t: t.replace("    Stem(16) as stem", "    Stem(16)  as stem")])
+def test_cached_analysis_is_the_fresh_one(tmp_path, edit):
+    """An edit keeps the graphs of unchanged definitions (moved lines included): what the editor
+    is shown is what a fresh analysis of the new text gives."""
+    from resdsl.lsp.analysis import Analyzer
+    path = str(tmp_path / "net.res")
+    a = Analyzer()
+    a.analyze(NET, path)
+    new = edit(NET)
+    cached, fresh = a.analyze(new, path), Analyzer().analyze(new, path)
+    assert cached.shapes == fresh.shapes and cached.params == fresh.params and cached.hints() == fresh.hints()
+    assert sorted((*x[:4], x[4].op) for x in cached.nodes) == sorted((*x[:4], x[4].op) for x in fresh.nodes)
+    assert fresh.shapes and fresh.params
+    bad = edit(NET.replace("linear(classes)", "linear(classes, bias=maybe)"))
+    a.analyze(NET.replace("linear(classes)", "linear(classes, bias=maybe)"), path)
+    got, want = a.analyze(bad, path).problems, Analyzer().analyze(bad, path).problems
+    assert [p.__dict__ for p in got] == [p.__dict__ for p in want] and len(want) == 1
+
+
+LET = """\
+let kc = conv(bias=false, padding=1)
+
+network L() {
+    input x: [N, 3, 16, 16]
+    kc(8, 3) -> kc(16, 3, stride=2)
+}
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_let_of_an_op(client: LanguageClient, tmp_path):
+    uri = _open(client, tmp_path / "let.res", LET)
+    assert await _diagnostics(client, uri) == []
+    # hover: the let as written, the op it calls (signature, legal values), the shape there
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (4, 6)))
+    assert "let kc = conv(bias=false, padding=1)" in h.contents.value and "padding_mode" in h.contents.value
+    assert "output: `[N, 8, 16, 16]`" in h.contents.value
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (4, 17)))
+    assert "output: `[N, 16, 8, 8]`" in h.contents.value
+    loc = await client.text_document_definition_async(_at(T.DefinitionParams, uri, (4, 5)))
+    assert loc.range.start.line == 0 and loc.range.start.character == 4
+    res = await client.text_document_completion_async(_at(T.CompletionParams, uri, (4, 11)))
+    assert "groups=" in {i.label for i in res.items}  # the keywords of the op the let calls
+
+
+def test_alias_line_shows_the_network_output_and_parameters(tmp_path):
+    """`network r = ResNet(...)`: its line shows the output shape and the parameter count, which is
+    torchvision's for the same network."""
+    import torchvision.models.resnet as tv
+
+    from resdsl.lsp.analysis import Analyzer
+    text = "import resnet\n\nnetwork r = ResNet(BasicBlock, [1, 1, 1, 1], classes=3)\n"
+    a = Analyzer().analyze(text, str(tmp_path / "r.res"))
+    (hint,) = [h for h in a.hints() if h.line == 3]
+    ref = sum(p.numel() for p in tv.ResNet(tv.BasicBlock, [1, 1, 1, 1], num_classes=3).parameters())
+    assert hint.text.split() == ["[N,", "3]", f"{ref:,}", "params"]
+    assert hint.column == len(text.splitlines()[2]) + 1
