@@ -22,7 +22,7 @@ from ..diagnostics import ResdslError, Span
 from ..elaborate import Program, elaborate
 from ..elaborate.loader import PRIMITIVES, STDLIB
 from ..frontend import ast
-from ..frontend.parser import parse
+from ..frontend.read import parse
 from ..ir.shapes import shape_str
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -160,7 +160,7 @@ class Preview:
         program = self._program()
         self._set_watched(api.sources(program))
         name = self._pick_network(program, network, strict)
-        g, program = api._graph(self.path, name)
+        g, program = api.load_graph(self.path, name)
         inputs = api.sources(program)
         self._set_watched(inputs)
         return g, name or g.name, inputs
