@@ -73,6 +73,7 @@ def load_config(path, program: Program) -> dict:
     import yaml
     try:
         text = Path(path).read_text(encoding="utf-8")
+        _check_yaml_depth(text, path)  # before PyYAML, which takes seconds to reach its recursion limit
         data = yaml.safe_load(text)
     except ValueError as e:  # a number over Python's 4,300-digit limit for int(str) (yaml's int("9" * 5000))
         if isinstance(e, UnicodeDecodeError):
@@ -102,6 +103,35 @@ def load_config(path, program: Program) -> dict:
                               out.spans.get(str(k)), help="keys are the network's parameter names, e.g. classes: 10")
         out[str(k)] = _from_yaml(v, program, f"{path}:{k}", out.spans.get(str(k)))
     return out
+
+
+MAX_CONFIG_DEPTH = 64  # a config holds parameters: lists of lists at most, never hundreds of levels
+
+
+def _check_yaml_depth(text: str, path) -> None:
+    """Refuse a config nested deeper than MAX_CONFIG_DEPTH before YAML reads it: flow brackets
+    (`[[[...`), compact sequences on one line (`- - - ...`) and indentation all count."""
+    flow, quote = 0, ""
+    for ln, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        dashes = len(re.match(r"(?:-[ \t]+)*", stripped).group()) // 2
+        for col, ch in enumerate(line, 1):
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "\"'" and flow:
+                quote = ch
+            elif ch == "#" and (col == 1 or line[col - 2] in " \t"):
+                break
+            elif ch in "[{":
+                flow += 1
+            elif ch in "]}":
+                flow = max(0, flow - 1)
+            if flow + dashes > MAX_CONFIG_DEPTH or indent // 2 > MAX_CONFIG_DEPTH:
+                from .diagnostics import SourceFile, Span
+                raise ResdslError("limit", f"config {path} nests deeper than {MAX_CONFIG_DEPTH} levels",
+                                  Span(SourceFile(str(path), text), ln, col, ln, col + 1),
+                                  help="a config maps parameter names to values: numbers, strings, short lists")
 
 
 class _Config(dict):

@@ -96,3 +96,24 @@ def test_network_inputs_inside_if_still_work():
     g = resdsl.graph("network n(f: bool = false) {\n    if f {\n        input x: [N, 4]\n    } else {\n"
                      "        input x: [N, 3]\n    }\n    relu\n}\n")
     assert [a.size for a in g.inputs[0].shape][1:] == [3]
+
+
+@pytest.mark.parametrize("yaml_text", ["c: " + "[" * 5000 + "1" + "]" * 5000 + "\n",
+                                       "c:\n" + "- " * 5000 + "1\n"])
+def test_a_config_nested_thousands_deep_is_refused_before_yaml_reads_it(tmp_path, yaml_text):
+    # the fuzzer's config generator: PyYAML took seconds to reach its recursion limit (a 'hang' on a
+    # loaded machine); the depth is now counted first and refused at the place it goes too deep
+    import time
+    src = tmp_path / "n.res"
+    src.write_text("network n(c: int = 4) {\n    input x: [N, 3, 8, 8]\n    conv(c, 1)\n}\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    t = time.process_time()
+    with pytest.raises(ResdslError) as e:
+        resdsl.graph(str(src), config=str(cfg))
+    assert time.process_time() - t < 0.5
+    assert e.value.kind == "limit" and "nests deeper than" in e.value.message and e.value.span.line in (1, 2)
+    cfg.write_text("c: " + "[" * 10 + "4" + "]" * 10 + "\n")  # shallow nesting still reaches the type check
+    with pytest.raises(ResdslError) as e:
+        resdsl.graph(str(src), config=str(cfg))
+    assert e.value.kind != "limit"
