@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-import pytest  # noqa: F401
+import pytest
 
 EXAMPLE = "examples/cifar_resnet.res"
 
@@ -61,6 +61,7 @@ def _run_all(root, folder, hashseed, commands, env_extra=None):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_same_bytes(root, tmp_path):
     commands = [c for c in COMMANDS if c[0] not in NEEDS_DOT or shutil.which("dot")]
     runs = []

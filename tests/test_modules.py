@@ -152,8 +152,9 @@ def test_standalone_resnet50_is_short_classes_and_equal(tmp_path):
     assert ours.layer1[1].downsample is None and ours.layer1[0].downsample is not None
 
 
-@pytest.mark.parametrize("net", ["resnet20_cifar", "stochastic_depth_resnet110", "densenet_bc_100_12",
-                                 "preact_resnet164"])
+@pytest.mark.parametrize("net", ["resnet20_cifar"] + [
+    pytest.param(n, marks=pytest.mark.slow) for n in ("stochastic_depth_resnet110", "densenet_bc_100_12",
+                                                      "preact_resnet164")])
 def test_standalone_cifar_family_same_weights(tmp_path, net):
     src = resdsl.to_python(CIFAR, net)
     mod = _load(tmp_path, src, net)

@@ -176,13 +176,23 @@ def _concrete(v):
     return defn is None or all(p.default is not None for p in defn.params)
 
 
+# the networks whose check takes longest (each over 20 s of CPU on the shared 2-core machine)
+HEAVY = {"resnet1202_cifar", "preact_resnet1001", "rcan", "r2unet", "InceptionResNetV2"}
+
+
 def discover():
+    """Every concrete network of stdlib/ and examples/; the fast loop (-m "not slow") checks
+    the first of each file unless it is one of the HEAVY, the rest are marked slow."""
     out = []
     for folder in ("stdlib", "examples"):
         for path in sorted((ROOT / folder).glob("*.res")):
+            first = True
             for name, v in resdsl.load(str(path)).networks.items():
                 if _concrete(v):
-                    out.append(pytest.param(str(path), name, id=f"{folder}/{path.stem}:{name}"))
+                    slow = not first or name in HEAVY
+                    out.append(pytest.param(str(path), name, id=f"{folder}/{path.stem}:{name}",
+                                            marks=[pytest.mark.slow] if slow else []))
+                    first = False
     return out
 
 

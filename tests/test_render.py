@@ -322,7 +322,10 @@ def _all_networks():
                 defn = getattr(ref, "defn", None)
                 if defn is not None and any(p.default is None for p in defn.params):
                     continue  # a generic network (ResNet(block, layers)): drawn through its variants
-                out.append((f"{folder}/{f.name}", net))
+                # the fast loop draws the first network of each file; -m slow the others
+                slow = any(p.values[0] == f"{folder}/{f.name}" for p in out)
+                out.append(pytest.param(f"{folder}/{f.name}", net, id=f"{folder}/{f.name}-{net}",
+                                        marks=[pytest.mark.slow] if slow else []))
     return out
 
 
