@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # network -> most lines of its generated file (issue 17)
 TARGETS = {"resnet50": 110, "regnet_x_400mf": 250, "efficientnet_v2_s": 200, "vit_b_16": 200,
            "densenet121": 200, "convnext_tiny": 200, "mobilenet_v3_large": 200}
-NOT_YET = {"efficientnet_v2_s", "mobilenet_v3_large"}  # their blocks differ by more than an optional child
+NOT_YET: set = set()
 RUFF = [sys.executable, "-m", "ruff"] if importlib.util.find_spec("ruff") else (
     [shutil.which("ruff")] if shutil.which("ruff") else None)
 
@@ -85,6 +85,28 @@ def test_regnet_is_one_block_class_and_loops(generated):
     assert "trunk_output_block" not in src  # values are named locally, not after their path
 
 
+@pytest.mark.parametrize("name,block,loops", [("efficientnet_v2_s", "MBConv", 5),
+                                               ("mobilenet_v3_large", "InvertedResidual", 0)])
+def test_block_variants_are_one_class(generated, name, block, loops):
+    """An expansion conv that only some instances have shifts the `block` numbering: one class
+    still, its Sequential built from a list, the residual under the block's condition."""
+    src = generated[1][name]
+    classes = [n.name for n in ast.parse(src).body if isinstance(n, ast.ClassDef)]
+    assert [c for c in classes if c.startswith(block)] == [block]
+    assert "layers = []" in src and "self.block = nn.Sequential(*layers)" in src
+    assert "if self.use_res_connect:" in src
+    assert src.count("for i in range(") == loops
+    # numbers as in the source: a stochastic depth rate is never 0.015000000000000003
+    rates = re.findall(r"drop_path=([^,)\n]+)", src)
+    assert all(not re.search(r"\d\.\d{9,}", r) for r in rates), rates
+
+
+def test_mobilenet_chooses_its_activation_from_its_flag(generated):
+    src = generated[1]["mobilenet_v3_large"]
+    assert src.count("nn.Hardswish() if hs else nn.ReLU(inplace=True)") == 2
+    assert "if se:" in src and "layers.append(SqueezeExcitation(" in src
+
+
 def _load(folder, name, src):
     path = folder / f"{name}_load.py"
     path.write_text(src)
@@ -104,6 +126,8 @@ def test_generated_file_equals_build(generated, tmp_path, name, size):
     a, b = ours.state_dict(), built.state_dict()
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
     x = torch.randn(2, 3, size, size)
+    rates = [[(n, m.p) for n, m in net.named_modules() if hasattr(m, "p")] for net in (ours, built)]
+    assert rates[0] == rates[1]  # dropout and stochastic depth rates, exactly
     ours.eval(), built.eval()
     with torch.no_grad():
         torch.testing.assert_close(ours(x), built(x), rtol=0, atol=0)

@@ -27,7 +27,7 @@ import torch
 
 from . import initplan
 from . import ops as TF
-from . import runtime
+from . import runtime, variants
 from .lower import ResModule, lower_with_plan
 from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
                     operator_symbol, statement, string)
@@ -43,6 +43,7 @@ FILE_NAMES = {"torch", "nn", "F", "os", "OrderedDict", "init_weights", "checkpoi
 # values torch leaves out of a constructor call (module_recipe drops them): used to line up instances
 _FILL = dict(TF.DEFAULTS, padding_mode="zeros", causal=False)
 _ABSENT = object()  # a slot of an optional child, for an instance that lacks it
+_CONSTS = [[], []]  # the network's float and int arguments, while its file is written (loops over an index)
 
 
 # ------------------------------------------------------------------ the module tree, described
@@ -160,6 +161,9 @@ class _Class:
         self.params = []  # (name, default or _ABSENT)
         self.values = {}  # id(inst) -> {param: value}
         self.rep = max(insts, key=lambda i: len(i.children)) if insts else None  # has every optional child
+        self.union = False  # variants of a block in one class (variants.py)
+        self.cols = {}  # names the conditions of a union may test -> value per instance
+        self.conds = {}  # optional child name or entry pattern -> condition text (variants)
 
 
 def _shape_key(inst):
@@ -254,12 +258,75 @@ def _assign_classes(top):
                     break
             else:
                 merged.append([g, []])
-        for g, opt in merged:
+        if len(merged) > 1 and not isinstance(label, tuple):
+            opt = _optional(insts)
+            res = _union(insts, opt)
+            if res is not None:
+                merged = [[insts, opt, True]]
+        for g, opt, *union in merged:
             cls = _Class(g, opt)
+            cls.union = bool(union)
             classes.append(cls)
             for i in g:
                 i.group = cls
     return classes
+
+
+def _loose_key(inst):
+    """_shape_key, where activations may differ and Sequentials may lack entries."""
+    if inst.kind == "fill":
+        return ("fill",)
+    if inst.kind == "seq":
+        return ("seq", tuple(_loose_key(c) for _, c in inst.children))
+    if inst.kind in ("leaf", "param", "block"):
+        return _shape_key(inst)
+    return (inst.kind, tuple((n, _loose_key(c)) for n, c in inst.children))
+
+
+def _seq_fits(col, top=True):
+    """Sequentials (None where absent) that one list-built Sequential can write."""
+    lists = [[c for _, c in s.children] if s is not None else None for s in col]
+    if len({len(x) for x in lists if x is not None}) == 1:
+        return all(_seq_fits([x[k] if x is not None else None for x in lists], False) if e.kind == "seq" else
+                   len({_loose_key(x[k]) for x in lists if x is not None}) == 1
+                   for k, e in enumerate(next(x for x in lists if x is not None)))
+    lay = variants.align(lists, _loose_key) if top else None
+    if lay is None:
+        return False
+    n, maps = lay
+    for pos in range(n):
+        sub = [x[m.index(pos)] if x is not None and pos in m else None for x, m in zip(lists, maps)]
+        kinds = {c.kind for c in sub if c is not None}
+        if kinds == {"seq"} and not _seq_fits(sub, False):
+            return False
+    return True
+
+
+def _union(insts, optional):
+    """Whether instances whose Sequentials differ in entries, and whose forwards differ by a
+    residual at the end, can be one class (variants.py)."""
+    if any(not ident(n) for n in optional) or any(i.graph is None for i in insts):
+        return None
+    rep = max(insts, key=lambda i: len(i.children))
+    if any(rep.child(n) is None for n in optional):
+        return None
+    for n, c in rep.children:
+        col = [i.child(n) for i in insts]
+        if c.kind == "seq":
+            if not _seq_fits(col):
+                return None
+        elif len({_loose_key(x) for x in col if x is not None}) != 1:
+            return None
+    keys = {_graph_key(i.graph, optional) for i in insts}
+    if None in keys or len(keys) > 2:
+        return None
+    if len(keys) == 2:
+        short, long = sorted(keys, key=len)
+        tail = long[len(short) - 1:-1]
+        if long[:len(short) - 1] != short[:-1] or len(tail) != 1 or tail[0][0] != "call_function" \
+                or tail[0][1][1] not in ("add", "iadd"):
+            return None
+    return True
 
 
 def _optional(insts):
@@ -316,6 +383,8 @@ def _expr(col, values_of, hint):
     def slot(get, h):
         return _Slot(tuple(get(c) if c is not None else _ABSENT for c in col), h)
     if c0.kind == "fill":
+        if len({c.cls for c in col if c is not None}) > 1:  # an activation chosen by a flag
+            return slot(lambda c: variants.Code(c.cls), "act")
         return c0.cls
     if c0.kind == "leaf":
         cls = TF.CLASSES[c0.cls]
@@ -343,6 +412,14 @@ def _expr(col, values_of, hint):
             elif any(v is not _ABSENT and _typed(v) != _typed(default) for v in s.values):
                 items.append(Kw(pn, s))
         return _Opt(cls.name, items)
+    if c0.kind == "seq" and len({len(c.children) for c in col if c is not None}) > 1:
+        lists = [[e for _, e in c.children] if c is not None else None for c in col]
+        n, maps = variants.align(lists, _loose_key)
+        entries = []
+        for pos in range(n):
+            sub = [x[m.index(pos)] if x is not None and pos in m else None for x, m in zip(lists, maps)]
+            entries.append((tuple(x is not None for x in sub), _expr(sub, values_of, f"{hint}_{pos}")))
+        return _ListSeq(entries)
     if c0.kind == "seq":
         items = [_expr([c.children[k][1] if c is not None else None for c in col], values_of, f"{hint}_{k}")
                  for k in range(len(c0.children))]
@@ -373,25 +450,42 @@ class _ModuleDict:
         self.items = items
 
 
+class _ListSeq:
+    """An nn.Sequential built from a list, entries appended where (pattern) instances have them."""
+
+    def __init__(self, entries):
+        self.entries = entries
+        self.items = [e for _, e in entries]
+
+
 def _torch_class(name):
     return "nn." + name[len("torch.nn."):] if name.startswith("torch.nn.") else name
 
 
-def _key(e):
+def _hole(e):
+    """A float of one instance (a stochastic depth rate) that may follow a loop's index."""
+    return isinstance(e, _Slot) and len(e.values) == 1 and type(e.values[0]) is float
+
+
+def _key(e, holes=False):
+    if holes and _hole(e):
+        return ("hole",)
     if isinstance(e, _Slot):
         return ("slot", tuple(map(_typed, e.values)))
     if isinstance(e, str):
         return e
     if isinstance(e, Call):
-        return (type(e).__name__, e.head, tuple(_key(i) for i in e.items))
+        return (type(e).__name__, e.head, tuple(_key(i, holes) for i in e.items))
     if isinstance(e, Kw):
-        return ("kw", e.name, _key(e.value))
+        return ("kw", e.name, _key(e.value, holes))
     if isinstance(e, Star):
-        return ("*", _key(e.value))
+        return ("*", _key(e.value, holes))
     if isinstance(e, Comp):
-        return ("comp", _key(e.elem), e.clause)
+        return ("comp", _key(e.elem, holes), e.clause)
+    if isinstance(e, _ListSeq):
+        return ("list", tuple((p, _key(i, holes)) for p, i in e.entries))
     if isinstance(e, (_Named, _ModuleDict)):
-        return (type(e).__name__, tuple(getattr(e, "names", ())), tuple(_key(i) for i in e.items))
+        return (type(e).__name__, tuple(getattr(e, "names", ())), tuple(_key(i, holes) for i in e.items))
     return repr(e)
 
 
@@ -399,16 +493,64 @@ def _compress(items):
     """Sequential entries; a run of 3 or more equal entries becomes `*[entry for _ in range(n)]`."""
     out, k = [], 0
     keys = [_key(i) for i in items]
+    loose = [_key(i, True) for i in items]
     while k < len(items):
         j = k
         while j + 1 < len(items) and keys[j + 1] == keys[k]:
             j += 1
-        if j - k >= 2:
+        h = k
+        while h + 1 < len(items) and loose[h + 1] == loose[k]:
+            h += 1
+        elem = _indexed(items[k:h + 1]) if h - k >= 2 and h > j else None
+        if elem is not None:  # values that follow the index: `0.2 * (3 + i) / 40`
+            out.append(Star(Comp(elem, f"for i in range({h - k + 1})")))
+            j = h
+        elif j - k >= 2:
             out.append(Star(Comp(items[k], f"for _ in range({j - k + 1})")))
         else:
             out += items[k:j + 1]
         k = j + 1
     return out
+
+
+def _holes(e):
+    if _hole(e):
+        yield e
+    elif isinstance(e, (Call, _Named, _ModuleDict, _ListSeq)):
+        for i in e.items:
+            yield from _holes(i)
+    elif isinstance(e, (Kw, Star)):
+        yield from _holes(e.value)
+    elif isinstance(e, Comp):
+        yield from _holes(e.elem)
+
+
+def _indexed(run):
+    """The first entry of `run` with each float that changes along it written from the index
+    `i` exactly (variants.progression), or None."""
+    cols = list(zip(*[list(_holes(e)) for e in run]))
+    texts = {}
+    for col in cols:
+        vals = [c.values[0] for c in col]
+        if len(set(vals)) == 1:
+            continue
+        text = variants.progression(vals, _CONSTS[0], lit, _CONSTS[1])
+        if text is None:
+            return None
+        texts[id(col[0])] = text
+    return _subst(run[0], texts) if texts else None
+
+
+def _subst(e, texts):
+    if isinstance(e, _Slot):
+        return texts.get(id(e), e)
+    if isinstance(e, _Opt):
+        return _Opt(e.head, [_subst(i, texts) for i in e.items])
+    if isinstance(e, Call):
+        return Call(e.head, [_subst(i, texts) for i in e.items])
+    if isinstance(e, Kw):
+        return Kw(e.name, _subst(e.value, texts))
+    return e
 
 
 def _name_pattern(names, lo, hi):
@@ -437,7 +579,7 @@ def _params(cls, stmts):
                 found.setdefault(tuple(map(_typed, e.values)), e)
             elif len(vals) < len(e.values):  # in an optional child: constant where it exists
                 partial.setdefault(tuple(map(_typed, e.values)), e)
-        elif isinstance(e, (Call, _Named, _ModuleDict)):
+        elif isinstance(e, (Call, _Named, _ModuleDict, _ListSeq)):
             for i in e.items:
                 visit(i)
         elif isinstance(e, (Kw, Star)):
@@ -453,8 +595,36 @@ def _params(cls, stmts):
 
     def same(vals, other):
         return all(v is _ABSENT or _typed(v) == _typed(o) for v, o in zip(vals, other))
+    cols = {a: [i.block_args.get(a) for i in insts] for a in args if ident(a) and a not in FILE_NAMES}
+    if all(isinstance(i.in_c, int) for i in insts) and planes not in cols:
+        cols = {planes: [i.in_c for i in insts], **cols}
+    flags = [a for a in cols if all(isinstance(v, bool) for v in cols[a])]
+    for s in found.values():  # one flag for every choice of layer where one flag makes them all
+        if any(isinstance(v, variants.Code) for v in s.values):
+            pairs = [(a, {(c, v) for c, v in zip(cols[a], s.values) if v is not _ABSENT}) for a in flags]
+            flags = [a for a, p in pairs if len(p) == len({c for c, _ in p}) == len({v for _, v in p})] or flags
+    tried = {**{a: cols[a] for a in flags}, **cols}  # those flags are tried first
     for key, s in found.items():
         vals = s.values
+        got = variants.express(vals, tried, lambda v: v if isinstance(v, variants.Code) else lit(v), _ABSENT) \
+            if cls.union else None
+        if got is not None:  # a variant of a block: written from its arguments (variants.py)
+            exprs[key] = got[0]
+            for a in cols:
+                if a in got[1]:
+                    params.setdefault(a, cols[a])
+            continue
+        if any(isinstance(v, variants.Code) for v in vals):  # `hardswish if hs else relu`
+            arg = next((a for a in args if ident(a) and all(isinstance(i.block_args.get(a), bool) for i in insts)
+                        and len({(i.block_args[a], v) for i, v in zip(insts, vals) if v is not _ABSENT})
+                        == 2 == len({v for v in vals if v is not _ABSENT})), None)
+            if arg is None:
+                raise ResdslError("unsupported", "the torch target cannot choose between the layers "
+                                  + " and ".join(sorted({v for v in vals if v is not _ABSENT})))
+            pick = {i.block_args[arg]: v for i, v in zip(insts, vals) if v is not _ABSENT}
+            params.setdefault(arg, [i.block_args.get(arg) for i in insts])
+            exprs[key] = f"{pick[True]} if {arg} else {pick[False]}"
+            continue
         arg = next((a for a in args if ident(a) and same(vals, [i.block_args.get(a) for i in insts])), None)
         if arg is not None:
             params.setdefault(arg, [i.block_args.get(arg) for i in insts])
@@ -475,9 +645,15 @@ def _params(cls, stmts):
         params[want] = [v for v in vals]
         exprs[key] = want
     for key, s in partial.items():  # `stride=stride` in a projection that only stride-2 blocks have
+        if cls.union and any(isinstance(v, bool) for v in s.values):
+            continue
         arg = next((a for a in params if a in args and same(s.values, [i.block_args.get(a) for i in insts])), None)
         if arg is not None:
             exprs[key] = arg
+    if cls.union:  # the block's input, then its arguments in the .res order, then the rest
+        rank = {a: k for k, a in enumerate(cols)}
+        params = dict(sorted(params.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    cls.cols = cols
     return params, exprs
 
 
@@ -501,7 +677,8 @@ def _render(e, exprs):
         key = tuple(map(_typed, e.values))
         if key in exprs:
             return exprs[key]
-        return lit(next(v for v in e.values if v is not _ABSENT))
+        v = next(v for v in e.values if v is not _ABSENT)
+        return (variants.fraction(v, _CONSTS[0], lit, _CONSTS[1]) if len(e.values) == 1 else None) or lit(v)
     if isinstance(e, str):
         return e
     if isinstance(e, Kw):
@@ -514,6 +691,8 @@ def _render(e, exprs):
         return _Named(e.names, [_render(i, exprs) for i in e.items])
     if isinstance(e, _ModuleDict):
         return _ModuleDict([_render(i, exprs) for i in e.items])
+    if isinstance(e, _ListSeq):
+        return _ListSeq([(p, _as_expr(_render(i, exprs))) for p, i in e.entries])
     return Call(e.head, [_as_expr(_render(i, exprs)) for i in e.items])
 
 
@@ -549,9 +728,20 @@ def _init_lines(cls, stmts, exprs, uses):
         if isinstance(r, _ModuleDict):
             lines += _dict_lines(name, target, r)
             continue
+        if isinstance(r, _ListSeq):  # torchvision's `layers: list[nn.Module] = []`
+            lines.append("        layers = []")
+            for pattern, item in r.entries:
+                cond = cls.conds.get(pattern)
+                if cond is None:
+                    lines += statement(2, "", Call("layers.append", [item]))
+                else:
+                    lines.append(f"        if {cond}:")
+                    lines += statement(3, "", Call("layers.append", [item]))
+            lines.append(f"        {target} = nn.Sequential(*layers)")
+            continue
         if name in cls.optional:
             lines.append(f"        {target} = None")
-            lines.append(f"        if {name}:")
+            lines.append(f"        if {cls.conds.get(name, name)}:")
             lines += statement(3, f"{target} = ", r)
         elif target:
             lines += statement(2, f"{target} = ", r)
@@ -862,6 +1052,8 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
         fn_name = fn_name + "_"
     names = Names(FILE_NAMES | {fn_name})
     classes = _assign_classes(top)
+    given = list((graph.root.info.get("params") or {}).values())
+    _CONSTS[:] = [list(dict.fromkeys(v for v in given if type(v) is float)), [v for v in given if type(v) is int]]
     for cls in classes:
         label = cls.insts[0].label
         want = TF.module_class_name(label) if isinstance(label, str) and label else "Block"
@@ -924,10 +1116,42 @@ def _class_lines(cls, is_top, graph, owners) -> list:
         d = rep.defaults.get(p, _ABSENT)
         if d is not _ABSENT and all(_typed(v) in (_typed(d),) or True for v in params[p]):
             defaults[p] = d
-    for o in cls.optional:  # whether the instance has it: a flag, False where it lacks it
+    for p in params:  # used only by a layer some instances lack: None where it is not used
+        if p not in defaults and any(v is _ABSENT for v in params[p]):
+            defaults[p] = None
+    keys = [_graph_key(i.graph, cls.optional) for i in insts]
+    res = None  # instances with the residual at the end of their forward, where some lack it
+    if len(set(keys)) > 1:
+        long = max(keys, key=len)
+        res = tuple(k == long for k in keys)
+        found = _condition(cls, res, params)
+        if found is None:
+            params["use_res_connect"] = list(res)
+        cls.conds["use_res_connect"] = found or "use_res_connect"
+    for o in cls.optional:  # whether the instance has it: a condition or a flag, False where it lacks it
+        pattern = [i.child(o) is not None for i in insts]
+        found = _condition(cls, pattern, params) if cls.union else None
+        if found is None and res is not None:
+            found = _condition(cls, pattern, params, within=res)
+            found = found and f"self.use_res_connect and {found}"
+        if found is not None:
+            cls.conds[o] = found
+            continue
         flag = o if o not in params else o + "_"
-        params[flag] = [i.child(o) is not None for i in insts]
+        params[flag] = pattern
         defaults[flag] = False
+        cls.conds[o] = flag
+    for st in stmts:
+        if isinstance(st[1], _ListSeq):
+            for pattern, _ in st[1].entries:
+                if all(pattern) or pattern in cls.conds:
+                    continue
+                found = _condition(cls, pattern, params)
+                if found is None:
+                    found = f"{st[0]}_{len(cls.conds)}"
+                    params[found] = list(pattern)
+                    defaults[found] = False
+                cls.conds[pattern] = found
     order = [p for p in params if p not in defaults] + [p for p in params if p in defaults]
     cls.params = [(p, defaults.get(p, _ABSENT)) for p in order]
     for k, inst in enumerate(insts):
@@ -935,8 +1159,28 @@ def _class_lines(cls, is_top, graph, owners) -> list:
     attrs = Names(FILE_NAMES | {n for n, _ in rep.children} | set(dir(torch.nn.Module)))
     fwd = _Forward(rep, cls.optional, attrs)
     arg_names = Names(FILE_NAMES | {"self"})
-    args = fwd.write(rep.graph, arg_names)
-    init = _init_lines(cls, stmts, exprs, None)
+    init = []
+    if res is None:
+        args = fwd.write(rep.graph, arg_names)
+    else:
+        plain = next(i for i, r in zip(insts, res) if not r)
+        args = fwd.write(plain.graph, Names(FILE_NAMES | {"self"}))
+        whole = max((i for i, r in zip(insts, res) if r), key=lambda i: len(i.children))
+        full = _Forward(whole, cls.optional, attrs)
+        full.acts = fwd.acts
+        full.write(whole.graph, arg_names)
+        head, ret = fwd.lines[:-1], fwd.lines[-1]
+        if full.lines[:len(head)] != head or not ret.startswith("        return "):
+            raise ResdslError("unsupported", f"the torch target cannot write the block {cls.insts[0].label}")
+        tail, ret2 = full.lines[len(head):-1], full.lines[-1]
+        if not tail:
+            raise ResdslError("unsupported", f"the torch target cannot write the block {cls.insts[0].label}")
+        fwd.lines = head + ["        if self.use_res_connect:"] + ["    " + ln for ln in tail]
+        if ret2 != ret:
+            fwd.lines.append(f"            {ret[len('        return '):]} = {ret2[len('        return '):]}")
+        fwd.lines.append(ret)
+        init.append(f"        self.use_res_connect = {cls.conds['use_res_connect']}")
+    init += _init_lines(cls, stmts, exprs, None)
     init += [f"        self.{a} = {t}" for t, a in fwd.acts.items()]
     if is_top:
         for path, (n, _) in owners.items():
@@ -952,6 +1196,19 @@ def _class_lines(cls, is_top, graph, owners) -> list:
     lines += statement(1, "def ", Call("forward", ["self"] + args), ":")
     lines += fwd.lines
     return lines
+
+
+def _condition(cls, pattern, params, within=None):
+    """A condition on the block's arguments (variants.condition); those it tests become
+    constructor arguments."""
+    cand = {**{a: v for a, v in cls.cols.items()}, **params} if cls.union else dict(params)
+    cand = {a: v for a, v in cand.items() if _ABSENT not in v}
+    found = variants.condition(pattern, cand, within)
+    if found is not None:
+        for a in cand:
+            if a not in params and re.search(rf"\b{re.escape(a)}\b", found):
+                params[a] = cand[a]
+    return found
 
 
 def _values_of(inst):
