@@ -107,7 +107,7 @@ def _check_args(num_classes, in_chans, drop_path_rate, pretrained, weights, out_
         raise ResdslError("usage", f"pretrained must be True, False or a tag, got {pretrained!r}",
                           help="e.g. pretrained=True, or a tag from resdsl.list_pretrained()")
     if pretrained and weights is not None:
-        raise ResdslError("usage", "give pretrained= or weights=, not both")
+        raise ResdslError("usage", "give either weights= or pretrained=, not both")
     if out_indices is not None and not features_only:
         raise ResdslError("usage", "out_indices picks the stages of features_only=True",
                           help="pass features_only=True as well")

@@ -92,9 +92,11 @@ TARGET_S = float(os.environ.get("RESDSL_FUZZ_TARGET_SECONDS", "15"))
 
 @pytest.mark.parametrize("gen", ["fmt", "lexer", "weights", "config"])
 def test_fuzz_targets_never_crash_hang_or_change_meaning(gen):
-    res = fuzz.run(seconds=TARGET_S, seed=int(os.environ.get("RESDSL_FUZZ_SEED", "0")), timeout=20.0,
-                   mem_mb=2048, generators=[gen])
-    assert res["inputs"] >= 20 and set(res["by_generator"]) == {gen}, res["counts"]
+    # weights: some inputs are catastrophic --rename patterns that run to the rename limit (10 s), so
+    # fewer inputs fit the budget and an input may take 10 s plus a loaded machine's start-up
+    res = fuzz.run(seconds=TARGET_S, seed=int(os.environ.get("RESDSL_FUZZ_SEED", "0")),
+                   timeout=60.0 if gen == "weights" else 20.0, mem_mb=2048, generators=[gen])
+    assert res["inputs"] >= (5 if gen == "weights" else 20) and set(res["by_generator"]) == {gen}, res["counts"]
     report = "\n\n".join(f"[{cls}] from {g}:\n{text[:1500]}\n--> {detail[:1500]}"
                          for cls, g, text, detail in res["bad"][:5])
     assert not res["bad"], f"{res['counts']}\n{report}"

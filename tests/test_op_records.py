@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_ops import CASES, concrete
+from conftest import size_value as concrete
+from test_ops import CASES
 from torch.utils.flop_counter import FlopCounterMode
 
 import resdsl
