@@ -28,7 +28,7 @@ import torch
 from . import initplan
 from . import ops as TF
 from . import runtime, variants
-from .lower import ResModule, lower_with_plan
+from .lower import ResModule, arg_key, lower_with_plan
 from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
                     operator_symbol, statement, string)
 from .tree import all_sites, check_names
@@ -185,13 +185,7 @@ def _graph_key(g, optional=()):
     idx, out = {}, []
 
     def arg(a):
-        if isinstance(a, torch.fx.Node):
-            return ("%", idx[a])
-        if isinstance(a, (tuple, list)):
-            return (type(a).__name__,) + tuple(arg(x) for x in a)
-        if isinstance(a, dict):
-            return ("dict",) + tuple((k, arg(v)) for k, v in a.items())
-        return (type(a).__name__, repr(a))
+        return arg_key(a, idx.__getitem__)
     for n in g.nodes:
         if n.op == "call_module" and n.target in optional:
             if len(n.args) != 1 or n.kwargs or not isinstance(n.args[0], torch.fx.Node):

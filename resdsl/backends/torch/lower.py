@@ -68,6 +68,18 @@ class ResModule(torch.fx.GraphModule):
 _FORWARDS = {}
 
 
+def arg_key(a, ref):
+    """A hashable key of an fx call argument (nested tuples, lists and dicts); `ref(node)` keys a
+    Node (its name, or its place in the graph), so two graphs compare by structure."""
+    if isinstance(a, torch.fx.Node):
+        return ("%", ref(a))
+    if isinstance(a, (tuple, list)):
+        return (type(a).__name__,) + tuple(arg_key(x, ref) for x in a)
+    if isinstance(a, dict):
+        return ("dict",) + tuple((k, arg_key(v, ref)) for k, v in a.items())
+    return (type(a).__name__, repr(a))
+
+
 def _graph_key(g: torch.fx.Graph):
     """Everything fx's code generation reads from a graph, hashable; None where unsure."""
     if type(g._codegen) is not torch.fx.graph.CodeGen or getattr(torch.fx.experimental._config,
@@ -76,13 +88,7 @@ def _graph_key(g: torch.fx.Graph):
     out = []
 
     def arg(a):
-        if isinstance(a, torch.fx.Node):
-            return ("%", a.name)
-        if isinstance(a, (tuple, list)):
-            return (type(a).__name__,) + tuple(arg(x) for x in a)
-        if isinstance(a, dict):
-            return ("dict",) + tuple((k, arg(v)) for k, v in a.items())
-        return (type(a).__name__, repr(a))
+        return arg_key(a, lambda n: n.name)
     for n in g.nodes:
         if n.type is not None or n.meta.get("stack_trace"):
             return None
