@@ -29,7 +29,7 @@ from . import initplan
 from . import ops as TF
 from . import runtime, variants
 from .lower import ResModule, arg_key, lower_with_plan
-from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
+from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, function_name, ident, lit,
                     operator_symbol, statement, string)
 from .tree import all_sites, check_names
 from ...diagnostics import ResdslError
@@ -582,7 +582,6 @@ def _params(cls, stmts):
             visit(e.elem)
     for st in stmts:
         visit(st[1])
-    names = Names(FILE_NAMES)
     params, exprs = {}, {}
     args = insts[0].block_args
     planes = "inplanes" if "planes" in args else "in_channels"
