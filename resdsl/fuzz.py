@@ -457,11 +457,14 @@ def classify(text: str, path: str = "fuzz.res") -> tuple[str, str]:
 def _worker(conn, mem_bytes, warm=False):
     import os
     import resource
+    import sys
     import tempfile
     if warm:  # what the tasks need, imported before the memory limit (torch maps GBs) and the clock
         import torch  # noqa: F401
 
         import resdsl.api  # noqa: F401
+    if "torch" in sys.modules:  # forked from a process whose OpenMP threads ran (a test session): a parallel
+        sys.modules["torch"].set_num_threads(1)  # region in the child can wait forever on them (libgomp and fork)
     if mem_bytes:  # on top of what the worker already maps (a parent that imported torch maps GBs)
         try:
             with open("/proc/self/statm") as f:
