@@ -19,7 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # network -> most lines of its generated file (issue 17)
 TARGETS = {"resnet50": 110, "regnet_x_400mf": 250, "efficientnet_v2_s": 200, "vit_b_16": 200,
            "densenet121": 200, "convnext_tiny": 200, "mobilenet_v3_large": 200}
-NOT_YET: set = set()
 RUFF = [sys.executable, "-m", "ruff"] if importlib.util.find_spec("ruff") else (
     [shutil.which("ruff")] if shutil.which("ruff") else None)
 
@@ -51,8 +50,7 @@ def _public_torch_only(src):
     assert "init_tensor" not in src and "skip_init" not in src
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not yet short"))
-                                  if n in NOT_YET else n for n in TARGETS])
+@pytest.mark.parametrize("name", list(TARGETS))
 def test_generated_file_is_short(generated, name):
     src = generated[1][name]
     assert len(src.splitlines()) <= TARGETS[name]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
+import timm
 import torchvision
 from torchvision.models.feature_extraction import create_feature_extractor
 
 import resdsl
 from resdsl import ResdslError
 
-timm = pytest.importorskip("timm")
 ROOT = Path(__file__).resolve().parents[1]
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 

@@ -375,9 +375,7 @@ SAVE_TO_SVG_BUDGET_S = 1.0  # issue 20's target for resnet50 at depth 1
 @pytest.fixture(scope="module")
 def browser():
     """Debian's chromium driven by playwright (`make setup-test` installs both); never
-    `playwright install`. RESDSL_NO_BROWSER=1 skips these tests on a machine without them."""
-    if os.environ.get("RESDSL_NO_BROWSER") == "1":
-        pytest.skip("RESDSL_NO_BROWSER=1")
+    `playwright install`."""
     from playwright.sync_api import sync_playwright  # `make setup-test` installs it
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: make setup-test installs it"
     with sync_playwright() as pw:
