@@ -872,6 +872,10 @@ class _Forward:
             if n.op == "call_function" and n.target is operator.getitem and n.args[0] not in inline:
                 inline[n] = f"{text(n.args[0])}[{lit(n.args[1])}]"
                 continue
+            if n.op == "call_function" and n.target is getattr and isinstance(n.args[1], str) \
+                    and ident(n.args[1]):  # `x.device` (arange's device)
+                inline[n] = f"{text(n.args[0])}.{n.args[1]}"
+                continue
             for a in ins:
                 left[a] -= 1
             for a in ins:
