@@ -113,6 +113,8 @@ def call(el, callee, fname: str, e, ctx):
             return B.check_value(call_builtin(callee, values, kw, e.span), e.span, f"result of {fname}()")
         if fname == "pow" and len(values) == 2 and not kw and all(is_num(v) for v in values):
             return _number_pow(e, *values)
+        if fname in ("minimum", "maximum") and len(values) == 2 and not kw and all(is_num(v) for v in values):
+            return min(values) if fname == "minimum" else max(values)
         return Partial(callee, tuple(values), kw) if isinstance(callee, OpRef) else None
     if kw:
         raise ResdslError("type", f"`{fname}` with tensors takes its arguments by position", e.span,
