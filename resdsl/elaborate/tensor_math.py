@@ -185,7 +185,8 @@ def _arange(el, e, values, kw, ctx):
     if found is None:
         raise ResdslError("shape", f"`arange({n})`: no tensor here has an axis of the symbolic size {n} to read "
                                    "it from at run time", e.span,
-                          help="give arange the size of an axis of a tensor in scope, e.g. arange(x.L)")
+                          help="give arange the size of an axis of a named tensor of this body, e.g. arange(x.L), "
+                               "or name the axis by position: arange(x, dim=1)")
     v, d = found
     return _apply(el, "arange", [v], {"dim": d}, ctx, e.span)
 
@@ -195,11 +196,9 @@ def _candidates(el, ctx):
         yield ctx.current
     if isinstance(ctx.in_value, Value):
         yield ctx.in_value
-    for v in ctx.env.values():
-        if isinstance(v, Value):
+    for v in ctx.env.values():  # named tensors of this body (a block sees its own inputs only,
+        if isinstance(v, Value):  # so arange never reads a tensor from inside another module)
             yield v
-    for n in reversed(el.nodes):
-        yield from n.outputs
 
 
 def _any_tensor(el, ctx):
