@@ -79,7 +79,7 @@ def test_every_op_matches_torch_on_every_target_at_two_lengths(tmp_path):
 
 def test_the_file_reads_as_torch():
     code = resdsl.to_python(MATH)
-    for text in ("x // 0.3", "x % 0.7", "x ** 2.0", "torch.pow(2.0, y)", "torch.minimum(x, y)",
+    for text in ("x // 0.3", "x % 0.7", "x**2.0", "torch.pow(2.0, y)", "torch.minimum(x, y)",
                  "torch.clamp(x, max=0.1)", "x > y", "x != y", "torch.where(", "torch.sin(x)",
                  "dtype=torch.float32, device="):
         assert text in code, text
@@ -244,3 +244,18 @@ def test_numpy_floats_stay_float32_through_onnx():
     sess = ort.InferenceSession(resdsl.to_onnx(src, seed=0).SerializeToString(), providers=["CPUExecutionProvider"])
     a, m = sess.run(None, {"x": np.ones((2, 4), np.float32)})
     assert a.dtype == np.float32 and m.dtype == np.bool_
+
+
+def test_generated_files_are_ruff_clean(tmp_path):
+    """The files the math lowers to pass the ruff check and format of tests/test_codegen_style.py."""
+    import subprocess
+    import sys
+    for name, src in (("mathnet", MATH), ("sinusoidal", _doc_sample())):
+        (tmp_path / f"{name}.py").write_text(resdsl.to_python(src))
+    ruff = [sys.executable, "-m", "ruff"]
+    check = subprocess.run(ruff + ["check", "--no-cache", "--isolated", "--select", "E,W,F,N,B", "--line-length",
+                                   "100", str(tmp_path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    fmt = subprocess.run(ruff + ["format", "--no-cache", "--isolated", "--check", "--line-length", "100",
+                                 str(tmp_path)], capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
