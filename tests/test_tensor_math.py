@@ -90,6 +90,8 @@ def test_comparisons_make_bool_tensors_and_numbers_flip_sides():
     g = resdsl.graph("network t {\n    input x: [N, D=4]\n    output x > 1, 1 > x, x == 2\n}\n")
     assert [v.dtype for v in g.outputs] == ["bool"] * 3
     assert [(n.op, n.attrs["value"]) for n in g.nodes] == [("gt", 1.0), ("lt", 1.0), ("eq", 2.0)]
+    from resdsl.ir.printer import print_graph
+    assert print_graph(g).count(": [N, 4] bool") == 3  # `resdsl ir` shows the dtype
 
 
 @pytest.mark.parametrize("stmt,msg", [
