@@ -183,9 +183,8 @@ class ExprMixin:
 
     def _e_Compare(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
-        if (isinstance(a, Value) or isinstance(b, Value)) and not (
-                e.op in ("==", "!=") and (a is None or b is None)):  # `x > 0`: a bool tensor
-            return tensor_math.compare(self, e, a, b, ctx)      # (`v != none`: is an optional tensor given)
+        if tensor_math.is_tensor_compare(e.op, a, b):  # `x > 0`: a bool tensor (`v != none` stays a
+            return tensor_math.compare(self, e, a, b, ctx)  # test of whether an optional tensor is given)
         if e.op in ("==", "!="):
             eq = (a == b) if not (isinstance(a, CALLABLE) or isinstance(b, CALLABLE)) else a is b
             return eq if e.op == "==" else not eq

@@ -60,6 +60,15 @@ def binop(el, e, a, b, ctx):
     return _apply(el, name, [b], {"value": c, "left": True}, ctx, e.span)
 
 
+def is_tensor_compare(op, a, b) -> bool:
+    """`x < y`, `x > 0`, `x == y`: a comparison on tensors. `==` / `!=` of a tensor and anything
+    but a tensor or a number (`v != none`, a block) keep their identity meaning."""
+    if not isinstance(a, Value) and not isinstance(b, Value):
+        return False
+    other = b if isinstance(a, Value) else a
+    return op not in ("==", "!=") or isinstance(other, Value) or is_num(other)
+
+
 def compare(el, e, a, b, ctx):
     """`a < b` (and <=, >, >=, ==, !=) where at least one side is a tensor: a bool tensor."""
     name = COMPARE[e.op]
