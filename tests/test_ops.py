@@ -104,6 +104,24 @@ CASES = {
     "sqrt": ("[N, D=5]", "abs -> sqrt", lambda x, m: torch.sqrt(x.abs())),
     "rsqrt": ("[N, D=5]", "exp -> rsqrt", lambda x, m: torch.rsqrt(torch.exp(x))),
     "abs": ("[N, D=5]", "y = abs(x)\n    add(y, x)", lambda x, m: x.abs() + x),
+    # elementwise math (resdsl/ir/ops/elementwise_math.py; more in tests/test_tensor_math.py)
+    "floordiv": ("[N, D=5]", "x // 0.3", lambda x, m: x // 0.3),
+    "mod": ("[N, D=5]", "x % 0.7", lambda x, m: x % 0.7),
+    "pow": ("[N, D=5]", "y = abs(x)\n    y ** 1.5", lambda x, m: x.abs() ** 1.5),
+    "minimum": ("[N, D=5]", "minimum(x, x * 0.5)", lambda x, m: torch.minimum(x, x * 0.5)),
+    "maximum": ("[N, D=5]", "max(x, 0.1)", lambda x, m: torch.clamp(x, min=0.1)),
+    "lt": ("[N, D=5]", "x < 0.2", lambda x, m: x < 0.2),
+    "le": ("[N, D=5]", "x <= x * 0.5", lambda x, m: x <= x * 0.5),
+    "gt": ("[N, D=5]", "0.2 < x", lambda x, m: x > 0.2),
+    "ge": ("[N, D=5]", "x >= 0.2", lambda x, m: x >= 0.2),
+    "eq": ("[N, D=5]", "floor(x) == 0", lambda x, m: torch.floor(x) == 0),
+    "ne": ("[N, D=5]", "floor(x) != 0", lambda x, m: torch.floor(x) != 0),
+    "where": ("[N, D=5]", "where(x > 0, x, 0.0)", lambda x, m: torch.where(x > 0, x, 0.0)),
+    "sin": ("[N, D=5]", "sin", lambda x, m: torch.sin(x)),
+    "cos": ("[N, D=5]", "cos(x)", lambda x, m: torch.cos(x)),
+    "floor": ("[N, D=5]", "x * 3 -> floor", lambda x, m: torch.floor(x * 3)),
+    "ceil": ("[N, D=5]", "ceil(x * 3)", lambda x, m: torch.ceil(x * 3)),
+    "arange": ("[N, D=5]", "x + arange(x, dim=1)", lambda x, m: x + torch.arange(5.0)),
 }
 
 

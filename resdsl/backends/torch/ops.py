@@ -564,3 +564,6 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
     coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
+
+
+from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
