@@ -11,6 +11,7 @@ of its kind:
 :mod:`.params`     param, scalar_mul, scalar_add, layer_scale
 :mod:`.shape`      identity, flatten, reshape, transpose, permute, rearrange, select, concat,
                    stack, split, chunk, pad, expand
+:mod:`.dynamic`    skip_gate, route, combine, vq, resfield (computation chosen per sample)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -52,4 +53,5 @@ from .core import (  # noqa: F401 (the public names of the op table)
 
 # the kinds, in the order of the table: importing a module declares its ops
 from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
+from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from .arith import arith_broadcast  # noqa: F401
