@@ -114,8 +114,8 @@ CASES = {
                                  for e, y in enumerate([x, torch.tanh(x), 2.0 * x]))),
     "vq": ("[N, L=3, D=5]", "q, loss = vq(6) as m\n    q",
            lambda x, m: m["m"].codebook[torch.cdist(x.reshape(-1, 5), m["m"].codebook).argmin(1)].reshape(x.shape)),
-    "resfield": ("[N, P=3, D=5]", "t = x -> select(1, 0) -> select(1, 0) -> abs -> clamp(max=2.0)\n    "
-                                  "resfield(x, t, 4, 3, 2) as m", lambda x, m: _resfield(x, m["m"])),
+    "resfield": ("[N, P=3, D=5]", ("t = x -> select(1, 0) -> select(1, 0) -> abs -> clamp(max=2.0)\n    "
+                                   "resfield(x, t, 4, 3, 2) as m"), lambda x, m: _resfield(x, m["m"])),
 }
 
 

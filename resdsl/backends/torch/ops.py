@@ -569,4 +569,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
 
 
-from . import ops_dynamic  # noqa: E402, F401 (skip_gate, route, combine, vq, resfield)
+from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
