@@ -55,7 +55,7 @@ def _skip_gate(ins, a):
                       help="pool first: `adaptive_avgpool(1) -> skip_gate`")
     c = static(x[1].size, "the channel axis of a `skip_gate` input")
     a["_c"] = c
-    return [with_axis(x, 1, 1, "G")], {"weight": weight((1, c)), "bias": weight((1,))}
+    return [with_axis(x, 1, 1)], {"weight": weight((1, c)), "bias": weight((1,))}
 
 
 # ------------------------------------------------------------------ route / combine (mixture of experts)
