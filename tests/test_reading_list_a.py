@@ -119,7 +119,7 @@ def test_skipnet_matches_its_equations(train):
 
 def test_skipnet_gates_decide_per_sample_and_skip_the_block():
     """At inference each gate is 0 or 1 per sample; a gate at 0 gives the block's shortcut."""
-    gm, P, (x,) = tiny("skipnet")
+    gm, _, (x,) = tiny("skipnet")
     gm.eval()
     seen = []
     hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o)) for n, m in gm.named_modules()
@@ -228,7 +228,7 @@ def test_resfields_matches_its_equation(train):
 def test_resfields_weights_differ_per_frame_only_by_the_residual():
     """Two samples with the same points and different frames differ; with the coefficients zero
     the field is its plain MLP."""
-    gm, P, _ = tiny("resfields")
+    gm, _, _ = tiny("resfields")
     p = torch.randn(1, 4, 3).expand(2, 4, 3)
     with torch.no_grad():
         y = gm(p, torch.tensor([1, 3]))
