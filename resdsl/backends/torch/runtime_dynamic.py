@@ -9,7 +9,7 @@ import torch
 
 class SkipGate(torch.nn.Module):
     """SkipNet's gate (Wang et al. 2018): p = sigmoid(w . x + b) per sample from pooled features
-    [N, C, 1, ..]; the decision is hard, p > threshold, at inference. While training, mode
+    [N, C, 1, ..], the decision hard, p > threshold, at inference. While training, mode
     "straight_through" keeps the hard decision forward with the sigmoid's gradient backward (the
     paper's supervised pre-training), mode "soft" uses p itself."""
 
@@ -21,7 +21,7 @@ class SkipGate(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):  # as torch.nn.Linear(channels, 1)
-        torch.nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        torch.nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         bound = self.weight.shape[1] ** -0.5
         torch.nn.init.uniform_(self.bias, -bound, bound)
 
@@ -43,7 +43,7 @@ class TopKRouter(torch.nn.Module):
     """A mixture-of-experts router: probabilities softmax(x W^T) over the experts, the top k kept
     (renormalised to sum 1 if `normalize`), zero elsewhere. Returns (gates [.., E], aux) where aux
     is the load-balancing loss of the Switch Transformer, E * sum_e f_e * P_e (f_e: the share of
-    the k choices per token that go to expert e, P_e: the mean probability of e); add it, times a
+    the k choices per token that go to expert e, P_e: the mean probability of e). Add it, times a
     small coefficient, to the training loss."""
 
     def __init__(self, dim: int, experts: int, k: int = 1, normalize: bool = False):
@@ -53,7 +53,7 @@ class TopKRouter(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):  # as torch.nn.Linear(dim, experts, bias=False)
-        torch.nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        torch.nn.init.kaiming_uniform_(self.weight, a=5**0.5)
 
     def forward(self, x):
         probs = torch.softmax(torch.nn.functional.linear(x, self.weight), -1)
@@ -67,11 +67,12 @@ class TopKRouter(torch.nn.Module):
         return gates, aux
 
     def extra_repr(self):
-        return f"dim={self.weight.shape[1]}, experts={self.weight.shape[0]}, k={self.k}, normalize={self.normalize}"
+        e, d = self.weight.shape
+        return f"dim={d}, experts={e}, k={self.k}, normalize={self.normalize}"
 
 
 class VectorQuantizer(torch.nn.Module):
-    """Vector quantization of the last axis (VQ-VAE; one stage of SoundStream's residual VQ): each
+    """Vector quantization of the last axis (VQ-VAE, one stage of SoundStream's residual VQ): each
     vector becomes its nearest codebook entry (squared distance, the first on ties). Returns
     (x + sg[q - x], loss): the quantized tensor with the straight-through gradient, and
     mean((q - sg[x])^2) + beta * mean((x - sg[q])^2), which trains the codebook and commits the
@@ -105,10 +106,10 @@ class VectorQuantizer(torch.nn.Module):
 
 class ResFieldLinear(torch.nn.Module):
     """A ResFields layer (Mihajlovic et al. 2024): a linear map whose weight for frame t is
-    W + sum_r coeffs[t, r] * basis[r] (a low-rank temporal residual). forward(x, t): x [N, D] or
-    [N, P, D], t [N] the frame index of each sample (integers; a float tensor of whole numbers works)."""
+    W + sum_r coeffs[t, r] * basis[r] (a low-rank temporal residual). forward(x, t): x [N, D]
+    or [N, P, D], t [N] the frame index of each sample (integers, or floats of whole numbers)."""
 
-    def __init__(self, in_features: int, out_features: int, frames: int, rank: int, bias: bool = True):
+    def __init__(self, in_features: int, out_features: int, frames: int, rank: int, bias=True):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.empty(out_features, in_features))
         self.bias = torch.nn.Parameter(torch.empty(out_features)) if bias else None
@@ -116,8 +117,8 @@ class ResFieldLinear(torch.nn.Module):
         self.basis = torch.nn.Parameter(torch.empty(rank, out_features, in_features))
         self.reset_parameters()
 
-    def reset_parameters(self):  # W, b as torch.nn.Linear; the residual starts small
-        torch.nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+    def reset_parameters(self):  # W, b as torch.nn.Linear, the residual small
+        torch.nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         if self.bias is not None:
             bound = self.weight.shape[1] ** -0.5
             torch.nn.init.uniform_(self.bias, -bound, bound)
@@ -134,4 +135,5 @@ class ResFieldLinear(torch.nn.Module):
 
     def extra_repr(self):
         o, i = self.weight.shape
-        return f"in_features={i}, out_features={o}, frames={self.coeffs.shape[0]}, rank={self.coeffs.shape[1]}"
+        t, r = self.coeffs.shape
+        return f"in_features={i}, out_features={o}, frames={t}, rank={r}"
