@@ -145,7 +145,8 @@ def test_every_target_on_one_network(tmp_path):
     import onnxruntime as ort
     sess = ort.InferenceSession(resdsl.to_onnx(ALL, weights=state).SerializeToString(),
                                 providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"x": x.numpy(), "t": t.numpy().astype(np.float32)})
+    assert [i.type for i in sess.get_inputs()] == ["tensor(float)", "tensor(int64)"]  # t: frame indices
+    got = sess.run(None, {"x": x.numpy(), "t": t.numpy()})
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-4, atol=1e-5)
     # both diagram styles and the summary name each op

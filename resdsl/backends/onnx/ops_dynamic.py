@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from .builder import lowering, shape_sizes
+from .builder import input_type, lowering, shape_sizes
 from .ops import _reduce
 
 
@@ -88,7 +88,9 @@ def _resfield(b, n, ins):
     a = n.attrs
     o, d, r = a["out"], a["_in"], a["rank"]
     rank_x = len(n.inputs[0].shape)
-    idx = b.op("Cast", [t], to=TensorProto.INT64)
+    v_t = n.inputs[1]
+    is_int = input_type(b.graph, v_t) == TensorProto.INT64 if v_t in b.graph.inputs else v_t.dtype == "int64"
+    idx = t if is_int else b.op("Cast", [t], to=TensorProto.INT64)
     v = b.op("Gather", [b.param(n, "coeffs"), idx], axis=0)                       # [N, R]
     basis = b.op("Reshape", [b.param(n, "basis"), b.ints([r, o * d])])
     delta = b.op("Reshape", [b.op("MatMul", [v, basis]), b.ints([-1, o, d])])   # [N, O, D]
