@@ -86,7 +86,16 @@ PAPERS = {
                     ("Fixup Initialization: Residual Learning Without Normalization", 2019, "1901.09321")),
     **dict.fromkeys(["ResFormer", "resformer_tiny"],
                     ("Value Residual Learning For Alleviating Attention Concentration In Transformers", 2024,
-                     "2410.17897")),
+                     "2410.17897")),    # reading list (a): the networks of the per-sample ops (resdsl/ir/ops/dynamic.py)
+    **dict.fromkeys(["SkipNet", "skipnet38_cifar", "skipnet110_cifar"],
+                    ("SkipNet: Learning Dynamic Routing in Convolutional Networks", 2017, "1711.09485")),
+    **dict.fromkeys(["SoundStream", "soundstream_24khz"],
+                    ("SoundStream: An End-to-End Neural Audio Codec", 2021, "2107.03312")),
+    **dict.fromkeys(["ResFieldsMLP", "resfields_sdf"],
+                    ("ResFields: Residual Neural Fields for Spatiotemporal Signals", 2023, "2309.03160")),
+    **dict.fromkeys(["SMoRETransformer", "smore_tiny"],
+                    ("S'MoRE: Structural Mixture of Residual Experts for LLM Fine-tuning", 2025, "2504.06426")),
+    # end of reading list (a)
 }
 
 

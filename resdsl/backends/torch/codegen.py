@@ -678,8 +678,8 @@ def _render(e, exprs):
         return Kw(e.name, _render(e.value, exprs))
     if isinstance(e, Star):
         return Star(_render(e.value, exprs))
-    if isinstance(e, Comp):
-        return Comp(_render(e.elem, exprs), e.clause)
+    if isinstance(e, Comp):  # a repeated container of named layers is written as an expression
+        return Comp(_as_expr(_render(e.elem, exprs)), e.clause)
     if isinstance(e, _Named):
         return _Named(e.names, [_render(i, exprs) for i in e.items])
     if isinstance(e, _ModuleDict):

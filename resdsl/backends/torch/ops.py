@@ -32,8 +32,11 @@ CLASSES = {
     "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
     "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
     "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU,
+    "SkipGate": runtime.SkipGate, "TopKRouter": runtime.TopKRouter, "VectorQuantizer": runtime.VectorQuantizer,
+    "ResFieldLinear": runtime.ResFieldLinear,
 }
-RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention")
+RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "SkipGate", "TopKRouter", "VectorQuantizer",
+                   "ResFieldLinear")
 
 
 LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
@@ -567,3 +570,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
 
 
 from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
+from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
