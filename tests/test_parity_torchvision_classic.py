@@ -189,3 +189,31 @@ def test_googlenet_without_aux_logits_and_with_transform_input():
     ref, gm = pair("googlenet.res", "GoogLeNet", "googlenet", kw, **kw)
     compare_eval(ref, gm, 64)
     compare_train(ref, gm, 96)
+
+
+INIT = [("alexnet.res", "alexnet"), ("squeezenet.res", "squeezenet1_1"), ("mobilenetv2.res", "mobilenet_v2"),
+        ("mnasnet.res", "mnasnet0_5"), ("shufflenet.res", "shufflenet_v2_x0_5"), ("googlenet.res", "googlenet"),
+        ("efficientnet.res", "efficientnet_b0")]
+
+
+@pytest.mark.parametrize("path,network", INIT, ids=[c[1] for c in INIT])
+def test_initialisation_follows_torchvision(path, network):
+    """Each weight tensor starts with the spread torchvision gives it (the header comments
+    of the .res files say which rule): equal std within 10% for large tensors, zero where
+    torchvision's is zero."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ref = getattr(torchvision.models, network)().state_dict()
+    ours = resdsl.build(stdlib(path), network=network, seed=0).state_dict()
+    checked = 0
+    for k, v in ref.items():
+        if not v.is_floating_point() or "running" in k:
+            continue
+        std, tstd = ours[k].std().item(), v.std().item()
+        if tstd == 0:
+            assert std == 0 and torch.equal(ours[k], v), k  # zeros, ones
+        elif v.numel() >= 2000:
+            assert abs(std - tstd) / tstd < 0.1, (k, std, tstd)
+            checked += 1
+    assert checked > 5
