@@ -1,6 +1,7 @@
 """`resdsl lsp` driven as an editor drives it: a real client over stdio (pytest-lsp)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -291,3 +292,116 @@ def test_alias_line_shows_the_network_output_and_parameters(tmp_path):
     ref = sum(p.numel() for p in tv.ResNet(tv.BasicBlock, [1, 1, 1, 1], num_classes=3).parameters())
     assert hint.text.split() == ["[N,", "3]", f"{ref:,}", "params"]
     assert hint.column == len(text.splitlines()[2]) + 1
+
+
+async def _until(client, uri, pred, tries=6):
+    """Diagnostics of `uri` once `pred` holds for them (each publish of any file is one try)."""
+    for _ in range(tries):
+        got = list(client.diagnostics.get(uri, []))
+        if uri in client.diagnostics and pred(got):
+            return got
+        try:
+            await asyncio.wait_for(client.wait_for_notification(T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 20)
+        except asyncio.TimeoutError:
+            break
+    return list(client.diagnostics.get(uri, []))
+
+
+WIDE = """\
+block Stem(width: int) {
+    conv(width, 3, padding=1) -> relu
+}
+
+network W() {
+    input x: [N, 3, 8, 8]
+    Stem(8) as "\N{GRINNING FACE}s" -> Stem(16) -> conv(8, 3) as "\N{GRINNING FACE}c" -> nosuchop(3)
+}
+"""
+
+
+def _u16(line: str, i: int) -> int:
+    return len(line[:i].encode("utf-16-le")) // 2
+
+
+@pytest.mark.asyncio
+async def test_positions_count_utf16_code_units(client: LanguageClient, tmp_path):
+    """A line with characters outside the BMP (2 UTF-16 units each): diagnostics, hover and definition
+    are placed in UTF-16 code units, the encoding a client gets when it offers no other."""
+    path = tmp_path / "wide.res"
+    uri = _open(client, path, WIDE)
+    (d,) = await _diagnostics(client, uri)
+    lines = WIDE.splitlines()
+    line = lines[6]
+    i = line.index("nosuchop")
+    assert _u16(line, i) == i + 2  # two emoji before it
+    assert (d.range.start.line, d.range.start.character) == (6, _u16(line, i))
+    assert d.range.end.character == _u16(line, i + len("nosuchop"))
+    assert f"wide.res:7:{i + 1}\n" in _check(path)  # the CLI counts characters
+    # hover on the second `Stem` (after one emoji), given in UTF-16 units: the block and its shape
+    j = line.index("Stem(16)")
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (6, _u16(line, j) + 1)))
+    assert "block Stem(width: int)" in h.contents.value
+    assert h.range.start.character == _u16(line, j) and h.range.end.character == _u16(line, j + 4)
+    # a position counted in characters would land 1 unit short: on the `>` of `->`, not a word
+    assert await client.text_document_hover_async(_at(T.HoverParams, uri, (6, j - 2))) is None
+    loc = await client.text_document_definition_async(_at(T.DefinitionParams, uri, (6, _u16(line, j) + 2)))
+    assert loc.range.start.line == 0 and loc.range.start.character == len("block ")
+    refs = await client.text_document_references_async(_at(T.ReferenceParams, uri, (0, 7),
+                                                            context=T.ReferenceContext(include_declaration=True)))
+    assert sorted((r.range.start.line, r.range.start.character) for r in refs) == [
+        (0, 6), (6, 4), (6, _u16(line, j))]
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "resdsl", "lsp"], server_env=ENV))
+async def client8(lsp_client: LanguageClient, tmp_path):
+    result = await lsp_client.initialize_session(T.InitializeParams(
+        capabilities=T.ClientCapabilities(general=T.GeneralClientCapabilities(
+            position_encodings=[T.PositionEncodingKind.Utf8, T.PositionEncodingKind.Utf16])),
+        root_uri=tmp_path.as_uri()))
+    lsp_client.negotiated = result.capabilities.position_encoding
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_utf8_positions_when_the_client_offers_them(client8: LanguageClient, tmp_path):
+    assert client8.negotiated == T.PositionEncodingKind.Utf8
+    uri = _open(client8, tmp_path / "wide.res", WIDE)
+    (d,) = await _diagnostics(client8, uri)
+    line = WIDE.splitlines()[6]
+    i = line.index("nosuchop")
+    assert d.range.start.character == len(line[:i].encode("utf-8")) == i + 6  # 4 bytes an emoji
+    j = line.index("Stem(16)")
+    h = await client8.text_document_hover_async(_at(T.HoverParams, uri, (6, len(line[:j].encode()) + 1)))
+    assert "block Stem(width: int)" in h.contents.value
+
+
+@pytest.mark.asyncio
+async def test_unsaved_import_is_seen_by_its_importers(client: LanguageClient, tmp_path):
+    """An imported file open in the editor: its unsaved text is what the files importing it see, and
+    their diagnostics follow each change of it (nothing is saved here)."""
+    lib = tmp_path / "lib.res"
+    lib_text = "block Stem(width: int) {\n    conv(width, 3, padding=1) -> relu\n}\n"
+    lib_uri = _open(client, lib, lib_text)
+    await _diagnostics(client, lib_uri)
+    main = "import lib\n\nnetwork M() {\n    input x: [N, 3, 8, 8]\n    Stem(8) -> Extra(4)\n}\n"
+    uri = _open(client, tmp_path / "main.res", main)
+    (d,) = await _until(client, uri, lambda ds: len(ds) == 1)
+    assert "Extra" in d.message and d.range.start.line == 4
+    # `Extra` added to lib.res in the editor only: main.res is clean
+    added = lib_text + "\nblock Extra(width: int) {\n    conv(width, 1)\n}\n"
+    client.text_document_did_change(_change(lib_uri, added))
+    assert await _until(client, uri, lambda ds: ds == []) == []
+    assert lib.read_text() == lib_text  # not saved
+    # an error typed into lib.res: main.res shows it at its import, in lib.res's unsaved text
+    broken = added.replace("conv(width, 1)", "conv(width, 1) -> nosuchop")
+    client.text_document_did_change(_change(lib_uri, broken, version=3))
+    (d,) = await _until(client, uri, lambda ds: len(ds) == 1)
+    assert d.range.start.line == 0 and "nosuchop" in d.message
+    assert d.related_information[0].location.uri.endswith("lib.res")
+    assert d.related_information[0].location.range.start.line == broken.splitlines().index(
+        "    conv(width, 1) -> nosuchop")
+    # closed without saving: main.res sees the file on disk again
+    client.text_document_did_close(T.DidCloseTextDocumentParams(text_document=T.TextDocumentIdentifier(uri=lib_uri)))
+    (d,) = await _until(client, uri, lambda ds: len(ds) == 1 and "Extra" in ds[0].message)
+    assert "Extra" in d.message

@@ -11,7 +11,6 @@ lines) are unchanged.
 from __future__ import annotations
 
 import math
-import os
 import re
 import weakref
 from dataclasses import dataclass, field
@@ -120,21 +119,28 @@ class Analysis:
 
 
 class _CachedProgram(Program):
-    """A Program that reuses the AST of an imported file unchanged on disk."""
+    """A Program that reads an imported file open in the editor from its unsaved text (`overlay`:
+    resolved path -> text) and reuses the AST of an imported text unchanged since the last parse.
+    `imported` lists (resolved path, text) of every file it imported, in load order."""
 
-    def __init__(self, cache: dict):
+    def __init__(self, cache: dict, overlay: dict):
         super().__init__()
         self._cache = cache
+        self._overlay = overlay
+        self.imported: list = []
+
+    def _load_text(self, text, path, stack):
+        if stack:
+            key = resolved_path(path)
+            text = self._overlay.get(key, text)
+            self.imported.append((key, text))
+        return super()._load_text(text, path, stack)
 
     def parse(self, text, path, imported=False):
         if not imported:
             self.root_module = parse(text, path)
             return self.root_module
-        try:
-            st = os.stat(path)
-            key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-        except OSError:
-            return parse(text, path)
+        key = resolved_path(path)
         hit = self._cache.get(key)
         if hit is None or hit[0] != text:
             hit = (text, parse(text, path))
@@ -142,19 +148,34 @@ class _CachedProgram(Program):
         return hit[1]
 
 
+def resolved_path(path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, ValueError):
+        return str(path)
+
+
 class Analyzer:
     """Analyses texts, keeping imported ASTs and the graphs of networks whose definitions are unchanged."""
 
     def __init__(self):
-        self.imports: dict = {}
+        self.imports: dict = {}  # resolved path -> (text, AST) of an imported file
         self.graphs: dict = {}  # (path, network, key) -> (Graph or None, ResdslError or None)
+        self.overlay: dict = {}  # resolved path -> the editor's unsaved text of an open file
+
+    def set_overlay(self, path: str, text: str | None) -> None:
+        """The text an open editor holds for `path` (None: closed, read it from disk again)."""
+        if text is None:
+            self.overlay.pop(resolved_path(path), None)
+        else:
+            self.overlay[resolved_path(path)] = text
 
     def analyze(self, text: str, path: str) -> Analysis:
         with paused():
             return self._analyze(text, path)
 
     def load(self, text: str, path: str) -> Program:
-        prog = _CachedProgram(self.imports)
+        prog = _CachedProgram(self.imports, self.overlay)
         prog.root = prog._load_text(text, path, stack=())
         return prog
 
@@ -244,17 +265,11 @@ def _network_keys(program, text):
     on changes: the text of every top-level item its definition reaches by name, and the imports
     (with their files' sizes and times). Places: item name -> (first line, column, last line) of
     those items, to move a cached graph's annotations when lines are inserted above them."""
-    module_items, common = {}, []
+    module_items = {}
+    common = tuple(program.imported)  # every imported text, the imports' imports too
     lines = text.splitlines()
     for item in program.root_module.items:
-        if isinstance(item, ast.Import):
-            p = import_path(item.module, program.root.path)
-            try:
-                st = os.stat(p) if p is not None else None
-            except OSError:
-                st = None
-            common.append((item.module, st and (st.st_size, st.st_mtime_ns)))
-        elif hasattr(item, "name"):
+        if hasattr(item, "name") and not isinstance(item, ast.Import):
             module_items[item.name] = item
     keys, places = {}, {}
     for name in program.networks:
@@ -266,7 +281,7 @@ def _network_keys(program, text):
             seen.add(n)
             todo.extend(w for w in _WORD.findall(_item_text(lines, module_items[n].span)) if w in module_items)
         names = sorted(seen)
-        keys[name] = (tuple(common), tuple((n, _item_text(lines, module_items[n].span)) for n in names))
+        keys[name] = (common, tuple((n, _item_text(lines, module_items[n].span)) for n in names))
         places[name] = {n: (module_items[n].span.line, module_items[n].span.column, module_items[n].span.end_line)
                         for n in names}
     return keys, places
