@@ -72,6 +72,7 @@ class Analysis:
     shapes: dict  # line (1-based) -> shape text of the statement ending there
     params: dict  # line (1-based) -> (block name, parameter count) of a block instance there
     nodes: list  # (line, column, end_line, end_column, node) of every op application in this text
+    errors: list = field(default_factory=list)  # the ResdslError of each problem, as `resdsl check` has it
 
     def hints(self) -> list:
         lines = self.text.splitlines()
@@ -180,14 +181,14 @@ class Analyzer:
         return prog
 
     def _analyze(self, text, path):
-        problems, graphs = [], {}
+        problems, graphs, errors = [], {}, []
         try:
             program = self.load(text, path)
         except ResdslError as e:
-            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [])
+            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [], [e])
         except RecursionError:
             e = ResdslError("limit", "the description nests too deeply to read", Span(_src(path, text), 1, 1, 1, 1))
-            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [])
+            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [], [e])
         keys, places = _network_keys(program, text)
         fresh, anns = {}, []
         for name, key, real in _targets(program, keys):
@@ -219,6 +220,7 @@ class Analyzer:
                 p = _problem(err, path, text, program, name)
                 if not any((q.message, q.line, q.column) == (p.message, p.line, p.column) for q in problems):
                     problems.append(p)
+                    errors.append(err)
         for k in [k for k in self.graphs if k[0] == path]:
             del self.graphs[k]
         self.graphs.update(fresh)
@@ -231,7 +233,7 @@ class Analyzer:
                 if g not in _COUNTS:
                     _COUNTS[g] = g.num_params()
                 params.setdefault(line, (name, _COUNTS[g]))
-        return Analysis(path, text, problems, program, graphs, shapes, params, nodes)
+        return Analysis(path, text, problems, program, graphs, shapes, params, nodes, errors)
 
 
 def _src(path, text):
