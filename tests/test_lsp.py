@@ -405,3 +405,95 @@ async def test_unsaved_import_is_seen_by_its_importers(client: LanguageClient, t
     client.text_document_did_close(T.DidCloseTextDocumentParams(text_document=T.TextDocumentIdentifier(uri=lib_uri)))
     (d,) = await _until(client, uri, lambda ds: len(ds) == 1 and "Extra" in ds[0].message)
     assert "Extra" in d.message
+
+
+# ---------------------------------------------------------------- copied block calls (resdsl/lsp/memo.py)
+def _graph_text(g) -> list:
+    """Everything a graph holds, as comparable text: scopes (tree, kinds, paths, spans, info),
+    nodes (op, path, attrs, parameters, value names, shapes, dtypes, scope, span), inputs, outputs."""
+    from resdsl.ir.graph import Value
+
+    def info(x):
+        if isinstance(x, Value):
+            return ("value", x.name)
+        if isinstance(x, dict):
+            return {k: info(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [info(v) for v in x]
+        return x if isinstance(x, (int, float, str, bool, type(None))) else repr(x)
+
+    def span(s):
+        return s and (s.source.path, s.line, s.column, s.end_line, s.end_column)
+
+    def val(v):
+        return (v.name, v.shape, v.dtype)
+
+    out = []
+
+    def scope(s, depth):
+        out.append((depth, s.kind, s.name, s.path, span(s.span), repr(info(s.info))))
+        for c in s.children:
+            scope(c, depth + 1)
+    scope(g.root, 0)
+    for n in g.nodes:
+        out.append((n.op, n.path, [val(v) for v in n.inputs], [val(v) for v in n.outputs], repr(n.attrs),
+                    repr(n.params), n.scope.kind, n.scope.path, span(n.span)))
+    out.append(([val(v) for v in g.inputs], [val(v) for v in g.outputs], g.output_names))
+    return out
+
+
+@pytest.mark.parametrize("name", ["resnet", "densenet", "dpn", "vit", "senet", "repvgg", "inception_resnet", "edsr"])
+def test_copied_block_calls_give_the_elaborated_graph(name):
+    """The language server copies a block call identical to one elaborated before (memo.py): every
+    network of these stdlib files, elaborated so (its calls copied from the file's other networks
+    too), is the graph `resdsl check` elaborates, node for node, value names and budget included."""
+    from resdsl.elaborate import Program, elaborate
+    from resdsl.elaborate.elaborator import Elaborator
+    from resdsl.lsp.memo import MemoElaborator
+    file = str(ROOT / "stdlib" / f"{name}.res")
+    # one program each, used in the same order (a module's `let`s are evaluated once, on first use)
+    program, mine = Program.from_file(file), Program.from_file(file)
+    memo, copies = {}, []
+    real_copy = MemoElaborator._copy
+
+    def counted(self, *a):
+        copies.append(a[-1])
+        return real_copy(self, *a)
+    for net, target in program.networks.items():
+        if any(p.default is None for p in getattr(getattr(target, "defn", None), "params", ())):
+            continue  # generic
+        plain = Elaborator(program)
+        want = plain.network(net)
+        el = MemoElaborator(mine, memo)
+        el._copy = counted.__get__(el)
+        got = el.network(net)
+        assert _graph_text(got) == _graph_text(want), net
+        assert el.states == plain.states and el.budget.steps == plain.budget.steps, net
+        assert el.budget.params == plain.budget.params and el.used_names == plain.used_names, net
+        assert elaborate(program, net).num_params() == got.num_params()
+    assert len(copies) >= 5, copies  # calls were copied, not only elaborated
+
+
+CLASH = """\
+block B(c: int) {
+    conv(c, 3, padding=1) as conv
+}
+
+network N() {
+    input x: [N, 4, 8, 8]
+    conv(4, 1) as "layer.1.conv"
+    repeat 2 as layer (i) { B(4) }
+}
+"""
+
+
+def test_a_copy_that_would_clash_is_elaborated_and_fails_as_check_does(tmp_path):
+    """`layer.1` is the same call as `layer.0`, but a path it would claim is taken: it is elaborated
+    (not copied), and the error is `resdsl check`'s."""
+    from resdsl.lsp.analysis import Analyzer
+    path = tmp_path / "clash.res"
+    path.write_text(CLASH)
+    (p,) = Analyzer().analyze(CLASH, str(path)).problems
+    cli = _check(path)
+    assert cli.startswith(f"error[{p.kind}]: {p.message}\n") and "`layer.1.conv` is used twice" in p.message
+    assert f"clash.res:{p.line}:{p.column}\n" in cli

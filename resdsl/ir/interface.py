@@ -58,7 +58,10 @@ def _in(p: str | None, path: str) -> bool:
 
 def members(graph: Graph, path: str) -> list:
     """The nodes at or under `path`: their state path or their scope's path."""
-    return [n for n in graph.nodes if _in(n.path, path) or _in(n.scope.path, path)]
+    dot = path + "."
+    return [n for n in graph.nodes
+            if (p := n.path) is not None and (p == path or p.startswith(dot))
+            or (p := n.scope.path) is not None and (p == path or p.startswith(dot))]
 
 
 def known_paths(graph: Graph) -> set:
@@ -75,13 +78,13 @@ def known_paths(graph: Graph) -> set:
 def output_of(graph: Graph, path: str, users: dict | None = None) -> list:
     """The tensors the ops under `path` compute that are used outside it (or are graph outputs)."""
     users = graph.users() if users is None else users
-    inside = set(members(graph, path))
+    ordered = members(graph, path)  # in graph order
+    inside = set(ordered)
     outs = []
-    for n in graph.nodes:
-        if n in inside:
-            for v in n.outputs:
-                if any(u is None or u not in inside for u in users.get(v, ())):
-                    outs.append(v)
+    for n in ordered:
+        for v in n.outputs:
+            if any(u is None or u not in inside for u in users.get(v, ())):
+                outs.append(v)
     return outs
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from .._gc import paused
 from ..diagnostics import ResdslError, Span
-from ..elaborate import Program, elaborate
+from ..elaborate import Program
 from ..elaborate.loader import PRIMITIVES, STDLIB
 from ..frontend import ast
 from ..frontend.read import parse
 from ..ir.shapes import shape_str
+from .memo import MemoElaborator
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Graph -> its parameter count
@@ -163,6 +164,12 @@ class Analyzer:
         self.imports: dict = {}  # resolved path -> (text, AST) of an imported file
         self.graphs: dict = {}  # (path, network, key) -> (Graph or None, ResdslError or None)
         self.overlay: dict = {}  # resolved path -> the editor's unsaved text of an open file
+        self.trash: list = []  # graphs dropped by the last analysis, freed by empty_trash()
+
+    def empty_trash(self) -> None:
+        """Free what the last analysis replaced (the server calls it after sending the diagnostics:
+        freeing thousands of nodes is work the editor need not wait for)."""
+        self.trash.clear()
 
     def set_overlay(self, path: str, text: str | None) -> None:
         """The text an open editor holds for `path` (None: closed, read it from disk again)."""
@@ -191,6 +198,7 @@ class Analyzer:
             return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [], [e])
         keys, places = _network_keys(program, text)
         fresh, anns = {}, []
+        memo: dict = {}  # block calls elaborated for one network, copied into the others (memo.py)
         for name, key, real in _targets(program, keys):
             ck = (path, name, key)
             hit = self.graphs.get(ck)
@@ -202,7 +210,7 @@ class Analyzer:
                     hit = (hit[0], None, _moved(hit[2], hit[3], now), now)
             if hit is None:
                 try:
-                    g = elaborate(program, name)
+                    g = MemoElaborator(program, memo).network(name)
                     hit = (g, None, annotate_graph(g, path), now)
                 except ResdslError as e:
                     hit = (None, e, None, now)
@@ -222,7 +230,7 @@ class Analyzer:
                     problems.append(p)
                     errors.append(err)
         for k in [k for k in self.graphs if k[0] == path]:
-            del self.graphs[k]
+            self.trash.append(self.graphs.pop(k))
         self.graphs.update(fresh)
         shapes, params, nodes = _annotate(anns, path)
         for name, g in graphs.items():  # `network r = ResNet(...)`: its output and parameters on its line

@@ -16,6 +16,7 @@ from lsprotocol import types as T
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
+from .._gc import paused
 from .._version import __version__
 from ..diagnostics import ResdslError
 from ..elaborate.describe import op_signature
@@ -41,6 +42,7 @@ class ResdslServer(LanguageServer):
         doc = self.workspace.get_text_document(uri)
         hit = self.results.get(uri)
         if hit is None or hit.text != doc.source:
+            self.analyzer.trash.append(hit)
             hit = self.results[uri] = self.analyzer.analyze(doc.source, _path(uri))
         return hit
 
@@ -144,6 +146,15 @@ server = ResdslServer()
 
 # ------------------------------------------------------------------ diagnostics
 def publish(ls: ResdslServer, uri: str) -> None:
+    """Analyse (if the text changed) and send the diagnostics; only then collect and free what the
+    analysis replaced (the cyclic collector's pass over the new graphs, the old graphs' nodes), so
+    the editor does not wait for that housekeeping."""
+    with paused():
+        _publish(ls, uri)
+    ls.analyzer.empty_trash()
+
+
+def _publish(ls: ResdslServer, uri: str) -> None:
     a = ls.analysis(uri)
     out = []
     for p in a.problems:
