@@ -399,33 +399,54 @@ def _annotate(graphs: list, path: str):
 
 
 def annotate_graph(g, path: str):
-    """What one graph shows in the text at `path`: (line -> shape, line -> (block, params), [(span, node)])."""
+    """What one graph shows in the text at `path`: (line -> shape, line -> (block, params), [(span, node)]).
+    A line inside a block used several times shows its first instance. The graph's parameter count
+    (its root scope's) is kept in _COUNTS on the way."""
     shapes, owner, nodes = {}, {}, []
     last = {}  # block scope -> the last node inside it
     counts = {}  # block scope -> parameter count
-    seen = {}
+    seen = {}  # block scope -> the parameter names counted in it
+    chains = {}  # scope -> (innermost block-or-root scope, the block-or-root scopes with a span, innermost first)
+    here = {}  # source path -> whether it is `path`
+    shape_of = {}  # line -> the node whose output shape it shows
     for n in g.nodes:
-        s = n.scope
-        inner = None
-        while s is not None:
-            if s.kind == "block" or s.parent is None:
-                if inner is None:
-                    inner = s
-                if s.span is not None:
-                    last[s] = n
-                    if n.params:
-                        mine = seen.setdefault(s, set())
-                        for local, spec in n.params.items():
-                            full = n.path if local == "" else f"{n.path}.{local}"
-                            if full not in mine and spec.kind == "param":
-                                mine.add(full)
-                                counts[s] = counts.get(s, 0) + math.prod(spec.shape)
-            s = s.parent
+        scope = n.scope
+        chain = chains.get(scope)
+        if chain is None:
+            inner, spanned, s = None, [], scope
+            while s is not None:
+                if s.kind == "block" or s.parent is None:
+                    if inner is None:
+                        inner = s
+                    if s.span is not None:
+                        spanned.append(s)
+                s = s.parent
+            chain = chains[scope] = (inner, spanned)
+        inner, spanned = chain
+        for s in spanned:
+            last[s] = n
+        if n.params:
+            mine = [(n.path if local == "" else f"{n.path}.{local}", math.prod(spec.shape))
+                    for local, spec in n.params.items() if spec.kind == "param"]
+            for s in spanned:
+                names = seen.setdefault(s, set())
+                for full, size in mine:
+                    if full not in names:
+                        names.add(full)
+                        counts[s] = counts.get(s, 0) + size
         sp = n.span
-        if sp is not None and n.outputs and _same_fast(sp.source.path, path):
-            nodes.append((sp.line, sp.column, sp.end_line, sp.end_column, n))
-            if owner.setdefault(sp.end_line, inner) is inner:
-                shapes[sp.end_line] = shape_str(n.outputs[0].shape)
+        if sp is not None and n.outputs:
+            ok = here.get(sp.source.path)
+            if ok is None:
+                ok = here[sp.source.path] = _same_fast(sp.source.path, path)
+            if ok:
+                nodes.append((sp.line, sp.column, sp.end_line, sp.end_column, n))
+                if owner.setdefault(sp.end_line, inner) is inner:
+                    shape_of[sp.end_line] = n
+    for line, n in shape_of.items():
+        shapes[line] = shape_str(n.outputs[0].shape)
+    if g.root.span is not None:
+        _COUNTS[g] = counts.get(g.root, 0)  # = g.num_params(), without another pass
     params = {}
     for s, n in last.items():
         sp = s.span

@@ -76,11 +76,13 @@ class _Entry:
         "inputs",
         "keep",
         "nest",
+        "node_plan",
         "nodes",
         "params",
         "path",
         "paths",
         "result",
+        "scope_plan",
         "scopes",
         "steps",
     )
@@ -174,6 +176,7 @@ class MemoElaborator(Elaborator):
         if not _inside(e):
             return out
         e.paths = [p for p in {*(n.path for n in e.nodes), *(s.path for s in e.scopes)} if p]
+        _plan(e)
         self.memo[key] = e
         return out
 
@@ -200,32 +203,54 @@ class MemoElaborator(Elaborator):
         b.params += e.params
         self._reach(self.depth + e.depth, self.nest + e.nest)
         values = dict(zip(map(id, e.inputs), tensors))
-        scopes = {}
-        for s in e.scopes:
-            parent = scopes.get(id(s.parent), ctx.scope)
-            # the instance's own scope is placed at this call; the scopes inside, in the block's body
-            c = Scope(s.kind, s.name, moved(s.path), parent, span if s is e.scopes[0] else s.span, {})
+        scopes = []
+        for kind, sname, tail, falsy, parent, sspan, _, _ in e.scope_plan:
+            parent = ctx.scope if parent < 0 else scopes[parent]
+            c = Scope(kind, sname, falsy if tail is None else path + tail, parent,
+                      span if sspan is None else sspan, {})  # the instance's own scope: placed at this call
             parent.children.append(c)
-            scopes[id(s)] = c
-        for n in e.nodes:
-            p = moved(n.path)
-            node = Node(n.op, [values[id(v)] for v in n.inputs], [], dict(n.attrs), p, dict(n.params),
-                        scopes[id(n.scope)], n.span)
-            if n.path in e.claims:
-                self.states[p] = e.claims[n.path]
-                self.param_specs.setdefault(p, node.params)
-                for r in self._recs:
-                    r.claims[p] = e.claims[n.path]
-            base = p.replace(".", "_") if p else n.op
-            many = len(n.outputs) > 1
-            for i, v in enumerate(n.outputs):
-                w = Value(self.fresh(f"{base}_{i}" if many else base), v.shape, node, v.dtype)
+            scopes.append(c)
+        fresh, states, specs, nodes, recs = self.fresh, self.states, self.param_specs, self.nodes, self._recs
+        for op, ins, attrs, tail, falsy, params, si, nspan, claimed, outs in e.node_plan:
+            p = falsy if tail is None else path + tail
+            node = Node(op, [values[i] for i in ins], [], dict(attrs), p, dict(params), scopes[si], nspan)
+            if claimed is not None:
+                states[p] = claimed
+                specs.setdefault(p, node.params)
+                for r in recs:
+                    r.claims[p] = claimed
+            base = p.replace(".", "_") if p else op
+            if len(outs) == 1:
+                vid, shape, dtype = outs[0]
+                w = Value(fresh(base), shape, node, dtype)
                 node.outputs.append(w)
-                values[id(v)] = w
-            self.nodes.append(node)
-        for s in e.scopes:
-            scopes[id(s)].info = _map(s.info, values)
+                values[vid] = w
+            else:
+                for i, (vid, shape, dtype) in enumerate(outs):
+                    w = Value(fresh(f"{base}_{i}"), shape, node, dtype)
+                    node.outputs.append(w)
+                    values[vid] = w
+            nodes.append(node)
+        for c, (*_, info, vkeys) in zip(scopes, e.scope_plan):
+            c.info = dict(info)
+            for k in vkeys:
+                c.info[k] = _map(info[k], values)
         return _map(e.result, values)
+
+
+def _plan(e) -> None:
+    """What a copy makes, precomputed: each path as its part after the instance's path (None, and the
+    path itself, when it is empty), values and scopes as indices, the scope info keys that hold
+    values (the others are copied as they are)."""
+    cut = len(e.path)
+    index = {id(s): i for i, s in enumerate(e.scopes)}
+    e.scope_plan = [(s.kind, s.name, s.path[cut:] if s.path else None, s.path, index.get(id(s.parent), -1),
+                     None if i == 0 else s.span, s.info, [k for k, v in s.info.items() if _values_in(v, [])])
+                    for i, s in enumerate(e.scopes)]
+    e.node_plan = [(n.op, [id(v) for v in n.inputs], n.attrs, n.path[cut:] if n.path else None, n.path, n.params,
+                    index[id(n.scope)], n.span, e.claims.get(n.path) if n.path else None,
+                    [(id(v), v.shape, v.dtype) for v in n.outputs])
+                   for n in e.nodes]
 
 
 def _preorder(s):
