@@ -185,6 +185,17 @@ def main():
     rng = {"textDocument": {"uri": uri}, "range": {"start": {"line": 0, "character": 0},
                                                    "end": {"line": len(text.splitlines()), "character": 0}}}
     rows.append(("resnet.res: inlay hints, whole file", ms(request_times(c, "textDocument/inlayHint", rng, n))))
+    # an editor asks for the hints right after each change: the shapes of the new graphs are worked
+    # out then (the diagnostics went out before)
+    after = Times()
+    for i in range(max(4, n // 4)):
+        c.send("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2000 + i},
+                                          "contentChanges": [{"text": block_edit[i % 2]}]})
+        _diagnostics_after(c, uri)
+        t = time.perf_counter()
+        assert c.request("textDocument/inlayHint", rng).get("result")
+        after.append(time.perf_counter() - t)
+    rows.append(("resnet.res: inlay hints right after the Bottleneck edit's diagnostics", ms(after)))
 
     buri = big.as_uri()
     t = time.perf_counter()

@@ -65,15 +65,36 @@ class Hint:
 
 @dataclass
 class Analysis:
+    """One text analysed. What the text shows (shapes, params, nodes) is worked out from the
+    graphs when first asked for: the diagnostics need only the problems, and go out first."""
     path: str
     text: str
     problems: list
     program: Program | None
     graphs: dict  # network name -> Graph
-    shapes: dict  # line (1-based) -> shape text of the statement ending there
-    params: dict  # line (1-based) -> (block name, parameter count) of a block instance there
-    nodes: list  # (line, column, end_line, end_column, node) of every op application in this text
     errors: list = field(default_factory=list)  # the ResdslError of each problem, as `resdsl check` has it
+    entries: list = field(default_factory=list, repr=False)  # the Analyzer's [graph, error, annotation, places]
+    _shown: tuple | None = field(default=None, repr=False)
+
+    @property
+    def shapes(self) -> dict:
+        """line (1-based) -> shape text of the statement ending there."""
+        return self._show()[0]
+
+    @property
+    def params(self) -> dict:
+        """line (1-based) -> (block name, parameter count) of a block instance there."""
+        return self._show()[1]
+
+    @property
+    def nodes(self) -> list:
+        """(line, column, end_line, end_column, node) of every op application in this text."""
+        return self._show()[2]
+
+    def _show(self):
+        if self._shown is None:
+            self._shown = _shown(self)
+        return self._shown
 
     def hints(self) -> list:
         lines = self.text.splitlines()
@@ -192,12 +213,12 @@ class Analyzer:
         try:
             program = self.load(text, path)
         except ResdslError as e:
-            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [], [e])
+            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, [e])
         except RecursionError:
             e = ResdslError("limit", "the description nests too deeply to read", Span(_src(path, text), 1, 1, 1, 1))
-            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [], [e])
+            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, [e])
         keys, places = _network_keys(program, text)
-        fresh, anns = {}, []
+        fresh, entries = {}, []
         memo: dict = {}  # block calls elaborated for one network, copied into the others (memo.py)
         for name, key, real in _targets(program, keys):
             ck = (path, name, key)
@@ -207,23 +228,24 @@ class Analyzer:
                 if hit[0] is None:
                     hit = None  # an error's place must be exact: elaborate again
                 else:  # the same definitions, moved by whole lines: move what the graph shows with them
-                    hit = (hit[0], None, _moved(hit[2], hit[3], now), now)
-            if hit is None:
+                    ann = hit[2] if hit[2] is not None else annotate_graph(hit[0], path)
+                    hit = [hit[0], None, _moved(ann, hit[3], now), now]
+            if hit is None:  # [graph, error, annotation (annotate_graph, when first asked for), places]
                 try:
                     g = MemoElaborator(program, memo).network(name)
-                    hit = (g, None, annotate_graph(g, path), now)
+                    hit = [g, None, None, now]
                 except ResdslError as e:
-                    hit = (None, e, None, now)
+                    hit = [None, e, None, now]
                 except RecursionError:
-                    hit = (None, ResdslError("limit", "the description nests too deeply to elaborate"), None, now)
+                    hit = [None, ResdslError("limit", "the description nests too deeply to elaborate"), None, now]
                 except Exception as e:  # noqa: BLE001 - a bug of resdsl, not of the text: say so, keep serving
-                    hit = (None, ResdslError("internal", f"resdsl failed on this network ({type(e).__name__}: {e})",
-                                             help="please report it with the file"), None, now)
+                    hit = [None, ResdslError("internal", f"resdsl failed on this network ({type(e).__name__}: {e})",
+                                             help="please report it with the file"), None, now]
             fresh[ck] = hit
-            g, err, ann, _ = hit
+            g, err, _, _ = hit
             if g is not None:
                 graphs[name or g.name] = g
-                anns.append((g, ann))
+                entries.append(hit)
             else:
                 p = _problem(err, path, text, program, name)
                 if not any((q.message, q.line, q.column) == (p.message, p.line, p.column) for q in problems):
@@ -232,16 +254,28 @@ class Analyzer:
         for k in [k for k in self.graphs if k[0] == path]:
             self.trash.append(self.graphs.pop(k))
         self.graphs.update(fresh)
-        shapes, params, nodes = _annotate(anns, path)
-        for name, g in graphs.items():  # `network r = ResNet(...)`: its output and parameters on its line
-            target = program.networks.get(name)
-            if isinstance(target, tuple) and _same_fast(target[1].span.source.path, path):
-                line = target[1].span.end_line
-                shapes.setdefault(line, ", ".join(shape_str(v.shape) for v in g.outputs))
-                if g not in _COUNTS:
-                    _COUNTS[g] = g.num_params()
-                params.setdefault(line, (name, _COUNTS[g]))
-        return Analysis(path, text, problems, program, graphs, shapes, params, nodes, errors)
+        return Analysis(path, text, problems, program, graphs, errors, entries)
+
+
+def _shown(a: Analysis):
+    """(shapes, params, nodes) of an analysis: each graph's annotation (kept in its cache entry for
+    the next analysis), merged; a `network r = ResNet(...)` line shows the network's output and
+    parameters."""
+    anns = []
+    for entry in a.entries:
+        if entry[2] is None:
+            entry[2] = annotate_graph(entry[0], a.path)
+        anns.append((entry[0], entry[2]))
+    shapes, params, nodes = _annotate(anns, a.path)
+    for name, g in a.graphs.items():
+        target = a.program.networks.get(name)
+        if isinstance(target, tuple) and _same_fast(target[1].span.source.path, a.path):
+            line = target[1].span.end_line
+            shapes.setdefault(line, ", ".join(shape_str(v.shape) for v in g.outputs))
+            if g not in _COUNTS:
+                _COUNTS[g] = g.num_params()
+            params.setdefault(line, (name, _COUNTS[g]))
+    return shapes, params, nodes
 
 
 def _src(path, text):

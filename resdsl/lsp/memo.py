@@ -271,15 +271,26 @@ def _map(x, values):
     return x
 
 
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 def _values_in(x, out):
-    if isinstance(x, Value):
+    """The tensors (Values) inside `x`, through dicts, lists and tuples, appended to `out`."""
+    t = type(x)
+    if t in _SCALARS:
+        return out
+    if t is Value:
         out.append(x)
     elif isinstance(x, dict):
         for v in x.values():
-            _values_in(v, out)
+            if type(v) not in _SCALARS:
+                _values_in(v, out)
     elif isinstance(x, (list, tuple)):
         for v in x:
-            _values_in(v, out)
+            if type(v) not in _SCALARS:
+                _values_in(v, out)
+    elif isinstance(x, Value):
+        out.append(x)
     return out
 
 
