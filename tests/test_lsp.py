@@ -497,3 +497,18 @@ def test_a_copy_that_would_clash_is_elaborated_and_fails_as_check_does(tmp_path)
     cli = _check(path)
     assert cli.startswith(f"error[{p.kind}]: {p.message}\n") and "`layer.1.conv` is used twice" in p.message
     assert f"clash.res:{p.line}:{p.column}\n" in cli
+
+
+def test_a_failure_of_the_copying_falls_back_to_the_elaborator(tmp_path, monkeypatch):
+    """Should memo.py break (the elaborator changed under it), the editor still gets `check`'s answer."""
+    from resdsl.lsp import memo
+    from resdsl.lsp.analysis import Analyzer
+    text = "import resnet\n\nnetwork r = ResNet(BasicBlock, [2, 2, 1, 1], classes=3)\n"
+    want = Analyzer().analyze(text, str(tmp_path / "r.res"))
+
+    def broken(*a, **k):
+        raise AttributeError("an attribute the elaborator no longer has")
+    monkeypatch.setattr(memo.MemoElaborator, "_copy", broken)
+    got = Analyzer().analyze(text, str(tmp_path / "r.res"))
+    assert got.problems == [] and want.problems == []
+    assert _graph_text(got.graphs["r"]) == _graph_text(want.graphs["r"]) and got.hints() == want.hints()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .._gc import paused
 from ..diagnostics import ResdslError, Span
-from ..elaborate import Program
+from ..elaborate import Program, elaborate
 from ..elaborate.loader import PRIMITIVES, STDLIB
 from ..frontend import ast
 from ..frontend.read import parse
@@ -232,7 +232,13 @@ class Analyzer:
                     hit = [hit[0], None, _moved(ann, hit[3], now), now]
             if hit is None:  # [graph, error, annotation (annotate_graph, when first asked for), places]
                 try:
-                    g = MemoElaborator(program, memo).network(name)
+                    try:
+                        g = MemoElaborator(program, memo).network(name)
+                    except (ResdslError, RecursionError):
+                        raise
+                    except Exception:  # noqa: BLE001 - a bug of the copying (memo.py): elaborate as `check` does
+                        memo.clear()
+                        g = elaborate(program, name)
                     hit = [g, None, None, now]
                 except ResdslError as e:
                     hit = [None, e, None, now]
