@@ -512,3 +512,18 @@ def test_a_failure_of_the_copying_falls_back_to_the_elaborator(tmp_path, monkeyp
     got = Analyzer().analyze(text, str(tmp_path / "r.res"))
     assert got.problems == [] and want.problems == []
     assert _graph_text(got.graphs["r"]) == _graph_text(want.graphs["r"]) and got.hints() == want.hints()
+
+
+def test_shapes_moved_twice_before_being_asked_for(tmp_path):
+    """Lines inserted twice above the definitions while nothing asked for the shapes (the diagnostics
+    need none): when asked, they are where a fresh analysis puts them."""
+    from resdsl.lsp.analysis import Analyzer
+    path = str(tmp_path / "net.res")
+    a = Analyzer()
+    a.analyze(NET, path)
+    a.analyze("\n" + NET, path)
+    new = "\n\n# a comment\n" + NET.replace("\nnetwork Small", "\n\nnetwork Small")
+    got, want = a.analyze(new, path), Analyzer().analyze(new, path)
+    assert got.graphs["Small"] is not want.graphs["Small"]  # kept, not elaborated again
+    assert got.shapes == want.shapes and got.params == want.params and got.hints() == want.hints()
+    assert sorted((*x[:4], x[4].op) for x in got.nodes) == sorted((*x[:4], x[4].op) for x in want.nodes)

@@ -228,9 +228,10 @@ class Analyzer:
                 if hit[0] is None:
                     hit = None  # an error's place must be exact: elaborate again
                 else:  # the same definitions, moved by whole lines: move what the graph shows with them
-                    ann = hit[2] if hit[2] is not None else annotate_graph(hit[0], path)
-                    hit = [hit[0], None, _moved(ann, hit[3], now), now]
-            if hit is None:  # [graph, error, annotation (annotate_graph, when first asked for), places]
+                    # (not worked out yet: when it is, from the places the graph was elaborated at)
+                    hit = [hit[0], None, None if hit[2] is None else _moved(hit[2], hit[3], now), now, hit[4]]
+            # [graph, error, annotation (annotate_graph, when first asked for), places, places elaborated at]
+            if hit is None:
                 try:
                     try:
                         g = MemoElaborator(program, memo).network(name)
@@ -239,16 +240,16 @@ class Analyzer:
                     except Exception:  # noqa: BLE001 - a bug of the copying (memo.py): elaborate as `check` does
                         memo.clear()
                         g = elaborate(program, name)
-                    hit = [g, None, None, now]
+                    hit = [g, None, None, now, now]
                 except ResdslError as e:
-                    hit = [None, e, None, now]
+                    hit = [None, e, None, now, now]
                 except RecursionError:
-                    hit = [None, ResdslError("limit", "the description nests too deeply to elaborate"), None, now]
+                    hit = [None, ResdslError("limit", "the description nests too deeply to elaborate"), None, now, now]
                 except Exception as e:  # noqa: BLE001 - a bug of resdsl, not of the text: say so, keep serving
                     hit = [None, ResdslError("internal", f"resdsl failed on this network ({type(e).__name__}: {e})",
-                                             help="please report it with the file"), None, now]
+                                             help="please report it with the file"), None, now, now]
             fresh[ck] = hit
-            g, err, _, _ = hit
+            g, err = hit[0], hit[1]
             if g is not None:
                 graphs[name or g.name] = g
                 entries.append(hit)
@@ -271,6 +272,8 @@ def _shown(a: Analysis):
     for entry in a.entries:
         if entry[2] is None:
             entry[2] = annotate_graph(entry[0], a.path)
+            if entry[4] != entry[3]:  # moved by whole lines since it was elaborated
+                entry[2] = _moved(entry[2], entry[4], entry[3])
         anns.append((entry[0], entry[2]))
     shapes, params, nodes = _annotate(anns, a.path)
     for name, g in a.graphs.items():
