@@ -527,3 +527,37 @@ def test_shapes_moved_twice_before_being_asked_for(tmp_path):
     assert got.graphs["Small"] is not want.graphs["Small"]  # kept, not elaborated again
     assert got.shapes == want.shapes and got.params == want.params and got.hints() == want.hints()
     assert sorted((*x[:4], x[4].op) for x in got.nodes) == sorted((*x[:4], x[4].op) for x in want.nodes)
+
+
+def test_a_bug_in_the_analysis_is_reported_not_hung(tmp_path):
+    """An exception inside the server's analysis (a bug) gives an `internal` diagnostic, and the
+    server keeps answering; run in-process on the server's publish with a broken analyzer."""
+    from resdsl.lsp import server as S
+
+    class Broken:
+        trash: list = []
+
+        def analyze(self, text, path):
+            raise KeyError("a bug")
+
+        def empty_trash(self):
+            pass
+
+    sent = []
+
+    class Fake:
+        analyzer, results = Broken(), {}
+
+        class workspace:
+            @staticmethod
+            def get_text_document(uri):
+                return type("Doc", (), {"source": "network A() {}\n", "version": 1})()
+
+        def text_document_publish_diagnostics(self, params):
+            sent.append(params)
+    fake = Fake()
+    fake.analysis = lambda uri: S.ResdslServer.analysis(fake, uri)
+    S.publish(fake, (tmp_path / "a.res").as_uri())
+    (p,) = sent
+    (d,) = p.diagnostics
+    assert d.code == "internal" and "KeyError" in d.message

@@ -150,7 +150,16 @@ def publish(ls: ResdslServer, uri: str) -> None:
     analysis replaced (the cyclic collector's pass over the new graphs, the old graphs' nodes), so
     the editor does not wait for that housekeeping."""
     with paused():
-        _publish(ls, uri)
+        try:
+            _publish(ls, uri)
+        except Exception as e:  # noqa: BLE001 - a bug of resdsl: say so in the editor, keep serving
+            import traceback
+            traceback.print_exc()  # stderr: the editor's log of the server
+            ls.results.pop(uri, None)
+            ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=[T.Diagnostic(
+                range=T.Range(T.Position(0, 0), T.Position(0, 1)), severity=T.DiagnosticSeverity.Error,
+                code="internal", source="resdsl",
+                message=f"resdsl failed on this file ({type(e).__name__}: {e}); please report it with the file")]))
     ls.analyzer.empty_trash()
 
 
