@@ -535,7 +535,8 @@ def test_a_bug_in_the_analysis_is_reported_not_hung(tmp_path):
     from resdsl.lsp import server as S
 
     class Broken:
-        trash: list = []
+        def __init__(self):
+            self.trash = []
 
         def analyze(self, text, path):
             raise KeyError("a bug")
