@@ -647,6 +647,11 @@ def main() -> int:
     inp = os.fdopen(os.dup(sys.__stdin__.fileno()), "rb")
     out = os.fdopen(os.dup(sys.__stdout__.fileno()), "wb")
     real, sys.stdout = sys.stdout, sys.stderr
+    # what the server imported (pygls, lsprotocol, resdsl, the op table) lives as long as it does:
+    # out of the collector's sight, its full passes visit only the analyses' objects
+    import gc
+    gc.collect()
+    gc.freeze()
     try:
         server.start_io(inp, out)
     finally:
