@@ -1,6 +1,7 @@
 """`resdsl lsp` driven as an editor drives it: a real client over stdio (pytest-lsp)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -291,3 +292,273 @@ def test_alias_line_shows_the_network_output_and_parameters(tmp_path):
     ref = sum(p.numel() for p in tv.ResNet(tv.BasicBlock, [1, 1, 1, 1], num_classes=3).parameters())
     assert hint.text.split() == ["[N,", "3]", f"{ref:,}", "params"]
     assert hint.column == len(text.splitlines()[2]) + 1
+
+
+async def _until(client, uri, pred, tries=6):
+    """Diagnostics of `uri` once `pred` holds for them (each publish of any file is one try)."""
+    for _ in range(tries):
+        got = list(client.diagnostics.get(uri, []))
+        if uri in client.diagnostics and pred(got):
+            return got
+        try:
+            await asyncio.wait_for(client.wait_for_notification(T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 20)
+        except asyncio.TimeoutError:
+            break
+    return list(client.diagnostics.get(uri, []))
+
+
+WIDE = """\
+block Stem(width: int) {
+    conv(width, 3, padding=1) -> relu
+}
+
+network W() {
+    input x: [N, 3, 8, 8]
+    Stem(8) as "\N{GRINNING FACE}s" -> Stem(16) -> conv(8, 3) as "\N{GRINNING FACE}c" -> nosuchop(3)
+}
+"""
+
+
+def _u16(line: str, i: int) -> int:
+    return len(line[:i].encode("utf-16-le")) // 2
+
+
+@pytest.mark.asyncio
+async def test_positions_count_utf16_code_units(client: LanguageClient, tmp_path):
+    """A line with characters outside the BMP (2 UTF-16 units each): diagnostics, hover and definition
+    are placed in UTF-16 code units, the encoding a client gets when it offers no other."""
+    path = tmp_path / "wide.res"
+    uri = _open(client, path, WIDE)
+    (d,) = await _diagnostics(client, uri)
+    lines = WIDE.splitlines()
+    line = lines[6]
+    i = line.index("nosuchop")
+    assert _u16(line, i) == i + 2  # two emoji before it
+    assert (d.range.start.line, d.range.start.character) == (6, _u16(line, i))
+    assert d.range.end.character == _u16(line, i + len("nosuchop"))
+    assert f"wide.res:7:{i + 1}\n" in _check(path)  # the CLI counts characters
+    # hover on the second `Stem` (after one emoji), given in UTF-16 units: the block and its shape
+    j = line.index("Stem(16)")
+    h = await client.text_document_hover_async(_at(T.HoverParams, uri, (6, _u16(line, j) + 1)))
+    assert "block Stem(width: int)" in h.contents.value
+    assert h.range.start.character == _u16(line, j) and h.range.end.character == _u16(line, j + 4)
+    # a position counted in characters would land 1 unit short: on the `>` of `->`, not a word
+    assert await client.text_document_hover_async(_at(T.HoverParams, uri, (6, j - 2))) is None
+    loc = await client.text_document_definition_async(_at(T.DefinitionParams, uri, (6, _u16(line, j) + 2)))
+    assert loc.range.start.line == 0 and loc.range.start.character == len("block ")
+    refs = await client.text_document_references_async(_at(T.ReferenceParams, uri, (0, 7),
+                                                            context=T.ReferenceContext(include_declaration=True)))
+    assert sorted((r.range.start.line, r.range.start.character) for r in refs) == [
+        (0, 6), (6, 4), (6, _u16(line, j))]
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "resdsl", "lsp"], server_env=ENV))
+async def client8(lsp_client: LanguageClient, tmp_path):
+    result = await lsp_client.initialize_session(T.InitializeParams(
+        capabilities=T.ClientCapabilities(general=T.GeneralClientCapabilities(
+            position_encodings=[T.PositionEncodingKind.Utf8, T.PositionEncodingKind.Utf16])),
+        root_uri=tmp_path.as_uri()))
+    lsp_client.negotiated = result.capabilities.position_encoding
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.asyncio
+async def test_utf8_positions_when_the_client_offers_them(client8: LanguageClient, tmp_path):
+    assert client8.negotiated == T.PositionEncodingKind.Utf8
+    uri = _open(client8, tmp_path / "wide.res", WIDE)
+    (d,) = await _diagnostics(client8, uri)
+    line = WIDE.splitlines()[6]
+    i = line.index("nosuchop")
+    assert d.range.start.character == len(line[:i].encode("utf-8")) == i + 6  # 4 bytes an emoji
+    j = line.index("Stem(16)")
+    h = await client8.text_document_hover_async(_at(T.HoverParams, uri, (6, len(line[:j].encode()) + 1)))
+    assert "block Stem(width: int)" in h.contents.value
+
+
+@pytest.mark.asyncio
+async def test_unsaved_import_is_seen_by_its_importers(client: LanguageClient, tmp_path):
+    """An imported file open in the editor: its unsaved text is what the files importing it see, and
+    their diagnostics follow each change of it (nothing is saved here)."""
+    lib = tmp_path / "lib.res"
+    lib_text = "block Stem(width: int) {\n    conv(width, 3, padding=1) -> relu\n}\n"
+    lib_uri = _open(client, lib, lib_text)
+    await _diagnostics(client, lib_uri)
+    main = "import lib\n\nnetwork M() {\n    input x: [N, 3, 8, 8]\n    Stem(8) -> Extra(4)\n}\n"
+    uri = _open(client, tmp_path / "main.res", main)
+    (d,) = await _until(client, uri, lambda ds: len(ds) == 1)
+    assert "Extra" in d.message and d.range.start.line == 4
+    # `Extra` added to lib.res in the editor only: main.res is clean
+    added = lib_text + "\nblock Extra(width: int) {\n    conv(width, 1)\n}\n"
+    client.text_document_did_change(_change(lib_uri, added))
+    assert await _until(client, uri, lambda ds: ds == []) == []
+    assert lib.read_text() == lib_text  # not saved
+    # an error typed into lib.res: main.res shows it at its import, in lib.res's unsaved text
+    broken = added.replace("conv(width, 1)", "conv(width, 1) -> nosuchop")
+    client.text_document_did_change(_change(lib_uri, broken, version=3))
+    (d,) = await _until(client, uri, lambda ds: len(ds) == 1)
+    assert d.range.start.line == 0 and "nosuchop" in d.message
+    assert d.related_information[0].location.uri.endswith("lib.res")
+    assert d.related_information[0].location.range.start.line == broken.splitlines().index(
+        "    conv(width, 1) -> nosuchop")
+    # closed without saving: main.res sees the file on disk again
+    client.text_document_did_close(T.DidCloseTextDocumentParams(text_document=T.TextDocumentIdentifier(uri=lib_uri)))
+    (d,) = await _until(client, uri, lambda ds: len(ds) == 1 and "Extra" in ds[0].message)
+    assert "Extra" in d.message
+
+
+# ---------------------------------------------------------------- copied block calls (resdsl/lsp/memo.py)
+def _graph_text(g) -> list:
+    """Everything a graph holds, as comparable text: scopes (tree, kinds, paths, spans, info),
+    nodes (op, path, attrs, parameters, value names, shapes, dtypes, scope, span), inputs, outputs."""
+    from resdsl.ir.graph import Value
+
+    def info(x):
+        if isinstance(x, Value):
+            return ("value", x.name)
+        if isinstance(x, dict):
+            return {k: info(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [info(v) for v in x]
+        return x if isinstance(x, (int, float, str, bool, type(None))) else repr(x)
+
+    def span(s):
+        return s and (s.source.path, s.line, s.column, s.end_line, s.end_column)
+
+    def val(v):
+        return (v.name, v.shape, v.dtype)
+
+    out = []
+
+    def scope(s, depth):
+        out.append((depth, s.kind, s.name, s.path, span(s.span), repr(info(s.info))))
+        for c in s.children:
+            scope(c, depth + 1)
+    scope(g.root, 0)
+    for n in g.nodes:
+        out.append((n.op, n.path, [val(v) for v in n.inputs], [val(v) for v in n.outputs], repr(n.attrs),
+                    repr(n.params), n.scope.kind, n.scope.path, span(n.span)))
+    out.append(([val(v) for v in g.inputs], [val(v) for v in g.outputs], g.output_names))
+    return out
+
+
+@pytest.mark.parametrize("name", ["resnet", "densenet", "dpn", "vit", "senet", "repvgg", "inception_resnet", "edsr"])
+def test_copied_block_calls_give_the_elaborated_graph(name):
+    """The language server copies a block call identical to one elaborated before (memo.py): every
+    network of these stdlib files, elaborated so (its calls copied from the file's other networks
+    too), is the graph `resdsl check` elaborates, node for node, value names and budget included."""
+    from resdsl.elaborate import Program, elaborate
+    from resdsl.elaborate.elaborator import Elaborator
+    from resdsl.lsp.memo import MemoElaborator
+    file = str(ROOT / "stdlib" / f"{name}.res")
+    # one program each, used in the same order (a module's `let`s are evaluated once, on first use)
+    program, mine = Program.from_file(file), Program.from_file(file)
+    memo, copies = {}, []
+    real_copy = MemoElaborator._copy
+
+    def counted(self, *a):
+        copies.append(a[-1])
+        return real_copy(self, *a)
+    for net, target in program.networks.items():
+        if any(p.default is None for p in getattr(getattr(target, "defn", None), "params", ())):
+            continue  # generic
+        plain = Elaborator(program)
+        want = plain.network(net)
+        el = MemoElaborator(mine, memo)
+        el._copy = counted.__get__(el)
+        got = el.network(net)
+        assert _graph_text(got) == _graph_text(want), net
+        assert el.states == plain.states and el.budget.steps == plain.budget.steps, net
+        assert el.budget.params == plain.budget.params and el.used_names == plain.used_names, net
+        assert elaborate(program, net).num_params() == got.num_params()
+    assert len(copies) >= 5, copies  # calls were copied, not only elaborated
+
+
+CLASH = """\
+block B(c: int) {
+    conv(c, 3, padding=1) as conv
+}
+
+network N() {
+    input x: [N, 4, 8, 8]
+    conv(4, 1) as "layer.1.conv"
+    repeat 2 as layer (i) { B(4) }
+}
+"""
+
+
+def test_a_copy_that_would_clash_is_elaborated_and_fails_as_check_does(tmp_path):
+    """`layer.1` is the same call as `layer.0`, but a path it would claim is taken: it is elaborated
+    (not copied), and the error is `resdsl check`'s."""
+    from resdsl.lsp.analysis import Analyzer
+    path = tmp_path / "clash.res"
+    path.write_text(CLASH)
+    (p,) = Analyzer().analyze(CLASH, str(path)).problems
+    cli = _check(path)
+    assert cli.startswith(f"error[{p.kind}]: {p.message}\n") and "`layer.1.conv` is used twice" in p.message
+    assert f"clash.res:{p.line}:{p.column}\n" in cli
+
+
+def test_a_failure_of_the_copying_falls_back_to_the_elaborator(tmp_path, monkeypatch):
+    """Should memo.py break (the elaborator changed under it), the editor still gets `check`'s answer."""
+    from resdsl.lsp import memo
+    from resdsl.lsp.analysis import Analyzer
+    text = "import resnet\n\nnetwork r = ResNet(BasicBlock, [2, 2, 1, 1], classes=3)\n"
+    want = Analyzer().analyze(text, str(tmp_path / "r.res"))
+
+    def broken(*a, **k):
+        raise AttributeError("an attribute the elaborator no longer has")
+    monkeypatch.setattr(memo.MemoElaborator, "_copy", broken)
+    got = Analyzer().analyze(text, str(tmp_path / "r.res"))
+    assert got.problems == [] and want.problems == []
+    assert _graph_text(got.graphs["r"]) == _graph_text(want.graphs["r"]) and got.hints() == want.hints()
+
+
+def test_shapes_moved_twice_before_being_asked_for(tmp_path):
+    """Lines inserted twice above the definitions while nothing asked for the shapes (the diagnostics
+    need none): when asked, they are where a fresh analysis puts them."""
+    from resdsl.lsp.analysis import Analyzer
+    path = str(tmp_path / "net.res")
+    a = Analyzer()
+    a.analyze(NET, path)
+    a.analyze("\n" + NET, path)
+    new = "\n\n# a comment\n" + NET.replace("\nnetwork Small", "\n\nnetwork Small")
+    got, want = a.analyze(new, path), Analyzer().analyze(new, path)
+    assert got.graphs["Small"] is not want.graphs["Small"]  # kept, not elaborated again
+    assert got.shapes == want.shapes and got.params == want.params and got.hints() == want.hints()
+    assert sorted((*x[:4], x[4].op) for x in got.nodes) == sorted((*x[:4], x[4].op) for x in want.nodes)
+
+
+def test_a_bug_in_the_analysis_is_reported_not_hung(tmp_path):
+    """An exception inside the server's analysis (a bug) gives an `internal` diagnostic, and the
+    server keeps answering; run in-process on the server's publish with a broken analyzer."""
+    from resdsl.lsp import server as S
+
+    class Broken:
+        def __init__(self):
+            self.trash = []
+
+        def analyze(self, text, path):
+            raise KeyError("a bug")
+
+        def empty_trash(self):
+            pass
+
+    sent = []
+
+    class Fake:
+        analyzer, results = Broken(), {}
+
+        class workspace:
+            @staticmethod
+            def get_text_document(uri):
+                return type("Doc", (), {"source": "network A() {}\n", "version": 1})()
+
+        def text_document_publish_diagnostics(self, params):
+            sent.append(params)
+    fake = Fake()
+    fake.analysis = lambda uri: S.ResdslServer.analysis(fake, uri)
+    S.publish(fake, (tmp_path / "a.res").as_uri())
+    (p,) = sent
+    (d,) = p.diagnostics
+    assert d.code == "internal" and "KeyError" in d.message

@@ -128,6 +128,62 @@ def test_installed_wheel_runs_from_an_empty_folder(wheel, tmp_path):
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=empty, env=env)
         assert r.returncode == 0, (args, r.stderr)
     assert (empty / "r.dot").read_text().startswith("digraph")
+    _lsp_and_preview_from(site, empty, env, code)
+
+
+def _lsp_and_preview_from(site, empty, env, code):
+    """`resdsl lsp` and `resdsl preview` started from the installed copy in an empty folder: the
+    server answers initialize and checks a file importing the stdlib; the page serves its view."""
+    import json
+    import signal
+    import urllib.request
+    lsp = subprocess.Popen([sys.executable, "-c", code, "lsp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, cwd=empty, env=env)
+
+    def send(msg):
+        body = json.dumps({"jsonrpc": "2.0", **msg}).encode()
+        lsp.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        lsp.stdin.flush()
+
+    def read():
+        n = 0
+        while (line := lsp.stdout.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                n = int(line.split(b":")[1])
+        return json.loads(lsp.stdout.read(n))
+
+    try:
+        send({"id": 1, "method": "initialize", "params": {"processId": None, "rootUri": empty.as_uri(),
+                                                          "capabilities": {}}})
+        assert read()["result"]["serverInfo"]["name"] == "resdsl"
+        send({"method": "initialized", "params": {}})
+        uri = (empty / "net.res").as_uri()
+        text = "import resnet\n\nnetwork r = ResNet(BasicBlock, [1, 1, 1, 1], clases=3)\n"
+        send({"method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "resdsl", "version": 1, "text": text}}})
+        while (m := read()).get("method") != "textDocument/publishDiagnostics":
+            pass
+        (d,) = m["params"]["diagnostics"]  # the stdlib's ResNet found, its parameter misspelt
+        assert "clases" in d["message"] and d["range"]["start"]["line"] == 2, d
+        send({"id": 2, "method": "shutdown"})
+        assert read()["id"] == 2
+        send({"method": "exit"})
+        assert lsp.wait(timeout=30) == 0
+    finally:
+        lsp.kill()
+    preview = subprocess.Popen([sys.executable, "-c", code, "preview", "resnet18", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=empty, env=env)
+    try:
+        url = preview.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (url, preview.stderr.read() if preview.poll() else "")
+        with urllib.request.urlopen(url + "view", timeout=60) as r:
+            view = json.loads(r.read())
+        assert view["network"] == "resnet18" and view["svg"].startswith("<svg") and view["diagnostics"] == []
+        preview.send_signal(signal.SIGINT)
+        _, err = preview.communicate(timeout=30)
+        assert preview.returncode in (0, 130) and "Traceback" not in err, err
+    finally:
+        preview.kill()
 
 
 # ------------------------------------------------------------------ ONNX

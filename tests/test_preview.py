@@ -199,6 +199,43 @@ def test_diagnostics_locate_the_error_as_check_prints_it(served, tmp_path):
     assert d["message"] in ref and (not d["help"] or d["help"] in ref)
 
 
+MANY = """\
+network small() {
+    input x: [N, 3, 32, 32]
+    conv(8, 3, padding=1) -> bn -> relu
+}
+
+network a() {
+    input x: [N, 3, 32, 32]
+    conv(8, 3, stride=0)
+}
+
+network b() {
+    input x: [N, 3, 32, 32]
+    conv(8, 3) -> linear(10, bias=maybe)
+}
+"""
+
+
+def _blocks(check_stderr: str) -> list:
+    """The errors `resdsl check` printed, one text each."""
+    return ["error[" + b.rstrip() for b in check_stderr.split("error[")[1:]]
+
+
+def test_every_error_of_the_file_is_shown_not_only_the_drawn_network_s(served, tmp_path):
+    url, preview = served(MANY)
+    data = json.loads(get(url + "view")[2])
+    assert data["network"] == "small" and data["svg"]  # the first network is fine and drawn
+    ref = _blocks(check_error_text(tmp_path / "net.res"))
+    assert len(ref) == 2 and [d["text"].rstrip() for d in data["diagnostics"]] == ref
+    # the drawn network fails too: its error and the other two, in file order as `check` prints them
+    (tmp_path / "net.res").write_text(MANY.replace("-> bn -> relu", "-> bn -> nosuchop"))
+    preview.check_files()
+    data = json.loads(get(url + "view")[2])
+    ref = _blocks(check_error_text(tmp_path / "net.res"))
+    assert data["svg"] == "" and len(ref) == 3 and [d["text"].rstrip() for d in data["diagnostics"]] == ref
+
+
 def test_error_in_an_import_is_located_in_the_import(served, tmp_path):
     lib = "block B(c: int) {\n    conv(c, 3, padding=1) -> relu\n    linear(3, 4, 5)\n}\n"
     url, _ = served("import lib\nnetwork net() {\n    input x: [N, 3, 8, 8]\n    B(4)\n}\n", **{"lib.res": lib})
@@ -472,6 +509,27 @@ def test_browser_redraws_on_save_shows_errors_and_saves(browser, command, tmp_pa
     wrote = page.inner_text("#status")[len("wrote "):]
     assert wrote == str(tmp_path / "net.preview.svg") and Path(wrote).read_bytes().startswith(b"<?xml")
     assert path.read_text() == NET
+    assert problems == []
+
+
+def test_browser_shows_every_error_of_the_file(browser, command, tmp_path):
+    """The page lists every error `resdsl check` prints for the file, the drawn network being fine."""
+    path, url = command(MANY)
+    page, problems = open_page(browser, url)
+    page.wait_for_selector("#diagnostics .diagnostic", timeout=30_000)
+    ref = _blocks(check_error_text(path))
+    assert len(ref) == 2
+    assert [t.rstrip() for t in page.eval_on_selector_all("#diagnostics .diagnostic pre",
+                                                          "ps => ps.map(p => p.textContent)")] == ref
+    assert page.eval_on_selector_all("#diagnostics .where", "ws => ws.map(w => w.textContent)") == [
+        re.search(r"--> (\S+:\d+:\d+)", r).group(1) for r in ref]
+    # one fixed and saved: one is left
+    version = page.get_attribute("#figure", "data-version")
+    path.write_text(MANY.replace("stride=0", "stride=1"))
+    wait_new_figure(page, version)
+    page.wait_for_function("() => document.querySelectorAll('#diagnostics .diagnostic').length === 1",
+                           timeout=30_000)
+    assert page.inner_text("#diagnostics .diagnostic pre").rstrip() == _blocks(check_error_text(path))[0]
     assert problems == []
 
 

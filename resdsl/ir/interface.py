@@ -56,9 +56,33 @@ def _in(p: str | None, path: str) -> bool:
     return p is not None and (p == path or p.startswith(path + "."))
 
 
-def members(graph: Graph, path: str) -> list:
-    """The nodes at or under `path`: their state path or their scope's path."""
-    return [n for n in graph.nodes if _in(n.path, path) or _in(n.scope.path, path)]
+def members(graph: Graph, path: str, index: dict | None = None) -> list:
+    """The nodes at or under `path`: their state path or their scope's path (`index`: the graph's
+    member_index, when several paths are asked about)."""
+    if index is not None:
+        return index.get(path, [])
+    dot = path + "."
+    return [n for n in graph.nodes
+            if (p := n.path) is not None and (p == path or p.startswith(dot))
+            or (p := n.scope.path) is not None and (p == path or p.startswith(dot))]
+
+
+def member_index(graph: Graph) -> dict:
+    """Every path an annotation may name (op paths, scope paths and their prefixes) -> its
+    members, in graph order: one pass for all the paths of a network's annotations."""
+    index = {}
+    for n in graph.nodes:
+        for p in (n.path, n.scope.path):
+            while p:
+                at = index.get(p)
+                if at is None:
+                    index[p] = [n]
+                elif at[-1] is not n:
+                    at.append(n)
+                else:
+                    break  # reached through the other path: its prefixes have `n` already
+                p = p.rpartition(".")[0]
+    return index
 
 
 def known_paths(graph: Graph) -> set:
@@ -72,16 +96,16 @@ def known_paths(graph: Graph) -> set:
     return out
 
 
-def output_of(graph: Graph, path: str, users: dict | None = None) -> list:
+def output_of(graph: Graph, path: str, users: dict | None = None, index: dict | None = None) -> list:
     """The tensors the ops under `path` compute that are used outside it (or are graph outputs)."""
     users = graph.users() if users is None else users
-    inside = set(members(graph, path))
+    ordered = members(graph, path, index)  # in graph order
+    inside = set(ordered)
     outs = []
-    for n in graph.nodes:
-        if n in inside:
-            for v in n.outputs:
-                if any(u is None or u not in inside for u in users.get(v, ())):
-                    outs.append(v)
+    for n in ordered:
+        for v in n.outputs:
+            if any(u is None or u not in inside for u in users.get(v, ())):
+                outs.append(v)
     return outs
 
 
@@ -115,7 +139,8 @@ def resolve(graph: Graph, annotations: list) -> Interface:
             feats += [p for p, _ in targets]
         for p, sp in targets:
             spans[(kind, p)] = sp
-    known = known_paths(graph)
+    index = member_index(graph)
+    known = index  # = known_paths(graph)
     for (kind, p), sp in spans.items():
         if p not in known:
             hint = did_you_mean(p, sorted(known))
@@ -128,14 +153,14 @@ def resolve(graph: Graph, annotations: list) -> Interface:
     iface = Interface(cls, tuple(feats), ff, spans)
     users = graph.users()
     for p in feats:
-        v = _one_output(graph, "features", p, spans[("features", p)], users)
+        v = _one_output(graph, "features", p, spans[("features", p)], users, index)
         _stage_info(graph, v, p, spans[("features", p)])
-    split(graph, iface, users)
+    split(graph, iface, users, index)
     return iface
 
 
-def _one_output(graph, kind, path, span, users) -> Value:
-    outs = output_of(graph, path, users)
+def _one_output(graph, kind, path, span, users, index=None) -> Value:
+    outs = output_of(graph, path, users, index)
     if len(outs) != 1:
         what = "no tensor used after it" if not outs else \
             f"{len(outs)} tensors used after it ({', '.join('%' + v.name for v in outs[:4])})"
@@ -144,8 +169,8 @@ def _one_output(graph, kind, path, span, users) -> Value:
     return outs[0]
 
 
-def _classifier(graph, path, span) -> Node:
-    ops = [n for n in members(graph, path)]
+def _classifier(graph, path, span, index=None) -> Node:
+    ops = list(members(graph, path, index))
     node = ops[0] if len(ops) == 1 and ops[0].path == path else None
     if node is None or node.op not in CLASSIFIER_OPS or not node.params:
         inner = [n.path for n in ops if n.op in CLASSIFIER_OPS and n.params]
@@ -156,20 +181,20 @@ def _classifier(graph, path, span) -> Node:
     return node
 
 
-def split(graph: Graph, iface: Interface, users: dict | None = None) -> Split | None:
+def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict | None = None) -> Split | None:
     """Where forward_features ends and forward_head begins; None when the network declares
     neither a classifier nor features. The head (everything the output needs that the
     features tensor does not) may only read the features tensor."""
     users = graph.users() if users is None else users
     sp = iface.spans
-    node = _classifier(graph, iface.classifier, sp.get(("classifier", iface.classifier))) \
+    node = _classifier(graph, iface.classifier, sp.get(("classifier", iface.classifier)), index) \
         if iface.classifier else None
     if iface.forward_features:
         where = sp.get(("forward_features", iface.forward_features))
-        feat = _one_output(graph, "forward_features", iface.forward_features, where, users)
+        feat = _one_output(graph, "forward_features", iface.forward_features, where, users, index)
     elif iface.features:
         where = sp.get(("features", iface.features[-1]))
-        feat = _one_output(graph, "features", iface.features[-1], where, users)
+        feat = _one_output(graph, "features", iface.features[-1], where, users, index)
     elif node is not None:
         where = sp.get(("classifier", iface.classifier))
         feat = node.inputs[0]

@@ -11,7 +11,6 @@ lines) are unchanged.
 from __future__ import annotations
 
 import math
-import os
 import re
 import weakref
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from ..elaborate.loader import PRIMITIVES, STDLIB
 from ..frontend import ast
 from ..frontend.read import parse
 from ..ir.shapes import shape_str
+from .memo import MemoElaborator
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COUNTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Graph -> its parameter count
@@ -65,14 +65,36 @@ class Hint:
 
 @dataclass
 class Analysis:
+    """One text analysed. What the text shows (shapes, params, nodes) is worked out from the
+    graphs when first asked for: the diagnostics need only the problems, and go out first."""
     path: str
     text: str
     problems: list
     program: Program | None
     graphs: dict  # network name -> Graph
-    shapes: dict  # line (1-based) -> shape text of the statement ending there
-    params: dict  # line (1-based) -> (block name, parameter count) of a block instance there
-    nodes: list  # (line, column, end_line, end_column, node) of every op application in this text
+    errors: list = field(default_factory=list)  # the ResdslError of each problem, as `resdsl check` has it
+    entries: list = field(default_factory=list, repr=False)  # the Analyzer's [graph, error, annotation, places]
+    _shown: tuple | None = field(default=None, repr=False)
+
+    @property
+    def shapes(self) -> dict:
+        """line (1-based) -> shape text of the statement ending there."""
+        return self._show()[0]
+
+    @property
+    def params(self) -> dict:
+        """line (1-based) -> (block name, parameter count) of a block instance there."""
+        return self._show()[1]
+
+    @property
+    def nodes(self) -> list:
+        """(line, column, end_line, end_column, node) of every op application in this text."""
+        return self._show()[2]
+
+    def _show(self):
+        if self._shown is None:
+            self._shown = _shown(self)
+        return self._shown
 
     def hints(self) -> list:
         lines = self.text.splitlines()
@@ -120,21 +142,28 @@ class Analysis:
 
 
 class _CachedProgram(Program):
-    """A Program that reuses the AST of an imported file unchanged on disk."""
+    """A Program that reads an imported file open in the editor from its unsaved text (`overlay`:
+    resolved path -> text) and reuses the AST of an imported text unchanged since the last parse.
+    `imported` lists (resolved path, text) of every file it imported, in load order."""
 
-    def __init__(self, cache: dict):
+    def __init__(self, cache: dict, overlay: dict):
         super().__init__()
         self._cache = cache
+        self._overlay = overlay
+        self.imported: list = []
+
+    def _load_text(self, text, path, stack):
+        if stack:
+            key = resolved_path(path)
+            text = self._overlay.get(key, text)
+            self.imported.append((key, text))
+        return super()._load_text(text, path, stack)
 
     def parse(self, text, path, imported=False):
         if not imported:
             self.root_module = parse(text, path)
             return self.root_module
-        try:
-            st = os.stat(path)
-            key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-        except OSError:
-            return parse(text, path)
+        key = resolved_path(path)
         hit = self._cache.get(key)
         if hit is None or hit[0] != text:
             hit = (text, parse(text, path))
@@ -142,33 +171,55 @@ class _CachedProgram(Program):
         return hit[1]
 
 
+def resolved_path(path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, ValueError):
+        return str(path)
+
+
 class Analyzer:
     """Analyses texts, keeping imported ASTs and the graphs of networks whose definitions are unchanged."""
 
     def __init__(self):
-        self.imports: dict = {}
+        self.imports: dict = {}  # resolved path -> (text, AST) of an imported file
         self.graphs: dict = {}  # (path, network, key) -> (Graph or None, ResdslError or None)
+        self.overlay: dict = {}  # resolved path -> the editor's unsaved text of an open file
+        self.trash: list = []  # graphs dropped by the last analysis, freed by empty_trash()
+
+    def empty_trash(self) -> None:
+        """Free what the last analysis replaced (the server calls it after sending the diagnostics:
+        freeing thousands of nodes is work the editor need not wait for)."""
+        self.trash.clear()
+
+    def set_overlay(self, path: str, text: str | None) -> None:
+        """The text an open editor holds for `path` (None: closed, read it from disk again)."""
+        if text is None:
+            self.overlay.pop(resolved_path(path), None)
+        else:
+            self.overlay[resolved_path(path)] = text
 
     def analyze(self, text: str, path: str) -> Analysis:
         with paused():
             return self._analyze(text, path)
 
     def load(self, text: str, path: str) -> Program:
-        prog = _CachedProgram(self.imports)
+        prog = _CachedProgram(self.imports, self.overlay)
         prog.root = prog._load_text(text, path, stack=())
         return prog
 
     def _analyze(self, text, path):
-        problems, graphs = [], {}
+        problems, graphs, errors = [], {}, []
         try:
             program = self.load(text, path)
         except ResdslError as e:
-            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [])
+            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, [e])
         except RecursionError:
             e = ResdslError("limit", "the description nests too deeply to read", Span(_src(path, text), 1, 1, 1, 1))
-            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, {}, {}, [])
+            return Analysis(path, text, [_problem(e, path, text, None)], None, {}, [e])
         keys, places = _network_keys(program, text)
-        fresh, anns = {}, []
+        fresh, entries = {}, []
+        memo: dict = {}  # block calls elaborated for one network, copied into the others (memo.py)
         for name, key, real in _targets(program, keys):
             ck = (path, name, key)
             hit = self.graphs.get(ck)
@@ -177,40 +228,63 @@ class Analyzer:
                 if hit[0] is None:
                     hit = None  # an error's place must be exact: elaborate again
                 else:  # the same definitions, moved by whole lines: move what the graph shows with them
-                    hit = (hit[0], None, _moved(hit[2], hit[3], now), now)
+                    # (not worked out yet: when it is, from the places the graph was elaborated at)
+                    hit = [hit[0], None, None if hit[2] is None else _moved(hit[2], hit[3], now), now, hit[4]]
+            # [graph, error, annotation (annotate_graph, when first asked for), places, places elaborated at]
             if hit is None:
                 try:
-                    g = elaborate(program, name)
-                    hit = (g, None, annotate_graph(g, path), now)
+                    try:
+                        g = MemoElaborator(program, memo).network(name)
+                    except (ResdslError, RecursionError):
+                        raise
+                    except Exception:  # noqa: BLE001 - a bug of the copying (memo.py): elaborate as `check` does
+                        memo.clear()
+                        g = elaborate(program, name)
+                    hit = [g, None, None, now, now]
                 except ResdslError as e:
-                    hit = (None, e, None, now)
+                    hit = [None, e, None, now, now]
                 except RecursionError:
-                    hit = (None, ResdslError("limit", "the description nests too deeply to elaborate"), None, now)
+                    hit = [None, ResdslError("limit", "the description nests too deeply to elaborate"), None, now, now]
                 except Exception as e:  # noqa: BLE001 - a bug of resdsl, not of the text: say so, keep serving
-                    hit = (None, ResdslError("internal", f"resdsl failed on this network ({type(e).__name__}: {e})",
-                                             help="please report it with the file"), None, now)
+                    hit = [None, ResdslError("internal", f"resdsl failed on this network ({type(e).__name__}: {e})",
+                                             help="please report it with the file"), None, now, now]
             fresh[ck] = hit
-            g, err, ann, _ = hit
+            g, err = hit[0], hit[1]
             if g is not None:
                 graphs[name or g.name] = g
-                anns.append((g, ann))
+                entries.append(hit)
             else:
                 p = _problem(err, path, text, program, name)
                 if not any((q.message, q.line, q.column) == (p.message, p.line, p.column) for q in problems):
                     problems.append(p)
+                    errors.append(err)
         for k in [k for k in self.graphs if k[0] == path]:
-            del self.graphs[k]
+            self.trash.append(self.graphs.pop(k))
         self.graphs.update(fresh)
-        shapes, params, nodes = _annotate(anns, path)
-        for name, g in graphs.items():  # `network r = ResNet(...)`: its output and parameters on its line
-            target = program.networks.get(name)
-            if isinstance(target, tuple) and _same_fast(target[1].span.source.path, path):
-                line = target[1].span.end_line
-                shapes.setdefault(line, ", ".join(shape_str(v.shape) for v in g.outputs))
-                if g not in _COUNTS:
-                    _COUNTS[g] = g.num_params()
-                params.setdefault(line, (name, _COUNTS[g]))
-        return Analysis(path, text, problems, program, graphs, shapes, params, nodes)
+        return Analysis(path, text, problems, program, graphs, errors, entries)
+
+
+def _shown(a: Analysis):
+    """(shapes, params, nodes) of an analysis: each graph's annotation (kept in its cache entry for
+    the next analysis), merged; a `network r = ResNet(...)` line shows the network's output and
+    parameters."""
+    anns = []
+    for entry in a.entries:
+        if entry[2] is None:
+            entry[2] = annotate_graph(entry[0], a.path)
+            if entry[4] != entry[3]:  # moved by whole lines since it was elaborated
+                entry[2] = _moved(entry[2], entry[4], entry[3])
+        anns.append((entry[0], entry[2]))
+    shapes, params, nodes = _annotate(anns, a.path)
+    for name, g in a.graphs.items():
+        target = a.program.networks.get(name)
+        if isinstance(target, tuple) and _same_fast(target[1].span.source.path, a.path):
+            line = target[1].span.end_line
+            shapes.setdefault(line, ", ".join(shape_str(v.shape) for v in g.outputs))
+            if g not in _COUNTS:
+                _COUNTS[g] = g.num_params()
+            params.setdefault(line, (name, _COUNTS[g]))
+    return shapes, params, nodes
 
 
 def _src(path, text):
@@ -244,17 +318,11 @@ def _network_keys(program, text):
     on changes: the text of every top-level item its definition reaches by name, and the imports
     (with their files' sizes and times). Places: item name -> (first line, column, last line) of
     those items, to move a cached graph's annotations when lines are inserted above them."""
-    module_items, common = {}, []
+    module_items = {}
+    common = tuple(program.imported)  # every imported text, the imports' imports too
     lines = text.splitlines()
     for item in program.root_module.items:
-        if isinstance(item, ast.Import):
-            p = import_path(item.module, program.root.path)
-            try:
-                st = os.stat(p) if p is not None else None
-            except OSError:
-                st = None
-            common.append((item.module, st and (st.st_size, st.st_mtime_ns)))
-        elif hasattr(item, "name"):
+        if hasattr(item, "name") and not isinstance(item, ast.Import):
             module_items[item.name] = item
     keys, places = {}, {}
     for name in program.networks:
@@ -266,7 +334,7 @@ def _network_keys(program, text):
             seen.add(n)
             todo.extend(w for w in _WORD.findall(_item_text(lines, module_items[n].span)) if w in module_items)
         names = sorted(seen)
-        keys[name] = (tuple(common), tuple((n, _item_text(lines, module_items[n].span)) for n in names))
+        keys[name] = (common, tuple((n, _item_text(lines, module_items[n].span)) for n in names))
         places[name] = {n: (module_items[n].span.line, module_items[n].span.column, module_items[n].span.end_line)
                         for n in names}
     return keys, places
@@ -374,33 +442,54 @@ def _annotate(graphs: list, path: str):
 
 
 def annotate_graph(g, path: str):
-    """What one graph shows in the text at `path`: (line -> shape, line -> (block, params), [(span, node)])."""
+    """What one graph shows in the text at `path`: (line -> shape, line -> (block, params), [(span, node)]).
+    A line inside a block used several times shows its first instance. The graph's parameter count
+    (its root scope's) is kept in _COUNTS on the way."""
     shapes, owner, nodes = {}, {}, []
     last = {}  # block scope -> the last node inside it
     counts = {}  # block scope -> parameter count
-    seen = {}
+    seen = {}  # block scope -> the parameter names counted in it
+    chains = {}  # scope -> (innermost block-or-root scope, the block-or-root scopes with a span, innermost first)
+    here = {}  # source path -> whether it is `path`
+    shape_of = {}  # line -> the node whose output shape it shows
     for n in g.nodes:
-        s = n.scope
-        inner = None
-        while s is not None:
-            if s.kind == "block" or s.parent is None:
-                if inner is None:
-                    inner = s
-                if s.span is not None:
-                    last[s] = n
-                    if n.params:
-                        mine = seen.setdefault(s, set())
-                        for local, spec in n.params.items():
-                            full = n.path if local == "" else f"{n.path}.{local}"
-                            if full not in mine and spec.kind == "param":
-                                mine.add(full)
-                                counts[s] = counts.get(s, 0) + math.prod(spec.shape)
-            s = s.parent
+        scope = n.scope
+        chain = chains.get(scope)
+        if chain is None:
+            inner, spanned, s = None, [], scope
+            while s is not None:
+                if s.kind == "block" or s.parent is None:
+                    if inner is None:
+                        inner = s
+                    if s.span is not None:
+                        spanned.append(s)
+                s = s.parent
+            chain = chains[scope] = (inner, spanned)
+        inner, spanned = chain
+        for s in spanned:
+            last[s] = n
+        if n.params:
+            mine = [(n.path if local == "" else f"{n.path}.{local}", math.prod(spec.shape))
+                    for local, spec in n.params.items() if spec.kind == "param"]
+            for s in spanned:
+                names = seen.setdefault(s, set())
+                for full, size in mine:
+                    if full not in names:
+                        names.add(full)
+                        counts[s] = counts.get(s, 0) + size
         sp = n.span
-        if sp is not None and n.outputs and _same_fast(sp.source.path, path):
-            nodes.append((sp.line, sp.column, sp.end_line, sp.end_column, n))
-            if owner.setdefault(sp.end_line, inner) is inner:
-                shapes[sp.end_line] = shape_str(n.outputs[0].shape)
+        if sp is not None and n.outputs:
+            ok = here.get(sp.source.path)
+            if ok is None:
+                ok = here[sp.source.path] = _same_fast(sp.source.path, path)
+            if ok:
+                nodes.append((sp.line, sp.column, sp.end_line, sp.end_column, n))
+                if owner.setdefault(sp.end_line, inner) is inner:
+                    shape_of[sp.end_line] = n
+    for line, n in shape_of.items():
+        shapes[line] = shape_str(n.outputs[0].shape)
+    if g.root.span is not None:
+        _COUNTS[g] = counts.get(g.root, 0)  # = g.num_params(), without another pass
     params = {}
     for s, n in last.items():
         sp = s.span

@@ -8,6 +8,7 @@ come from :mod:`.analysis`, which keeps the elaboration of unchanged imports and
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from lsprotocol import types as T
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
+from .._gc import paused
 from .._version import __version__
 from ..diagnostics import ResdslError
 from ..elaborate.describe import op_signature
@@ -22,7 +24,7 @@ from ..elaborate.loader import STDLIB
 from ..elaborate.values import BlockRef, Fn, OpRef, Partial
 from ..frontend import ast
 from ..ir.ops import OPS, REQUIRED
-from .analysis import Analyzer, doc_comment, imports_of, signature, source_text
+from .analysis import Analyzer, doc_comment, imports_of, resolved_path, signature, source_text
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEAN = re.compile(r"did you mean `([^`]+)`")
@@ -40,6 +42,7 @@ class ResdslServer(LanguageServer):
         doc = self.workspace.get_text_document(uri)
         hit = self.results.get(uri)
         if hit is None or hit.text != doc.source:
+            self.analyzer.trash.append(hit)
             hit = self.results[uri] = self.analyzer.analyze(doc.source, _path(uri))
         return hit
 
@@ -61,24 +64,119 @@ def _span_range(span) -> T.Range:
     return _range(span.line, span.column, span.end_line, span.end_column)
 
 
+# ------------------------------------------------------------------ positions
+# Inside the server a column is a Python string index (a code point), as in every Span; the client
+# counts in the code units of the encoding negotiated at initialize (UTF-16 unless it offers UTF-8 or
+# UTF-32). Every position is converted at the edge: on the way in (`_inp`) and out (`_out`).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@functools.lru_cache(maxsize=16)
+def _lines(text: str) -> tuple:
+    """The lines of `text` as LSP counts them (\\n, \\r\\n and \\r end a line; nothing else does)."""
+    return tuple(_LINE_BREAK.split(text))
+
+
+def _encoding(ls) -> str:
+    try:
+        return str(ls.workspace.position_encoding or T.PositionEncodingKind.Utf16)
+    except RuntimeError:  # no workspace before initialize
+        return str(T.PositionEncodingKind.Utf16)
+
+
+def _units(line: str, col: int, enc: str) -> int:
+    """Code point index `col` of `line` in the client's code units."""
+    if enc == T.PositionEncodingKind.Utf32 or line.isascii():
+        return col
+    head = line[:col]
+    if enc == T.PositionEncodingKind.Utf8:
+        return len(head.encode("utf-8", "surrogatepass")) + max(col - len(line), 0)
+    return col + sum(1 for c in head if ord(c) > 0xFFFF)
+
+
+def _chars(line: str, units: int, enc: str) -> int:
+    """The client's `units` into `line` as a code point index (a unit inside a character: that character)."""
+    if enc == T.PositionEncodingKind.Utf32 or line.isascii():
+        return units
+    n = 0
+    for i, c in enumerate(line):
+        if n >= units:
+            return i
+        n += len(c.encode("utf-8", "surrogatepass")) if enc == T.PositionEncodingKind.Utf8 else \
+            (2 if ord(c) > 0xFFFF else 1)
+    return len(line) + max(units - n, 0)
+
+
+def _out_pos(lines, line0: int, col0: int, enc: str) -> T.Position:
+    line = lines[line0] if 0 <= line0 < len(lines) else ""
+    return T.Position(max(line0, 0), max(_units(line, col0, enc), 0))
+
+
+def _out(ls, text: str, rng: T.Range) -> T.Range:
+    """A range counted in code points of `text`, in the client's code units."""
+    enc = _encoding(ls)
+    if enc == T.PositionEncodingKind.Utf32 or text.isascii():
+        return rng
+    lines = _lines(text)
+    return T.Range(_out_pos(lines, rng.start.line, rng.start.character, enc),
+                   _out_pos(lines, rng.end.line, rng.end.character, enc))
+
+
+def _inp(ls, text: str, pos: T.Position) -> T.Position:
+    """A client's position in `text` counted in code points."""
+    enc = _encoding(ls)
+    if enc == T.PositionEncodingKind.Utf32 or text.isascii():
+        return pos
+    lines = _lines(text)
+    line = lines[pos.line] if 0 <= pos.line < len(lines) else ""
+    return T.Position(pos.line, _chars(line, pos.character, enc))
+
+
+def _inp_range(ls, text: str, rng: T.Range) -> T.Range:
+    return T.Range(_inp(ls, text, rng.start), _inp(ls, text, rng.end))
+
+
+def _span_out(ls, span) -> T.Range:
+    """A Span's range in the client's code units of its own file."""
+    return _out(ls, getattr(span.source, "text", "") or "", _span_range(span))
+
+
 server = ResdslServer()
 
 
 # ------------------------------------------------------------------ diagnostics
 def publish(ls: ResdslServer, uri: str) -> None:
+    """Analyse (if the text changed) and send the diagnostics; only then collect and free what the
+    analysis replaced (the cyclic collector's pass over the new graphs, the old graphs' nodes), so
+    the editor does not wait for that housekeeping."""
+    with paused():
+        try:
+            _publish(ls, uri)
+        except Exception as e:  # noqa: BLE001 - a bug of resdsl: say so in the editor, keep serving
+            import traceback
+            traceback.print_exc()  # stderr: the editor's log of the server
+            ls.results.pop(uri, None)
+            ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=[T.Diagnostic(
+                range=T.Range(T.Position(0, 0), T.Position(0, 1)), severity=T.DiagnosticSeverity.Error,
+                code="internal", source="resdsl",
+                message=f"resdsl failed on this file ({type(e).__name__}: {e}); please report it with the file")]))
+    ls.analyzer.empty_trash()
+
+
+def _publish(ls: ResdslServer, uri: str) -> None:
     a = ls.analysis(uri)
     out = []
     for p in a.problems:
         related = []
         if p.where is not None:
             related.append(T.DiagnosticRelatedInformation(
-                T.Location(_uri(p.where.source.path), _span_range(p.where)), f"error[{p.kind}] here"))
+                T.Location(_uri(p.where.source.path), _span_out(ls, p.where)), f"error[{p.kind}] here"))
         for text, span in p.notes:
             if span is not None:
-                related.append(T.DiagnosticRelatedInformation(T.Location(_uri(span.source.path), _span_range(span)),
-                                                               text))
+                related.append(T.DiagnosticRelatedInformation(T.Location(_uri(span.source.path),
+                                                                         _span_out(ls, span)), text))
         out.append(T.Diagnostic(
-            range=_range(p.line, p.column, p.end_line, p.end_column),
+            range=_out(ls, a.text, _range(p.line, p.column, p.end_line, p.end_column)),
             message=p.text().removeprefix(f"error[{p.kind}]: "),
             severity=T.DiagnosticSeverity.Error, code=p.kind, source="resdsl",
             related_information=related or None,
@@ -87,24 +185,50 @@ def publish(ls: ResdslServer, uri: str) -> None:
     ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=out, version=version))
 
 
+def _importers(ls: ResdslServer, uri: str) -> list:
+    """The other open documents whose last analysis read the file `uri` (directly or through an import)."""
+    path = resolved_path(_path(uri))
+    out = []
+    for other, a in list(ls.results.items()):
+        if other != uri and a.program is not None and any(p == path for p, _ in a.program.imported):
+            out.append(other)
+    return out
+
+
+def _refresh_importers(ls: ResdslServer, uri: str) -> None:
+    for other in _importers(ls, uri):
+        if other in ls.workspace.text_documents:
+            ls.results.pop(other, None)
+            publish(ls, other)
+
+
 @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: ResdslServer, params: T.DidOpenTextDocumentParams):
-    publish(ls, params.text_document.uri)
+    uri = params.text_document.uri
+    old = ls.analyzer.overlay.get(resolved_path(_path(uri)))
+    ls.analyzer.set_overlay(_path(uri), params.text_document.text)
+    publish(ls, uri)
+    if old != params.text_document.text:
+        _refresh_importers(ls, uri)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
 async def did_change(ls: ResdslServer, params: T.DidChangeTextDocumentParams):
     await asyncio.sleep(0)  # let changes already received apply first: only the latest text is analysed
-    doc = ls.workspace.get_text_document(params.text_document.uri)
+    uri = params.text_document.uri
+    doc = ls.workspace.get_text_document(uri)
     if doc.version is not None and params.text_document.version is not None \
             and doc.version > params.text_document.version:
         return
-    publish(ls, params.text_document.uri)
+    # the unsaved text is what the files importing this one see (the loader's overlay)
+    ls.analyzer.set_overlay(_path(uri), doc.source)
+    publish(ls, uri)
+    _refresh_importers(ls, uri)
 
 
 @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: ResdslServer, params: T.DidSaveTextDocumentParams):
-    # imports are read from disk: a saved file may be imported by the other open ones
+    # a file imported by an open one but not open itself is read from disk: a save may change it
     saved = params.text_document.uri
     ls.results.pop(saved, None)
     publish(ls, saved)
@@ -116,13 +240,16 @@ def did_save(ls: ResdslServer, params: T.DidSaveTextDocumentParams):
 
 @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: ResdslServer, params: T.DidCloseTextDocumentParams):
-    ls.results.pop(params.text_document.uri, None)
-    ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[]))
+    uri = params.text_document.uri
+    ls.analyzer.set_overlay(_path(uri), None)  # importers read it from disk again
+    ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+    _refresh_importers(ls, uri)
+    ls.results.pop(uri, None)
 
 
 # ------------------------------------------------------------------ words and definitions
 def _word_at(text: str, pos: T.Position):
-    lines = text.splitlines()
+    lines = _lines(text)
     if pos.line >= len(lines):
         return None, None
     line = lines[pos.line]
@@ -165,7 +292,9 @@ def _callee(names: dict, word: str):
 
 
 def _text_of(path: str, a) -> str:
-    return a.text if path == a.path else source_text(path)
+    if path == a.path:
+        return a.text
+    return server.analyzer.overlay.get(resolved_path(path)) or source_text(path)
 
 
 # ------------------------------------------------------------------ hover
@@ -226,10 +355,11 @@ def _def_doc(item, path: str, a) -> str:
 @server.feature(T.TEXT_DOCUMENT_HOVER)
 def hover(ls: ResdslServer, params: T.HoverParams):
     a = ls.analysis(params.text_document.uri)
-    word, rng = _word_at(a.text, params.position)
+    position = _inp(ls, a.text, params.position)
+    word, rng = _word_at(a.text, position)
     if word is None:
         return None
-    line, col = params.position.line + 1, params.position.character + 1
+    line, col = position.line + 1, position.character + 1
     node = a.node_at(line, col)
     shape = None
     if node is not None and node.outputs:
@@ -246,7 +376,7 @@ def hover(ls: ResdslServer, params: T.HoverParams):
     elif word in OPS and (not names or word in names and not isinstance(names[word], (BlockRef, Fn, tuple))):
         parts.append(_op_doc(OPS[word]))
     else:
-        imp, p = _import_at(a, params.position.line)
+        imp, p = _import_at(a, position.line)
         if imp is not None:
             parts.append(f"`import {imp.module}`: " + (str(p) if p else "not found"))
     if shape is None:  # a block call (its ops are in the block), an input, an `as` name
@@ -256,7 +386,8 @@ def hover(ls: ResdslServer, params: T.HoverParams):
         parts.append(f"{label}: `{shape}`")
     if not parts:
         return None
-    return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value="\n\n".join(parts)), range=rng)
+    return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value="\n\n".join(parts)),
+                   range=_out(ls, a.text, rng))
 
 
 def _input_shape(a, word: str):
@@ -276,7 +407,8 @@ def inlay_hints(ls: ResdslServer, params: T.InlayHintParams):
     out = []
     for h in a.hints():
         if lo <= h.line <= hi and h.text:
-            out.append(T.InlayHint(position=T.Position(h.line - 1, h.column - 1), label=h.text.strip(),
+            at = T.Position(h.line - 1, h.column - 1)
+            out.append(T.InlayHint(position=_out(ls, a.text, T.Range(at, at)).start, label=h.text.strip(),
                                    kind=T.InlayHintKind.Type, padding_left=True))
     return out
 
@@ -285,15 +417,17 @@ def inlay_hints(ls: ResdslServer, params: T.InlayHintParams):
 @server.feature(T.TEXT_DOCUMENT_DEFINITION)
 def definition(ls: ResdslServer, params: T.DefinitionParams):
     a = ls.analysis(params.text_document.uri)
-    imp, p = _import_at(a, params.position.line)
+    position = _inp(ls, a.text, params.position)
+    imp, p = _import_at(a, position.line)
     if imp is not None:
         return T.Location(_uri(str(p)), _range(1, 1, 1, 1)) if p else None
-    word, _ = _word_at(a.text, params.position)
+    word, _ = _word_at(a.text, position)
     if word is None:
         return None
     item, path = _definition(a, word)
     if item is not None:
-        return T.Location(_uri(path), _name_range(item, _text_of(path, a)))
+        text = _text_of(path, a)
+        return T.Location(_uri(path), _out(ls, text, _name_range(item, text)))
     if isinstance(path, tuple):
         return T.Location(_uri(path[0]), _range(path[1], 1, path[1], 1))
     return None
@@ -302,7 +436,7 @@ def definition(ls: ResdslServer, params: T.DefinitionParams):
 def _name_range(item, text: str) -> T.Range:
     """The range of the defined name in the definition's first line."""
     sp = item.span
-    lines = text.splitlines()
+    lines = _lines(text)
     line = lines[sp.line - 1] if sp.line <= len(lines) else ""
     m = re.search(rf"\b{re.escape(item.name)}\b", line[sp.column - 1:]) if hasattr(item, "name") else None
     if m:
@@ -313,7 +447,7 @@ def _name_range(item, text: str) -> T.Range:
 
 def _occurrences(text: str, word: str) -> list:
     out = []
-    for i, line in enumerate(text.splitlines()):
+    for i, line in enumerate(_lines(text)):
         code = line.split("#", 1)[0]
         for m in re.finditer(rf"(?<![\w.]){re.escape(word)}\b", code):
             out.append(T.Range(T.Position(i, m.start()), T.Position(i, m.end())))
@@ -323,7 +457,7 @@ def _occurrences(text: str, word: str) -> list:
 @server.feature(T.TEXT_DOCUMENT_REFERENCES)
 def references(ls: ResdslServer, params: T.ReferenceParams):
     a = ls.analysis(params.text_document.uri)
-    word, _ = _word_at(a.text, params.position)
+    word, _ = _word_at(a.text, _inp(ls, a.text, params.position))
     if word is None:
         return []
     item, path = _definition(a, word)
@@ -338,15 +472,15 @@ def references(ls: ResdslServer, params: T.ReferenceParams):
             if item is not None and not params.context.include_declaration and f == path \
                     and r == _name_range(item, text):
                 continue
-            out.append(T.Location(uri, r))
+            out.append(T.Location(uri, _out(ls, text, r)))
     return out
 
 
 # ------------------------------------------------------------------ completion
 def _call_at(text: str, pos: T.Position):
     """The name of the call whose parentheses hold the cursor (None if none)."""
-    lines = text.splitlines()
-    before = "\n".join(lines[:pos.line] + [lines[pos.line][:pos.character] if pos.line < len(lines) else ""])
+    lines = _lines(text)
+    before = "\n".join(list(lines[:pos.line]) + [lines[pos.line][:pos.character] if pos.line < len(lines) else ""])
     depth = 0
     for i in range(len(before) - 1, -1, -1):
         c = before[i]
@@ -367,9 +501,10 @@ def _call_at(text: str, pos: T.Position):
 @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=["(", ",", " "]))
 def completion(ls: ResdslServer, params: T.CompletionParams):
     a = ls.analysis(params.text_document.uri)
-    lines = a.text.splitlines()
-    line = lines[params.position.line] if params.position.line < len(lines) else ""
-    before = line[:params.position.character]
+    position = _inp(ls, a.text, params.position)
+    lines = _lines(a.text)
+    line = lines[position.line] if position.line < len(lines) else ""
+    before = line[:position.character]
     if re.match(r"\s*import\s+[\w.]*$", before):
         here = Path(a.path).parent
         names = sorted({p.stem for d in (STDLIB, here) if d.is_dir() for p in d.glob("*.res")})
@@ -377,7 +512,7 @@ def completion(ls: ResdslServer, params: T.CompletionParams):
             T.CompletionItem(label=n, kind=T.CompletionItemKind.Module) for n in names])
     items = []
     names = a.names()
-    call = _call_at(a.text, params.position)
+    call = _call_at(a.text, position)
     if call is not None:
         v = _callee(names, call)
         if isinstance(v, (BlockRef, Fn)):
@@ -432,8 +567,9 @@ def document_symbols(ls: ResdslServer, params: T.DocumentSymbolParams):
         elif isinstance(item, ast.Let):
             kind, detail = T.SymbolKind.Constant, "let"
         elif isinstance(item, ast.Import):
+            rng = _out(ls, a.text, _span_range(item.span))
             out.append(T.DocumentSymbol(name=item.module, kind=T.SymbolKind.Namespace, detail="import",
-                                        range=_span_range(item.span), selection_range=_span_range(item.span)))
+                                        range=rng, selection_range=rng))
             continue
         else:
             continue
@@ -441,8 +577,9 @@ def document_symbols(ls: ResdslServer, params: T.DocumentSymbolParams):
         if g is not None:
             from ..ir.shapes import shape_str
             detail += f" -> {', '.join(shape_str(v.shape) for v in g.outputs)}; {g.num_params():,} parameters"
-        out.append(T.DocumentSymbol(name=item.name, kind=kind, detail=detail, range=_span_range(item.span),
-                                    selection_range=_name_range(item, a.text)))
+        out.append(T.DocumentSymbol(name=item.name, kind=kind, detail=detail,
+                                    range=_out(ls, a.text, _span_range(item.span)),
+                                    selection_range=_out(ls, a.text, _name_range(item, a.text))))
     return out
 
 
@@ -457,8 +594,7 @@ def formatting(ls: ResdslServer, params: T.DocumentFormattingParams):
         return None  # the diagnostics say why
     if new == doc.source:
         return []
-    lines = doc.source.splitlines(keepends=True)
-    end = T.Position(len(lines), 0)
+    end = T.Position(len(_lines(doc.source)), 0)
     return [T.TextEdit(range=T.Range(T.Position(0, 0), end), new_text=new)]
 
 
@@ -476,19 +612,19 @@ def code_actions(ls: ResdslServer, params: T.CodeActionParams):
             continue
         fixes = re.findall(r"`([^`]+)`", help[m.start():].split("?", 1)[0])
         for fix in fixes:
-            word, rng = _misspelt(a.text, d.range, fix)
+            word, rng = _misspelt(a.text, _inp_range(ls, a.text, d.range), fix)
             if word is None or not _WORD.fullmatch(fix):
                 continue
             out.append(T.CodeAction(
                 title=f"Replace `{word}` with `{fix}`", kind=T.CodeActionKind.QuickFix, diagnostics=[d],
-                edit=T.WorkspaceEdit(changes={params.text_document.uri: [T.TextEdit(rng, fix)]})))
+                edit=T.WorkspaceEdit(changes={params.text_document.uri: [T.TextEdit(_out(ls, a.text, rng), fix)]})))
     return out
 
 
 def _misspelt(text: str, rng: T.Range, fix: str):
     """(word, range) in `rng` most like `fix` but not it (what a did-you-mean replaces)."""
     import difflib
-    lines = text.splitlines()
+    lines = _lines(text)
     best = (0.0, None, None)
     for i in range(rng.start.line, min(rng.end.line, len(lines) - 1) + 1):
         line = lines[i]
@@ -511,6 +647,11 @@ def main() -> int:
     inp = os.fdopen(os.dup(sys.__stdin__.fileno()), "rb")
     out = os.fdopen(os.dup(sys.__stdout__.fileno()), "wb")
     real, sys.stdout = sys.stdout, sys.stderr
+    # what the server imported (pygls, lsprotocol, resdsl, the op table) lives as long as it does:
+    # out of the collector's sight, its full passes visit only the analyses' objects
+    import gc
+    gc.collect()
+    gc.freeze()
     try:
         server.start_io(inp, out)
     finally:

@@ -81,6 +81,7 @@ class Preview:
         self._lock = threading.Lock()  # one elaboration at a time
         self._cache: dict = {}
         self._networks: list[str] = []
+        self._analyzer = None  # the language server's analysis: every error of the file, graphs kept
         self._stop = threading.Event()
 
     # ---------------------------------------------------------------- watching
@@ -155,6 +156,20 @@ class Preview:
                 return name
         return names[0] if names else None
 
+    def _analysis(self):
+        """The file analysed as the language server does: every error `resdsl check FILE` reports, and
+        the graph of each network that elaborates (a network whose definitions are unchanged since the
+        last save is not elaborated again)."""
+        from ..elaborate.loader import read_source
+        from ..lsp.analysis import Analyzer
+        if self._analyzer is None:
+            self._analyzer = Analyzer()
+        try:
+            text = read_source(self.path)
+        except OSError as e:
+            raise ResdslError("io", f"cannot read {self.path}: {e.strerror}") from None
+        return self._analyzer.analyze(text, str(self.path))
+
     def _graph(self, network, strict=False):
         """(graph, network, inputs) for `network` (None: the default), imports watched."""
         program = self._program()
@@ -178,8 +193,18 @@ class Preview:
             out = {"version": version, "file": str(self.path), "networks": self._networks, "network": network,
                    "svg": "", "summary": "", "diagnostics": [], "warnings": "", "style": style,
                    "depth": "all" if depth is None else depth}
+            diagnostics = out["diagnostics"]
             try:
-                g, name, _ = self._graph(network)
+                a = self._analysis()
+                diagnostics.extend(diagnostic(e) for e in a.errors)  # all of them, not the drawn network's only
+                g = name = None
+                if a.program is not None:
+                    self._networks = list(a.program.networks)
+                    self._set_watched(api.sources(a.program))
+                    name = self._pick_network(a.program, network, False)
+                    g = a.graphs.get(name) if name else None
+                if g is None:  # not elaborated there (generic, or failing): its error, as `check` gives it
+                    g, name, _ = self._graph(network)
                 out["network"], out["networks"] = name, self._networks
                 data, info = _draw(g, style, "svg", depth)
                 out["svg"] = clean_svg(data)
@@ -188,7 +213,9 @@ class Preview:
                 out["summary"] = format_summary(g, depth, "text")
             except ResdslError as e:
                 out["networks"] = self._networks
-                out["diagnostics"] = [diagnostic(e)]
+                d = diagnostic(e)
+                if all(d["text"] != x["text"] for x in diagnostics):
+                    diagnostics.insert(0, d)
             except UnsafeSvg as e:
                 out["diagnostics"] = [{"kind": "render", "message": str(e), "help": "", "file": "", "line": 0,
                                        "column": 0, "where": "", "text": f"error[render]: {e}"}]
