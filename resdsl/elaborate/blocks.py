@@ -122,9 +122,11 @@ class BlockMixin:
         try:
             tensors, kwargs = _tensor_params(ref, tensors, len(args), kwargs)
             env = self.bind_params(ref, args, kwargs, span)
+            inline = False
             if path is None:
-                name = self.name_of(as_name, ctx)
-                path = join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
+                name = self.name_of(as_name, ctx, inline_ok=True)
+                inline = name == ""  # `Block(...) as .`: its modules sit in the caller's namespace
+                path = ctx.prefix if inline else join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             label = ref.name
             scope = ctx.scope.child("block", label, path, span, block=ref.name,
                                     args={k: v for k, v in env.items()
@@ -132,7 +134,10 @@ class BlockMixin:
             scope.info["defaults"] = self.param_defaults(ref, env)  # diagrams show non-default args
             if ref.defn.is_network:
                 scope.info["network"] = True  # its `@...` annotations are ignored here
-            bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
+            # inline, it shares the caller's numbering too (`as +`, `conv_0`): one namespace
+            bctx = Ctx(scope, path, env, None, None, ref.module, counters=ctx.counters if inline else {})
+            if inline:
+                scope.info["inline"] = True
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
             n_declared = sum(len(s.decls) for s in decl_inputs)
             if n_declared:

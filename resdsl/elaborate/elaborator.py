@@ -196,10 +196,16 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                 if not isinstance(v, Value):
                     raise ResdslError("type", f"`output` needs a tensor, got {type_name(v)}", item.span)
                 ctx.outputs.append((item.name, v))
+                links = item.chain.links
+                bare = links[0].expr.id if len(links) == 1 and isinstance(links[0].expr, ast.Name) \
+                    and links[0].as_name is None else None
+                ctx.out_binds.append(item.name or bare)
                 if item.name:
                     ctx.env[item.name] = v
         elif isinstance(st, ast.For):
             it = self.evaluate(st.iterable, ctx)
+            if isinstance(it, tuple) and it and all(isinstance(t, Value) for t in it):
+                it = list(it)  # a list of tensors (`parts = split(...)`)
             if not isinstance(it, list):
                 raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", st.iterable.span)
             for x in it:
@@ -459,9 +465,23 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             return self.apply_block(callee, tensors, args, kwargs, as_name, ctx, span, path)
         raise ResdslError("type", f"cannot apply a {type_name(callee)}", span)
 
-    def name_of(self, as_name, ctx) -> str | None:
+    def name_of(self, as_name, ctx, inline_ok: bool = False) -> str | None:
+        """The name `as` gives (None without `as`): a template filled in, `as +` the next index of
+        the enclosing numbering (ctx.counters, per path prefix: only modules present count), and
+        `as .` "" where `inline_ok` (a block call or a group: no name level), else an error."""
         if as_name is None:
             return None
+        if as_name.mode == "next":
+            key = (ctx.prefix, "+")
+            k = ctx.counters.get(key, 0)
+            ctx.counters[key] = k + 1
+            return str(k)
+        if as_name.mode == "inline":
+            if not inline_ok:
+                raise ResdslError("name", "`as .` calls a block (or a `{ }` group) with no name level of its own; "
+                                          "here it has nothing to apply to", as_name.span,
+                                  help="give it a name (`as conv1`), or `as +` for the next index")
+            return ""
         out = []
         for part in as_name.parts:
             if isinstance(part, str):

@@ -12,7 +12,7 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..ir.shapes import Size
-from . import arith
+from . import arith, templates
 from . import budget as B
 from .callees import takes_no_input
 from .context import Ctx, InitValue, add_frame
@@ -65,7 +65,10 @@ class ExprMixin:
         return m(e, ctx)
 
     def _e_Const(self, e, ctx):
-        return e.value
+        v = e.value
+        if isinstance(v, str) and ("{" in v or "}" in v):
+            return templates.fill(self, e, ctx)  # `"stage{s + 2}"`: a template, as `as` names are
+        return v
 
     def _e_Name(self, e, ctx):
         v = ctx.lookup(e.id)
@@ -292,7 +295,10 @@ class ExprMixin:
             env = self.bind_params(ref, args, kw, e.span, closure=fn.closure)
             body_env = dict(fn.closure or {})
             body_env.update(env)
-            return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+            fctx = Ctx(None, "", body_env, module=fn.module)
+            for lt in fn.defn.lets:  # `fn f(v) { let a = v * 2; a + 1 }`: in order, each seeing the last
+                body_env[lt.name] = self.evaluate(lt.value, fctx)
+            return self.evaluate(fn.defn.value, fctx)
         except ResdslError as err:
             add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
             raise
@@ -311,6 +317,8 @@ class ExprMixin:
             cl = e.clauses[k]
             sub = ctx.sub(env=env, current=ctx.current, in_value=ctx.in_value)
             it = self.evaluate(cl.iterable, sub)
+            if isinstance(it, tuple) and it and all(isinstance(t, Value) for t in it):
+                it = list(it)  # a list of tensors (`parts = split(...)`)
             if not isinstance(it, (list, str)):
                 raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", cl.iterable.span)
             for x in it:

@@ -33,13 +33,21 @@ class RegionMixin:
         return self.loop(e, ctx, x)
 
     def group(self, body: ast.Body, as_name, ctx, x):
-        name = self.name_of(as_name, ctx)
+        name = self.name_of(as_name, ctx, inline_ok=True)
         prefix = join(ctx.prefix, name) if name else ctx.prefix
         scope = ctx.scope.child("group", name or "group", prefix, body.span)
         g = ctx.sub(scope=scope, prefix=prefix, env=dict(ctx.env), current=x, in_value=x,
                     counters={} if name else None)
         with self.nested(body.span):
             out = self.body(body, g)
+        if g.outputs:
+            # `output a = ..., b = ...` in a group: the group gives those tensors, and their names
+            # hold for the code after it (the group's other names stay inside)
+            for n, (_, v) in zip(g.out_binds, g.outputs):
+                if n:
+                    ctx.env[n] = v
+            vals = tuple(v for _, v in g.outputs)
+            out = vals[0] if len(vals) == 1 else vals
         return out
 
     def region_args(self, args, ctx, allowed, what, span):
