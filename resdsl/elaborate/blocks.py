@@ -8,6 +8,7 @@ from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
 from ..ir.graph import Value
 from . import budget as B
+from . import traps
 from .context import MAX_RECURSION, Ctx, Nest, add_frame, join, snake
 from .describe import show_value, type_str
 from .values import CALLABLE, AmbiguousIn, BlockRef, type_name
@@ -163,6 +164,7 @@ class BlockMixin:
                                 self.check_input_shape(env[d.name], d, bctx)
                         continue
                     self.stmt(st, bctx)
+                traps.check_end(bctx, f"block `{ref.name}`")
             except ResdslError as err:
                 # the call stack, innermost first: with 16 calls of one block the user sees which
                 add_frame(err, f"in {path} ({ref.name}, called at {span.where})" if span else f"in {path}")

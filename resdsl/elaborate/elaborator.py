@@ -20,8 +20,9 @@ from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..ir.shapes import Axis, Size
 from . import budget as B
+from . import traps
 from .blocks import BlockMixin
-from .callees import declared_inputs, is_block, min_inputs, callee_name, variadic, takes_no_input
+from .callees import declared_inputs, is_block, is_op, min_inputs, callee_name, variadic, takes_no_input
 from .context import (  # noqa: F401 - re-exported: older code imports these from here
     MAX_FRAMES,
     MAX_NODES,
@@ -133,6 +134,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         ctx = Ctx(root, "", bound, module=ref.module)
         try:
             self.body(ref.defn.body, ctx)
+            traps.check_end(ctx, f"network `{ref.name}`")
         except ResdslError as err:
             compress_frames(err)
             raise
@@ -155,6 +157,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             graph.output_names = ["out"]
         root.info["params"] = {k: v for k, v in bound.items() if not isinstance(v, CALLABLE)}
         graph.verify()
+        traps.check_depends(graph, ref.defn.span, ref.name)
         if self.annotations:
             from ..ir.interface import resolve
             root.info["interface"] = resolve(graph, self.annotations)
@@ -171,8 +174,13 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         self.last_span = st.span
         if isinstance(st, ast.ChainStmt):
             ctx.current = self.chain(st.chain, ctx, start=True)
+            ctx.list_bind = None
         elif isinstance(st, ast.Assign):
-            v = self.chain(st.chain, ctx, start=True)
+            if _names_current(st, ctx):  # `t = identity`: names the current tensor, makes no op
+                v = self.need(ctx.current, st.span, "identity")
+            else:
+                v = self.chain(st.chain, ctx, start=True)
+            traps.note_bind(ctx, st, v)
             if len(st.targets) == 1:
                 self.bind_tensor(ctx, st.targets[0], v, st.span)
                 ctx.current = v if isinstance(v, Value) else ctx.current
@@ -185,14 +193,21 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                     self.bind_tensor(ctx, t, x, st.span)
         elif isinstance(st, ast.Let):
             v = self.evaluate(st.value, ctx)
+            traps.check_let(st.name, v, st.span)
             if isinstance(v, Partial) and isinstance(v.callee, (BlockRef, OpRef)):
                 v = Instance(v, join(ctx.prefix, st.name))
             ctx.env[st.name] = v
         elif isinstance(st, ast.Input):
             self.input_stmt(st, ctx)
         elif isinstance(st, ast.Output):
+            ctx.list_bind = None
             for item in st.items:
                 v = self.chain(item.chain, ctx, start=True)
+                if isinstance(v, tuple) and v and all(isinstance(t, Value) for t in v) and item.name is None:
+                    for t in v:  # `output parts`: a list of tensors gives each
+                        ctx.outputs.append((None, t))
+                        ctx.out_binds.append(None)
+                    continue
                 if not isinstance(v, Value):
                     raise ResdslError("type", f"`output` needs a tensor, got {type_name(v)}", item.span)
                 ctx.outputs.append((item.name, v))
@@ -425,6 +440,8 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                 elif isinstance(v, list) and not v and variadic(callee):
                     empties += 1
                 elif pos is not None:
+                    if callee is not None and is_op(callee):
+                        traps.check_tensor_arg(callee_name(callee), v, a.span)
                     pos.append(v)
             else:
                 if a.name in kw:
@@ -555,3 +572,15 @@ def parse_value(text: str, program: Program, what: str):
         if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", text):
             return text
         raise
+
+
+def _names_current(st: ast.Assign, ctx: Ctx) -> bool:
+    """`t = identity`, the op `identity` alone on the right: the way to name the current tensor."""
+    links = st.chain.links
+    if len(st.targets) != 1 or len(links) != 1 or links[0].as_name is not None:
+        return False
+    e = links[0].expr
+    if not isinstance(e, ast.Name) or e.id != "identity":
+        return False
+    v = ctx.lookup("identity")
+    return isinstance(v, OpRef) and v.name == "identity" or v is None and not ctx.has("identity")

@@ -12,7 +12,7 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..ir.shapes import Size
-from . import arith, templates
+from . import arith, templates, traps
 from . import budget as B
 from .callees import takes_no_input
 from .context import Ctx, InitValue, add_frame
@@ -113,7 +113,9 @@ class ExprMixin:
         return ctx.in_value
 
     def _e_ListExpr(self, e, ctx):
-        return B.check_value([self.evaluate(x, ctx) for x in e.items], e.span, "list")
+        v = B.check_value([self.evaluate(x, ctx) for x in e.items], e.span, "list")
+        traps.check_list(v, e.span)
+        return v
 
     def _e_BinOp(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)

@@ -9,6 +9,7 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..ir.shapes import Size
+from . import traps
 from .callees import is_block, is_op
 from .context import MAX_REPEAT, Ctx, join
 from .describe import show_value
@@ -40,6 +41,7 @@ class RegionMixin:
                     counters={} if name else None)
         with self.nested(body.span):
             out = self.body(body, g)
+        traps.check_end(g, "this group")
         if g.outputs:
             # `output a = ..., b = ...` in a group: the group gives those tensors, and their names
             # hold for the code after it (the group's other names stay inside)
