@@ -20,9 +20,8 @@ from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..ir.shapes import Axis, Size
 from . import budget as B
-from . import traps
 from .blocks import BlockMixin
-from .callees import declared_inputs, is_block, is_op, min_inputs, callee_name, variadic, takes_no_input
+from .callees import declared_inputs, is_block, min_inputs, callee_name, variadic, takes_no_input
 from .context import (  # noqa: F401 - re-exported: older code imports these from here
     MAX_FRAMES,
     MAX_NODES,
@@ -39,6 +38,8 @@ from .describe import expr_str, show_value, op_signature  # noqa: F401 - op_sign
 from .exprs import ExprMixin
 from .loader import Program
 from .names import segment_problem
+from . import traps  # errors for programs that would silently not do what they say
+from .callees import is_op
 from .ops_apply import OpApplyMixin
 from .regions import RegionMixin
 from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, OpRef, Partial, type_name

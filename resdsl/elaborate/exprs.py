@@ -12,10 +12,11 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..ir.shapes import Size
-from . import arith, templates, traps
+from . import arith
 from . import budget as B
 from .callees import takes_no_input
 from .context import Ctx, InitValue, add_frame
+from . import templates, traps  # string templates; lists that mix tensors and ops
 from .values import (
     CALLABLE,
     AmbiguousIn,
