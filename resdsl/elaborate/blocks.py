@@ -123,11 +123,9 @@ class BlockMixin:
         try:
             tensors, kwargs = _tensor_params(ref, tensors, len(args), kwargs)
             env = self.bind_params(ref, args, kwargs, span)
-            inline = False
             if path is None:
-                name = self.name_of(as_name, ctx, inline_ok=True)
-                inline = name == ""  # `Block(...) as .`: its modules sit in the caller's namespace
-                path = ctx.prefix if inline else join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
+                name = self.name_of(as_name, ctx, inline_ok=True)  # "": `Block(...) as .`, the caller's namespace
+                path = ctx.prefix if name == "" else join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             label = ref.name
             scope = ctx.scope.child("block", label, path, span, block=ref.name,
                                     args={k: v for k, v in env.items()
@@ -135,12 +133,12 @@ class BlockMixin:
             scope.info["defaults"] = self.param_defaults(ref, env)  # diagrams show non-default args
             if ref.defn.is_network:
                 scope.info["network"] = True  # its `@...` annotations are ignored here
-            # inline, it shares the caller's numbering too (`as +`, `conv_0`): one namespace
-            bctx = Ctx(scope, path, env, None, None, ref.module, counters=ctx.counters if inline else {})
-            if inline:
-                scope.info["inline"] = True
+            bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
             n_declared = sum(len(s.decls) for s in decl_inputs)
+            if as_name is not None and as_name.mode == "inline" and path == ctx.prefix:
+                bctx.counters = ctx.counters  # inline, it shares the caller's numbering too (`as +`, `conv_0`)
+                scope.info["inline"] = True
             if n_declared:
                 if len(tensors) != n_declared:
                     raise ResdslError("type", f"`{ref.name}` takes {n_declared} tensor input(s), got {len(tensors)}",

@@ -135,7 +135,6 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         ctx = Ctx(root, "", bound, module=ref.module)
         try:
             self.body(ref.defn.body, ctx)
-            traps.check_end(ctx, f"network `{ref.name}`")
         except ResdslError as err:
             compress_frames(err)
             raise
@@ -143,6 +142,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         if not inputs:
             raise ResdslError("shape", f"network `{ref.name}` declares no input", ref.defn.span,
                               help="add `input x: [N, 3, H, W]` as its first statement")
+        traps.check_end(ctx, f"network `{ref.name}`")
         if ctx.outputs:
             outputs = ctx.outputs
         elif isinstance(ctx.current, tuple):
