@@ -75,3 +75,10 @@ def test_naming_the_current_tensor_mid_chain_runs():
     with torch.no_grad():
         y = torch.relu(m.c1(x))
         assert torch.allclose(m(x), y + m.c2(y), atol=1e-6)
+
+
+@pytest.mark.parametrize("region", ["residual { relu\n        output y = x }", "repeat 2 { relu\n        output x }",
+                                    "loop 2 shared { relu\n        output x }"])
+def test_output_inside_a_region_is_an_error(region):
+    err = check_error(_net(f"    {region}\n"))
+    assert err.kind == "syntax" and "ignored" in err.message and err.help

@@ -202,6 +202,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             self.input_stmt(st, ctx)
         elif isinstance(st, ast.Output):
             ctx.list_bind = None
+            traps.check_output_place(ctx, st.span)
             for item in st.items:
                 v = self.chain(item.chain, ctx, start=True)
                 if isinstance(v, tuple) and v and all(isinstance(t, Value) for t in v) and item.name is None:

@@ -9,6 +9,8 @@ what it says.
 - A network, block or group whose last statement binds a list of tensors (`parts = split(...)`,
   `a, b = chunk(2)`) and has no `output`: its result would silently be the tensor before.
 - A network whose outputs do not depend on its input.
+- An `output` line in a region body (`residual`, `parallel`, `repeat`, `loop`), which gives
+  one tensor by its own rule: the line would be ignored.
 """
 from __future__ import annotations
 
@@ -85,3 +87,14 @@ def check_depends(graph, span, name: str):
         stack.extend(v.producer.inputs)
     raise ResdslError("shape", f"no output of network `{name}` depends on its input", span,
                       help="a network computes from its `input`: start a chain from it (`x -> ...`)")
+
+
+def check_output_place(ctx, span):
+    """`output` says what a network, block or `{ }` group gives; a region's result is its own."""
+    kind = ctx.scope.kind if ctx.scope is not None else None
+    if kind is not None and kind not in ("network", "block", "group"):
+        what = {"iteration": "repeat", "branch": "parallel"}.get(kind, kind)
+        raise ResdslError("syntax", f"`output` in a `{what}` body would be ignored: the region gives its last "
+                                    "tensor", span,
+                          help="end the body with the tensor it should give; `output` belongs to a network, a "
+                               "block or a `{ } as g` group")
