@@ -165,6 +165,11 @@ network n() {
     assert [n.path for n in g.nodes] == ["conv_0", "0", "conv_1", "1", "conv_2"]
 
 
+def test_quoted_dot_points_to_the_inline_form():
+    err = check_error(INLINE.replace("Stem(8) as .", 'Stem(8) as "."'))
+    assert err.kind == "name" and "`as .`" in err.help
+
+
 def test_inline_on_an_op_is_an_error():
     err = check_error("network n() {\n    input x: [N, 4, H, W]\n    conv(4, 1) as .\n}\n")
     assert err.kind == "name" and "as ." in err.message and err.span.line == 3 and err.span.column == 19

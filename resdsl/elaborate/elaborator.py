@@ -516,8 +516,10 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             why = segment_problem(seg)
             if why is not None:
                 raise ResdslError("name", f"`{name}` is not a valid name: it {why}", as_name.span,
-                                  help="a quoted name may hold any characters PyTorch accepts in a module name "
-                                       "(`as \"block1-0\"`); `.` separates its segments (`as \"convs.{i}\"`)")
+                                  help="to call a block with no name level of its own, write `as .` (unquoted)"
+                                  if name in (".", "") else
+                                  "a quoted name may hold any characters PyTorch accepts in a module name "
+                                  "(`as \"block1-0\"`); `.` separates its segments (`as \"convs.{i}\"`)")
         return name
 
     def auto_name(self, ctx, base) -> str:
