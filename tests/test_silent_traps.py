@@ -28,6 +28,8 @@ def _net(body: str) -> str:
     ("    conv(4, 1)\n    parts = split([2, 2])\n", 4, ("parts", "list of tensors")),
     ("    a, b = chunk(2)\n", 3, ("a, b",)),
     ("    parts = split([2, 2])\n    let k = 1\n", 3, ("parts",)),
+    ("    let outs = []\n    for i in range(2) {\n        t = x -> conv(4, 1) as \"c{i}\"\n"
+     "        let outs = outs + [t]\n    }\n", 6, ("outs",)),
 ])
 def test_trap_is_a_located_error_with_a_hint(body, line, words):
     err = check_error(_net(body))

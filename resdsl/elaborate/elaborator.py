@@ -195,6 +195,8 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         elif isinstance(st, ast.Let):
             v = self.evaluate(st.value, ctx)
             traps.check_let(st.name, v, st.span)
+            if isinstance(v, list) and v and all(isinstance(t, Value) for t in v):
+                ctx.list_bind = st  # `let outs = outs + [t]` last: the result would be the tensor before
             if isinstance(v, Partial) and isinstance(v.callee, (BlockRef, OpRef)):
                 v = Instance(v, join(ctx.prefix, st.name))
             ctx.env[st.name] = v

@@ -67,10 +67,11 @@ def check_end(ctx, what: str):
     st = getattr(ctx, "list_bind", None)
     if st is None or ctx.outputs:
         return
-    names = ", ".join(st.targets)
+    targets = st.targets if hasattr(st, "targets") else (st.name,)  # an Assign, or a `let` of tensors
+    names = ", ".join(targets)
     raise ResdslError("shape", f"{what} ends by binding `{names}` to a list of tensors; its result would silently "
-                               "be the tensor before it", st.span,
-                      help=f"say what it gives: `output {names}`, or go on from them (`concat({st.targets[0]})`)")
+                               "be the current tensor, not the list", st.span,
+                      help=f"say what it gives: `output {names}`, or go on from them (`concat({targets[0]})`)")
 
 
 def check_depends(graph, span, name: str):
