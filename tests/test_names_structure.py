@@ -165,6 +165,20 @@ network n() {
     assert [n.path for n in g.nodes] == ["conv_0", "0", "conv_1", "1", "conv_2"]
 
 
+def test_inline_block_nesting_under_a_callers_layer_is_an_error():
+    err = check_error("""
+block In() { conv(4, 1) as c }
+block Outer() { In() as conv1 }
+network k() {
+    input x: [N, 4, H, W]
+    conv(4, 1) as conv1
+    Outer() as .
+}
+""")
+    assert err.kind == "name" and "nest" in err.message and "conv1" in err.message
+    assert err.span.line == 2 and err.notes
+
+
 def test_quoted_dot_points_to_the_inline_form():
     err = check_error(INLINE.replace("Stem(8) as .", 'Stem(8) as "."'))
     assert err.kind == "name" and "`as .`" in err.help
