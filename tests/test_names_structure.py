@@ -205,12 +205,19 @@ network t(s: int = 1) {
     assert [n.path for n in g.nodes] == ["stage3.a", "stage3.10", "tied"]
 
 
+def test_doubled_braces_are_literal():
+    g = resdsl.graph('block B(tag: str) { conv(4, 1) as "k{tag}" }\n'
+                     'network t(s: int = 1) {\n    input x: [N, 4, L]\n    let p = "{{s}}={s}}}"\n    B(p) as b\n}\n')
+    assert [n.path for n in g.nodes] == ["b.k{s}=1}"]
+
+
 @pytest.mark.parametrize("text,kind,word", [
     ('"stage{s"', "syntax", "unclosed"),
     ('"stage}"', "syntax", "without"),
     ('"stage{}"', "syntax", "empty"),
     ('"stage{0.5}"', "type", "int or str"),
     ('"stage{nope}"', "name", "nope"),
+    ('"a{b{c}"', "syntax", "unclosed"),
 ])
 def test_bad_templates_are_located_errors(text, kind, word):
     err = check_error(f"network t(s: int = 1) {{\n    input x: [N, 4]\n    let p = {text}\n    linear(4)\n}}\n")

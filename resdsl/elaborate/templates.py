@@ -2,37 +2,55 @@
 spliced in, as in an `as` name (`let p = "stage{s + 2}"`, `tie="h{i}.attn"`,
 `conv(4, 1) as "{p}.conv"`). Braces in a string are always a template: a `{` that is never
 closed, a `}` that was never opened, or an empty `{}` is an error, so no string keeps its
-braces by accident.
+braces by accident; `{{` and `}}` write a literal brace.
 """
 from __future__ import annotations
 
 from ..diagnostics import ResdslError
 from ..frontend.read import parse_expr
-from ..frontend.syntax import template_pieces
 from .values import type_name
 
 _CACHE: dict = {}  # id(node) -> (node, pieces): a node in a loop is parsed once
 
 
 def pieces_of(e):
-    """The pieces of the string constant `e`: str, or a parsed expression per `{...}`."""
+    """The pieces of the string constant `e`: str, or a parsed expression per `{...}`
+    (`{{` and `}}` are a literal brace)."""
     hit = _CACHE.get(id(e))
     if hit is not None and hit[0] is e:
         return hit[1]
     text = e.value
-    raw = template_pieces(text)
-    if raw is None:
-        raise ResdslError("syntax", f"unclosed `{{` in the string \"{text}\"", e.span,
-                          help="a `{...}` in a string is a template: `\"stage{s + 2}\"`; close it with `}`")
-    for p in raw:
-        if isinstance(p, str) and "}" in p:
+    out, buf, i, n = [], [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "{" and text.startswith("{{", i) or c == "}" and text.startswith("}}", i):
+            buf.append(c)
+            i += 2
+        elif c == "{":
+            j = text.find("}", i)
+            if j < 0 or "{" in text[i + 1:j]:
+                raise ResdslError("syntax", f"unclosed `{{` in the string \"{text}\"", e.span,
+                                  help="a `{...}` in a string is a template: `\"stage{s + 2}\"`; close it with `}`, "
+                                       "or write `{{` for a literal brace")
+            if not text[i + 1:j].strip():
+                raise ResdslError("syntax", f"empty `{{}}` in the string \"{text}\"", e.span,
+                                  help="write an expression inside the braces (`\"stage{s + 2}\"`), or `{{}}` for "
+                                       "literal braces")
+            if buf:
+                out.append("".join(buf))
+                buf = []
+            out.append(parse_expr(text[i + 1:j], e.span))
+            i = j + 1
+        elif c == "}":
             raise ResdslError("syntax", f"`}}` without a `{{` in the string \"{text}\"", e.span,
-                              help="a `{...}` in a string is a template: `\"stage{s + 2}\"`; strings cannot hold "
-                                   "a lone brace")
-        if isinstance(p, tuple) and not p[0].strip():
-            raise ResdslError("syntax", f"empty `{{}}` in the string \"{text}\"", e.span,
-                              help="write an expression inside the braces: `\"stage{s + 2}\"`")
-    out = tuple(parse_expr(p[0], e.span) if isinstance(p, tuple) else p for p in raw)
+                              help="a `{...}` in a string is a template: `\"stage{s + 2}\"`; write `}}` for a "
+                                   "literal brace")
+        else:
+            buf.append(c)
+            i += 1
+    if buf:
+        out.append("".join(buf))
+    out = tuple(out)
     if len(_CACHE) > 4096:
         _CACHE.clear()
     _CACHE[id(e)] = (e, out)
