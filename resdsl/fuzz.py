@@ -564,9 +564,9 @@ def run(seconds: float = 60.0, max_inputs: int | None = None, seed: int = 0, tim
 
 # ---------------------------------------------------------------- names with markup, through every output
 # A quoted name may hold any printable character but `"` and `\`; a block's string argument puts `{`, `}`
-# (written `{{`, `}}`) into one through a template. Each generated network is elaborated (a located error is fine: a name with
-# `"`, `\` or a newline escape must be refused there) and, when it elaborates, written in every format
-# another program interprets; each output is read back by that program. `markup_run` is bounded
+# (written `{{`, `}}`) into one through a template. Each generated network is elaborated (a located error
+# is fine: a name with `"`, `\` or a newline escape must be refused there) and, when it elaborates,
+# written in every format another program interprets; each output is read back by that program. `markup_run` is bounded
 # (tests/test_fuzz.py); benchmarks/fuzz.py --markup runs it for long.
 MARKUP = ["`", "``", "|", "<", ">", "<img src=x onerror=alert(1)>", "</td>", "&", "&amp;", ":", "{", "}", "$",
           "%", "#", "_", "~", "^", "*", "[x](y)", "**", "'", "!", "--", "a", "b1", " "]

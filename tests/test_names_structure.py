@@ -291,7 +291,8 @@ network lc() {
 # ------------------------------------------------------------------ parsers, formatter, targets
 NEW_SYNTAX = [
     "fn f(v) {\n    let a = v * 2\n    let b = a + 1\n    a + b\n}\nfn g(v) { let a = v; a }\nfn h(v) {\n  v\n}\n",
-    "network N() {\n  input x: [1, 4]\n  B(4) as . -> relu as + -> { relu as + } as .\n  repeat 2 as + (i) { relu }\n}\n",
+    "network N() {\n  input x: [1, 4]\n  B(4) as . -> relu as + -> { relu as + } as .\n"
+    "  repeat 2 as + (i) { relu }\n}\n",
     "let a = [p -> relu for p in ps]\nlet b = [p as q -> relu -> gelu as + for p, q in z if p]\n"
     "let c = [residual, shortcut]\nlet d = [x -> residual { relu } for x in y]\n",
     "network N() {\n  input x: [1, 4]\n  a, b = {\n    output c = relu, d = gelu\n  } as g\n}\n",
