@@ -41,6 +41,9 @@ DENSENET_RENAME = (r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weigh
 # the stdlib's VisionTransformer calls it `image`.
 VIT_IMAGE_PARAM = "image"
 CLASSES_PARAM = "classes"
+# torchvision's googlenet() and inception_v3() turn on transform_input when they load their
+# weights (the checkpoints expect inputs re-normalised from ImageNet's mean and std to 0.5)
+TRANSFORM_INPUT = ("googlenet", "inception_v3")
 # licenses torchvision names by URL
 LICENSE_IDS = {"https://github.com/facebookresearch/SWAG/blob/main/LICENSE": "cc-by-nc-4.0"}
 # torchvision states no license for the other weights; timm labels the same files bsd-3-clause
@@ -88,6 +91,8 @@ def torchvision_tags(name: str) -> tuple[list[dict], str | None]:
         params = {}
         if name.startswith("vit_") and meta["min_size"][0] != 224:
             params[VIT_IMAGE_PARAM] = int(meta["min_size"][0])
+        if name in TRANSFORM_INPUT:  # the factory sets transform_input=True with these weights
+            params["transform_input"] = True
         metrics = meta.get("_metrics", {}).get("ImageNet-1K", {})
         lic = meta.get("license")
         out.append({
@@ -95,8 +100,10 @@ def torchvision_tags(name: str) -> tuple[list[dict], str | None]:
             "reference": f"torchvision.models.{type(w).__name__}.{w.name}",
             "url": w.url, "file_name": file_name, "hash": m.group(1) if m else None,
             "hf_hub_id": None, "filename": None,
-            "num_classes": len(meta["categories"]),
-            "class_names": "imagenet-1k" if len(meta["categories"]) == 1000 else None,
+            # vgg16's IMAGENET1K_FEATURES has no categories (its classifier weights are NaN):
+            # num_classes 0, a headless checkpoint, which check_tag drops
+            "num_classes": len(meta["categories"] or ()),
+            "class_names": "imagenet-1k" if len(meta["categories"] or ()) == 1000 else None,
             "input_size": [3, crop, crop], "test_input_size": None,
             "crop_pct": crop_pct_for(crop, resize), "test_crop_pct": None,
             "crop_mode": "center", "interpolation": interp,

@@ -58,7 +58,8 @@ def test_network_and_block_without_parentheses():
     assert g.name == "plain" and [n.op for n in g.nodes] == ["relu"]
 
 
-@pytest.mark.parametrize("word,bad", [("minimum", "`min`"), ("const", "`constant`"), ("maximum", "`max`")])
+# (`minimum` and `maximum` are ops now: resdsl/ir/ops/elementwise_math.py)
+@pytest.mark.parametrize("word,bad", [("minimun", "`min`"), ("const", "`constant`"), ("maximun", "`max`")])
 def test_chain_suggestions_are_ops_not_functions_or_inits(word, bad):
     e = check_error(f"network n {{ input x: [N, 3]; x -> {word}(6) }}")
     assert e.kind == "name" and f"`{word}`" in e.message and bad not in (e.help or "")

@@ -90,7 +90,7 @@ def torch_model(g, state):
 
 def inputs_for(g, batch, spatial=64, seed=0):
     """One tensor per graph input: symbolic N = batch, other symbolic axes = spatial;
-    integer ids for inputs that feed an embedding."""
+    integer ids for inputs that feed an embedding or index resfield's frames."""
     gen = torch.Generator().manual_seed(seed)
     users = g.users()
     out = {}
@@ -98,8 +98,11 @@ def inputs_for(g, batch, spatial=64, seed=0):
         sizes = [ax.size if isinstance(ax.size, int) else (batch if i == 0 else spatial)
                  for i, ax in enumerate(v.shape)]
         emb = [n for n in users.get(v, []) if n is not None and n.op == "embedding"]
+        frames = [n for n in users.get(v, []) if n is not None and n.op == "resfield" and n.inputs[1] is v]
         if emb:
             out[v.name] = torch.randint(0, emb[0].attrs["num"], sizes, generator=gen)
+        elif frames:  # the frame index of each sample
+            out[v.name] = torch.randint(0, frames[0].attrs["frames"], sizes, generator=gen)
         else:
             out[v.name] = torch.randn(sizes, generator=gen)
     return out
@@ -125,7 +128,7 @@ def compare(g, model, state, batches, spatial=64):
                     want = gm(*feeds.values())
                 break
             except RuntimeError as e:  # e.g. Inception-ResNet's stem needs more than 32x32
-                if "size" not in str(e) or spatial >= 256:
+                if "size" not in str(e) or spatial >= 512:  # Inception-v3's auxiliary head: 299
                     raise
                 spatial *= 2
         want = [want] if isinstance(want, torch.Tensor) else list(want)
@@ -177,7 +180,8 @@ def _concrete(v):
 
 
 # the networks whose check takes longest (each over 20 s of CPU on the shared 2-core machine)
-HEAVY = {"resnet1202_cifar", "preact_resnet1001", "rcan", "r2unet", "InceptionResNetV2"}
+HEAVY = {"resnet1202_cifar", "preact_resnet1001", "rcan", "r2unet", "InceptionResNetV2",
+         "Inception3"}  # with its auxiliary head Inception-v3 takes 299x299 and up: compared at 512
 
 
 def discover():

@@ -104,7 +104,51 @@ CASES = {
     "sqrt": ("[N, D=5]", "abs -> sqrt", lambda x, m: torch.sqrt(x.abs())),
     "rsqrt": ("[N, D=5]", "exp -> rsqrt", lambda x, m: torch.rsqrt(torch.exp(x))),
     "abs": ("[N, D=5]", "y = abs(x)\n    add(y, x)", lambda x, m: x.abs() + x),
+    # elementwise math (resdsl/ir/ops/elementwise_math.py; more in tests/test_tensor_math.py)
+    "floordiv": ("[N, D=5]", "x // 0.3", lambda x, m: x // 0.3),
+    "mod": ("[N, D=5]", "x % 0.7", lambda x, m: x % 0.7),
+    "pow": ("[N, D=5]", "y = abs(x)\n    y ** 1.5", lambda x, m: x.abs() ** 1.5),
+    "minimum": ("[N, D=5]", "minimum(x, x * 0.5)", lambda x, m: torch.minimum(x, x * 0.5)),
+    "maximum": ("[N, D=5]", "max(x, 0.1)", lambda x, m: torch.clamp(x, min=0.1)),
+    "lt": ("[N, D=5]", "x < 0.2", lambda x, m: x < 0.2),
+    "le": ("[N, D=5]", "x <= x * 0.5", lambda x, m: x <= x * 0.5),
+    "gt": ("[N, D=5]", "0.2 < x", lambda x, m: x > 0.2),
+    "ge": ("[N, D=5]", "x >= 0.2", lambda x, m: x >= 0.2),
+    "eq": ("[N, D=5]", "floor(x) == 0", lambda x, m: torch.floor(x) == 0),
+    "ne": ("[N, D=5]", "floor(x) != 0", lambda x, m: torch.floor(x) != 0),
+    "where": ("[N, D=5]", "where(x > 0, x, 0.0)", lambda x, m: torch.where(x > 0, x, 0.0)),
+    "sin": ("[N, D=5]", "sin", lambda x, m: torch.sin(x)),
+    "cos": ("[N, D=5]", "cos(x)", lambda x, m: torch.cos(x)),
+    "floor": ("[N, D=5]", "x * 3 -> floor", lambda x, m: torch.floor(x * 3)),
+    "ceil": ("[N, D=5]", "ceil(x * 3)", lambda x, m: torch.ceil(x * 3)),
+    "arange": ("[N, D=5]", "x + arange(x, dim=1)", lambda x, m: x + torch.arange(5.0)),
+    # computation chosen per sample (resdsl/ir/ops/dynamic.py): each against its equations
+    "skip_gate": ("[N, C=4, H=3, W=3]", "adaptive_avgpool(1) -> skip_gate as m",
+                  lambda x, m: (torch.sigmoid(F.linear(x.mean((2, 3)), m["m"].weight, m["m"].bias)) > 0.5)
+                  .float().view(-1, 1, 1, 1)),
+    "route": ("[N, L=3, D=5]", "g, aux = route(4, k=2) as m\n    g", lambda x, m: _topk_gates(x, m["m"].weight, 2)),
+    "combine": ("[N, L=3, D=5]", "g, aux = route(3, k=2) as r\n    combine(g, x, x -> tanh, x -> scale(2.0))",
+                lambda x, m: sum(_topk_gates(x, m["r"].weight, 2)[..., e:e + 1] * y
+                                 for e, y in enumerate([x, torch.tanh(x), 2.0 * x]))),
+    "vq": ("[N, L=3, D=5]", "q, loss = vq(6) as m\n    q",
+           lambda x, m: m["m"].codebook[torch.cdist(x.reshape(-1, 5), m["m"].codebook).argmin(1)].reshape(x.shape)),
+    "resfield": ("[N, P=3, D=5]", ("t = x -> select(1, 0) -> select(1, 0) -> abs -> clamp(max=2.0)\n    "
+                                   "resfield(x, t, 4, 3, 2) as m"), lambda x, m: _resfield(x, m["m"])),
 }
+
+
+def _topk_gates(x, w, k):
+    """Softmax over the experts, the top k kept (not renormalised), zero elsewhere."""
+    p = torch.softmax(x @ w.T, -1)
+    keep = p >= p.topk(k, -1).values[..., -1:]
+    return torch.where(keep, p, torch.zeros_like(p))
+
+
+def _resfield(x, m):
+    """y = x (W + sum_r v[t, r] M_r)^T + b, one frame index t = int(|x[:, 0, 0]|) per sample."""
+    t = x[:, 0, 0].abs().clamp(max=2.0).long()
+    w = m.weight + torch.einsum("nr,rod->nod", m.coeffs[t], m.basis)
+    return torch.einsum("npd,nod->npo", x, w) + m.bias
 
 
 def _orth(f, x, eps=1e-6):

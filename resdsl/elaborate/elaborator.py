@@ -20,6 +20,7 @@ from ..ir import ops as O
 from ..ir.graph import Graph, Node, Scope, Value
 from ..ir.shapes import Axis, Size
 from . import budget as B
+from . import tensor_math
 from .blocks import BlockMixin
 from .callees import declared_inputs, is_block, min_inputs, callee_name, variadic, takes_no_input
 from .context import (  # noqa: F401 - re-exported: older code imports these from here
@@ -359,6 +360,14 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             self.check_chain_name(e.func if isinstance(e, ast.Call) else e, ctx)
         if isinstance(e, ast.Call):
             callee = self.evaluate(e.func, ctx)
+            if tensor_math.call_name(callee) is not None:  # where, min, pow, arange (tensor_math.py)
+                if not piped:  # `arange(x.L) -> ...`, `where(m, a, b) -> ...`: the expression
+                    v = self.evaluate(e, ctx)
+                    if not isinstance(v, Partial):
+                        return v
+                    return self.apply(v.callee, [self.need(cur, e.span, expr_str(e.func))], list(v.args),
+                                      dict(v.kwargs), link.as_name, ctx, e.span)
+                callee = tensor_math.chain_callee(callee)  # `x -> min(0.5)` is minimum
             if isinstance(callee, Builtin) and callee.name in O.OPS:
                 callee = OpRef(O.OPS[callee.name])  # in a chain, `sum(dim=1)` is the tensor op
             if isinstance(callee, (Builtin, Fn)):

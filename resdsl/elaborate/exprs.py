@@ -12,7 +12,7 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..ir.shapes import Size
-from . import arith
+from . import arith, tensor_math
 from . import budget as B
 from .callees import takes_no_input
 from .context import Ctx, InitValue, add_frame
@@ -121,12 +121,16 @@ class ExprMixin:
     def _e_BinOp(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
         if isinstance(a, Value) or isinstance(b, Value):
-            return arith.binop(self, e, a, b, ctx)
+            if e.op in tensor_math.BINOPS:
+                return tensor_math.binop(self, e, a, b, ctx)
+            if not isinstance(a, CALLABLE) and not isinstance(b, CALLABLE):
+                return arith.binop(self, e, a, b, ctx)
         if isinstance(a, Size) or isinstance(b, Size):
             return self._size_op(e, a, b)
         for v in (a, b):
             if isinstance(v, (Value,) + CALLABLE) or v is None:
-                raise ResdslError("type", f"`{e.op}` does not apply to a {type_name(v)}", e.span)
+                raise ResdslError("type", f"`{e.op}` does not apply to a {type_name(v)}", e.span,
+                                  help=tensor_math.PRECEDENCE_HELP if isinstance(v, CALLABLE) else None)
         try:
             if e.op == "**" and isinstance(b, int) and abs(b) > 64 and isinstance(a, int) and abs(a) > 1:
                 raise OverflowError("exponent too large")
@@ -185,6 +189,8 @@ class ExprMixin:
 
     def _e_Compare(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
+        if tensor_math.is_tensor_compare(e.op, a, b):  # `x > 0`: a bool tensor (`v != none` stays a
+            return tensor_math.compare(self, e, a, b, ctx)  # test of whether an optional tensor is given)
         if e.op in ("==", "!="):
             eq = (a == b) if not (isinstance(a, CALLABLE) or isinstance(b, CALLABLE)) else a is b
             return eq if e.op == "==" else not eq
@@ -248,6 +254,9 @@ class ExprMixin:
         callee = self.evaluate(e.func, ctx)
         if isinstance(callee, Fn):
             return self.call_fn(callee, e, ctx)
+        math_name = tensor_math.call_name(callee)
+        if math_name is not None:  # where, minimum, min, pow, arange: arguments kept in their order
+            return tensor_math.call(self, callee, math_name, e, ctx)
         if isinstance(callee, Builtin) and callee.name in O.OPS:
             # `abs(y)`, `sqrt(y)`, `sum(y, dim=1)`: the tensor op when a tensor is given, else the builtin
             tensors, args, kw = self.eval_args(e.args, ctx)

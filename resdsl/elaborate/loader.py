@@ -8,7 +8,7 @@ from ..diagnostics import ResdslError, SourceFile, Span, did_you_mean
 from ..frontend import ast
 from ..frontend.read import parse
 from ..ir.ops import OPS
-from .values import BUILTINS, BlockRef, Builtin, Fn, ModuleEnv, OpRef
+from .values import BUILTINS, CONSTANTS, BlockRef, Builtin, Fn, ModuleEnv, OpRef
 
 STDLIB = Path(__file__).resolve().parents[1] / "stdlib"
 if not STDLIB.exists():  # source checkout: stdlib/ sits beside resdsl/
@@ -20,6 +20,7 @@ PRIMITIVES = ("std",)  # `import std` names the primitive ops, which are always 
 def base_env() -> dict:
     env = {name: OpRef(d) for name, d in OPS.items()}
     env.update({name: Builtin(name, fn) for name, fn in BUILTINS.items()})
+    env.update(CONSTANTS)
     return env
 
 

@@ -11,7 +11,7 @@ from ..ir import ops as O
 from ..ir.graph import Node, Value
 from ..ir.shapes import Size
 from . import budget as B
-from . import tying
+from . import tensor_math, tying
 from .context import MAX_NODES, InitValue, join
 from .describe import attr_type, show_value, sig_str, op_signature
 from .values import type_name
@@ -30,6 +30,7 @@ class OpApplyMixin:
         if len(tensors) < lo or (hi is not None and len(tensors) > hi):
             want = str(lo) if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             raise ResdslError("type", f"`{od.name}` takes {want} tensor input(s), got {len(tensors)}", span)
+        tensor_math.check_dtypes(od, tensors, span)  # a bool mask goes into `where` only
         try:
             outs, params = od.rule([t.shape for t in tensors], attrs)
         except O.OpError as e:
@@ -56,6 +57,9 @@ class OpApplyMixin:
         base = path.replace(".", "_") if path else od.name
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
                         for i, shp in enumerate(outs)]
+        if tensor_math.output_dtype(attrs):
+            for v in node.outputs:
+                v.dtype = tensor_math.output_dtype(attrs)
         self.nodes.append(node)
         self.budget.step(span, B.STATE_STEPS if params else B.OP_STEPS)
         if len(self.nodes) > MAX_NODES:

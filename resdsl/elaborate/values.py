@@ -157,12 +157,19 @@ BUILTINS = {
     "floor": math.floor,
     "ceil": math.ceil,
     "log": math.log,
+    "exp": math.exp,
+    "sin": math.sin,
+    "cos": math.cos,
     "list": list,
     "zip": lambda *xs: [list(t) for t in zip(*xs)],
     "enumerate": lambda xs, start=0: [[i, x] for i, x in enumerate(xs, start)],
     "any": lambda xs: any(xs),
     "all": lambda xs: all(xs),
 }
+
+
+# names of numbers every module sees (a `let` of the same name hides them)
+CONSTANTS = {"pi": math.pi}
 
 
 def call_builtin(b: Builtin, args, kwargs, span):

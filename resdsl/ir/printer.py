@@ -31,7 +31,8 @@ def print_graph(g) -> str:
         attrs = {a.name: pub[a.name] for a in n.opdef.attrs if a.name in pub}
         astr = (" {" + ", ".join(f"{k}={_fmt(v)}" for k, v in attrs.items() if v is not None) + "}") if attrs else ""
         at = f" @{n.path}" if n.path else ""
-        types = ", ".join(shape_str(v.shape) for v in n.outputs)
+        types = ", ".join(shape_str(v.shape) + ("" if v.dtype == "float32" else f" {v.dtype}")  # `[16] bool`
+                          for v in n.outputs)
         lines.append(f"  {res} = {n.op}({args}){astr}{at} : {types}")
     rets = ", ".join(f"{name}=%{v.name}" for name, v in zip(g.output_names, g.outputs))
     lines.append(f"  return {rets}")

@@ -22,6 +22,7 @@ PALETTE = {
     "layout": ("#eeeeee", "#777777"),
     "stochastic": ("#f8dde6", "#a8436b"),
     "scale": ("#f2f2f2", "#666666"),
+    "gate": ("#fff4d6", "#b5651d"),  # skip_gate, route, vq: computation chosen per sample
     "block": ("#f3f5f8", "#34495e"),
     "io": ("#ffffff", "#ffffff"),
 }

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ...ir.graph import Node
-from .builder import input_type, shape_sizes, sizes_str, to_numpy, lowering
+from .builder import input_type, shape_sizes, to_numpy, lowering
 from .ops import reduce_mean
 
 
@@ -275,22 +275,29 @@ def _aavg(b, n, ins):
     if all(s == 1 for s in size):
         return b.final("GlobalAveragePool", ins, n)
     in_sp = shape_sizes(n.inputs[0])[2:]
-    if not all(isinstance(i, int) for i in in_sp):
-        b.unsupported(f"adaptive pooling of the symbolic spatial size {sizes_str(in_sp)} to {size}",
-                      help="fix the spatial input axes with numbers (--input-shape), or use adaptive_avgpool(1)")
-    if all(i % o == 0 for i, o in zip(in_sp, size)):
+    fixed = all(isinstance(i, int) for i in in_sp)
+    if fixed and all(i % o == 0 for i, o in zip(in_sp, size)):
         k = [i // o for i, o in zip(in_sp, size)]
         return b.final("AveragePool", ins, n, kernel_shape=k, strides=k)
     # torch's windows: [floor(j*I/O), ceil((j+1)*I/O)) on each axis; a mean over a box is
     # the mean over one axis of the means over the other, so pool one axis at a time.
+    # A symbolic I (AlexNet's, VGG's, GoogLeNet's auxiliary pools at any input size) is read
+    # at run time (Shape, Gather) and the window bounds computed with integer Mul/Add/Div.
     x = ins[0]
     todo = [i for i, (isz, o) in enumerate(zip(in_sp, size)) if isz != o]
     for t, i in enumerate(todo):
         isz, o, axis = in_sp[i], size[i], 2 + i
+        if not isinstance(isz, int):
+            dim = b.op("Gather", [b.op("Shape", [x]), b.ints([axis], "axis")], axis=0)
         parts = []
         for j in range(o):
-            lo, hi = (j * isz) // o, -((-(j + 1) * isz) // o)
-            sl = b.op("Slice", [x, b.ints([lo], "starts"), b.ints([hi], "ends"), b.ints([axis], "axes")])
+            if isinstance(isz, int):
+                lo, hi = b.ints([(j * isz) // o], "starts"), b.ints([-((-(j + 1) * isz) // o)], "ends")
+            else:
+                lo = b.op("Div", [b.op("Mul", [dim, b.ints([j], "j")]), b.ints([o], "o")])
+                hi = b.op("Div", [b.op("Add", [b.op("Mul", [dim, b.ints([j + 1], "j")]), b.ints([o - 1], "o")]),
+                                  b.ints([o], "o")])
+            sl = b.op("Slice", [x, lo, hi, b.ints([axis], "axes")])
             parts.append(reduce_mean(b, sl, [axis], True))
         if t == len(todo) - 1:
             return b.final("Concat", parts, n, axis=axis)

@@ -327,3 +327,6 @@ def _glu(b, n, ins):
     h = n.outputs[0].shape[d].size
     first, second = b.emit("Split", [ins[0], b.ints([h, h], "split")], 2, axis=d)
     return b.final("Mul", [first, b.op("Sigmoid", [second])], n)
+
+
+from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)

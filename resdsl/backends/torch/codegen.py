@@ -678,8 +678,8 @@ def _render(e, exprs):
         return Kw(e.name, _render(e.value, exprs))
     if isinstance(e, Star):
         return Star(_render(e.value, exprs))
-    if isinstance(e, Comp):
-        return Comp(_render(e.elem, exprs), e.clause)
+    if isinstance(e, Comp):  # a repeated container of named layers is written as an expression
+        return Comp(_as_expr(_render(e.elem, exprs)), e.clause)
     if isinstance(e, _Named):
         return _Named(e.names, [_render(i, exprs) for i in e.items])
     if isinstance(e, _ModuleDict):
@@ -872,6 +872,10 @@ class _Forward:
             if n.op == "call_function" and n.target is operator.getitem and n.args[0] not in inline:
                 inline[n] = f"{text(n.args[0])}[{lit(n.args[1])}]"
                 continue
+            if n.op == "call_function" and n.target is getattr and isinstance(n.args[1], str) \
+                    and ident(n.args[1]):  # `x.device` (arange's device)
+                inline[n] = f"{text(n.args[0])}.{n.args[1]}"
+                continue
             for a in ins:
                 left[a] -= 1
             for a in ins:
@@ -916,11 +920,17 @@ class _Forward:
                 return Call(self.act(ctor), [args[0]]), self.acts[ctor]
         sym = operator_symbol(fn)
         if sym is not None and len(args) == 2 and not kws:
+            if sym == "**" and all(_SIMPLE_POWER.fullmatch(a) for a in args):  # as ruff format writes it: x**2.0
+                return f"{args[0]}**{args[1]}", "out"
             return f"{args[0]} {sym} {args[1]}", "out"
         if fn is operator.neg:
             return f"-{args[0]}", "out"
         name = function_name(fn)
         return Call(name, args + kws), name.split(".")[-1].rstrip("_")
+
+
+# a simple operand of `**` (a name, an attribute, a number): ruff format hugs the operator
+_SIMPLE_POWER = re.compile(r"-?[A-Za-z_0-9.]+(e[-+][0-9]+)?")
 
 
 # ------------------------------------------------------------------ initialisation

@@ -32,8 +32,11 @@ CLASSES = {
     "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
     "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
     "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU,
+    "SkipGate": runtime.SkipGate, "TopKRouter": runtime.TopKRouter, "VectorQuantizer": runtime.VectorQuantizer,
+    "ResFieldLinear": runtime.ResFieldLinear,
 }
-RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention")
+RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "SkipGate", "TopKRouter", "VectorQuantizer",
+                   "ResFieldLinear")
 
 
 LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
@@ -564,3 +567,7 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
     coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
+
+
+from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
+from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)

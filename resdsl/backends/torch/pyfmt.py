@@ -39,6 +39,8 @@ def lit(v) -> str:
         return "(" + ", ".join(lit(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     if isinstance(v, list):
         return "[" + ", ".join(lit(x) for x in v) + "]"
+    if isinstance(v, torch.dtype):  # torch.float32 (arange's dtype)
+        return str(v)
     raise ResdslError("unsupported", f"the torch target cannot write the value {type(v).__name__}")
 
 
@@ -78,9 +80,11 @@ def ident(name: str) -> bool:
 # ------------------------------------------------------------------ torch functions by their public names
 _TORCH = ("relu", "relu_", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "clamp", "softmax",
           "flatten", "transpose", "unflatten", "select", "cat", "matmul", "split", "chunk", "stack", "sum",
-          "mean")
+          "mean", "sin", "cos", "floor", "ceil", "minimum", "maximum", "where", "arange", "pow")
 _OPERATORS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
-              operator.iadd: "+="}
+              operator.iadd: "+=", operator.floordiv: "//", operator.mod: "%", operator.pow: "**",
+              operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">=", operator.eq: "==",
+              operator.ne: "!="}
 
 
 def _public():

@@ -152,5 +152,8 @@ def checkpoint_chain(x, *modules):
     return torch.utils.checkpoint.checkpoint(_chain, x, *modules, use_reentrant=False, preserve_rng_state=True)
 
 
+# the modules of the per-sample ops (resdsl/ir/ops/dynamic.py); the generated file copies their source
+from .runtime_dynamic import ResFieldLinear, SkipGate, TopKRouter, VectorQuantizer  # noqa: F401
+
 # what the generated file copies when it checkpoints (codegen writes their source)
 CHECKPOINT_HELPERS = (checkpoint, _chain, checkpoint_chain)

@@ -11,6 +11,9 @@ of its kind:
 :mod:`.params`     param, scalar_mul, scalar_add, layer_scale
 :mod:`.shape`      identity, flatten, reshape, transpose, permute, rearrange, select, concat,
                    stack, split, chunk, pad, expand
+:mod:`.elementwise_math`  floordiv, mod, pow, minimum, maximum, lt, le, gt, ge, eq, ne, where,
+                   sin, cos, floor, ceil, arange
+:mod:`.dynamic`    skip_gate, route, combine, vq, resfield (computation chosen per sample)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -52,4 +55,6 @@ from .core import (  # noqa: F401 (the public names of the op table)
 
 # the kinds, in the order of the table: importing a module declares its ops
 from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
+from . import elementwise_math  # noqa: F401
+from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from .arith import arith_broadcast  # noqa: F401
