@@ -84,3 +84,11 @@ def test_naming_the_current_tensor_mid_chain_runs():
 def test_output_inside_a_region_is_an_error(region):
     err = check_error(_net(f"    {region}\n"))
     assert err.kind == "syntax" and "ignored" in err.message and err.help
+
+
+def test_an_operator_after_a_chain_link_applies_to_the_block():
+    # the precedence table of docs/language.md: `*` binds tighter than `->`
+    err = check_error(_net("    x -> reshape([-1, 2, 2]) * 3\n"))
+    assert err.kind == "type" and "Block" in err.message and "(x -> reshape" in err.help
+    g = resdsl.graph(_net("    (x -> reshape([-1, 2, 2])) * 3\n"))
+    assert [n.op for n in g.nodes] == ["reshape", "scale"]
