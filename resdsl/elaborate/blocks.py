@@ -6,11 +6,11 @@ from __future__ import annotations
 from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
+from . import traps  # a block that ends by binding a list of tensors
 from ..ir.graph import Value
 from . import budget as B
 from .context import MAX_RECURSION, Ctx, Nest, add_frame, join, snake
 from .describe import show_value, type_str
-from . import traps  # a block that ends by binding a list of tensors
 from .values import CALLABLE, AmbiguousIn, BlockRef, type_name
 
 

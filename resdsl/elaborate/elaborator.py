@@ -541,6 +541,10 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         ctx.counters[key] = k + 1
         return f"{base}_{k}"
 
+    def check_nesting(self, path: str, span):
+        """A new layer's name that nests with another's (`conv1` and `conv1.c`): an error (traps.py)."""
+        traps.check_nesting(self, path, span)
+
     def fresh(self, base: str) -> str:
         if not (base.isascii() and base.isidentifier()):  # the common case skips the regex
             base = re.sub(r"[^A-Za-z0-9_]", "_", base) or "v"

@@ -282,6 +282,17 @@ class ExprMixin:
         raise ResdslError("type", f"a {type_name(callee)} cannot be called", e.func.span)
 
     # ------------------------------------------------------------ fn and comprehensions
+    def fn_lets(self, fn: Fn, env: dict):
+        """`fn f(v) { let a = v * 2; a + 1 }`: the lets, in order, each seeing the params and the
+        lets before it (and the closure), added to `env`."""
+        if not fn.defn.lets:
+            return
+        lenv = dict(fn.closure or {})
+        lenv.update(env)
+        lctx = Ctx(None, "", lenv, module=fn.module)
+        for lt in fn.defn.lets:
+            lenv[lt.name] = env[lt.name] = self.evaluate(lt.value, lctx)
+
     def call_fn(self, fn: Fn, e, ctx):
         """Bind the arguments like a block's parameters, then evaluate the body expression in
         the function's own scope (its module, or the body that defined it, plus the params)."""
@@ -305,12 +316,10 @@ class ExprMixin:
         self.fn_depth = depth + 1
         try:
             env = self.bind_params(ref, args, kw, e.span, closure=fn.closure)
+            self.fn_lets(fn, env)
             body_env = dict(fn.closure or {})
             body_env.update(env)
-            fctx = Ctx(None, "", body_env, module=fn.module)
-            for lt in fn.defn.lets:  # `fn f(v) { let a = v * 2; a + 1 }`: in order, each seeing the last
-                body_env[lt.name] = self.evaluate(lt.value, fctx)
-            return self.evaluate(fn.defn.value, fctx)
+            return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
         except ResdslError as err:
             add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
             raise

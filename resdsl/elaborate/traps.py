@@ -99,3 +99,26 @@ def check_output_place(ctx, span):
                                     "tensor", span,
                           help="end the body with the tensor it should give; `output` belongs to a network, a "
                                "block or a `{ } as g` group")
+
+
+def check_nesting(el, path: str, span):
+    """An op's name may not also be the prefix of another op's name (`conv1` and `conv1.c`): the
+    module `conv1` would be a layer and a container at once. Likeliest with `as .`, whose block
+    puts its modules among the caller's."""
+    under = el.__dict__.setdefault("state_prefixes", {})  # proper prefix -> the first path under it
+    other = under.get(path)
+    if other is None:
+        parts = path.split(".")
+        for k in range(1, len(parts)):
+            q = ".".join(parts[:k])
+            if q in el.states:
+                other = q
+                break
+    if other is not None:
+        raise ResdslError("name", f"the name `{path}` and the name `{other}` nest: `{min(path, other, key=len)}` "
+                                  "would be a layer and a container of layers at once", span,
+                          notes=[("the other one", el.states[other][1])],
+                          help="give one of them another name with `as`")
+    parts = path.split(".")
+    for k in range(1, len(parts)):
+        under.setdefault(".".join(parts[:k]), path)
