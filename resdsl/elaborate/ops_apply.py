@@ -194,4 +194,3 @@ class OpApplyMixin:
         raise ResdslError("type", f"an init must be one of {', '.join(sorted(O.INIT_KINDS))}, got {show_value(v)}",
                           span, help="e.g. weight_init=zeros, weight_init=normal(0.02), "
                                      "weight_init=kaiming_normal(\"fan_out\")")
-
