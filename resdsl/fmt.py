@@ -129,6 +129,11 @@ def tokenize(text: str, path: str = "<string>") -> list[Tok]:
                     out.append(Tok("template", t.group()))
                     i = t.end()
                     continue
+                if j < n and text[j] in ".+" and not text[j + 1:j + 2].isdigit():  # `as .` / `as +`: a name
+                    out += between
+                    out.append(Tok("template", text[j]))
+                    i = j + 1
+                    continue
         i = m.end()
     return out
 

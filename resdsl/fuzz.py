@@ -564,9 +564,9 @@ def run(seconds: float = 60.0, max_inputs: int | None = None, seed: int = 0, tim
 
 # ---------------------------------------------------------------- names with markup, through every output
 # A quoted name may hold any printable character but `"` and `\`; a block's string argument puts `{`, `}`
-# into one through a template. Each generated network is elaborated (a located error is fine: a name with
-# `"`, `\` or a newline escape must be refused there) and, when it elaborates, written in every format
-# another program interprets; each output is read back by that program. `markup_run` is bounded
+# (written `{{`, `}}`) into one through a template. Each generated network is elaborated (a located error
+# is fine: a name with `"`, `\` or a newline escape must be refused there) and, when it elaborates,
+# written in every format another program interprets; each output is read back by that program. `markup_run` is bounded
 # (tests/test_fuzz.py); benchmarks/fuzz.py --markup runs it for long.
 MARKUP = ["`", "``", "|", "<", ">", "<img src=x onerror=alert(1)>", "</td>", "&", "&amp;", ":", "{", "}", "$",
           "%", "#", "_", "~", "^", "*", "[x](y)", "**", "'", "!", "--", "a", "b1", " "]
@@ -588,6 +588,7 @@ def markup_program(rng: random.Random) -> str:
     bad = rng.random() < 0.15
     n = [markup_name(rng, refused=bad and i == 0) for i in range(5)]
     tag = "".join(rng.choice(MARKUP + ["{", "}", "{x}"]) for _ in range(rng.randint(1, 4))).replace('"', "")
+    tag = tag.replace("{", "{{").replace("}", "}}")  # literal braces in a string (a lone one is a template)
     return ("block B(tag: str) {\n    conv(4, 1) as \"k{tag}\"\n}\n"
             "network M() {\n    input x: [1, 3, 8, 8]\n"
             f'    conv(4, 3, padding=1) as "{n[0]}"\n    relu as "{n[1]}"\n'

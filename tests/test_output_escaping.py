@@ -1,10 +1,10 @@
 """Names that hold markup reach every output as text, never as markup another program runs.
 
 A quoted name (`as "a`<img ...>`|b"`) may hold any printable character but `"` and `\\`, and a
-block's string argument puts `{`, `}` into one through a template. Each output is read back by
-the program that interprets it: a CommonMark/GFM parser (markdown-it-py) for markdown, an HTML
-(XML) parser for `_repr_html_`, Python's csv module for CSV, the graphviz binary for DOT and SVG,
-pdflatex for TikZ."""
+block's string argument puts `{`, `}` into one through a template (`{{`, `}}`: literal braces).
+Each output is read back by the program that interprets it: a CommonMark/GFM parser
+(markdown-it-py) for markdown, an HTML (XML) parser for `_repr_html_`, Python's csv module for
+CSV, the graphviz binary for DOT and SVG, pdflatex for TikZ."""
 import csv
 import io
 import json
@@ -37,7 +37,7 @@ network evil() {
     conv(4, 1) as "+2"
     conv(4, 1) as "%p"
     repeat 2 as "<r>|$%&amp;" { conv(4, 1) }
-    B("{$%}&<i>~^#_") as "q``|<"
+    B("{{$%}}&<i>~^#_") as "q``|<"
 }
 '''
 NAMES = ["a`<img src=x onerror=alert(1)>`|b", "=cmd|' /C calc'!A0", "<b>", "n:port", "@SUM(1+1)", "-2+3", "+2", "%p",

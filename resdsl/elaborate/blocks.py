@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..frontend import ast
+from . import traps  # a block that ends by binding a list of tensors
 from ..ir.graph import Value
 from . import budget as B
 from .context import MAX_RECURSION, Ctx, Nest, add_frame, join, snake
@@ -123,8 +124,8 @@ class BlockMixin:
             tensors, kwargs = _tensor_params(ref, tensors, len(args), kwargs)
             env = self.bind_params(ref, args, kwargs, span)
             if path is None:
-                name = self.name_of(as_name, ctx)
-                path = join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
+                name = self.name_of(as_name, ctx, inline_ok=True)  # "": `Block(...) as .`, the caller's namespace
+                path = ctx.prefix if name == "" else join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             label = ref.name
             scope = ctx.scope.child("block", label, path, span, block=ref.name,
                                     args={k: v for k, v in env.items()
@@ -135,6 +136,9 @@ class BlockMixin:
             bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
             n_declared = sum(len(s.decls) for s in decl_inputs)
+            if as_name is not None and as_name.mode == "inline" and path == ctx.prefix:
+                bctx.counters = ctx.counters  # inline, it shares the caller's numbering too (`as +`, `conv_0`)
+                scope.info["inline"] = True
             if n_declared:
                 if len(tensors) != n_declared:
                     raise ResdslError("type", f"`{ref.name}` takes {n_declared} tensor input(s), got {len(tensors)}",
@@ -158,6 +162,7 @@ class BlockMixin:
                                 self.check_input_shape(env[d.name], d, bctx)
                         continue
                     self.stmt(st, bctx)
+                traps.check_end(bctx, f"block `{ref.name}`")
             except ResdslError as err:
                 # the call stack, innermost first: with 16 calls of one block the user sees which
                 add_frame(err, f"in {path} ({ref.name}, called at {span.where})" if span else f"in {path}")

@@ -29,6 +29,8 @@ class Ctx:
         self.module = module
         self.counters = counters if counters is not None else {}
         self.outputs = []  # (name, Value) from `output`
+        self.list_bind = None  # the last statement, when it bound a list of tensors (traps.check_end)
+        self.out_binds = []  # per output: the name a group binds after it (`output a` binds `a`), or None
         self.inputs = []   # declared block inputs
 
     def sub(self, scope=None, prefix=None, env=None, current=None, in_value=None, counters=None):

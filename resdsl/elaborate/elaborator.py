@@ -39,6 +39,8 @@ from .describe import expr_str, show_value, op_signature  # noqa: F401 - op_sign
 from .exprs import ExprMixin
 from .loader import Program
 from .names import segment_problem
+from . import traps  # errors for programs that would silently not do what they say
+from .callees import is_op
 from .ops_apply import OpApplyMixin
 from .regions import RegionMixin
 from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, OpRef, Partial, type_name
@@ -141,6 +143,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         if not inputs:
             raise ResdslError("shape", f"network `{ref.name}` declares no input", ref.defn.span,
                               help="add `input x: [N, 3, H, W]` as its first statement")
+        traps.check_end(ctx, f"network `{ref.name}`")
         if ctx.outputs:
             outputs = ctx.outputs
         elif isinstance(ctx.current, tuple):
@@ -156,6 +159,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             graph.output_names = ["out"]
         root.info["params"] = {k: v for k, v in bound.items() if not isinstance(v, CALLABLE)}
         graph.verify()
+        traps.check_depends(graph, ref.defn.span, ref.name)
         if self.annotations:
             from ..ir.interface import resolve
             root.info["interface"] = resolve(graph, self.annotations)
@@ -172,8 +176,13 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         self.last_span = st.span
         if isinstance(st, ast.ChainStmt):
             ctx.current = self.chain(st.chain, ctx, start=True)
+            ctx.list_bind = None
         elif isinstance(st, ast.Assign):
-            v = self.chain(st.chain, ctx, start=True)
+            if _names_current(st, ctx):  # `t = identity`: names the current tensor, makes no op
+                v = self.need(ctx.current, st.span, "identity")
+            else:
+                v = self.chain(st.chain, ctx, start=True)
+            traps.note_bind(ctx, st, v)
             if len(st.targets) == 1:
                 self.bind_tensor(ctx, st.targets[0], v, st.span)
                 ctx.current = v if isinstance(v, Value) else ctx.current
@@ -186,21 +195,37 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                     self.bind_tensor(ctx, t, x, st.span)
         elif isinstance(st, ast.Let):
             v = self.evaluate(st.value, ctx)
+            traps.check_let(st.name, v, st.span)
+            if isinstance(v, list) and v and all(isinstance(t, Value) for t in v):
+                ctx.list_bind = st  # `let outs = outs + [t]` last: the result would be the tensor before
             if isinstance(v, Partial) and isinstance(v.callee, (BlockRef, OpRef)):
                 v = Instance(v, join(ctx.prefix, st.name))
             ctx.env[st.name] = v
         elif isinstance(st, ast.Input):
             self.input_stmt(st, ctx)
         elif isinstance(st, ast.Output):
+            ctx.list_bind = None
+            traps.check_output_place(ctx, st.span)
             for item in st.items:
                 v = self.chain(item.chain, ctx, start=True)
+                if isinstance(v, tuple) and v and all(isinstance(t, Value) for t in v) and item.name is None:
+                    for t in v:  # `output parts`: a list of tensors gives each
+                        ctx.outputs.append((None, t))
+                        ctx.out_binds.append(None)
+                    continue
                 if not isinstance(v, Value):
                     raise ResdslError("type", f"`output` needs a tensor, got {type_name(v)}", item.span)
                 ctx.outputs.append((item.name, v))
+                links = item.chain.links
+                bare = links[0].expr.id if len(links) == 1 and isinstance(links[0].expr, ast.Name) \
+                    and links[0].as_name is None else None
+                ctx.out_binds.append(item.name or bare)
                 if item.name:
                     ctx.env[item.name] = v
         elif isinstance(st, ast.For):
             it = self.evaluate(st.iterable, ctx)
+            if isinstance(it, tuple) and it and all(isinstance(t, Value) for t in it):
+                it = list(it)  # a list of tensors (`parts = split(...)`)
             if not isinstance(it, list):
                 raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", st.iterable.span)
             for x in it:
@@ -428,6 +453,8 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                 elif isinstance(v, list) and not v and variadic(callee):
                     empties += 1
                 elif pos is not None:
+                    if callee is not None and is_op(callee):
+                        traps.check_tensor_arg(callee_name(callee), v, a.span)
                     pos.append(v)
             else:
                 if a.name in kw:
@@ -468,9 +495,23 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             return self.apply_block(callee, tensors, args, kwargs, as_name, ctx, span, path)
         raise ResdslError("type", f"cannot apply a {type_name(callee)}", span)
 
-    def name_of(self, as_name, ctx) -> str | None:
+    def name_of(self, as_name, ctx, inline_ok: bool = False) -> str | None:
+        """The name `as` gives (None without `as`): a template filled in, `as +` the next index of
+        the enclosing numbering (ctx.counters, per path prefix: only modules present count), and
+        `as .` "" where `inline_ok` (a block call or a group: no name level), else an error."""
         if as_name is None:
             return None
+        if as_name.mode == "next":
+            key = (ctx.prefix, "+")
+            k = ctx.counters.get(key, 0)
+            ctx.counters[key] = k + 1
+            return str(k)
+        if as_name.mode == "inline":
+            if not inline_ok:
+                raise ResdslError("name", "`as .` calls a block (or a `{ }` group) with no name level of its own; "
+                                          "here it has nothing to apply to", as_name.span,
+                                  help="give it a name (`as conv1`), or `as +` for the next index")
+            return ""
         out = []
         for part in as_name.parts:
             if isinstance(part, str):
@@ -486,8 +527,10 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             why = segment_problem(seg)
             if why is not None:
                 raise ResdslError("name", f"`{name}` is not a valid name: it {why}", as_name.span,
-                                  help="a quoted name may hold any characters PyTorch accepts in a module name "
-                                       "(`as \"block1-0\"`); `.` separates its segments (`as \"convs.{i}\"`)")
+                                  help="to call a block with no name level of its own, write `as .` (unquoted)"
+                                  if name in (".", "") else
+                                  "a quoted name may hold any characters PyTorch accepts in a module name "
+                                  "(`as \"block1-0\"`); `.` separates its segments (`as \"convs.{i}\"`)")
         return name
 
     def auto_name(self, ctx, base) -> str:
@@ -497,6 +540,10 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             k += 1  # `conv(4, 1) as conv_1 -> conv(4, 1) -> conv(4, 1)`: skip the name the author took
         ctx.counters[key] = k + 1
         return f"{base}_{k}"
+
+    def check_nesting(self, path: str, span):
+        """A new layer's name that nests with another's (`conv1` and `conv1.c`): an error (traps.py)."""
+        traps.check_nesting(self, path, span)
 
     def fresh(self, base: str) -> str:
         if not (base.isascii() and base.isidentifier()):  # the common case skips the regex
@@ -544,3 +591,15 @@ def parse_value(text: str, program: Program, what: str):
         if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", text):
             return text
         raise
+
+
+def _names_current(st: ast.Assign, ctx: Ctx) -> bool:
+    """`t = identity`, the op `identity` alone on the right: the way to name the current tensor."""
+    links = st.chain.links
+    if len(st.targets) != 1 or len(links) != 1 or links[0].as_name is not None:
+        return False
+    e = links[0].expr
+    if not isinstance(e, ast.Name) or e.id != "identity":
+        return False
+    v = ctx.lookup("identity")
+    return isinstance(v, OpRef) and v.name == "identity" or v is None and not ctx.has("identity")

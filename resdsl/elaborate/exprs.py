@@ -16,6 +16,7 @@ from . import arith, tensor_math
 from . import budget as B
 from .callees import takes_no_input
 from .context import Ctx, InitValue, add_frame
+from . import templates, traps  # string templates; lists that mix tensors and ops
 from .values import (
     CALLABLE,
     AmbiguousIn,
@@ -65,7 +66,10 @@ class ExprMixin:
         return m(e, ctx)
 
     def _e_Const(self, e, ctx):
-        return e.value
+        v = e.value
+        if isinstance(v, str) and ("{" in v or "}" in v):
+            return templates.fill(self, e, ctx)  # `"stage{s + 2}"`: a template, as `as` names are
+        return v
 
     def _e_Name(self, e, ctx):
         v = ctx.lookup(e.id)
@@ -110,7 +114,9 @@ class ExprMixin:
         return ctx.in_value
 
     def _e_ListExpr(self, e, ctx):
-        return B.check_value([self.evaluate(x, ctx) for x in e.items], e.span, "list")
+        v = B.check_value([self.evaluate(x, ctx) for x in e.items], e.span, "list")
+        traps.check_list(v, e.span)
+        return v
 
     def _e_BinOp(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
@@ -276,6 +282,17 @@ class ExprMixin:
         raise ResdslError("type", f"a {type_name(callee)} cannot be called", e.func.span)
 
     # ------------------------------------------------------------ fn and comprehensions
+    def fn_lets(self, fn: Fn, env: dict):
+        """`fn f(v) { let a = v * 2; a + 1 }`: the lets, in order, each seeing the params and the
+        lets before it (and the closure), added to `env`."""
+        if not fn.defn.lets:
+            return
+        lenv = dict(fn.closure or {})
+        lenv.update(env)
+        lctx = Ctx(None, "", lenv, module=fn.module)
+        for lt in fn.defn.lets:
+            lenv[lt.name] = env[lt.name] = self.evaluate(lt.value, lctx)
+
     def call_fn(self, fn: Fn, e, ctx):
         """Bind the arguments like a block's parameters, then evaluate the body expression in
         the function's own scope (its module, or the body that defined it, plus the params)."""
@@ -299,6 +316,7 @@ class ExprMixin:
         self.fn_depth = depth + 1
         try:
             env = self.bind_params(ref, args, kw, e.span, closure=fn.closure)
+            self.fn_lets(fn, env)
             body_env = dict(fn.closure or {})
             body_env.update(env)
             return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
@@ -320,6 +338,8 @@ class ExprMixin:
             cl = e.clauses[k]
             sub = ctx.sub(env=env, current=ctx.current, in_value=ctx.in_value)
             it = self.evaluate(cl.iterable, sub)
+            if isinstance(it, tuple) and it and all(isinstance(t, Value) for t in it):
+                it = list(it)  # a list of tensors (`parts = split(...)`)
             if not isinstance(it, (list, str)):
                 raise ResdslError("type", f"`for` needs a list, got {type_name(it)}", cl.iterable.span)
             for x in it:

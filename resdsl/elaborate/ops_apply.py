@@ -82,6 +82,7 @@ class OpApplyMixin:
                                   notes=[("first used here", old_span)],
                                   help="a shared loop or instance must see the same input shapes each time")
         else:
+            self.check_nesting(path, span)
             self.states[path] = (sig, span)
             self.budget.add_params(sum(math.prod(p.shape) for p in params.values() if p.kind == "param"), span)
 

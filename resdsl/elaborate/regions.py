@@ -9,6 +9,7 @@ from ..frontend import ast
 from ..ir import ops as O
 from ..ir.graph import Value
 from ..ir.shapes import Size
+from . import traps
 from .callees import is_block, is_op
 from .context import MAX_REPEAT, Ctx, join
 from .describe import show_value
@@ -33,13 +34,22 @@ class RegionMixin:
         return self.loop(e, ctx, x)
 
     def group(self, body: ast.Body, as_name, ctx, x):
-        name = self.name_of(as_name, ctx)
+        name = self.name_of(as_name, ctx, inline_ok=True)
         prefix = join(ctx.prefix, name) if name else ctx.prefix
         scope = ctx.scope.child("group", name or "group", prefix, body.span)
         g = ctx.sub(scope=scope, prefix=prefix, env=dict(ctx.env), current=x, in_value=x,
                     counters={} if name else None)
         with self.nested(body.span):
             out = self.body(body, g)
+        traps.check_end(g, "this group")
+        if g.outputs:
+            # `output a = ..., b = ...` in a group: the group gives those tensors, and their names
+            # hold for the code after it (the group's other names stay inside)
+            for n, (_, v) in zip(g.out_binds, g.outputs):
+                if n:
+                    ctx.env[n] = v
+            vals = tuple(v for _, v in g.outputs)
+            out = vals[0] if len(vals) == 1 else vals
         return out
 
     def region_args(self, args, ctx, allowed, what, span):

@@ -116,6 +116,10 @@ class ListComp(Node):
 class AsName(Node):
     """`as NAME`; `template` holds `layer{s + 1}` style names (parsed expressions)."""
     parts: tuple  # str pieces and expression nodes, concatenated
+    # "" for a name; "inline" for `as .` (a block call with no name level of its own: its
+    # modules sit in the caller's namespace); "next" for `as +` (the next index of the
+    # enclosing scope's numbering, counting only the modules present: nn.Sequential's)
+    mode: str = ""
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,7 @@ class FnDef(Node):
     name: str
     params: tuple
     value: Any
+    lets: tuple = ()  # of Let: `fn f(v) { let a = v * 2; a + 1 }` binds these first, in order
 
 
 @dataclass(frozen=True)

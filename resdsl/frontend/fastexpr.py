@@ -35,6 +35,7 @@ NAME_AT_EXPR = frozenset({"NAME"} | (_KEYWORD_NAMES - _EXPR_KEYWORDS))
 NAME_AT_LINK = frozenset({"NAME"} | (_KEYWORD_NAMES - _LINK_KEYWORDS))
 NAME_AT_STMT = frozenset({"NAME"} | (_KEYWORD_NAMES - _STMT_KEYWORDS))
 REGIONS = frozenset(("residual", "parallel", "repeat", "loop"))
+_COMP_ELT = frozenset(("for", "->", "as"))  # after a list's first expression: a comprehension's element
 
 
 class ExprParser:
@@ -345,8 +346,26 @@ class ExprParser:
             self.nest -= 1
             self.d = 1
             return ast.ListExpr(self.span(i0, self.i - 1), ())
+        j0 = self.i
         first = self.expr()
         d = self.d
+        if k[self.i] in _COMP_ELT:  # `[p -> relu for p in parts]`: the element is a chain (grammar: comp_elt)
+            as_name = None
+            if k[self.i] == "as":
+                as_name = self.as_name()
+                if d < 1:
+                    d = 1
+            links = [ast.Link(self.span(j0, self.i - 1), first, as_name)]
+            d += 1
+            while k[self.i] == "->":
+                self.i += 1
+                links.append(self.link())
+                if self.d > d:
+                    d = self.d
+            first = unchain(ast.Chain(self.span(j0, self.i - 1), tuple(links)))
+            d += 1
+            if k[self.i] != "for":
+                raise Bail
         if k[self.i] == "for":
             clauses = []
             while k[self.i] == "for":

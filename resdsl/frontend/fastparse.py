@@ -181,10 +181,34 @@ class Parser(ExprParser):
             params = self.params()
             d = self.d
         self.expect(")")
+        if self.k[self.i] == "{":  # `fn f(v) { let a = v * 2; a + 1 }`
+            lets, value, db = self.fn_body()
+            self.d = 1 + (d if d > db else db)
+            return ast.FnDef(self.span(i0, self.i - 1), name, params, value, lets)
         self.expect("=")
         value = self.expr()
         self.d = 1 + (d if d > self.d else self.d)
         return ast.FnDef(self.span(i0, self.i - 1), name, params, value)
+
+    def fn_body(self):
+        """`{ (let_stmt NL)* expr NL? }`: the lets, the value and the parse-tree depth of fn_body."""
+        self.i += 1  # `{`
+        self.enter()
+        k = self.k
+        lets, d = [], 0
+        while k[self.i] == "let":
+            lets.append(self.let_stmt())
+            if self.d > d:
+                d = self.d
+            self.expect("NL")
+        value = self.expr()
+        if self.d > d:
+            d = self.d
+        if k[self.i] == "NL":
+            self.i += 1
+        self.expect("}")
+        self.nest -= 1
+        return tuple(lets), value, d + 1
 
     def let_stmt(self, cls=ast.Let):
         """`let NAME = expr`, and `network NAME = expr` (cls=ast.NetworkAlias)."""
@@ -421,6 +445,11 @@ class Parser(ExprParser):
         i = self.i
         kd = self.k[i]
         tok = self.t[i]
+        if kd == "." or kd == "+":  # `as .` (inline) / `as +` (the next index)
+            self.i = i + 1
+            self.d = 1
+            span = self.base or Span(self.src, tok[2], tok[3], tok[4], tok[5])
+            return ast.AsName(span, (), "inline" if kd == "." else "next")
         if kd == "ASNAME" or kd == "TEMPLATE":
             text = tok[1]
         elif kd == "STRING":

@@ -294,6 +294,13 @@ class _ToAst(Transformer):
         name, params, value = items
         return ast.FnDef(self.sp(meta), str(name), params or (), value)
 
+    def fn_block(self, meta, items):
+        name, params, (lets, value) = items
+        return ast.FnDef(self.sp(meta), str(name), params or (), value, lets)
+
+    def fn_body(self, meta, items):
+        return tuple(items[:-1]), items[-1]
+
     def body(self, meta, items):
         return ast.Body(self.sp(meta), tuple(items))
 
@@ -371,6 +378,18 @@ class _ToAst(Transformer):
         parts = [parse_expr_lark(p[0], span) if isinstance(p, tuple) else p for p in pieces]
         return ast.AsName(span, tuple(parts))
 
+    def as_inline(self, meta, items):
+        return ast.AsName(self._mark_span(meta), (), "inline")
+
+    def as_next(self, meta, items):
+        return ast.AsName(self._mark_span(meta), (), "next")
+
+    def _mark_span(self, meta):
+        """The span of the one-character mark after `as` (`.` or `+`): the rule's last character."""
+        if self.base is not None:
+            return self.base
+        return Span(self.src, meta.end_line, meta.end_column - 1, meta.end_line, meta.end_column)
+
     def residual_stmt(self, meta, items):
         args, rcond, body, shortcut, as_name = items
         cond, sbody, sspan = None, None, None
@@ -417,7 +436,7 @@ class _ToAst(Transformer):
         return items[0]
 
     def list_comp(self, meta, items):
-        return ast.ListComp(self.sp(meta), items[0], tuple(items[1:]))
+        return ast.ListComp(self.sp(meta), unchain(items[0]), tuple(items[1:]))
 
     def if_stmt(self, meta, items):
         cond, then, other = items
