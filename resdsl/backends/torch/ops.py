@@ -424,14 +424,7 @@ def _flatten(g, n, ins):
 
 @lowering("reshape")
 def _reshape(g, n, ins):
-    out = n.outputs[0].shape
-    dyn = [i for i, ax in enumerate(out) if not isinstance(ax.size, int)]
-    if len(dyn) > 1:
-        raise ResdslError("shape", f"reshape to {[str(x.size) for x in out]} has {len(dyn)} symbolic axes; "
-                                   "the torch target supports one", n.span,
-                          help="fix the other axes with numbers in the `input` shape")
-    shape = tuple(-1 if i in dyn else ax.size for i, ax in enumerate(out))
-    return g.call_method("reshape", (ins[0], shape))
+    return ops_sizes.reshape(g, n, ins)
 
 
 @lowering("transpose")
@@ -446,15 +439,7 @@ def _permute(g, n, ins):
 
 @lowering("rearrange")
 def _rearrange(g, n, ins):
-    x = ins[0]
-    for step in n.attrs["_steps"]:
-        if step[0] == "unflatten":
-            x = g.call_function(torch.unflatten, (x, step[1], step[2]))
-        elif step[0] == "permute":
-            x = g.call_method("permute", (x, step[1]))
-        else:
-            x = g.call_function(torch.flatten, (x, step[1], step[2]))
-    return x
+    return ops_sizes.rearrange(g, n, ins)
 
 
 @lowering("select")
@@ -474,8 +459,7 @@ def _stack(g, n, ins):
 
 @lowering("split")
 def _split(g, n, ins):
-    parts = g.call_function(torch.split, (ins[0], list(n.attrs["_sizes"]), n.attrs["dim"]))
-    return [g.call_function(operator.getitem, (parts, i)) for i in range(len(n.outputs))]
+    return ops_sizes.split(g, n, ins)
 
 
 @lowering("chunk")
@@ -564,3 +548,6 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
     coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
+
+
+from . import ops_sizes  # noqa: E402 (run-time sizes; registers its lowerings)

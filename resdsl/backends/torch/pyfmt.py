@@ -80,7 +80,7 @@ _TORCH = ("relu", "relu_", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "ab
           "flatten", "transpose", "unflatten", "select", "cat", "matmul", "split", "chunk", "stack", "sum",
           "mean")
 _OPERATORS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
-              operator.iadd: "+="}
+              operator.iadd: "+=", operator.floordiv: "//"}
 
 
 def _public():

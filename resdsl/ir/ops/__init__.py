@@ -11,6 +11,7 @@ of its kind:
 :mod:`.params`     param, scalar_mul, scalar_add, layer_scale
 :mod:`.shape`      identity, flatten, reshape, transpose, permute, rearrange, select, concat,
                    stack, split, chunk, pad, expand
+:mod:`.sizes`      unsqueeze, squeeze, pad_to_multiple, crop (size-1 axes, sizes at run time)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -51,5 +52,5 @@ from .core import (  # noqa: F401 (the public names of the op table)
 )
 
 # the kinds, in the order of the table: importing a module declares its ops
-from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
+from . import conv, linear, attention, norm, activation, arith, params, shape, sizes  # noqa: F401
 from .arith import arith_broadcast  # noqa: F401
