@@ -107,6 +107,7 @@ class OpApplyMixin:
         for k, v in kwargs.items():
             ad = od.attr(k)
             if ad is None and extra is not None:
+                v = _whole(v)
                 if not isinstance(v, (int, Size)) or isinstance(v, bool):
                     raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {show_value(v)}", span)
                 attrs.setdefault(extra, {})[k] = v
@@ -157,10 +158,12 @@ class OpApplyMixin:
             if not isinstance(v, list):
                 bad = True
             else:
+                v = [_whole(x) for x in v]
                 bad = not all((isinstance(x, (int, Size)) and not isinstance(x, bool)) for x in v)
                 v = tuple(v)
         elif t == "sizes":  # split sizes: ints or symbolic sizes (`x.C / 2`), one or a list
-            items = v if isinstance(v, list) else [v]
+            items = [_whole(x) for x in (v if isinstance(v, list) else [v])]
+            v = items if isinstance(v, list) else items[0]
             bad = not items or not all(isinstance(x, (int, Size)) and not isinstance(x, bool) for x in items)
             if not bad and any(isinstance(x, int) and x < 1 for x in items):
                 raise ResdslError("value", f"`{od.name}` argument `{a.name}` must hold positive sizes, got "
@@ -173,7 +176,8 @@ class OpApplyMixin:
                 raise ResdslError("type", f"`{od.name}` takes its sizes as keywords of their own, not "
                                           f"`{a.name}=`: got {type_name(v)} {show_value(v)}", self.kw_span(a.name, span),
                                   help=f"e.g. `{od.name}(\"n c (h p) w -> n (h w) (p c)\", p=2)`")
-            for k, x in (v or {}).items():
+            v = {k: _whole(x) for k, x in (v or {}).items()}
+            for k, x in v.items():
                 if not isinstance(x, (int, Size)) or isinstance(x, bool):
                     raise ResdslError("type", f"`{od.name}` size `{k}` must be an int or a size such as "
                                               f"`x.H / 4`, got {show_value(x)}", self.kw_span(k, span))
@@ -209,3 +213,10 @@ class OpApplyMixin:
         raise ResdslError("type", f"an init must be one of {', '.join(sorted(O.INIT_KINDS))}, got {show_value(v)}",
                           span, help="e.g. weight_init=zeros, weight_init=normal(0.02), "
                                      "weight_init=kaiming_normal(\"fan_out\")")
+
+
+def _whole(x):
+    """A size computed with `/` (`x.C / 2` of a static axis is 3.0): a whole float is that int."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 2 ** 62:
+        return int(x)
+    return x

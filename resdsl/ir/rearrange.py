@@ -91,7 +91,7 @@ def plan(pattern: str, shape, sizes: dict):
             group = "(" + " ".join(item) + ")"
             if unknown:
                 known[unknown[0]] = divide(total, prod, shape, f"split the axis {group} of size {total} "
-                                                               f"by {prod}")
+                                                               f"by {prod}", stride_like=True)
             elif prod != total:
                 raise OpError(f"rearrange: the sizes of {group} multiply to {prod}, the axis has size {total}",
                               help="give sizes whose product is the axis size (or leave one out to infer it)")

@@ -2,8 +2,6 @@
 permute, rearrange (drawn as wires regrouping), select, concat, stack, split, chunk, pad, expand."""
 from __future__ import annotations
 
-from fractions import Fraction
-
 from .. import shapes as S
 from ..shapes import Axis, Size
 from .core import (
@@ -123,8 +121,12 @@ def _known_divisor(mono, x) -> int:
     return d
 
 
-def divide(total, known, x, what):
-    """total / known for a reshape or a split group, proved whole or refused with the sizes."""
+def divide(total, known, x, what, stride_like=False):
+    """total / known for a reshape or a split group, proved whole or refused with the sizes.
+
+    `stride_like`: splitting one symbolic axis `c*H` into factors (`(h p)` with p=2) assumes H
+    divides, as a stride does; any other symbolic division must be known to be whole: by the
+    denominators the input's sizes already carry, or by `ceilM` symbols."""
     if isinstance(known, int) and isinstance(total, int):
         if total % known:
             raise OpError(f"cannot {what}: {total} does not divide by {known}",
@@ -135,14 +137,15 @@ def divide(total, known, x, what):
     if q is None:
         raise OpError(f"cannot {what}: {total} is not a multiple of {known}",
                       help="give sizes whose product divides the input's size")
-    if isinstance(q, Size):
+    single = isinstance(total, Size) and len(total.terms) == 1 and len(next(iter(total.terms))) == 1
+    if isinstance(q, Size) and not (stride_like and single):
         for mono, c in q.terms.items():
             if c.denominator != 1 and _known_divisor(mono, x) % c.denominator:
                 num = Size({mono: c * c.denominator})
                 raise OpError(f"cannot {what}: {num} does not divide by {c.denominator} at every input size",
                               help="divide sizes by what they are known to divide by, or pad the axis to a "
                                    "multiple first (`pad_to_multiple`)")
-    elif isinstance(q, Fraction) or (not isinstance(q, int)):
+    elif not isinstance(q, (int, Size)):
         raise OpError(f"cannot {what}: {total} does not divide by {known}")
     return q
 
