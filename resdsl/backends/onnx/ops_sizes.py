@@ -7,6 +7,7 @@ such pieces and constants, so one exported model runs at every input size."""
 from __future__ import annotations
 
 from ...ir import runsizes as RS
+from ...ir import shapes as S
 from .builder import lowering
 
 
@@ -83,15 +84,30 @@ def _rearrange(b, n, ins):
     if not steps:
         return [x]
     rank = len(n.inputs[0].shape)
+    cur = [ax.size for ax in n.inputs[0].shape]  # the sizes of `x` as the steps go
     for si, step in enumerate(steps):
         out = [b.out_name(n.outputs[0])] if si == len(steps) - 1 else 1
         kind = step[0]
         if kind == "permute":
             x = b.emit("Transpose", [x], out, perm=list(step[1]))[0]
+            cur = [cur[i] for i in step[1]]
         elif kind in ("squeeze", "unsqueeze"):
             x = b.emit(kind.capitalize(), [x, b.ints([step[1]], "axes")], out)[0]
             rank += 1 if kind == "unsqueeze" else -1
+            cur = cur[:step[1]] + [1] + cur[step[1]:] if kind == "unsqueeze" else cur[:step[1]] + cur[step[1] + 1:]
         else:
+            if kind == "unflatten":
+                new = cur[:step[1]] + list(step[2]) + cur[step[1] + 1:]
+            else:
+                prod = 1
+                for v in cur[step[1]:step[2] + 1]:
+                    prod = S.mul(prod, v)
+                new = cur[:step[1]] + [prod] + cur[step[2] + 1:]
+            if sum(1 for v in new if not isinstance(v, int) and RS.plan(v, sz.dims) is None) <= 1:
+                x = b.emit("Reshape", [x, sz.concat(sz.pieces(new))], out)[0]  # constants and read sizes
+                cur, rank = new, len(new)
+                continue
+            cur = new
             if kind == "unflatten":
                 lo, hi, mid = step[1], step[1] + 1, sz.pieces(step[2])
                 new_rank = rank + len(step[2]) - 1
