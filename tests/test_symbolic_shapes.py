@@ -72,7 +72,7 @@ network tokens_back(d: int = 16) {
 def test_token_grid_splits_back_at_any_size(tmp_path):
     def ref(x, m):
         return m.embed(x)  # flatten then split back: the identity on the grid
-    m, code, outs = _agree(TOKENS, tmp_path, [(2, 3, 8, 12), (1, 3, 14, 6)], ref)
+    _, code, outs = _agree(TOKENS, tmp_path, [(2, 3, 8, 12), (1, 3, 14, 6)], ref)
     assert [tuple(o.shape) for o in outs] == [(2, 16, 4, 6), (1, 16, 7, 3)]
     assert "torch.unflatten(" in code and ".size(2)" in code  # sizes read from the tensor, not fixed
 
@@ -132,7 +132,7 @@ network windows(ws: int = 3) {
     y -> crop([x.H, x.W], dims=[1, 2])
 }
 """
-    m, code, outs = _agree(src, tmp_path, [(2, 5, 7, 4), (1, 6, 3, 4), (1, 1, 2, 4)],
+    _, code, _ = _agree(src, tmp_path, [(2, 5, 7, 4), (1, 6, 3, 4), (1, 1, 2, 4)],
                            lambda x, m: 2.0 * x)
     assert "F.pad(" in code and ".narrow(" in code
 

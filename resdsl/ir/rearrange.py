@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 
 from . import shapes as S
-from .shapes import Axis
 from .ops import OpError
+from .shapes import Axis
 
 
 def parse_side(side: str):

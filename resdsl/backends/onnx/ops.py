@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from ...ir import shapes as S
 from .builder import shape_sizes, lowering
 
 
@@ -295,4 +294,4 @@ def _glu(b, n, ins):
     return b.final("Mul", [first, b.op("Sigmoid", [second])], n)
 
 
-from . import ops_sizes  # noqa: E402,F401 (run-time sizes; registers its lowerings)
+from . import ops_sizes  # noqa: F401 (run-time sizes; importing it registers its lowerings)

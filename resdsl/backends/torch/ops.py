@@ -550,4 +550,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
 
 
-from . import ops_sizes  # noqa: E402 (run-time sizes; registers its lowerings)
+from . import ops_sizes  # (run-time sizes; importing it registers their lowerings)

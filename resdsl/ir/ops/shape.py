@@ -108,8 +108,9 @@ def _known_divisor(mono, x) -> int:
     """What a symbolic monomial is known to be divisible by: the denominators the input's sizes
     already divide by (the strided-conv assumption: `H/4` means H divides by 4) times the
     multiples of the `ceilM(...)` symbols in it."""
-    from ..runsizes import CEIL
     from math import lcm
+
+    from ..runsizes import CEIL
     d = 1
     for ax in x:
         if isinstance(ax.size, Size):
