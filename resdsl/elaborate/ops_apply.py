@@ -166,7 +166,7 @@ class OpApplyMixin:
             v = items if isinstance(v, list) else items[0]
             bad = not items or not all(isinstance(x, (int, Size)) and not isinstance(x, bool) for x in items)
             if not bad and any(isinstance(x, int) and x < 1 for x in items):
-                raise ResdslError("value", f"`{od.name}` argument `{a.name}` must hold positive sizes, got "
+                raise ResdslError("value", f"`{od.name}` argument `{a.name}` must be at least 1 (each size), got "
                                            f"{show_value(v)}", self.kw_span(a.name, span))
             v = tuple(items) if isinstance(v, list) else v
         elif t == "init":
