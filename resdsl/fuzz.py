@@ -187,7 +187,7 @@ def _arg(a, rng) -> str:
         return rng.choice(["true", "false", "1"])
     if t == "str":
         return rng.choice(STRS)
-    if t in ("ints", "str_or_int"):
+    if t in ("ints", "str_or_int", "sizes"):
         r = rng.random()
         if r < 0.5:
             return rng.choice(INTS[:8])

@@ -94,7 +94,8 @@ ILLEGAL = [
     ("rearrange-size-0", IMG % 'rearrange("n c (h p) w -> n (c p) h w", p=0)', "positive"),
     ("rearrange-axis-twice", IMG % 'rearrange("n c h w -> n c h h")', "twice"),
     ("rearrange-axis-twice-left", IMG % 'rearrange("n c h h -> n c h h")', "twice"),
-    ("rearrange-empty-group", IMG % 'rearrange("n c h w -> n c h w ()")', "empty group"),
+    # `()` is a size-1 axis (docs/language.md, "Size-1 axes"); on the left it must have size 1
+    ("rearrange-size-one-not-one", IMG % 'rearrange("n () h w -> n h w")', "size-1 axis"),
     ("bn-eps-0", IMG % "bn(eps=0)", "`eps` must be above 0"),
     ("bn-eps-inf", IMG % "bn(eps=1e400)", "too large"),
     ("bn-momentum", IMG % "bn(momentum=2)", "`momentum` must be in [0, 1]"),

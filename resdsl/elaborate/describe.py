@@ -21,7 +21,7 @@ def op_signature(od: O.OpDef) -> str:
 def attr_type(t):
     return {"int": "an int", "num": "a number", "bool": "true or false", "str": "a string",
             "ints": "an int or a list of ints", "str_or_int": "an int, a list of ints or a string",
-            "shape": "a list of sizes"}.get(t, t)
+            "shape": "a list of sizes", "sizes": "a size or a list of sizes (ints or `x.C / 2`)"}.get(t, t)
 
 
 def type_str(t):

@@ -8,6 +8,7 @@ import math
 from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..ir import ops as O
+from ..ir import runsizes as RS
 from ..ir.graph import Node, Value
 from ..ir.shapes import Size
 from . import budget as B
@@ -42,6 +43,8 @@ class OpApplyMixin:
                 if isinstance(ax.size, int) and not 0 < ax.size <= O.MAX_DIM:
                     raise ResdslError("limit", f"`{od.name}` would make an axis of size {ax.size}", span,
                                       help="tensor sizes must be positive and below 2**31")
+        if attrs.get("_need") and RS.needs_runtime(attrs["_need"]):  # sizes read at run time (ir/runsizes.py)
+            tensors = list(tensors) + self.size_sources(od, attrs, tensors, span)
         if tie is not None:  # weight tying across ops (tying.py)
             params, attrs["_tie"] = tying.resolve(self, tie, od, params, ctx, self.kw_span("tie", span))
         needs_state = bool(params) or "stochastic" in od.traits
@@ -66,6 +69,16 @@ class OpApplyMixin:
             raise ResdslError("limit", f"the network has over {MAX_NODES} ops", span,
                               help="lower repeat counts or depth")
         return node.outputs[0] if len(outs) == 1 else tuple(node.outputs)
+
+    def size_sources(self, od, attrs, tensors, span) -> list:
+        extra = RS.sources(attrs["_need"], tensors)
+        if extra is None:
+            missing = sorted(RS.symbols_of(attrs["_need"]))
+            raise ResdslError("shape", f"`{od.name}` needs the size(s) {', '.join(missing)} at run time, and no "
+                                       f"tensor before it has them", span,
+                              help="give the size from a tensor that has that axis (`h=x.H / 4`)")
+        attrs["_src"] = len(extra)
+        return extra
 
     def claim(self, path, opname, params, attrs, span):
         sig = (opname, tuple(sorted((k, p.shape) for k, p in params.items())))
@@ -99,7 +112,8 @@ class OpApplyMixin:
         for k, v in kwargs.items():
             ad = od.attr(k)
             if ad is None and extra is not None:
-                if not isinstance(v, int) or isinstance(v, bool):
+                v = _whole(v)
+                if not isinstance(v, (int, Size)) or isinstance(v, bool):
                     raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {show_value(v)}", span)
                 attrs.setdefault(extra, {})[k] = v
                 continue
@@ -149,8 +163,17 @@ class OpApplyMixin:
             if not isinstance(v, list):
                 bad = True
             else:
+                v = [_whole(x) for x in v]
                 bad = not all((isinstance(x, (int, Size)) and not isinstance(x, bool)) for x in v)
                 v = tuple(v)
+        elif t == "sizes":  # split sizes: ints or symbolic sizes (`x.C / 2`), one or a list
+            items = [_whole(x) for x in (v if isinstance(v, list) else [v])]
+            v = items if isinstance(v, list) else items[0]
+            bad = not items or not all(isinstance(x, (int, Size)) and not isinstance(x, bool) for x in items)
+            if not bad and any(isinstance(x, int) and x < 1 for x in items):
+                raise ResdslError("value", f"`{od.name}` argument `{a.name}` must be at least 1 (each size), got "
+                                           f"{show_value(v)}", self.kw_span(a.name, span))
+            v = tuple(items) if isinstance(v, list) else v
         elif t == "init":
             return self.init_spec(v, span)
         elif t == "kwargs":
@@ -158,11 +181,12 @@ class OpApplyMixin:
                 raise ResdslError("type", f"`{od.name}` takes its sizes as keywords of their own, not "
                                           f"`{a.name}=`: got {type_name(v)} {show_value(v)}", self.kw_span(a.name, span),
                                   help=f"e.g. `{od.name}(\"n c (h p) w -> n (h w) (p c)\", p=2)`")
-            for k, x in (v or {}).items():
-                if not isinstance(x, int) or isinstance(x, bool):
-                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int, got {show_value(x)}",
-                                      self.kw_span(k, span))
-                if x < 1:
+            v = {k: _whole(x) for k, x in (v or {}).items()}
+            for k, x in v.items():
+                if not isinstance(x, (int, Size)) or isinstance(x, bool):
+                    raise ResdslError("type", f"`{od.name}` size `{k}` must be an int or a size such as "
+                                              f"`x.H / 4`, got {show_value(x)}", self.kw_span(k, span))
+                if isinstance(x, int) and x < 1:
                     raise ResdslError("type", f"`{od.name}` size `{k}` must be a positive int, got {show_value(x)}",
                                       self.kw_span(k, span))
             return dict(sorted((v or {}).items()))
@@ -194,3 +218,10 @@ class OpApplyMixin:
         raise ResdslError("type", f"an init must be one of {', '.join(sorted(O.INIT_KINDS))}, got {show_value(v)}",
                           span, help="e.g. weight_init=zeros, weight_init=normal(0.02), "
                                      "weight_init=kaiming_normal(\"fan_out\")")
+
+
+def _whole(x):
+    """A size computed with `/` (`x.C / 2` of a static axis is 3.0): a whole float is that int."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 2 ** 62:
+        return int(x)
+    return x

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from ...ir import shapes as S
 from .builder import shape_sizes, lowering
 
 
@@ -71,7 +70,7 @@ def reduce_mean(b, x, axes, keepdims, n=None):
     return _reduce(b, "ReduceMean", x, axes, keepdims, n)
 
 
-@lowering("flatten", "reshape")
+@lowering("flatten")
 def _reshape(b, n, ins):
     src, dst = shape_sizes(n.inputs[0]), shape_sizes(n.outputs[0])
     if n.op == "flatten" and len(src) >= 2 and n.attrs["start"] % len(src) == 1 and \
@@ -92,40 +91,6 @@ def _transpose(b, n, ins):
 @lowering("permute")
 def _permute(b, n, ins):
     return b.final("Transpose", ins, n, perm=list(n.attrs["dims"]))
-
-
-@lowering("rearrange")
-def _rearrange(b, n, ins):
-    x = ins[0]
-    sizes = shape_sizes(n.inputs[0])
-    steps = list(n.attrs["_steps"])
-    if not steps:
-        return [x]
-    for si, step in enumerate(steps):
-        last = si == len(steps) - 1
-        out = b.out_name(n.outputs[0]) if last else None
-        if step[0] == "permute":
-            perm = list(step[1])
-            sizes = [sizes[i] for i in perm]
-            x = b.emit("Transpose", [x], [out] if out else 1, perm=perm)[0]
-            continue
-        if step[0] == "unflatten":
-            dim, fs = step[1], list(step[2])
-            known = 1
-            for f in fs:
-                if f != -1:
-                    known *= f
-            fs = [S.truediv(sizes[dim], known) if f == -1 else f for f in fs]
-            new = sizes[:dim] + fs + sizes[dim + 1:]
-        else:  # flatten start..end
-            s, e = step[1], step[2]
-            prod = 1
-            for v in sizes[s:e + 1]:
-                prod = S.mul(prod, v)
-            new = sizes[:s] + [prod] + sizes[e + 1:]
-        x = b.reshape(x, sizes, new, out)
-        sizes = new
-    return [x]
 
 
 @lowering("select")
@@ -187,7 +152,7 @@ def _matmul(b, n, ins):
     return b.final("MatMul", ins, n)
 
 
-@lowering("split", "chunk")
+@lowering("chunk")
 def _split(b, n, ins):
     dim = n.attrs["dim"]
     sizes = [a.shape[dim].size for a in n.outputs]
@@ -330,3 +295,4 @@ def _glu(b, n, ins):
 
 
 from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
+from . import ops_sizes  # noqa: F401 (run-time sizes; importing it registers its lowerings)

@@ -893,7 +893,9 @@ class _Forward:
                 out.append(f"        {name} += {text(n.args[1])}")
             else:
                 expr, want = self.expr(n, text)
-                if first is not None and first.op != "placeholder" and left[first] == 0 and var.get(first) \
+                if n.meta.get("res_name"):  # a size read at run time: named by its axis (`h = x.size(2)`)
+                    name = fresh(n.meta["res_name"])
+                elif first is not None and first.op != "placeholder" and left[first] == 0 and var.get(first) \
                         not in live:
                     name = var[first]
                 else:

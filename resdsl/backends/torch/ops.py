@@ -427,14 +427,7 @@ def _flatten(g, n, ins):
 
 @lowering("reshape")
 def _reshape(g, n, ins):
-    out = n.outputs[0].shape
-    dyn = [i for i, ax in enumerate(out) if not isinstance(ax.size, int)]
-    if len(dyn) > 1:
-        raise ResdslError("shape", f"reshape to {[str(x.size) for x in out]} has {len(dyn)} symbolic axes; "
-                                   "the torch target supports one", n.span,
-                          help="fix the other axes with numbers in the `input` shape")
-    shape = tuple(-1 if i in dyn else ax.size for i, ax in enumerate(out))
-    return g.call_method("reshape", (ins[0], shape))
+    return ops_sizes.reshape(g, n, ins)
 
 
 @lowering("transpose")
@@ -449,15 +442,7 @@ def _permute(g, n, ins):
 
 @lowering("rearrange")
 def _rearrange(g, n, ins):
-    x = ins[0]
-    for step in n.attrs["_steps"]:
-        if step[0] == "unflatten":
-            x = g.call_function(torch.unflatten, (x, step[1], step[2]))
-        elif step[0] == "permute":
-            x = g.call_method("permute", (x, step[1]))
-        else:
-            x = g.call_function(torch.flatten, (x, step[1], step[2]))
-    return x
+    return ops_sizes.rearrange(g, n, ins)
 
 
 @lowering("select")
@@ -477,8 +462,7 @@ def _stack(g, n, ins):
 
 @lowering("split")
 def _split(g, n, ins):
-    parts = g.call_function(torch.split, (ins[0], list(n.attrs["_sizes"]), n.attrs["dim"]))
-    return [g.call_function(operator.getitem, (parts, i)) for i in range(len(n.outputs))]
+    return ops_sizes.split(g, n, ins)
 
 
 @lowering("chunk")
@@ -571,3 +555,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
 
 from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
 from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
+from . import ops_sizes  # (run-time sizes; importing it registers their lowerings)

@@ -14,6 +14,7 @@ of its kind:
 :mod:`.elementwise_math`  floordiv, mod, pow, minimum, maximum, lt, le, gt, ge, eq, ne, where,
                    sin, cos, floor, ceil, arange
 :mod:`.dynamic`    skip_gate, route, combine, vq, resfield (computation chosen per sample)
+:mod:`.sizes`      unsqueeze, squeeze, pad_to_multiple, crop (size-1 axes, sizes at run time)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -54,7 +55,7 @@ from .core import (  # noqa: F401 (the public names of the op table)
 )
 
 # the kinds, in the order of the table: importing a module declares its ops
-from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
+from . import conv, linear, attention, norm, activation, arith, params, shape, sizes  # noqa: F401
 from . import elementwise_math  # noqa: F401
 from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from .arith import arith_broadcast  # noqa: F401

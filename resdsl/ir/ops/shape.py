@@ -80,34 +80,85 @@ def _flatten(ins, a):
 @op("reshape", [("shape", "shape")], traits=("pure", "linear", "layout"), doc="reshape; -1 infers one axis",
     axes=Regroup(_reshape_pairs), **LAYOUT)
 def _reshape(ins, a):
-    (x,) = ins
+    x = ins[0]
     total = S.numel(x)
     new = list(a["shape"])
-    known = 1
-    infer = [i for i, v in enumerate(new) if v == -1]
+    infer = [i for i, v in enumerate(new) if isinstance(v, int) and v == -1]
     bad = [v for v in new if isinstance(v, int) and v != -1 and v < 1]
     if bad:
         raise OpError(f"reshape sizes must be positive (or -1 once), got {bad[0]}", kind="type")
     if len(infer) > 1:
         raise OpError("reshape takes at most one -1", kind="type")
+    known = 1
     for i, v in enumerate(new):
         if i not in infer:
             known = S.mul(known, v)
+    shown = "[" + ", ".join(str(v) for v in new) + "]"
     if infer:
-        if isinstance(known, int) and isinstance(total, int):
-            if total % known:
-                raise OpError(f"cannot reshape {S.shape_str(x)} into {new}")
-            new[infer[0]] = total // known
-        else:
-            q = _exact_div(total, known)
-            if q is None:
-                raise OpError(f"cannot infer the -1 axis reshaping {S.shape_str(x)} into {new}")
-            new[infer[0]] = q
+        new[infer[0]] = divide(total, known, x, f"reshape {S.shape_str(x)} ({total} elements) into {shown}")
     elif S.numel(tuple(Axis(v) for v in new)) != total:
-        raise OpError(f"cannot reshape {S.shape_str(x)} ({total} elements) into {new}")
-    dyn = [i for i, v in enumerate(new) if not isinstance(v, int)]
-    a["_dyn"] = dyn
+        raise OpError(f"cannot reshape {S.shape_str(x)} ({total} elements) into {shown} "
+                      f"({S.numel(tuple(Axis(v) for v in new))} elements)",
+                      help="the sizes must multiply to the input's number of elements")
+    a["_need"] = [(tuple(new), 1)]  # run-time sizes: all but one (the -1 of the lowering)
     return [tuple(Axis(v) for v in new)], {}
+
+
+def _known_divisor(mono, x) -> int:
+    """What a symbolic monomial is known to be divisible by: the denominators the input's sizes
+    already divide by (the strided-conv assumption: `H/4` means H divides by 4) times the
+    multiples of the `ceilM(...)` symbols in it."""
+    from math import lcm
+
+    from ..runsizes import CEIL
+    d = 1
+    for ax in x:
+        if isinstance(ax.size, Size):
+            for c in ax.size.terms.values():
+                d = lcm(d, c.denominator)
+    for sym in mono:
+        if sym in CEIL:
+            d *= CEIL[sym][0]
+    return d
+
+
+def divide(total, known, x, what, stride_like=False):
+    """total / known for a reshape or a split group, proved whole or refused with the sizes.
+
+    `stride_like`: splitting one symbolic axis `c*H` into factors (`(h p)` with p=2) assumes H
+    divides, as a stride does; any other symbolic division must be known to be whole: by the
+    denominators the input's sizes already carry, or by `ceilM` symbols."""
+    if isinstance(known, int) and isinstance(total, int):
+        if total % known:
+            raise OpError(f"cannot {what}: {total} does not divide by {known}",
+                          help=f"{total} = " + " * ".join(str(f) for f in _factors(total)) + "; choose sizes "
+                               "that divide it")
+        return total // known
+    q = _exact_div(total, known)
+    if q is None:
+        raise OpError(f"cannot {what}: {total} is not a multiple of {known}",
+                      help="give sizes whose product divides the input's size")
+    single = isinstance(total, Size) and len(total.terms) == 1 and len(next(iter(total.terms))) == 1
+    if isinstance(q, Size) and not (stride_like and single):
+        for mono, c in q.terms.items():
+            if c.denominator != 1 and _known_divisor(mono, x) % c.denominator:
+                num = Size({mono: c * c.denominator})
+                raise OpError(f"cannot {what}: {num} does not divide by {c.denominator} at every input size",
+                              help="divide sizes by what they are known to divide by, or pad the axis to a "
+                                   "multiple first (`pad_to_multiple`)")
+    elif not isinstance(q, (int, Size)):
+        raise OpError(f"cannot {what}: {total} does not divide by {known}")
+    return q
+
+
+def _factors(n: int) -> list:
+    out, p = [], 2
+    while p * p <= n and len(out) < 64:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out + ([n] if n > 1 else []) or [1]
 
 
 def _exact_div(total, known):
@@ -155,9 +206,9 @@ def _permute(ins, a):
     label=lambda n: f"rearrange {n.attrs['pattern']}", axes=Regroup(_rearrange_pairs), **LAYOUT)
 def _rearrange(ins, a):
     from ..rearrange import plan
-    (x,) = ins
-    out, steps = plan(a["pattern"], x, a["sizes"] or {})
+    out, steps, need = plan(a["pattern"], ins[0], a["sizes"] or {})
     a["_steps"] = steps
+    a["_need"] = need
     return [out], {}
 
 
@@ -203,21 +254,31 @@ def _split_label(n):
     return f"{n.op} {a.get('n', '') or list(a.get('_sizes', ()))}"
 
 
-@op("split", [("sizes", "ints", REQUIRED, POS), ("dim", "int", 1)], traits=("pure", "layout"),
-    doc="split into pieces", label=_split_label, axes=dim_axes(1), **LAYOUT)
+@op("split", [("sizes", "sizes", REQUIRED), ("dim", "int", 1)], traits=("pure", "layout"),
+    doc="split into pieces (sizes: ints or symbolic sizes such as `x.C / 2`; one size: equal pieces)",
+    label=_split_label, axes=dim_axes(1), **LAYOUT)
 def _split(ins, a):
-    (x,) = ins
+    x = ins[0]
     d = norm_axis(x, a["dim"])
     sizes = a["sizes"] if isinstance(a["sizes"], (list, tuple)) else [a["sizes"]]
-    n = static(x[d].size, "the split axis")
+    n = x[d].size
     if len(sizes) == 1:
-        if n % sizes[0]:
-            raise OpError(f"split size {sizes[0]} does not divide axis {d} of size {n}")
-        sizes = [sizes[0]] * (n // sizes[0])
-    if sum(sizes) != n:
-        raise OpError(f"split sizes {list(sizes)} do not add up to {n}")
+        k = divide(n, sizes[0], x, f"split axis {d} of size {n} into pieces of {sizes[0]}")
+        if not isinstance(k, int):
+            raise OpError(f"split: pieces of {sizes[0]} cut axis {d} of size {n} into {k} pieces, which is not a "
+                          f"fixed number", kind="shape", help="give the list of piece sizes")
+        sizes = [sizes[0]] * k
+    tot = 0
+    for v in sizes:
+        tot = S.add(tot, v)
+    if tot != n:
+        raise OpError(f"split sizes {[str(v) for v in sizes]} add up to {tot}, not to the size {n} of axis {d}")
+    if len(sizes) > 10000:
+        raise OpError(f"split makes {len(sizes)} pieces (at most 10000)", kind="limit")
     a["_sizes"] = tuple(sizes)
     a["dim"] = d
+    if any(not isinstance(v, int) for v in sizes):
+        a["_need"] = [(tuple(sizes), 1)]
     return [with_axis(x, d, s) for s in sizes], {}
 
 
