@@ -277,10 +277,10 @@ def make_value_info(helper, name: str, v, elem_type):
 
 
 def input_type(graph: Graph, v):
-    """An input read only by embeddings holds integer ids (int64, as torch wants them)."""
+    """An input read only by embeddings (and `positions`) holds integer ids (int64, as torch wants them)."""
     from onnx import TensorProto
     users = [n for n in graph.users().get(v, []) if n is not None]
-    if users and all(n.op == "embedding" for n in users) and v.dtype.startswith("float"):
+    if users and all(n.op in ("embedding", "positions") for n in users) and v.dtype.startswith("float"):
         return TensorProto.INT64
     return elem_type(v.dtype)
 

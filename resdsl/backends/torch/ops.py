@@ -31,9 +31,9 @@ CLASSES = {
     "torch.nn.LayerNorm": torch.nn.LayerNorm, "torch.nn.RMSNorm": torch.nn.RMSNorm,
     "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
     "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
-    "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU,
+    "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU, "LinearInOut": runtime.LinearInOut,
 }
-RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention")
+RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "LinearInOut")
 
 
 LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
@@ -75,7 +75,8 @@ def _conv_transpose_module(n):
 @recipe("linear")
 def _linear_module(n):
     a = n.attrs
-    return "torch.nn.Linear", (a["_in"], a["out"]), dict(bias=a["bias"]), _weight_bias(a)
+    cls = "LinearInOut" if a["layout"] == "in_out" else "torch.nn.Linear"  # weight [in, out]: HF's Conv1D
+    return cls, (a["_in"], a["out"]), dict(bias=a["bias"]), _weight_bias(a)
 
 
 @recipe("bn")
@@ -186,6 +187,7 @@ def state_owners(graph: Graph):
 def build_modules(graph: Graph, device=None) -> torch.nn.Module:
     """Create every module and bare parameter, in first-use order, initialised."""
     root = torch.nn.Module()
+    ties = []
     factory = {"device": device} if device is not None else {}
     for n, rec in state_owners(graph):
         if rec is not None:
@@ -203,13 +205,14 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
                 for pname, spec in inits:
                     runtime.init_tensor(getattr(mod, pname), spec)
             runtime.put_module(root, n.path, mod)
-            for local, owner in n.attrs.get("_tie", ()):  # tie=: one tensor, both state_dict keys
-                setattr(mod, local, root.get_parameter(owner))
+            ties += [(mod, local, owner) for local, owner in n.attrs.get("_tie", ())]
         else:  # bare parameter: param, scalar_mul
             spec = n.params[""]
             p = runtime.put_param(root, n.path, spec.shape, device)
             if device != "meta":
                 runtime.init_tensor(p, spec.init or ("zeros",))
+    for mod, local, owner in ties:  # tie=: one tensor, both state_dict keys (the owner may come later)
+        setattr(mod, local, root.get_parameter(owner))
     return root
 
 
@@ -564,3 +567,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
     coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
+from . import ops_sdpa  # noqa: E402,F401 (registers the lowering of sdpa)

@@ -5,6 +5,7 @@ of its kind:
 :mod:`.conv`       conv, conv_transpose, pooling, upsample, pixel_shuffle
 :mod:`.linear`     linear, embedding, matmul
 :mod:`.attention`  attention, lstm
+:mod:`.sdpa`       sdpa (attention of given q, k, v: no weights)
 :mod:`.norm`       bn, gn, ln, ln2d, rmsnorm, l2norm
 :mod:`.activation` relu ... softplus, prelu, glu, softmax, dropout, drop_path
 :mod:`.arith`      add, mul, sub, div, the scalar forms, scale, mean, sum, orthogonal
@@ -52,4 +53,5 @@ from .core import (  # noqa: F401 (the public names of the op table)
 
 # the kinds, in the order of the table: importing a module declares its ops
 from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
+from . import sdpa  # noqa: F401
 from .arith import arith_broadcast  # noqa: F401
