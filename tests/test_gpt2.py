@@ -143,11 +143,11 @@ def test_loop_residual_gpt2_starts_from_gpt2_weights(small):
 
 
 def test_nothing_in_the_package_imports_transformers():
-    pattern = re.compile(r"^\s*(import|from)\s+transformers\b", re.M)
+    pattern = re.compile(r"^\s*(import|from)\s+transformers\b", re.MULTILINE)
     offenders = [str(p) for p in (ROOT / "resdsl").rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
     text = (ROOT / "pyproject.toml").read_text()
     deps = text[text.index("dependencies"):text.index("[project.optional-dependencies]")]
     assert "transformers" not in deps
-    test_extra = re.search(r"^test\s*=\s*\[(.*?)\]", text, re.M | re.S).group(1)
+    test_extra = re.search(r"^test\s*=\s*\[(.*?)\]", text, re.MULTILINE | re.DOTALL).group(1)
     assert "transformers" in test_extra

@@ -104,7 +104,20 @@ CASES = {
     "sqrt": ("[N, D=5]", "abs -> sqrt", lambda x, m: torch.sqrt(x.abs())),
     "rsqrt": ("[N, D=5]", "exp -> rsqrt", lambda x, m: torch.rsqrt(torch.exp(x))),
     "abs": ("[N, D=5]", "y = abs(x)\n    add(y, x)", lambda x, m: x.abs() + x),
+    # attention of given q, k, v (GPT-2's, stdlib/gpt2.res) against softmax(q k^T / sqrt(d)) v written out
+    "sdpa": ("[N, L=5, D=8]", "sdpa(x, x -> scale(0.5), x -> tanh, 2, causal=true)",
+             lambda x, m: _attend(x, 0.5 * x, torch.tanh(x), 2, causal=True)),
+    "positions": ("[N, L=5]", "x -> positions -> embedding(5, 3) as m", lambda x, m: m["m"].weight[None]),
 }
+
+
+def _attend(q, k, v, heads, causal=False):
+    n, L, d = q.shape
+    q, k, v = (t.reshape(n, L, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+    scores = q @ k.transpose(-1, -2) / (d // heads) ** 0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones(L, L, dtype=torch.bool).triu(1), float("-inf"))
+    return (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(n, L, d)
 
 
 def _orth(f, x, eps=1e-6):

@@ -27,7 +27,7 @@ from .values import type_name
 
 class BlockTie:
     """A `tie=` on a block call: the candidate owner paths of the block and the block's own path."""
-    __slots__ = ("bases", "path", "text", "span")
+    __slots__ = ("bases", "path", "span", "text")
 
     def __init__(self, bases, path, text, span):
         self.bases, self.path, self.text, self.span = bases, path, text, span

@@ -75,9 +75,9 @@ class LinearInOut(torch.nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        torch.nn.init.kaiming_uniform_(self.weight.t(), a=5 ** 0.5)
+        torch.nn.init.kaiming_uniform_(self.weight.t(), a=5**0.5)
         if self.bias is not None:
-            bound = 1 / self.in_features ** 0.5 if self.in_features > 0 else 0
+            bound = 1 / self.in_features**0.5 if self.in_features > 0 else 0
             torch.nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x):
@@ -85,7 +85,8 @@ class LinearInOut(torch.nn.Module):
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        bias = self.bias is not None
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={bias}"
 
 
 def put_module(root, path, module):
