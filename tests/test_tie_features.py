@@ -105,6 +105,27 @@ network conv1d(d: int = 6) {
     assert e.kind == "value" and "in_out" in e.message
 
 
+@pytest.mark.parametrize("decl,shape", [("[N, D=6]", (3, 6)), ("[N, L=3, D=6]", (2, 3, 6))])
+def test_layout_in_out_standalone_and_onnx(decl, shape, tmp_path):
+    """Gemm without transB on rank 2, MatMul without a Transpose above; the file's LinearInOut."""
+    import onnxruntime as ort
+    src = f"network io() {{\n    input x: {decl}\n    linear(10, layout=\"in_out\") as a -> linear(4, layout=\"in_out\", bias=false) as b\n}}\n"
+    gm = resdsl.build(src, seed=0).eval()
+    x = torch.randn(*shape)
+    want = (x @ gm.a.weight + gm.a.bias) @ gm.b.weight
+    torch.testing.assert_close(gm(x), want)
+    path = tmp_path / "io_mod.py"
+    path.write_text(resdsl.to_python(src))
+    m = import_file(path).io().eval()
+    m.load_state_dict(gm.state_dict(), strict=True)
+    torch.testing.assert_close(m(x), want)
+    model = resdsl.to_onnx(src, weights=gm.state_dict())
+    assert not [n for n in model.graph.node if n.op_type == "Transpose"]
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(out), want, rtol=1e-4, atol=1e-5)
+
+
 def test_tie_names_itself_is_the_owner():
     src = """
 network self_tie() {

@@ -98,7 +98,7 @@ def resolve(el, tie, od, params, ctx, span, path, attrs):
 
 
 def _layout(attrs):
-    return attrs.get("layout", "out_in") if "layout" in attrs else None
+    return (attrs["layout"] or "out_in") if "layout" in attrs else None
 
 
 def link(el, owner, opname, params, span, path, attrs):

@@ -25,9 +25,10 @@ def _linear_macs(n):
 
 
 @op("linear", [("out", "int", REQUIRED, POS), ("bias", "bool", True), ("weight_init", "init", None),
-               ("bias_init", "init", None), ("layout", "str", "out_in", Legal(choices=("out_in", "in_out")))],
+               ("bias_init", "init", None), ("layout", "str", None, Legal(choices=("out_in", "in_out")))],
     traits=("linear", "has_params", "affine_out"),
-    doc="affine map on the last axis; layout=\"in_out\" stores the weight [in, out] (Hugging Face's Conv1D)",
+    doc="affine map on the last axis; layout=\"in_out\" stores the weight [in, out] (Hugging Face's Conv1D), "
+        "the default (none, or \"out_in\") [out, in] as torch.nn.Linear",
     family="linear", label=lambda n: f"linear {n.attrs['out']}", axes_note="if_broadcast", axes=last_axis,
     macs=_linear_macs, init=TORCH_INIT)
 def _linear(ins, a):
