@@ -167,3 +167,25 @@ def test_tie_errors_point_at_the_tie(line, kind, words):
     for w in words:
         assert w in e.message + (e.help or "") + (e.label or ""), (w, e)
     assert e.span is not None and e.span.line == 9
+
+
+def test_block_tie_to_a_block_defined_later():
+    src = """
+block MLP(d: int) {
+    linear(2 * d) as fc1 -> relu -> linear(d) as fc2
+}
+
+network later(d: int = 8) {
+    input x: [N, D=8]
+    MLP(d, tie="enc.{1 + 1}") as first
+    repeat 3 as enc (i) { MLP(d) }
+}
+"""
+    g = resdsl.graph(src)
+    assert owners(g) == {"first.fc1": {"weight": "enc.2.fc1.weight", "bias": "enc.2.fc1.bias"},
+                         "first.fc2": {"weight": "enc.2.fc2.weight", "bias": "enc.2.fc2.bias"}}
+    gm = resdsl.build(src, seed=0).eval()
+    assert gm.first.fc1.weight is gm.enc[2].fc1.weight
+    x = torch.randn(2, 8)
+    mlp = gm.enc[2]
+    torch.testing.assert_close(gm(x), gm.enc[2](gm.enc[1](gm.enc[0](mlp(x)))))
