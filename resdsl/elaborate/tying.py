@@ -82,6 +82,8 @@ def resolve(el, tie, od, params, ctx, span, path, attrs):
             raise ResdslError("type", f"`{od.name}` has no weights to tie", span)
         cands = candidates(ctx, text)
     else:
+        if not any(s.kind == "param" for s in params.values()):
+            return params, (), None  # in a tied block: an op with buffers only (bn(affine=false)) keeps them
         bt = ctx.tie
         rel = path[len(bt.path) + 1:] if path.startswith(bt.path + ".") else path
         text, span = f"{bt.text}.{rel}", bt.span
