@@ -151,3 +151,17 @@ def test_nothing_in_the_package_imports_transformers():
     assert "transformers" not in deps
     test_extra = re.search(r"^test\s*=\s*\[(.*?)\]", text, re.MULTILINE | re.DOTALL).group(1)
     assert "transformers" in test_extra
+
+
+def test_initial_weights_follow_the_file_and_the_tied_head_keeps_them(tmp_path):
+    """wte is drawn from normal(0.02) as written; the tied lm_head (a Linear whose only tensor is
+    wte's) does not redraw it. The standalone file draws the same numbers for a seed."""
+    big = dict(SMALL, vocab=4000)
+    m = resdsl.build(GPT2, network="GPT2", seed=0, **big)
+    w = m.transformer.wte.weight.detach()
+    assert abs(float(w.std()) - 0.02) < 0.001 and abs(float(w.mean())) < 0.001
+    path = tmp_path / "gpt2_init.py"
+    path.write_text(resdsl.to_python(GPT2, network="GPT2", **big))
+    f = import_file(path).GPT2(seed=0)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, f.state_dict()[k]), k
