@@ -66,6 +66,9 @@ def randomised(g, seed=0, fast=False):
                 st[full] = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(math.prod(shape[1:]))
             elif fast:
                 st[full] = torch.randn(shape, generator=gen) * 0.1
+    for n in g.nodes:  # a tied parameter (`tie=`) is its owner's tensor: a checkpoint holds it twice, equal
+        for local, owner in n.attrs.get("_tie", ()):
+            st[f"{n.path}.{local}" if local else n.path] = st[owner]
     return st
 
 
