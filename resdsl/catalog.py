@@ -16,7 +16,8 @@ from .diagnostics import ResdslError, did_you_mean
 
 _NETWORK = re.compile(r"^network\s+([A-Za-z_][A-Za-z0-9_]*)\s*(\(|=|\{)?", re.M)
 # `# paper NAME NAME...: "Title", YEAR, arXiv:ID` lines of a stdlib file (YEAR: the preprint's)
-_PAPER = re.compile(r'^#\s*paper\s+([A-Za-z0-9_ ,]+):\s*"([^"]+)",\s*(\d{4}),\s*arXiv:(\d{4}\.\d{4,5})\s*$', re.M)
+_PAPER = re.compile(r'^#\s*paper\s+([A-Za-z0-9_ ,]+):\s*"([^"]+)",\s*(\d{4})(?:,\s*arXiv:(\d{4}\.\d{4,5}))?\s*$',
+                    re.M)  # a paper never posted to arXiv (GPT-2's) has no ID: "arxiv" is None
 
 
 def stdlib_dir() -> Path:

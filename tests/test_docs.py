@@ -24,10 +24,13 @@ def samples():
     return out
 
 
-def _example_input(v):
+def _example_input(v, g):
     dims = []
     for ax in v.shape:
         dims.append(ax.size if isinstance(ax.size, int) else 8 if ax.name != "N" else 2)
+    users = [n for n in g.users().get(v, []) if n is not None]
+    if any(n.op == "embedding" for n in users) and all(n.op in ("embedding", "positions") for n in users):  # ids
+        return torch.randint(0, min(n.attrs["num"] for n in users if n.op == "embedding"), dims)
     return torch.randn(*dims)
 
 
@@ -42,7 +45,7 @@ def test_doc_sample_compiles_and_runs(doc, src, tmp_path):
         g = elaborate(resdsl.load(str(path)), name)
         gm = resdsl.build(str(path), network=name, seed=0)
         gm.eval()
-        xs = [_example_input(v) for v in g.inputs]
+        xs = [_example_input(v, g) for v in g.inputs]
         with torch.no_grad():
             out = gm(*xs)
         outs = out if isinstance(out, tuple) else (out,)

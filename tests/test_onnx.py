@@ -66,6 +66,9 @@ def randomised(g, seed=0, fast=False):
                 st[full] = (torch.rand(shape, generator=gen) * 2 - 1) / math.sqrt(math.prod(shape[1:]))
             elif fast:
                 st[full] = torch.randn(shape, generator=gen) * 0.1
+    for n in g.nodes:  # a tied parameter (`tie=`) is its owner's tensor: a checkpoint holds it twice, equal
+        for local, owner in n.attrs.get("_tie", ()):
+            st[f"{n.path}.{local}" if local else n.path] = st[owner]
     return st
 
 
@@ -216,6 +219,7 @@ EXTRA_CASES = {
     "stack": ("[N, C=3, H=5, W=6]", "stack(x, x -> relu, dim=1) -> mean(dim=1)"),
     "sum": ("[N, C=3, H=5, W=6]", "sum(dim=[2, 3], keepdim=true)"),
     "expand": ("[N, L=5, D=4]", "concat(expand(param([1, 1, 4], init=normal(0.02)) as cls, x), x, dim=1)"),
+    "positions": ("[N, L=6]", "p = x -> positions -> embedding(6, 4) as wpe\n    add(x -> embedding(11, 4) as wte, p)"),
 }
 # Further cases: symbolic axes kept symbolic, and attribute variants.
 SYMBOLIC_CASES = [
@@ -225,6 +229,7 @@ SYMBOLIC_CASES = [
     ("[N, C=4, H, W]", "flatten(1, 2)", (2, 4, 5, 3)),
     ("[N, C=4, H, W]", "flatten(0)", (2, 4, 5, 3)),
     ("[N, L, D=8]", "attention(2, causal=true) as m", (2, 5, 8)),
+    ("[N, L, D=8]", "sdpa(x, x, x -> linear(8, layout=\"in_out\") as v, 2, causal=true)", (2, 5, 8)),
     ("[N, L, D=8]", "ln as l -> attention(2, bias=false) as m -> mean(dim=1)", (2, 5, 8)),
     ("[N, C=8, H, W]", 'pixel_shuffle(2) -> upsample(2) -> conv(3, 3, padding="same", padding_mode="reflect") as c',
      (2, 8, 5, 6)),

@@ -139,6 +139,10 @@ CASES = {
            lambda x, m: m["m"].codebook[torch.cdist(x.reshape(-1, 5), m["m"].codebook).argmin(1)].reshape(x.shape)),
     "resfield": ("[N, P=3, D=5]", ("t = x -> select(1, 0) -> select(1, 0) -> abs -> clamp(max=2.0)\n    "
                                    "resfield(x, t, 4, 3, 2) as m"), lambda x, m: _resfield(x, m["m"])),
+    # attention of given q, k, v (GPT-2's, stdlib/gpt2.res) against softmax(q k^T / sqrt(d)) v written out
+    "sdpa": ("[N, L=5, D=8]", "sdpa(x, x -> scale(0.5), x -> tanh, 2, causal=true)",
+             lambda x, m: _attend(x, 0.5 * x, torch.tanh(x), 2, causal=True)),
+    "positions": ("[N, L=5]", "x -> positions -> embedding(5, 3) as m", lambda x, m: m["m"].weight[None]),
 }
 
 
@@ -154,6 +158,15 @@ def _resfield(x, m):
     t = x[:, 0, 0].abs().clamp(max=2.0).long()
     w = m.weight + torch.einsum("nr,rod->nod", m.coeffs[t], m.basis)
     return torch.einsum("npd,nod->npo", x, w) + m.bias
+
+
+def _attend(q, k, v, heads, causal=False):
+    n, L, d = q.shape
+    q, k, v = (t.reshape(n, L, heads, d // heads).transpose(1, 2) for t in (q, k, v))
+    scores = q @ k.transpose(-1, -2) / (d // heads) ** 0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones(L, L, dtype=torch.bool).triu(1), float("-inf"))
+    return (torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(n, L, d)
 
 
 def _orth(f, x, eps=1e-6):

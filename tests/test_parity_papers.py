@@ -426,7 +426,7 @@ def test_gnmt_residual_lstm_stack():
 def test_loop_residual_gpt2_counts():
     """Ng & Wang 2024: Loop-Residual GPT2-81M (6 layers looped 6 times) against GPT-2 124M; their counts
     follow nanoGPT (output head tied to the token embedding, position embedding not counted). Our
-    lm_head is tied too (`tie="wte"`), so the tied matrix counts once."""
+    lm_head is tied too (`tie="transformer.wte"`), so the tied matrix counts once."""
     d = 768
     wpe = 1024 * d
     g = resdsl.graph(lib("loop_gpt2.res"), network="LoopGPT2", layers=12, loops=1)
@@ -442,11 +442,12 @@ def test_loop_residual_gpt2_shares_weights_and_runs():
     gm = resdsl.build(lib("loop_gpt2.res"), network="LoopGPT2", vocab=50, ctx=8, d=16, heads=2, layers=2,
                       loops=3, seed=0).eval()
     calls = []  # blocks are modules: count the calls of the shared layers with hooks
-    for name in ("h.0.attn", "h.1.mlp.c_fc"):
+    for name in ("transformer.h.0.attn", "transformer.h.1.mlp.c_fc"):
         gm.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: calls.append(name))
     assert gm(torch.randint(0, 50, (2, 8))).shape == (2, 8, 50)
-    assert gm.lm_head.weight is gm.wte.weight and "lm_head.weight" in gm.state_dict()  # GPT-2's tied head
-    assert calls.count("h.0.attn") == 3 and calls.count("h.1.mlp.c_fc") == 3
+    # GPT-2's tied head, with Hugging Face's names (stdlib/gpt2.res)
+    assert gm.lm_head.weight is gm.transformer.wte.weight and "lm_head.weight" in gm.state_dict()
+    assert calls.count("transformer.h.0.attn") == 3 and calls.count("transformer.h.1.mlp.c_fc") == 3
 
 
 # ---------------------------------------------------------------- ONNX: the same networks, small

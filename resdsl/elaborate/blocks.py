@@ -9,6 +9,7 @@ from ..frontend import ast
 from . import traps  # a block that ends by binding a list of tensors
 from ..ir.graph import Value
 from . import budget as B
+from . import tying
 from .context import MAX_RECURSION, Ctx, Nest, add_frame, join, snake
 from .describe import show_value, type_str
 from .values import CALLABLE, AmbiguousIn, BlockRef, type_name
@@ -122,6 +123,10 @@ class BlockMixin:
                                          "`if depth > 1 { ... }`")
         try:
             tensors, kwargs = _tensor_params(ref, tensors, len(args), kwargs)
+            tie = None
+            if "tie" in kwargs and not any(p.name == "tie" for p in ref.defn.params):
+                kwargs = dict(kwargs)
+                tie = kwargs.pop("tie")  # `Block(..., tie="h.0.mlp")`: every weight shared (tying.py)
             env = self.bind_params(ref, args, kwargs, span)
             if path is None:
                 name = self.name_of(as_name, ctx, inline_ok=True)  # "": `Block(...) as .`, the caller's namespace
@@ -134,6 +139,9 @@ class BlockMixin:
             if ref.defn.is_network:
                 scope.info["network"] = True  # its `@...` annotations are ignored here
             bctx = Ctx(scope, path, env, None, None, ref.module, counters={})
+            bctx.tie = ctx.tie
+            if tie is not None:
+                bctx.tie = tying.block_tie(self, tie, ctx, path, self.kw_span("tie", span))
             decl_inputs = [s for s in ref.defn.body.stmts if isinstance(s, ast.Input)]
             n_declared = sum(len(s.decls) for s in decl_inputs)
             if as_name is not None and as_name.mode == "inline" and path == ctx.prefix:

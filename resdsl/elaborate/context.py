@@ -19,6 +19,8 @@ MAX_NODES = B.MAX_OPS  # the other bounds on elaboration work live in budget.py
 class Ctx:
     """Where a statement is elaborated: scope, names, the current tensor, `in`."""
 
+    tie = None  # tying.BlockTie of the block call being elaborated (`Block(..., tie="h.0.mlp")`)
+
     def __init__(self, scope: Scope, prefix: str, env: dict, current=None, in_value=None, module=None,
                  counters=None):
         self.scope = scope
@@ -37,6 +39,7 @@ class Ctx:
         c = Ctx(scope or self.scope, self.prefix if prefix is None else prefix,
                 self.env if env is None else env, current, in_value, self.module,
                 self.counters if counters is None else counters)
+        c.tie = self.tie
         return c
 
     def lookup(self, name):

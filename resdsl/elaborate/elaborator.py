@@ -21,6 +21,7 @@ from ..ir.graph import Graph, Node, Scope, Value
 from ..ir.shapes import Axis, Size
 from . import budget as B
 from . import tensor_math
+from . import tying
 from .blocks import BlockMixin
 from .callees import declared_inputs, is_block, min_inputs, callee_name, variadic, takes_no_input
 from .context import (  # noqa: F401 - re-exported: older code imports these from here
@@ -54,6 +55,9 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         self.value_names: dict[str, int] = {}
         self.states: dict[str, tuple] = {}  # path -> (op signature, span)
         self.param_specs: dict[str, dict] = {}  # path -> {local: ParamSpec}, for `tie=`
+        self.pending_ties = []  # (node, (candidate owners, text, span)): ties to ops defined later
+        self.tied_to: dict[str, str] = {}  # tied parameter's full name -> its owner's
+        self.node_at: dict[str, Node] = {}  # path -> the first node with weights there (for `tie=`)
         self.sharing: list[str] = []  # path prefixes whose state may be reused
         self.depth = 0
         self.shape_overrides = dict(shape_overrides or {})
@@ -136,6 +140,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
         ctx = Ctx(root, "", bound, module=ref.module)
         try:
             self.body(ref.defn.body, ctx)
+            tying.finish(self)  # ties to ops defined after them
         except ResdslError as err:
             compress_frames(err)
             raise

@@ -45,18 +45,30 @@ class OpApplyMixin:
                                       help="tensor sizes must be positive and below 2**31")
         if attrs.get("_need") and RS.needs_runtime(attrs["_need"]):  # sizes read at run time (ir/runsizes.py)
             tensors = list(tensors) + self.size_sources(od, attrs, tensors, span)
-        if tie is not None:  # weight tying across ops (tying.py)
-            params, attrs["_tie"] = tying.resolve(self, tie, od, params, ctx, self.kw_span("tie", span))
         needs_state = bool(params) or "stochastic" in od.traits
         name = self.name_of(as_name, ctx)
         if path is None and needs_state:
             path = join(ctx.prefix, name or self.auto_name(ctx, od.name))
         elif path is None and name is not None:
             path = join(ctx.prefix, name)
+        pending = None
+        if tie is not None or (ctx.tie is not None and params):  # weight tying across ops (tying.py)
+            tspan = self.kw_span("tie", span) if tie is not None else span
+            if tie is not None and not params:
+                tying.tie_text(self, tie, ctx, tspan)
+            params, ties, pending = tying.resolve(self, tie, od, params, ctx, tspan, path, attrs)
+            if ties:
+                attrs["_tie"] = ties
         if needs_state:
             self.claim(path, od.name, params, attrs, span)
             self.param_specs.setdefault(path, params)
         node = Node(od.name, list(tensors), [], attrs, path, params, ctx.scope, span)
+        if params:
+            self.node_at.setdefault(path, node)
+        if attrs.get("_tie"):
+            tying.record(self, node, attrs["_tie"])
+        if pending is not None:
+            self.pending_ties.append((node, pending))
         base = path.replace(".", "_") if path else od.name
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
                         for i, shp in enumerate(outs)]

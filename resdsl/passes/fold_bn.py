@@ -40,6 +40,8 @@ def foldable_pair(g, users, pu, n, what):
     p = v.producer
     if p is None or not p.has("affine_out"):
         return "its input is not produced by a conv or linear"
+    if p.attrs.get("layout") == "in_out":  # a weight stored [in, out]: axis 0 is not the output
+        return f"its {p.op} stores its weight [in, out] (layout=\"{p.attrs['layout']}\")"
     if len(users.get(v, [])) != 1 or v in g.outputs:
         return f"%{v.name} has {len(users.get(v, []))} consumers; folding would change the others"
     if pu.get(p.path, 0) != 1 or (n.params and pu.get(n.path, 0) != 1):

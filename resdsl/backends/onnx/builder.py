@@ -277,12 +277,12 @@ def make_value_info(helper, name: str, v, elem_type):
 
 
 def input_type(graph: Graph, v):
-    """An input read only by embeddings (or as the frame index of `resfield`) holds integer ids
-    (int64, as torch wants them)."""
+    """An input read only by embeddings, `positions` (or as the frame index of `resfield`) holds
+    integer ids (int64, as torch wants them)."""
     from onnx import TensorProto
     users = [n for n in graph.users().get(v, []) if n is not None]
-    if users and all(n.op == "embedding" or (n.op == "resfield" and n.inputs[0] is not v) for n in users) \
-            and v.dtype.startswith("float"):
+    if users and all(n.op in ("embedding", "positions") or (n.op == "resfield" and n.inputs[0] is not v)
+                     for n in users) and v.dtype.startswith("float"):
         return TensorProto.INT64
     return elem_type(v.dtype)
 

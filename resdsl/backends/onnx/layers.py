@@ -113,9 +113,10 @@ def _convt(b, n, ins):
 def _linear(b, n, ins):
     w = b.param(n, "weight")
     bias = b.param(n, "bias") if "bias" in n.params else None
+    in_out = n.attrs.get("layout") == "in_out"  # weight stored [in, out] (HF's Conv1D): no transpose
     if len(n.inputs[0].shape) == 2:
-        return b.final("Gemm", [ins[0], w] + ([bias] if bias else []), n, transB=1)
-    wt = b.op("Transpose", [w], perm=[1, 0])
+        return b.final("Gemm", [ins[0], w] + ([bias] if bias else []), n, transB=0 if in_out else 1)
+    wt = w if in_out else b.op("Transpose", [w], perm=[1, 0])
     if bias is None:
         return b.final("MatMul", [ins[0], wt], n)
     return b.final("Add", [b.op("MatMul", [ins[0], wt]), bias], n)

@@ -26,6 +26,8 @@ from .runtime import init_tensor
 def action(rec, node) -> tuple:
     """(reset first, ((param, spec), ...)) for a leaf module made from recipe `rec` at `node`."""
     cls, _, _, inits = rec
+    if node.params and all(s.kind == "tied" for s in node.params.values()):
+        return False, ()  # every tensor is another op's (`tie=`): the owner's init stands
     explicit = tuple((p, s) for p, s in inits if s[0] != "default")
     reset = set(node.params) != {p for p, _ in explicit} or not node.params
     if cls in ("torch.nn.Dropout", "DropPath"):

@@ -31,12 +31,12 @@ CLASSES = {
     "torch.nn.LayerNorm": torch.nn.LayerNorm, "torch.nn.RMSNorm": torch.nn.RMSNorm,
     "torch.nn.Embedding": torch.nn.Embedding, "torch.nn.Dropout": torch.nn.Dropout,
     "DropPath": runtime.DropPath, "LayerScale": runtime.LayerScale, "SelfAttention": runtime.SelfAttention,
-    "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU,
+    "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU, "LinearInOut": runtime.LinearInOut,
     "SkipGate": runtime.SkipGate, "TopKRouter": runtime.TopKRouter, "VectorQuantizer": runtime.VectorQuantizer,
     "ResFieldLinear": runtime.ResFieldLinear,
 }
-RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "SkipGate", "TopKRouter", "VectorQuantizer",
-                   "ResFieldLinear")
+RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "LinearInOut", "SkipGate", "TopKRouter",
+                   "VectorQuantizer", "ResFieldLinear")
 
 
 LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
@@ -78,7 +78,8 @@ def _conv_transpose_module(n):
 @recipe("linear")
 def _linear_module(n):
     a = n.attrs
-    return "torch.nn.Linear", (a["_in"], a["out"]), dict(bias=a["bias"]), _weight_bias(a)
+    cls = "LinearInOut" if a["layout"] == "in_out" else "torch.nn.Linear"  # weight [in, out]: HF's Conv1D
+    return cls, (a["_in"], a["out"]), dict(bias=a["bias"]), _weight_bias(a)
 
 
 @recipe("bn")
@@ -189,6 +190,7 @@ def state_owners(graph: Graph):
 def build_modules(graph: Graph, device=None) -> torch.nn.Module:
     """Create every module and bare parameter, in first-use order, initialised."""
     root = torch.nn.Module()
+    ties = []
     factory = {"device": device} if device is not None else {}
     for n, rec in state_owners(graph):
         if rec is not None:
@@ -206,13 +208,14 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
                 for pname, spec in inits:
                     runtime.init_tensor(getattr(mod, pname), spec)
             runtime.put_module(root, n.path, mod)
-            for local, owner in n.attrs.get("_tie", ()):  # tie=: one tensor, both state_dict keys
-                setattr(mod, local, root.get_parameter(owner))
+            ties += [(mod, local, owner) for local, owner in n.attrs.get("_tie", ())]
         else:  # bare parameter: param, scalar_mul
             spec = n.params[""]
             p = runtime.put_param(root, n.path, spec.shape, device)
             if device != "meta":
                 runtime.init_tensor(p, spec.init or ("zeros",))
+    for mod, local, owner in ties:  # tie=: one tensor, both state_dict keys (the owner may come later)
+        setattr(mod, local, root.get_parameter(owner))
     return root
 
 
@@ -556,3 +559,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
 from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
 from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from . import ops_sizes  # (run-time sizes; importing it registers their lowerings)
+from . import ops_sdpa  # noqa: E402,F401 (registers the lowering of sdpa)

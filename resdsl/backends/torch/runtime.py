@@ -63,6 +63,32 @@ class SelfAttention(torch.nn.MultiheadAttention):
         return super().forward(x, x, x, need_weights=False, attn_mask=mask)[0]
 
 
+class LinearInOut(torch.nn.Module):
+    """A linear layer whose weight is stored [in, out] (Hugging Face's Conv1D in GPT-2):
+    y = x @ weight + bias. Initialised as torch.nn.Linear initialises its [out, in] weight."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = torch.nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = torch.nn.Parameter(torch.empty(out_features)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        torch.nn.init.kaiming_uniform_(self.weight.t(), a=5**0.5)
+        if self.bias is not None:
+            bound = 1 / self.in_features**0.5 if self.in_features > 0 else 0
+            torch.nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        y = torch.matmul(x, self.weight)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self):
+        bias = self.bias is not None
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={bias}"
+
+
 def put_module(root, path, module):
     """Register `module` at the dotted `path` under `root`, creating plain containers."""
     *parents, leaf = path.split(".")

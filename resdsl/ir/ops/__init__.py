@@ -5,6 +5,7 @@ of its kind:
 :mod:`.conv`       conv, conv_transpose, pooling, upsample, pixel_shuffle
 :mod:`.linear`     linear, embedding, matmul
 :mod:`.attention`  attention, lstm
+:mod:`.sdpa`       sdpa (attention of given q, k, v: no weights)
 :mod:`.norm`       bn, gn, ln, ln2d, rmsnorm, l2norm
 :mod:`.activation` relu ... softplus, prelu, glu, softmax, dropout, drop_path
 :mod:`.arith`      add, mul, sub, div, the scalar forms, scale, mean, sum, orthogonal
@@ -58,4 +59,5 @@ from .core import (  # noqa: F401 (the public names of the op table)
 from . import conv, linear, attention, norm, activation, arith, params, shape, sizes  # noqa: F401
 from . import elementwise_math  # noqa: F401
 from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
+from . import sdpa  # noqa: F401
 from .arith import arith_broadcast  # noqa: F401

@@ -5,6 +5,7 @@ from .. import shapes as S
 from ..shapes import Axis
 from .core import (
     POS,
+    Legal,
     REQUIRED,
     TORCH_INIT,
     OpError,
@@ -24,8 +25,10 @@ def _linear_macs(n):
 
 
 @op("linear", [("out", "int", REQUIRED, POS), ("bias", "bool", True), ("weight_init", "init", None),
-               ("bias_init", "init", None)],
-    traits=("linear", "has_params", "affine_out"), doc="affine map on the last axis",
+               ("bias_init", "init", None), ("layout", "str", None, Legal(choices=("out_in", "in_out")))],
+    traits=("linear", "has_params", "affine_out"),
+    doc="affine map on the last axis; layout=\"in_out\" stores the weight [in, out] (Hugging Face's Conv1D), "
+        "the default (none, or \"out_in\") [out, in] as torch.nn.Linear",
     family="linear", label=lambda n: f"linear {n.attrs['out']}", axes_note="if_broadcast", axes=last_axis,
     macs=_linear_macs, init=TORCH_INIT)
 def _linear(ins, a):
@@ -36,7 +39,8 @@ def _linear(ins, a):
     check_dim(a["out"], "output features")
     a["_in"] = cin
     y = with_axis(x, len(x) - 1, a["out"])
-    params = {"weight": weight((a["out"], cin), a["weight_init"])}
+    shape = (cin, a["out"]) if a["layout"] == "in_out" else (a["out"], cin)
+    params = {"weight": weight(shape, a["weight_init"])}
     if a["bias"]:
         params["bias"] = weight((a["out"],), a["bias_init"])
     return [y], params
