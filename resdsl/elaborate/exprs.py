@@ -207,6 +207,8 @@ class ExprMixin:
                     raise ResdslError("type", f"slice bounds must be ints, got {type_name(bound)}", e.index.span)
             return v[lo:hi]
         i = self.evaluate(e.index, ctx)
+        if isinstance(v, Value) and isinstance(i, Value):  # table[idx]: gather by a buffer of indices
+            return self.apply_op(O.OPS["index"], [v, i], [], {}, None, ctx, e.span)
         if isinstance(v, tuple) and all(isinstance(x, Value) for x in v):
             v = list(v)
         if not isinstance(v, (list, str)):

@@ -9,6 +9,7 @@ from ..ir import shapes as S
 from ..diagnostics import ResdslError, did_you_mean
 from ..ir import ops as O
 from ..ir.graph import Node, Value
+from ..ir.ops.index import check_index_input
 from ..ir.shapes import Size
 from . import budget as B
 from . import tying
@@ -30,6 +31,10 @@ class OpApplyMixin:
         if len(tensors) < lo or (hi is not None and len(tensors) > hi):
             want = str(lo) if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             raise ResdslError("type", f"`{od.name}` takes {want} tensor input(s), got {len(tensors)}", span)
+        if od.name == "index":  # the indices: an int64 buffer, in range (ir/ops/index.py)
+            why = check_index_input(tensors[0].shape, tensors[1].producer, attrs["dim"])
+            if why:
+                raise ResdslError("type", f"`index`: {why}", span)
         try:
             outs, params = od.rule([t.shape for t in tensors], attrs)
         except O.OpError as e:
@@ -56,6 +61,9 @@ class OpApplyMixin:
         base = path.replace(".", "_") if path else od.name
         node.outputs = [Value(self.fresh(base if len(outs) == 1 else f"{base}_{i}"), shp, node)
                         for i, shp in enumerate(outs)]
+        if od.name in ("buffer", "index"):  # a constant's dtype; a gather keeps its table's
+            for v in node.outputs:
+                v.dtype = attrs["_dtype"] if od.name == "buffer" else tensors[0].dtype
         self.nodes.append(node)
         self.budget.step(span, B.STATE_STEPS if params else B.OP_STEPS)
         if len(self.nodes) > MAX_NODES:

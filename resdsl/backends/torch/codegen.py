@@ -102,6 +102,13 @@ def _describe(mod, path, name, owners, first, sites):
         p.args = tuple(spec.shape)
         p.spec = spec.init or ("zeros",)
         kids.append((first.get(full, 0), p))
+    for bname in mod._buffers:  # constant tensors (`buffer`): their values in the constructor
+        full = pre + bname
+        bn = owners[full][0]
+        b = _Inst("buffer", full, bname)
+        b.args = (_nested(bn.attrs["_flat"], bn.attrs["_shape"]),)
+        b.spec = (bn.attrs["_dtype"], bn.attrs["persistent"])
+        kids.append((first.get(full, 0), b))
     for cname, child in mod._modules.items():
         kids.append((first.get(pre + cname, 1 << 60), _describe(child, pre + cname, cname, owners, first, sites)))
     if inst.kind != "seq":
@@ -112,6 +119,14 @@ def _describe(mod, path, name, owners, first, sites):
     return inst
 
 
+def _nested(flat, shape):
+    """The flat values of a buffer as nested lists of `shape` (what torch.tensor takes)."""
+    if not shape:
+        return flat[0]
+    step = len(flat) // shape[0]
+    return [_nested(flat[k * step:(k + 1) * step], shape[1:]) for k in range(shape[0])]
+
+
 def _as_chain(inst):
     """A group whose forward applies its layers in turn becomes an nn.Sequential: numbered layers
     at their index, activations and pools as modules in the free places (torchvision's
@@ -119,7 +134,7 @@ def _as_chain(inst):
     nodes = list(inst.graph.nodes)
     if len(nodes) < 3 or nodes[0].op != "placeholder" or nodes[1].op == "placeholder" or nodes[-1].op != "output":
         return
-    if any(c.kind == "param" for _, c in inst.children):
+    if any(c.kind in ("param", "buffer") for _, c in inst.children):
         return
     body, prev = nodes[1:-1], nodes[0]
     kids = dict(inst.children)
@@ -173,6 +188,8 @@ def _shape_key(inst):
         return ("leaf", inst.cls, len(inst.args), kws)
     if inst.kind == "param":
         return ("param", len(inst.args), inst.spec)
+    if inst.kind == "buffer":
+        return ("buffer", inst.spec)
     if inst.kind == "fill":
         return ("fill", inst.cls)
     if inst.kind == "block":
@@ -272,7 +289,7 @@ def _loose_key(inst):
         return ("fill",)
     if inst.kind == "seq":
         return ("seq", tuple(_loose_key(c) for _, c in inst.children))
-    if inst.kind in ("leaf", "param", "block"):
+    if inst.kind in ("leaf", "param", "buffer", "block"):
         return _shape_key(inst)
     return (inst.kind, tuple((n, _loose_key(c)) for n, c in inst.children))
 
@@ -707,6 +724,12 @@ def _init_lines(cls, stmts, exprs, uses):
     for name, e, kind in stmts:
         r = _render(e, exprs)
         target = f"self.{name}" if ident(name) else None
+        if isinstance(kind, tuple):  # ("buffer", dtype, persistent): made on the CPU, kept by to_empty
+            _, dtype, persistent = kind
+            value = Call("torch.tensor", [r, f"dtype=torch.{dtype}", 'device="cpu"'])
+            lines += statement(2, "", Call("self.register_buffer", [string(name), value]
+                                           + ([] if persistent else ["persistent=False"])))
+            continue
         if kind == "param":
             shape = r
             if target:
@@ -1091,7 +1114,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
         tie_lines += statement(1, f"{mod}.{local} = " if ident(local) else "",
                                f"model.get_parameter({string(owner)})" if ident(local) else
                                Call("setattr", [mod, string(local), f"model.get_parameter({string(owner)})"]))
-    lines += _entry(fn_name, top_cls.name, weights_file, tie_lines)
+    lines += _entry(fn_name, top_cls.name, weights_file, tie_lines, any(n.op == "buffer" for n in graph.nodes))
     return "\n".join(lines) + "\n"
 
 
@@ -1101,6 +1124,8 @@ def _class_lines(cls, is_top, graph, owners) -> list:
     for name, c in rep.children:
         if c.kind == "param":
             stmts.append((name, _Slot(tuple(i.child(name).args for i in insts), f"{name}_shape"), "param"))
+        elif c.kind == "buffer":
+            stmts.append((name, _Slot(tuple(i.child(name).args[0] for i in insts), name), ("buffer",) + c.spec))
         else:
             stmts.append((name, _expr(_col(insts, name), _values_of, name), c.kind))
     params, exprs = _params(cls, stmts)
@@ -1208,7 +1233,7 @@ def _values_of(inst):
     return inst.group.values[id(inst)]
 
 
-def _entry(fn_name, cname, weights_file, tie_lines) -> list:
+def _entry(fn_name, cname, weights_file, tie_lines, buffers=False) -> list:
     """The function that builds the network: modules made on the meta device (nothing drawn),
     then given storage and initialised under `seed`, as resdsl.build does."""
     lines = []
@@ -1220,8 +1245,15 @@ def _entry(fn_name, cname, weights_file, tie_lines) -> list:
     else:
         lines += [f"def {fn_name}(seed=None):{noqa}",
                   '    """Build the network, with reproducible initial weights for a given `seed`."""']
-    lines += ['    with torch.device("meta"):', f"        model = {cname}()",
-              '    model.to_empty(device="cpu")'] + tie_lines
+    lines += ['    with torch.device("meta"):', f"        model = {cname}()"]
+    if buffers:  # to_empty gives every tensor new storage: the constant buffers are put back
+        lines += ["    consts = {k: b for k, b in model.named_buffers() if not b.is_meta}",
+                  '    model.to_empty(device="cpu")',
+                  "    for k, b in consts.items():",
+                  "        model.get_buffer(k).copy_(b)"]
+    else:
+        lines.append('    model.to_empty(device="cpu")')
+    lines += tie_lines
     init = ["with torch.random.fork_rng(devices=[], enabled=seed is not None):",
             "    if seed is not None:", "        torch.manual_seed(seed)", "    init_weights(model)"]
     if weights_file is not None:

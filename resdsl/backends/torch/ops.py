@@ -205,12 +205,22 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
             runtime.put_module(root, n.path, mod)
             for local, owner in n.attrs.get("_tie", ()):  # tie=: one tensor, both state_dict keys
                 setattr(mod, local, root.get_parameter(owner))
+        elif n.op == "buffer":  # a compile-time tensor (ops_index.py)
+            runtime.put_buffer(root, n.path, buffer_tensor(n, device), n.attrs["persistent"])
         else:  # bare parameter: param, scalar_mul
             spec = n.params[""]
             p = runtime.put_param(root, n.path, spec.shape, device)
             if device != "meta":
                 runtime.init_tensor(p, spec.init or ("zeros",))
     return root
+
+
+def buffer_tensor(n: Node, device=None) -> torch.Tensor:
+    """The value of a `buffer` node as a torch tensor of its dtype."""
+    dt = getattr(torch, n.attrs["_dtype"])
+    if device == "meta":
+        return torch.empty(n.attrs["_shape"], dtype=dt, device="meta")
+    return torch.tensor(n.attrs["_flat"], dtype=dt, device=device).reshape(n.attrs["_shape"])
 
 
 # producers whose backward does not need their output, so it may be overwritten
@@ -564,3 +574,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
     coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
+from . import ops_index  # noqa: E402,F401 (buffer, index, roll: their own module)

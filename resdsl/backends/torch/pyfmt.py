@@ -78,7 +78,7 @@ def ident(name: str) -> bool:
 # ------------------------------------------------------------------ torch functions by their public names
 _TORCH = ("relu", "relu_", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "clamp", "softmax",
           "flatten", "transpose", "unflatten", "select", "cat", "matmul", "split", "chunk", "stack", "sum",
-          "mean")
+          "mean", "index_select", "roll")
 _OPERATORS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
               operator.iadd: "+="}
 

@@ -11,6 +11,7 @@ of its kind:
 :mod:`.params`     param, scalar_mul, scalar_add, layer_scale
 :mod:`.shape`      identity, flatten, reshape, transpose, permute, rearrange, select, concat,
                    stack, split, chunk, pad, expand
+:mod:`.index`      buffer (compile-time tensors), index (gather), roll
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -52,4 +53,5 @@ from .core import (  # noqa: F401 (the public names of the op table)
 
 # the kinds, in the order of the table: importing a module declares its ops
 from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
+from . import index  # noqa: F401  (buffer, index, roll)
 from .arith import arith_broadcast  # noqa: F401
