@@ -103,7 +103,10 @@ def check_index_input(table_shape, idx_node, dim=0):
                "relative_position_index)"
     if idx_node.attrs["_dtype"] != "int64":
         return f"the indices must be whole numbers: the buffer is {idx_node.attrs['_dtype']}"
-    size = table_shape[norm_axis(table_shape, dim)].size
+    try:
+        size = table_shape[norm_axis(table_shape, dim)].size
+    except OpError as e:
+        return e.message
     if not isinstance(size, int):
         return f"the indexed axis must have a known size, not `{size}`"
     flat = idx_node.attrs["_flat"]
