@@ -15,6 +15,7 @@ from ..ir.shapes import Size
 from . import arith
 from . import budget as B
 from .callees import takes_no_input
+from .values import Built
 from .context import Ctx, InitValue, add_frame
 from .values import (
     CALLABLE,
@@ -294,7 +295,10 @@ class ExprMixin:
             env = self.bind_params(ref, args, kw, e.span, closure=fn.closure)
             body_env = dict(fn.closure or {})
             body_env.update(env)
-            return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+            out = self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+            if type(out) is list and fn.closure is None:  # remembers the call: a buffer's torch file
+                out = Built(out, fn, [env[p.name] for p in fn.defn.params])  # writes `rel_index(7)`
+            return out
         except ResdslError as err:
             add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
             raise

@@ -15,7 +15,7 @@ from . import budget as B
 from . import tying
 from .context import MAX_NODES, InitValue, join
 from .describe import attr_type, show_value, sig_str, op_signature
-from .values import type_name
+from .values import Built, type_name
 
 
 class OpApplyMixin:
@@ -24,7 +24,10 @@ class OpApplyMixin:
     # ------------------------------------------------------------------ op application
     def apply_op(self, od: O.OpDef, tensors, args, kwargs, as_name, ctx, span, path=None):
         tie = kwargs.pop("tie", None) if "tie" in kwargs and od.attr("tie") is None else None
+        origin = (args[0] if args else kwargs.get("value")) if od.name == "buffer" else None
         attrs = self.op_attrs(od, args, kwargs, span)
+        if isinstance(origin, Built):  # the fn call that made a buffer's value (the torch file writes it)
+            attrs["_origin"] = origin
         lo, hi = (od.inputs, od.inputs) if isinstance(od.inputs, int) else od.inputs
         if od.inputs == 0:
             tensors = []
