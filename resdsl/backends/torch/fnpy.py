@@ -30,6 +30,21 @@ class Untranslatable(Exception):
     pass
 
 
+def _negative(e) -> bool:
+    return (isinstance(e, ast.UnaryOp) and e.op == "-") or (
+        isinstance(e, ast.Const) and isinstance(e.value, (int, float)) and not isinstance(e.value, bool)
+        and e.value < 0)
+
+
+def _simple(e) -> bool:
+    """An operand ruff hugs `**` with: a name, a number, a unary minus of one, or such a power."""
+    if isinstance(e, ast.BinOp) and e.op == "**":
+        return _simple(e.left) and _simple(e.right)
+    if isinstance(e, ast.UnaryOp):
+        return e.op == "-" and _simple(e.operand)
+    return isinstance(e, ast.Name) or (isinstance(e, ast.Const) and isinstance(e.value, (int, float)))
+
+
 def _name(n: str, reserved) -> str:
     """A fn's name: a module-level name of the file, so none the file or Python already uses."""
     if n in reserved or n in dir(builtins):
@@ -113,6 +128,9 @@ class Translator:
         if len(lines[1]) > WIDTH and body[0] + body[-1] == "[]" and _one_list(body) \
                 and len(INDENT * 2 + body[1:-1]) <= WIDTH:  # as ruff splits it: the brackets' content alone
             lines[1:] = [f"{INDENT}return [", INDENT * 2 + body[1:-1], f"{INDENT}]"]
+        elif len(lines[1]) > WIDTH and isinstance(fn.defn.value, ast.ListExpr):  # one item a line
+            items = [self._expr(i, set(params), fn) for i in fn.defn.value.items]
+            lines[1:] = [f"{INDENT}return ["] + [f"{INDENT * 2}{i}," for i in items] + [f"{INDENT}]"]
         if any(len(ln) > WIDTH for ln in lines):
             raise Untranslatable(name)
         self.defs[name] = lines
@@ -147,18 +165,26 @@ class Translator:
             raise Untranslatable(e.id)
         if isinstance(e, ast.ListExpr):
             return "[" + ", ".join(self._expr(i, local, fn) for i in e.items) + "]", 10
+        if isinstance(e, ast.BinOp) and e.op == "**":  # as ruff writes it: `x**2`, `2.0 ** (a + 1)`
+            if _negative(e.left):
+                raise Untranslatable("a negative base")  # `(-1) ** a`: left to the literal
+            a, pa = self._x(e.left, local, fn)
+            b, pb = self._x(e.right, local, fn)
+            a = a if pa > 9 else f"({a})"
+            b = b if pb >= 8 else f"({b})"  # `2 ** -a` is 2 ** (-a)
+            sep = "" if _simple(e.left) and _simple(e.right) else " "
+            return f"{a}{sep}**{sep}{b}", 9
         if isinstance(e, ast.BinOp):
             p = _PREC[e.op]
             a, pa = self._x(e.left, local, fn)
             b, pb = self._x(e.right, local, fn)
-            right_assoc = e.op == "**"
-            a = a if (pa > p or (pa == p and not right_assoc)) else f"({a})"
-            b = b if (pb > p or (pb == p and right_assoc)) else f"({b})"
+            a = a if pa >= p else f"({a})"
+            b = b if pb > p else f"({b})"
             return f"{a} {e.op} {b}", p
         if isinstance(e, ast.UnaryOp):
             p = _PREC["neg" if e.op == "-" else "not"]
             v, pv = self._x(e.operand, local, fn)
-            v = v if pv >= p else f"({v})"
+            v = v if pv >= p and not (pv == 9 and e.op == "-") else f"({v})"  # `-(x**2)`, as ruff
             return (f"-{v}" if e.op == "-" else f"not {v}"), p
         if isinstance(e, ast.BoolOp):
             p = _PREC[e.op]
