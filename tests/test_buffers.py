@@ -70,9 +70,13 @@ def test_larger_window_matches_torchvision_index():
     assert torch.equal(resdsl.build(src).idx, _swin_index(7))
 
 
-def test_meta_build_has_meta_buffers():
+def test_meta_build_then_assign_runs(net):
+    """On meta, the persistent buffer waits for the state_dict; the constant outside it is real."""
     m = resdsl.build(SRC, device="meta")
-    assert all(b.is_meta for b in m.buffers())
+    assert m.relative_position_index.is_meta and not m.mask.is_meta
+    m.load_state_dict(net.state_dict(), strict=True, assign=True)
+    x = torch.randn(2, 4, 3)
+    torch.testing.assert_close(m(x), net(x))
 
 
 def test_standalone_file(tmp_path, net):
@@ -184,5 +188,5 @@ def test_translated_fns_are_ruff_clean(tmp_path):
     (tmp_path / "k_file.py").write_text(resdsl.to_python(TRICKY))
     for args in (["check", "--select", "E,W,F,N,B"], ["format", "--check"]):
         r = subprocess.run(ruff + args + ["--no-cache", "--isolated", "--line-length", "100", str(tmp_path)],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stdout + r.stderr

@@ -13,10 +13,9 @@ import onnxruntime as ort
 import pytest
 import torch
 import torchvision
+from conftest import ROOT
 
 import resdsl
-
-from conftest import ROOT
 
 SWIN = os.path.join(ROOT, "stdlib", "swin.res")
 MAXVIT = os.path.join(ROOT, "stdlib", "maxvit.res")
