@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ...diagnostics import ResdslError
 from ...ir.graph import Graph, Node
 from ...ir.ops import Registry
-from . import runtime
+from . import ops_index, runtime
 
 # ------------------------------------------------------------------ module recipes
 CLASSES = {
@@ -577,4 +577,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
     nrm = cf(torch.sum, (cf(operator.mul, (x, x)), a["dim"]), {"keepdim": True})
     coef = cf(operator.truediv, (dot, cf(operator.add, (nrm, a["eps"]))))
     return cf(operator.sub, (f, cf(operator.mul, (coef, x))))
-from . import ops_index  # noqa: E402,F401 (buffer, index, roll: their own module)
+ops_index.register(lowering, _stateful, _unsupported)  # buffer, index, roll: their own module
