@@ -70,13 +70,12 @@ def test_larger_window_matches_torchvision_index():
     assert torch.equal(resdsl.build(src).idx, _swin_index(7))
 
 
-def test_meta_build_then_assign_runs(net):
-    """On meta, the persistent buffer waits for the state_dict; the constant outside it is real."""
+def test_meta_build_keeps_every_buffer_meta(net):
+    """A meta build is all meta (a meta forward works); a constant outside the state_dict is then
+    still meta after load_state_dict(assign=True), as pretrained.build_pretrained checks."""
     m = resdsl.build(SRC, device="meta")
-    assert m.relative_position_index.is_meta and not m.mask.is_meta
-    m.load_state_dict(net.state_dict(), strict=True, assign=True)
-    x = torch.randn(2, 4, 3)
-    torch.testing.assert_close(m(x), net(x))
+    assert m.relative_position_index.is_meta and m.mask.is_meta
+    assert m(torch.empty(2, 4, 3, device="meta")).shape == (2, 4, 3)
 
 
 def test_standalone_file(tmp_path, net):

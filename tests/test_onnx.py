@@ -89,6 +89,8 @@ def torch_model(g, state):
     """The torch target's module for `g` holding `state` (built on meta: no second init)."""
     gm = to_fx(g, device="meta")
     gm.load_state_dict(state, strict=True, assign=True)
+    if any(b.is_meta for b in gm.buffers()):  # a constant outside the state_dict: built with its value
+        gm = to_fx(g, weights=state)
     return gm.eval()
 
 

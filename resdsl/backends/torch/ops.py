@@ -205,11 +205,8 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
             runtime.put_module(root, n.path, mod)
             for local, owner in n.attrs.get("_tie", ()):  # tie=: one tensor, both state_dict keys
                 setattr(mod, local, root.get_parameter(owner))
-        elif n.op == "buffer":  # a compile-time tensor (ops_index.py); one outside the state_dict is
-            # made on the CPU even for a meta build, so that loading a state_dict (assign=True) gives
-            # a module that runs
-            where = "cpu" if device == "meta" and not n.attrs["persistent"] else device
-            runtime.put_buffer(root, n.path, buffer_tensor(n, where), n.attrs["persistent"])
+        elif n.op == "buffer":  # a compile-time tensor (ops_index.py)
+            runtime.put_buffer(root, n.path, buffer_tensor(n, device), n.attrs["persistent"])
         else:  # bare parameter: param, scalar_mul
             spec = n.params[""]
             p = runtime.put_param(root, n.path, spec.shape, device)
