@@ -138,7 +138,7 @@ def test_cli_list_generic_and_papers():
     r = cli("list", "--generic", "--names")
     assert r.returncode == 0 and r.stdout.split() == sorted(generic())
     r = cli("list", "--pretrained", "--names", "vit")
-    assert r.stdout.split() == ["vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]
+    assert r.stdout.split() == ["maxvit_t", "vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]
 
 
 def test_cli_weights_and_pretrained_flag():
