@@ -89,7 +89,7 @@ def torchvision_tags(name: str) -> tuple[list[dict], str | None]:
         file_name = w.url.rsplit("/", 1)[1]
         m = re.search(r"-([a-f0-9]+)\.", file_name)
         params = {}
-        if name.startswith("vit_") and meta["min_size"][0] != 224:
+        if name.startswith(("vit_", "swin_")) and meta["min_size"][0] != 224:  # swin.res: `image` too
             params[VIT_IMAGE_PARAM] = int(meta["min_size"][0])
         if name in TRANSFORM_INPUT:  # the factory sets transform_input=True with these weights
             params["transform_input"] = True
@@ -196,7 +196,8 @@ def reference_shapes(name: str, entry: dict) -> dict:
     import torch
     if entry["source"] == "torchvision":
         import torchvision
-        kw = {"image_size": entry["params"][VIT_IMAGE_PARAM]} if VIT_IMAGE_PARAM in entry["params"] else {}
+        kw = {"image_size": entry["params"][VIT_IMAGE_PARAM]} \
+            if VIT_IMAGE_PARAM in entry["params"] and name.startswith("vit_") else {}
         try:
             with torch.device("meta"):
                 m = torchvision.models.get_model(name, weights=None, **kw)

@@ -30,6 +30,11 @@ PAPERS = {
     **dict.fromkeys(["VisionTransformer", "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"], VIT),
     "stochastic_depth_resnet110": ("Deep Networks with Stochastic Depth", 2016, "1603.09382"),
     **dict.fromkeys(["PyramidNet", "pyramidnet110_a48"], ("Deep Pyramidal Residual Networks", 2016, "1610.02915")),
+    **dict.fromkeys(["SwinTransformer", "swin_t", "swin_s", "swin_b"],
+                    ("Swin Transformer: Hierarchical Vision Transformer using Shifted Windows", 2021, "2103.14030")),
+    **dict.fromkeys(["swin_v2_t", "swin_v2_s", "swin_v2_b"],
+                    ("Swin Transformer V2: Scaling Up Capacity and Resolution", 2021, "2111.09883")),
+    **dict.fromkeys(["MaxVit", "maxvit_t"], ("MaxViT: Multi-Axis Vision Transformer", 2022, "2204.01697")),
     **dict.fromkeys(["ConvNeXt", "convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
                     ("A ConvNet for the 2020s", 2022, "2201.03545")),
     **dict.fromkeys(["DnCNN", "dncnn"], ("Beyond a Gaussian Denoiser: Residual Learning of Deep CNN for Image "
@@ -141,7 +146,7 @@ def test_generic_networks_are_those_that_need_arguments():
 def test_list_models_as_timm():
     names = resdsl.list_models()
     vit = resdsl.list_models(["*vit*"])
-    assert vit == ["vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]  # a list: patterns, not one
+    assert vit == ["maxvit_t", "vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]  # patterns, not one
     assert resdsl.list_models(["vit_b*", "dpn9*"]) == ["dpn92", "dpn98", "vit_b_16", "vit_b_32"]
     assert resdsl.list_models("resnet*", exclude=["*cifar", "*t"]) == \
         [n for n in names if n.startswith("resnet") and not n.endswith(("cifar", "t"))]
@@ -162,7 +167,7 @@ def test_cli_list_generic_and_papers():
     r = cli("list", "--generic", "--names")
     assert r.returncode == 0 and r.stdout.split() == sorted(generic())
     r = cli("list", "--pretrained", "--names", "vit")
-    assert r.stdout.split() == ["vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]
+    assert r.stdout.split() == ["maxvit_t", "vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]
 
 
 def test_cli_weights_and_pretrained_flag():

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import resdsl
 from resdsl.backends.onnx import export as ox
-from resdsl.backends.torch.build import to_fx
+from resdsl.backends.torch.build import buffer_tensor, to_fx
 from resdsl.cli import main as cli_main
 from resdsl.ir.ops import OPS
 from resdsl.weights import initial_state
@@ -56,6 +56,10 @@ def randomised(g, seed=0, fast=False):
         for local, spec in n.params.items():
             full = n.path if local == "" else f"{n.path}.{local}"
             shape = tuple(spec.shape)
+            if n.op == "buffer":  # a constant (an index table) keeps its value; a non-persistent one is no weight
+                if spec.kind == "buffer":
+                    st[full] = buffer_tensor(n)
+                continue
             if local == "num_batches_tracked":
                 st[full] = torch.tensor(0)
             elif local == "running_var" or (n.op in NORMS and local == "weight"):
@@ -88,6 +92,8 @@ def torch_model(g, state):
     """The torch target's module for `g` holding `state` (built on meta: no second init)."""
     gm = to_fx(g, device="meta")
     gm.load_state_dict(state, strict=True, assign=True)
+    if any(b.is_meta for b in gm.buffers()):  # a constant outside the state_dict: built with its value
+        gm = to_fx(g, weights=state)
     return gm.eval()
 
 
@@ -184,7 +190,9 @@ def _concrete(v):
 
 # the networks whose check takes longest (each over 20 s of CPU on the shared 2-core machine)
 HEAVY = {"resnet1202_cifar", "preact_resnet1001", "rcan", "r2unet", "InceptionResNetV2",
-         "Inception3"}  # with its auxiliary head Inception-v3 takes 299x299 and up: compared at 512
+         # with its auxiliary head Inception-v3 takes 299x299 and up: compared at 512;
+         # swin_t and maxvit_t: fixed 224 inputs, small configs of theirs in tests/test_parity_swin_maxvit.py
+         "Inception3", "swin_t", "maxvit_t"}
 
 
 def discover():
@@ -319,12 +327,14 @@ def test_network_matches_torch(path, name):
     if run:
         state = randomised(g, fast=True)
     else:
-        state = {k: torch.zeros(spec.shape) for k, spec in g.param_names().items()}
+        consts = {n.path: buffer_tensor(n) for n in g.nodes if n.op == "buffer"}
+        state = {k: consts.get(k, torch.zeros(spec.shape)) for k, spec in g.param_names().items()}
     model = ox.to_onnx_model(g, weights=state)
     check(structure_only(model))
     assert "Dropout" not in {nd.op_type for nd in model.graph.node}  # inference form
     for t in model.graph.initializer:  # folded convs keep the conv's names, and say so
-        assert t.name in state or t.name.startswith("const/") or "folded in" in t.doc_string, t.name
+        assert t.name in state or t.name.startswith("const/") or "folded in" in t.doc_string \
+            or any(n.op == "buffer" and n.path == t.name for n in g.nodes), t.name
     assert [i.name for i in model.graph.input] == [v.name for v in g.inputs]
     assert [o.name for o in model.graph.output] == list(g.output_names)
     if run:

@@ -222,6 +222,21 @@ def _macs_text(m, exact=False):
     return str(m) if exact else si(m)
 
 
+def buffers_note(g) -> str:
+    """`buffers (not parameters): relative_position_index [2401] int64, ...`: the constant tensors
+    (`buffer`) of the network, which the params column does not count; "" when there are none."""
+    seen, parts = set(), []
+    for n in g.nodes:
+        if n.op == "buffer" and n.path not in seen:
+            seen.add(n.path)
+            keep = "" if n.attrs["persistent"] else ", not in the state_dict"
+            parts.append(f"{n.path} [{', '.join(map(str, n.attrs['_shape']))}] {n.attrs['_dtype']}{keep}")
+    if not parts:
+        return ""
+    shown = parts if len(parts) <= 6 else parts[:5] + [f"... ({len(parts) - 5} more)"]
+    return f"buffers (not parameters, {len(parts)}): " + "; ".join(shown)
+
+
 def format_summary(g, depth: int | None = 1, fmt: str = "text") -> str:
     rows, total = summary_rows(g, depth)
     if fmt == "csv":
@@ -248,6 +263,8 @@ def format_summary(g, depth: int | None = 1, fmt: str = "text") -> str:
             cells[0] = "&nbsp;" * (2 * r.level) + md_code(r.name)
             lines.append(md(cells))
         lines.append(md(["**total**", md_text(foot[1]), f"**{md_text(foot[2])}**", f"**{md_text(foot[3])}**"]))
+        if buffers_note(g):
+            lines += ["", md_text(buffers_note(g))]
         return "\n".join(lines) + "\n"
     if fmt == "html":
         return summary_html(g, rows, body, foot, total)
@@ -274,6 +291,9 @@ def format_summary(g, depth: int | None = 1, fmt: str = "text") -> str:
         return "  ".join(c.ljust(widths[i]) if i < 2 else c.rjust(widths[i]) for i, c in enumerate(cells)).rstrip()
     rule = "-" * (sum(widths) + 6)
     out = [f"{g.name}({total['inputs']})", line(head), rule] + [line(b) for b in body] + [rule, line(foot)]
+    note = buffers_note(g)
+    if note:
+        out.append(note)
     if any(isinstance(r.macs, S.Size) for r in rows) or isinstance(total["macs"], S.Size):
         out.append("MACs are polynomials in the symbolic input axes; pass --input-shape for numbers.")
     return "\n".join(out) + "\n"

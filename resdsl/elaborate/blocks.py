@@ -12,7 +12,7 @@ from . import budget as B
 from . import tying
 from .context import MAX_RECURSION, Ctx, Nest, add_frame, join, snake
 from .describe import show_value, type_str
-from .values import CALLABLE, AmbiguousIn, BlockRef, type_name
+from .values import CALLABLE, AmbiguousIn, BlockRef, Built, type_name
 
 
 class BlockMixin:
@@ -92,7 +92,9 @@ class BlockMixin:
                 v = list(v)  # `parts = split(...)` is a list of tensors too
             ok = isinstance(v, list)
             if ok and t.args:
-                v = [self.check_type(x, t.args[0], what + " item", span) for x in v]
+                items = [self.check_type(x, t.args[0], what + " item", span) for x in v]
+                if not (isinstance(v, Built) and items == v and all(type(a) is type(b) for a, b in zip(items, v))):
+                    v = items  # else keep the list: a Built remembers the fn call that made it
         elif name in ("Block", "block"):
             ok = isinstance(v, CALLABLE)
         elif name in ("any", "Any"):

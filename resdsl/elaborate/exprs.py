@@ -15,6 +15,7 @@ from ..ir.shapes import Size
 from . import arith, tensor_math
 from . import budget as B
 from .callees import takes_no_input
+from .values import Built
 from .context import Ctx, InitValue, add_frame
 from . import templates, traps  # string templates; lists that mix tensors and ops
 from .values import (
@@ -219,6 +220,8 @@ class ExprMixin:
                     raise ResdslError("type", f"slice bounds must be ints, got {type_name(bound)}", e.index.span)
             return v[lo:hi]
         i = self.evaluate(e.index, ctx)
+        if isinstance(v, Value) and isinstance(i, Value):  # table[idx]: gather by a buffer of indices
+            return self.apply_op(O.OPS["index"], [v, i], [], {}, None, ctx, e.span)
         if isinstance(v, tuple) and all(isinstance(x, Value) for x in v):
             v = list(v)
         if not isinstance(v, (list, str)):
@@ -319,7 +322,10 @@ class ExprMixin:
             self.fn_lets(fn, env)
             body_env = dict(fn.closure or {})
             body_env.update(env)
-            return self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+            out = self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
+            if type(out) is list and fn.closure is None:  # remembers the call: a buffer's torch file
+                out = Built(out, fn, [env[p.name] for p in fn.defn.params])  # writes `rel_index(7)`
+            return out
         except ResdslError as err:
             add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
             raise

@@ -10,12 +10,13 @@ from ..diagnostics import ResdslError, did_you_mean
 from ..ir import ops as O
 from ..ir import runsizes as RS
 from ..ir.graph import Node, Value
+from ..ir.ops.index import check_index_input
 from ..ir.shapes import Size
 from . import budget as B
 from . import tensor_math, tying
 from .context import MAX_NODES, InitValue, join
 from .describe import attr_type, show_value, sig_str, op_signature
-from .values import type_name
+from .values import Built, type_name
 
 
 class OpApplyMixin:
@@ -24,7 +25,10 @@ class OpApplyMixin:
     # ------------------------------------------------------------------ op application
     def apply_op(self, od: O.OpDef, tensors, args, kwargs, as_name, ctx, span, path=None):
         tie = kwargs.pop("tie", None) if "tie" in kwargs and od.attr("tie") is None else None
+        origin = (args[0] if args else kwargs.get("value")) if od.name == "buffer" else None
         attrs = self.op_attrs(od, args, kwargs, span)
+        if isinstance(origin, Built):  # the fn call that made a buffer's value (the torch file writes it)
+            attrs["_origin"] = origin
         lo, hi = (od.inputs, od.inputs) if isinstance(od.inputs, int) else od.inputs
         if od.inputs == 0:
             tensors = []
@@ -32,6 +36,10 @@ class OpApplyMixin:
             want = str(lo) if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
             raise ResdslError("type", f"`{od.name}` takes {want} tensor input(s), got {len(tensors)}", span)
         tensor_math.check_dtypes(od, tensors, span)  # a bool mask goes into `where` only
+        if od.name == "index":  # the indices: an int64 buffer, in range (ir/ops/index.py)
+            why = check_index_input(tensors[0].shape, tensors[1].producer, attrs["dim"])
+            if why:
+                raise ResdslError("type", f"`index`: {why}", span)
         try:
             outs, params = od.rule([t.shape for t in tensors], attrs)
         except O.OpError as e:
@@ -75,6 +83,9 @@ class OpApplyMixin:
         if tensor_math.output_dtype(attrs):
             for v in node.outputs:
                 v.dtype = tensor_math.output_dtype(attrs)
+        if od.name in ("buffer", "index"):  # a constant's dtype; a gather keeps its table's
+            for v in node.outputs:
+                v.dtype = attrs["_dtype"] if od.name == "buffer" else tensors[0].dtype
         self.nodes.append(node)
         self.budget.step(span, B.STATE_STEPS if params else B.OP_STEPS)
         if len(self.nodes) > MAX_NODES:

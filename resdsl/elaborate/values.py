@@ -54,6 +54,15 @@ class Instance:
         return self.partial.name
 
 
+class Built(list):
+    """A list a top-level `fn` returned, with the call that made it (`fn`, its argument values):
+    the torch file writes a buffer made from it as that call of the fn, translated to Python."""
+
+    def __init__(self, items, fn, args):
+        super().__init__(items)
+        self.fn, self.args = fn, args
+
+
 @dataclass(eq=False)
 class Fn:
     """`fn name(params) = expr`: a pure compile-time function. `closure` is the env of the

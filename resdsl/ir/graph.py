@@ -87,10 +87,13 @@ class Graph:
     output_names: list = field(default_factory=list)
 
     def param_names(self) -> dict:
-        """Dotted state name -> ParamSpec, in first-use order, each shared tensor once."""
+        """Dotted state name -> ParamSpec, in first-use order, each shared tensor once: the keys of
+        the state_dict (a non-persistent buffer, kind "const", is not one)."""
         out = {}
         for n in self.nodes:
             for local, spec in n.params.items():
+                if spec.kind == "const":
+                    continue
                 full = n.path if local == "" else f"{n.path}.{local}"
                 out.setdefault(full, spec)
         return out

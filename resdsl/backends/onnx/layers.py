@@ -378,3 +378,4 @@ def _prelu(b, n, ins):
     if n.attrs["num_parameters"] > 1 and rank > 2:  # one slope per channel (axis 1): [C, 1, ..]
         slope = b.op("Reshape", [slope, b.ints([-1] + [1] * (rank - 2))])
     return b.final("PRelu", [ins[0], slope], n)
+from . import ops_index  # noqa: E402,F401 (buffer, index, roll: their own module)

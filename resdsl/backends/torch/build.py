@@ -23,7 +23,7 @@ from ...ir.graph import Graph
 from .codegen import to_python as _emit_python
 from . import initplan
 from .lower import lower_tree
-from .ops import RUNTIME_CLASSES, build_modules, module_recipe, state_owners  # noqa: F401 (the public names)
+from .ops import RUNTIME_CLASSES, build_modules, buffer_tensor, module_recipe, state_owners  # noqa: F401 (the public names)
 from .tree import check_names
 
 
@@ -61,6 +61,9 @@ def make_empty(graph: Graph, device=None, checkpoint=None) -> torch.fx.GraphModu
     gm = lower(graph, root, checkpoint)
     gm.to_empty(device=device if device is not None else "cpu")
     for n, _ in state_owners(graph):
+        if n.op == "buffer":  # a constant tensor: its compile-time value, on the module's device
+            with torch.no_grad():
+                gm.get_buffer(n.path).copy_(buffer_tensor(n))
         for local, owner in n.attrs.get("_tie", ()):  # to_empty gave each module its own tensor
             setattr(gm.get_submodule(n.path), local, gm.get_parameter(owner))
     return gm

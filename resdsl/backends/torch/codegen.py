@@ -27,23 +27,24 @@ import torch
 
 from . import initplan
 from . import ops as TF
-from . import runtime, variants
+from . import fnpy, runtime, variants
 from .lower import ResModule, arg_key, lower_with_plan
-from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, function_name, ident, lit,
+from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
                     operator_symbol, statement, string)
 from .tree import all_sites, check_names
 from ...diagnostics import ResdslError
 from ...ir.graph import Graph
 
 # file-level names the generated code defines or uses; nothing from the input may shadow them
-FILE_NAMES = {"torch", "nn", "F", "os", "OrderedDict", "init_weights", "checkpoint", "checkpoint_chain",
+FILE_NAMES = {"torch", "nn", "F", "os", "math", "OrderedDict", "init_weights", "checkpoint", "checkpoint_chain",
               "_chain", "SOURCE", "WEIGHTS", "DropPath", "LayerScale", "SelfAttention", "Permute", "self",
               "super", "range", "float", "getattr", "setattr", "isinstance", "dict", "int", "str", "len",
               "tuple", "list", "model", "seed", "weights", "m", "i"}
 # values torch leaves out of a constructor call (module_recipe drops them): used to line up instances
 _FILL = dict(TF.DEFAULTS, padding_mode="zeros", causal=False)
 _ABSENT = object()  # a slot of an optional child, for an instance that lacks it
-_CONSTS = [[], []]  # the network's float and int arguments, while its file is written (loops over an index)
+_CONSTS = [[], []]
+_FNS = [None]  # the fnpy.Translator of the file being written  # the network's float and int arguments, while its file is written (loops over an index)
 
 
 # ------------------------------------------------------------------ the module tree, described
@@ -102,6 +103,13 @@ def _describe(mod, path, name, owners, first, sites):
         p.args = tuple(spec.shape)
         p.spec = spec.init or ("zeros",)
         kids.append((first.get(full, 0), p))
+    for bname in mod._buffers:  # constant tensors (`buffer`): their values in the constructor
+        full = pre + bname
+        bn = owners[full][0]
+        b = _Inst("buffer", full, bname)
+        b.args = (_buffer_value(bn),)
+        b.spec = (bn.attrs["_dtype"], bn.attrs["persistent"])
+        kids.append((first.get(full, 0), b))
     for cname, child in mod._modules.items():
         kids.append((first.get(pre + cname, 1 << 60), _describe(child, pre + cname, cname, owners, first, sites)))
     if inst.kind != "seq":
@@ -112,6 +120,32 @@ def _describe(mod, path, name, owners, first, sites):
     return inst
 
 
+def _buffer_value(n):
+    """The torch expression of a buffer's value: the fn call that made it (translated to Python
+    by fnpy), `torch.full` when every value is one number, else the values as a literal."""
+    dtype, shape, values = n.attrs["_dtype"], n.attrs["_shape"], n.attrs["_flat"]
+    tail = [f"dtype=torch.{dtype}", 'device="cpu"']
+    code = _FNS[0].call(n.attrs["_origin"]) if _FNS[0] is not None and "_origin" in n.attrs else None
+    if code is not None:
+        return Call("torch.tensor", [code] + tail)
+    if len(set(values)) == 1 and len(values) > 1:
+        return Call("torch.full", [lit(tuple(shape)), lit(values[0])] + tail)
+    return Call("torch.tensor", [_literal(_nested(values, shape))] + tail)
+
+
+def _literal(v):
+    """A nested list as a pyfmt tree (wrapped as ruff wraps it), a number as its literal."""
+    return Brackets("[]", [_literal(x) for x in v]) if isinstance(v, list) else lit(v)
+
+
+def _nested(flat, shape):
+    """The flat values of a buffer as nested lists of `shape` (what torch.tensor takes)."""
+    if not shape:
+        return flat[0]
+    step = len(flat) // shape[0]
+    return [_nested(flat[k * step:(k + 1) * step], shape[1:]) for k in range(shape[0])]
+
+
 def _as_chain(inst):
     """A group whose forward applies its layers in turn becomes an nn.Sequential: numbered layers
     at their index, activations and pools as modules in the free places (torchvision's
@@ -119,7 +153,7 @@ def _as_chain(inst):
     nodes = list(inst.graph.nodes)
     if len(nodes) < 3 or nodes[0].op != "placeholder" or nodes[1].op == "placeholder" or nodes[-1].op != "output":
         return
-    if any(c.kind == "param" for _, c in inst.children):
+    if any(c.kind in ("param", "buffer") for _, c in inst.children):
         return
     body, prev = nodes[1:-1], nodes[0]
     kids = dict(inst.children)
@@ -173,6 +207,8 @@ def _shape_key(inst):
         return ("leaf", inst.cls, len(inst.args), kws)
     if inst.kind == "param":
         return ("param", len(inst.args), inst.spec)
+    if inst.kind == "buffer":
+        return ("buffer", inst.spec, flat(inst.args[0]))
     if inst.kind == "fill":
         return ("fill", inst.cls)
     if inst.kind == "block":
@@ -272,7 +308,7 @@ def _loose_key(inst):
         return ("fill",)
     if inst.kind == "seq":
         return ("seq", tuple(_loose_key(c) for _, c in inst.children))
-    if inst.kind in ("leaf", "param", "block"):
+    if inst.kind in ("leaf", "param", "buffer", "block"):
         return _shape_key(inst)
     return (inst.kind, tuple((n, _loose_key(c)) for n, c in inst.children))
 
@@ -705,6 +741,11 @@ def _init_lines(cls, stmts, exprs, uses):
     """Lines of __init__ (at 2 indents) for the rendered child statements."""
     lines = []
     for name, e, kind in stmts:
+        if isinstance(kind, tuple):  # ("buffer", dtype, persistent): made on the CPU, kept by to_empty
+            persistent = kind[2]
+            lines += statement(2, "", Call("self.register_buffer", [string(name), e]
+                                           + ([] if persistent else ["persistent=False"])))
+            continue
         r = _render(e, exprs)
         target = f"self.{name}" if ident(name) else None
         if kind == "param":
@@ -1050,11 +1091,15 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     owners = {n.path: (n, rec) for n, rec in TF.state_owners(graph)}
     gm, tree, first = lower_with_plan(graph, TF.build_modules(graph, device="meta"), checkpoint)
     sites = {s.path: s for s in all_sites(tree) if s.primary is s}
-    top = _describe(gm, "", "", owners, first, sites)
-    top.label = graph.root.info.get("block") or graph.name
     fn_name = re.sub(r"\W", "_", graph.name, flags=re.ASCII)
     if not ident(fn_name) or fn_name in FILE_NAMES or fn_name in dir(__builtins__) or fn_name[0].isdigit():
         fn_name = fn_name + "_"
+    _FNS[0] = fnpy.Translator(FILE_NAMES | {fn_name})  # the fns buffers come from, in Python
+    try:
+        top = _describe(gm, "", "", owners, first, sites)
+    finally:
+        translator, _FNS[0] = _FNS[0], None
+    top.label = graph.root.info.get("block") or graph.name
     names = Names(FILE_NAMES | {fn_name})
     classes = _assign_classes(top)
     given = list((graph.root.info.get("params") or {}).values())
@@ -1078,6 +1123,8 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     if weights_file is not None:
         lines.append("import os")
         lines.append("")
+    if translator.uses_math:
+        lines.append("import math")
     lines.append("import torch")
     if "F." in text:
         lines.append("import torch.nn.functional as F  # noqa: N812 (as torchvision writes it)")
@@ -1094,6 +1141,8 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     if use_ckpt:
         for fn in runtime.CHECKPOINT_HELPERS:
             lines += ["", "", inspect.getsource(fn).rstrip()]
+    for d in translator.defs.values():  # the .res fns that compute the buffers
+        lines += ["", ""] + d
     for b in bodies:
         lines += ["", ""] + b
     lines += ["", ""] + init_fn + ["", ""]
@@ -1103,7 +1152,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
         tie_lines += statement(1, f"{mod}.{local} = " if ident(local) else "",
                                f"model.get_parameter({string(owner)})" if ident(local) else
                                Call("setattr", [mod, string(local), f"model.get_parameter({string(owner)})"]))
-    lines += _entry(fn_name, top_cls.name, weights_file, tie_lines)
+    lines += _entry(fn_name, top_cls.name, weights_file, tie_lines, any(n.op == "buffer" for n in graph.nodes))
     return "\n".join(lines) + "\n"
 
 
@@ -1113,6 +1162,8 @@ def _class_lines(cls, is_top, graph, owners) -> list:
     for name, c in rep.children:
         if c.kind == "param":
             stmts.append((name, _Slot(tuple(i.child(name).args for i in insts), f"{name}_shape"), "param"))
+        elif c.kind == "buffer":  # one value per class (_shape_key): a fn call or a literal
+            stmts.append((name, c.args[0], ("buffer",) + c.spec))
         else:
             stmts.append((name, _expr(_col(insts, name), _values_of, name), c.kind))
     params, exprs = _params(cls, stmts)
@@ -1220,7 +1271,7 @@ def _values_of(inst):
     return inst.group.values[id(inst)]
 
 
-def _entry(fn_name, cname, weights_file, tie_lines) -> list:
+def _entry(fn_name, cname, weights_file, tie_lines, buffers=False) -> list:
     """The function that builds the network: modules made on the meta device (nothing drawn),
     then given storage and initialised under `seed`, as resdsl.build does."""
     lines = []
@@ -1232,8 +1283,15 @@ def _entry(fn_name, cname, weights_file, tie_lines) -> list:
     else:
         lines += [f"def {fn_name}(seed=None):{noqa}",
                   '    """Build the network, with reproducible initial weights for a given `seed`."""']
-    lines += ['    with torch.device("meta"):', f"        model = {cname}()",
-              '    model.to_empty(device="cpu")'] + tie_lines
+    lines += ['    with torch.device("meta"):', f"        model = {cname}()"]
+    if buffers:  # to_empty gives every tensor new storage: the constant buffers are put back
+        lines += ["    consts = {k: b for k, b in model.named_buffers() if not b.is_meta}",
+                  '    model.to_empty(device="cpu")',
+                  "    for k, b in consts.items():",
+                  "        model.get_buffer(k).copy_(b)"]
+    else:
+        lines.append('    model.to_empty(device="cpu")')
+    lines += tie_lines
     init = ["with torch.random.fork_rng(devices=[], enabled=seed is not None):",
             "    if seed is not None:", "        torch.manual_seed(seed)", "    init_weights(model)"]
     if weights_file is not None:

@@ -44,6 +44,8 @@ class Plan:
         self.params = {}  # leaf path -> its parameter names
         count = {}
         for n, rec in TF.state_owners(graph):
+            if n.op == "buffer":  # a constant: its value is set where it is made, never drawn
+                continue
             if rec is None:
                 spec = n.params[""]
                 self.bare[n.path] = spec.init or ("zeros",)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ...diagnostics import ResdslError
 from ...ir.graph import Graph, Node
 from ...ir.ops import Registry
-from . import runtime
+from . import ops_index, runtime
 
 # ------------------------------------------------------------------ module recipes
 CLASSES = {
@@ -209,6 +209,8 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
                     runtime.init_tensor(getattr(mod, pname), spec)
             runtime.put_module(root, n.path, mod)
             ties += [(mod, local, owner) for local, owner in n.attrs.get("_tie", ())]
+        elif n.op == "buffer":  # a compile-time tensor (ops_index.py)
+            runtime.put_buffer(root, n.path, buffer_tensor(n, device), n.attrs["persistent"])
         else:  # bare parameter: param, scalar_mul
             spec = n.params[""]
             p = runtime.put_param(root, n.path, spec.shape, device)
@@ -217,6 +219,14 @@ def build_modules(graph: Graph, device=None) -> torch.nn.Module:
     for mod, local, owner in ties:  # tie=: one tensor, both state_dict keys (the owner may come later)
         setattr(mod, local, root.get_parameter(owner))
     return root
+
+
+def buffer_tensor(n: Node, device=None) -> torch.Tensor:
+    """The value of a `buffer` node as a torch tensor of its dtype."""
+    dt = getattr(torch, n.attrs["_dtype"])
+    if device == "meta":
+        return torch.empty(n.attrs["_shape"], dtype=dt, device="meta")
+    return torch.tensor(n.attrs["_flat"], dtype=dt, device=device).reshape(n.attrs["_shape"])
 
 
 # producers whose backward does not need their output, so it may be overwritten
@@ -560,3 +570,4 @@ from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings 
 from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from . import ops_sizes  # (run-time sizes; importing it registers their lowerings)
 from . import ops_sdpa  # noqa: E402,F401 (registers the lowering of sdpa)
+ops_index.register(lowering, _stateful, _unsupported)  # buffer, index, roll: their own module

@@ -112,6 +112,17 @@ def put_param(root, path, shape, device=None):
     return p
 
 
+def put_buffer(root, path, tensor, persistent=True):
+    """Register `tensor` as a buffer at the dotted `path` (in the state_dict when persistent)."""
+    *parents, leaf = path.split(".")
+    for p in parents:
+        if p not in root._modules:
+            root.add_module(p, torch.nn.Module())
+        root = root._modules[p]
+    root.register_buffer(leaf, tensor, persistent=persistent)
+    return tensor
+
+
 def init_tensor(t, spec):
     """Initialise `t` in place from a `.res` init spec such as ("normal", 0.02)."""
     kind, *args = spec

@@ -16,6 +16,7 @@ of its kind:
                    sin, cos, floor, ceil, arange
 :mod:`.dynamic`    skip_gate, route, combine, vq, resfield (computation chosen per sample)
 :mod:`.sizes`      unsqueeze, squeeze, pad_to_multiple, crop (size-1 axes, sizes at run time)
+:mod:`.index`      buffer (compile-time tensors), index (gather), roll
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -60,4 +61,5 @@ from . import conv, linear, attention, norm, activation, arith, params, shape, s
 from . import elementwise_math  # noqa: F401
 from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from . import sdpa  # noqa: F401
+from . import index  # noqa: F401  (buffer, index, roll)
 from .arith import arith_broadcast  # noqa: F401
