@@ -128,7 +128,7 @@ def compare(g, model, state, batches, spatial=64):
                     want = gm(*feeds.values())
                 break
             except RuntimeError as e:  # e.g. Inception-ResNet's stem needs more than 32x32
-                if "size" not in str(e) or spatial >= 512:  # Inception-v3's auxiliary head: 299
+                if "size" not in str(e) or spatial >= 512:
                     raise
                 spatial *= 2
         want = [want] if isinstance(want, torch.Tensor) else list(want)
@@ -181,7 +181,7 @@ def _concrete(v):
 
 # the networks whose check takes longest (each over 20 s of CPU on the shared 2-core machine)
 HEAVY = {"resnet1202_cifar", "preact_resnet1001", "rcan", "r2unet", "InceptionResNetV2",
-         "Inception3"}  # with its auxiliary head Inception-v3 takes 299x299 and up: compared at 512
+         "Inception3"}
 
 
 def discover():

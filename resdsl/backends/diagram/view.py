@@ -153,10 +153,10 @@ def _build(view: View):
                 continue
             seen_edges.add(key)
             view.edges.append((src.key, dst.key, v, cls))
-    for name, v in zip(g.output_names or [f"out{i}" for i in range(len(g.outputs))], g.outputs):
+    for i, (name, v) in enumerate(zip(g.output_names or [f"out{i}" for i in range(len(g.outputs))], g.outputs)):
         src = source(v)
         it = get_item(unique(name, ("output", name), "_"), "output")
-        it.name = name
+        it.name = name + (" (training only)" if i in g.train_only else "")  # `output y, training aux = ...`
         it.in_shape = v.shape
         view.edges.append((src.key, it.key, v, "output"))
 
