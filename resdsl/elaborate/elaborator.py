@@ -46,10 +46,11 @@ from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, OpRef, Partial, t
 
 def training_only(ref, ctx, outputs) -> tuple:
     """The indices of the outputs marked `training` (returned in training mode only)."""
-    marks = tuple(sorted(getattr(ctx, "train_marks", ())))
+    spans = getattr(ctx, "train_marks", {})
+    marks = tuple(sorted(spans))
     if marks and len(marks) == len(outputs):
         raise ResdslError("type", f"network `{ref.name}` has only `training` outputs: in eval mode it would "
-                                  "return nothing", ref.defn.span,
+                                  "return nothing", spans[marks[0]],
                           help="leave the main output unmarked: `output logits, training aux = ...`")
     return marks
 
@@ -177,7 +178,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             raise ResdslError("type", f"`training {item.name} = ...` is an output of a network, not of a block",
                               item.span, help="return it from the block as a plain output and mark it "
                                               "`training` in the network's `output` line")
-        ctx.train_marks = getattr(ctx, "train_marks", set()) | {len(ctx.outputs)}
+        ctx.train_marks = {**getattr(ctx, "train_marks", {}), len(ctx.outputs): item.span}
 
     # ------------------------------------------------------------------ statements
     def body(self, body: ast.Body, ctx: Ctx):
