@@ -337,8 +337,9 @@ class Parser(ExprParser):
         while True:
             j0 = self.i
             name, training = None, False
-            if k[j0] == "NAME" and self.t[j0][1] == "training" and k[j0 + 1] in NAME_AT_LINK \
-                    and k[j0 + 2] == "=":
+            if k[j0] == "NAME" and self.t[j0][1] == "training":  # Lark's contextual lexer: a keyword here
+                if k[j0 + 1] not in NAME_AT_LINK or k[j0 + 2] != "=":
+                    raise Bail
                 training = True
                 self.i += 1
             if k[self.i + 1] == "=" and k[self.i] in NAME_AT_LINK:
