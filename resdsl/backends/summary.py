@@ -147,7 +147,8 @@ def summary_rows(g, depth: int | None = 1) -> tuple[list, dict]:
         out = s.info.get("out")
         shape = out.shape if out is not None and hasattr(out, "shape") else t[2]
         kids = children.get(id(s), [])
-        rows.append(Row(_scope_label(s) + ("" if id(s) in eval_scopes else TRAINING), s.kind, level, shape_text(shape) if shape else "", t[0], t[1],
+        label = _scope_label(s) + ("" if id(s) in eval_scopes else TRAINING)
+        rows.append(Row(label, s.kind, level, shape_text(shape) if shape else "", t[0], t[1],
                         not kids))
         for k in kids:
             visit(k, level + 1)
