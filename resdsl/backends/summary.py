@@ -158,7 +158,8 @@ def summary_rows(g, depth: int | None = 1) -> tuple[list, dict]:
     for kind, s in root_entries:
         for k in children.get(id(s), []):
             visit(k, 0)
-    total = {"params": g.num_params(), "macs": _total_macs(g),
+    # MACs of one inference: the eval form (rows marked `training only` are not run there)
+    total = {"params": g.num_params(), "macs": _total_macs(eval_form(g)),
              "outputs": ", ".join(shape_text(v.shape) + (TRAINING if i in g.train_only else "")
                                   for i, v in enumerate(g.outputs)),
              "inputs": ", ".join(f"{v.name}: {shape_text(v.shape)}" for v in g.inputs)}
