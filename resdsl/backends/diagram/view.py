@@ -176,6 +176,14 @@ def _build(view: View):
                 it.badge = f"×{fold[0]}" + (", shared" if fold[3].kind == "loop" else "")
                 it.name = _range_name(s, fold)
 
+    if g.train_only:  # a block only the `training` outputs need (an auxiliary head): badged
+        from ...ir.graph import eval_form
+        run = eval_form(g).nodes
+        eval_scopes = {id(s) for n in run for s in n.scope.ancestors()}
+        for it in view.items.values():
+            if it.kind == "box" and id(it.scope) not in eval_scopes:
+                it.badge = (it.badge + ", " if it.badge else "") + "training only"
+
     # clusters
     cluster_keys = {}
 
