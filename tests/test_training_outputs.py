@@ -160,7 +160,9 @@ def test_summary_and_diagram_mark_the_training_only_parts():
     assert "[N, 5] (training only)" in text
     assert "stem (training only)" not in text
     from resdsl.backends.diagram.dot import to_dot
-    assert "aux_logits (training only)" in to_dot(g)
+    dot = to_dot(g)
+    assert "aux_logits (training only)" in dot
+    assert dot.count("<B>training only</B>") == 1  # the badge of the head_aux box, nothing else
 
 
 def test_fast_parser_and_lark_agree():
