@@ -292,7 +292,8 @@ def _check_line(args, f, name) -> str:
     """`name: (x: [N, 3, H, W]) -> [N, 10]; 272,474 parameters, 73 ops`."""
     from .ir.shapes import shape_str
     g, _ = load_graph(args, f, name)
-    outs = ", ".join(shape_str(v.shape) for v in g.outputs)
+    outs = ", ".join(shape_str(v.shape) + (" (training only)" if i in g.train_only else "")
+                     for i, v in enumerate(g.outputs))
     ins = ", ".join(f"{v.name}: {shape_str(v.shape)}" for v in g.inputs)
     return f"{g.name}: ({ins}) -> {outs}; {g.num_params():,} parameters, {len(g.nodes)} ops"
 

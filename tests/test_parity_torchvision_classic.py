@@ -86,14 +86,21 @@ def outputs(y):
     return tuple(y) if isinstance(y, (tuple, list)) else (y,)
 
 
-def compare_eval(ref, gm, size, batch=2, first_only=False):
+def same_kind(want, got):
+    """Both a tensor (every eval output, googlenet's and inception_v3's included), or both a
+    namedtuple with the same field names (GoogLeNetOutputs / InceptionOutputs in train mode)."""
+    assert isinstance(got, torch.Tensor) == isinstance(want, torch.Tensor), (type(want), type(got))
+    assert getattr(got, "_fields", None) == getattr(want, "_fields", None)
+
+
+def compare_eval(ref, gm, size, batch=2):
     ref.eval()
     gm.eval()
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(size))
     with torch.no_grad():
-        want, got = outputs(ref(x)), outputs(gm(x))
-    if first_only:  # ours computes the auxiliary heads in eval mode too; torchvision returns the logits
-        got = got[:1]
+        rw, rg = ref(x), gm(x)
+    same_kind(rw, rg)
+    want, got = outputs(rw), outputs(rg)
     assert len(want) == len(got)
     for w, o in zip(want, got):
         assert w.shape == o.shape
@@ -110,9 +117,11 @@ def compare_train(ref, gm, size, batch=2, dtype=torch.float32):
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(size + 1), dtype=dtype)
     with torch.no_grad():
         torch.manual_seed(11)
-        want = outputs(ref(x))
+        rw = ref(x)
         torch.manual_seed(11)
-        got = outputs(gm(x))
+        rg = gm(x)
+    same_kind(rw, rg)
+    want, got = outputs(rw), outputs(rg)
     assert len(want) == len(got)
     for w, o in zip(want, got):
         assert w.std() > 1e-3
@@ -152,10 +161,9 @@ LIGHT = [("vgg.res", n) for n in ("vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_
 @pytest.mark.parametrize("path,network,sizes", FULL, ids=[c[1] for c in FULL])
 def test_outputs_eval_and_train(path, network, sizes):
     ref, gm = pair(path, network)
-    aux = network == "googlenet"
     deep = torch.float64 if network == "efficientnet_b5" else torch.float32
     for size in sizes:
-        compare_eval(ref, gm, size, first_only=aux)
+        compare_eval(ref, gm, size)
         compare_train(ref, gm, size, dtype=deep)
 
 
@@ -168,9 +176,11 @@ def test_strict_load_counts_and_eval(path, network):
 
 @pytest.mark.slow
 def test_inception_v3_with_aux_logits():
-    """torchvision's default: the auxiliary head on the 17x17 grid, so 299x299 inputs."""
+    """torchvision's default: the auxiliary head on the 17x17 grid, so 299x299 inputs in train
+    mode; in eval mode the head is not computed, so the smaller sizes work as in torchvision."""
     ref, gm = pair("inception.res", "inception_v3")
-    compare_eval(ref, gm, 299, first_only=True)
+    for size in (75, 96):  # 75: the smallest input inception_v3 takes
+        compare_eval(ref, gm, size)
     compare_train(ref, gm, 299)  # InceptionOutputs(logits, aux_logits)
 
 

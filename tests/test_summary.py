@@ -23,8 +23,9 @@ from conftest import ROOT, size_value
 
 RESNET = str(ROOT / "stdlib" / "resnet.res")
 SIDE = 128  # every symbolic axis but the batch (Inception-ResNet needs more than 64)
-LARGER = {"Inception3": 320, "inception_v3": 320}  # Inception-v3's auxiliary head: 299 and up; an even
-# size keeps its unpadded stride-2 convs exact in the symbolic sizes (H/2 - 1 is (H - 3) // 2 + 1 for even H)
+LARGER = {"Inception3": 320, "inception_v3": 320}  # Inception-v3's auxiliary head (Inception3): 299 and up;
+# an even size keeps its unpadded stride-2 convs exact in the symbolic sizes (H/2 - 1 is (H - 3) // 2 + 1 for
+# even H). The total MACs are the eval form's, as the eval-mode model runs (googlenet: no auxiliary heads)
 BIG = 1000  # ops
 
 

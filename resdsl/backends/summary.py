@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..ir import shapes as S
+from ..ir.graph import eval_form
 
 STRUCTURAL = ("network", "block", "repeat", "loop")
 
@@ -24,6 +25,8 @@ def node_macs(n):
     """Multiply-accumulates of one IR node (int or symbolic Size): the `macs` rule of its op's record."""
     return n.opdef.node_macs(n)
 
+
+TRAINING = " (training only)"  # a row or output the network computes in training mode only
 
 def param_counts(g) -> dict:
     """id(node) -> parameters it introduces (each shared tensor counted at its first use)."""
@@ -119,8 +122,12 @@ def summary_rows(g, depth: int | None = 1) -> tuple[list, dict]:
         else:
             children.setdefault(id(parent), [])
     totals_by_scope = {}
+    train = set(g.nodes) - set(eval_form(g).nodes)  # ops only the outputs marked `training` need
+    eval_scopes = set()  # scopes with an op that runs in eval mode too
     for n in g.nodes:
         for s in struct_chain(n.scope):
+            if n not in train:
+                eval_scopes.add(id(s))
             t = totals_by_scope.setdefault(id(s), [0, 0, None])
             t[0] += pc[id(n)]
             t[1] = S.add(t[1], node_macs(n))
@@ -131,7 +138,7 @@ def summary_rows(g, depth: int | None = 1) -> tuple[list, dict]:
         kind, obj = entry
         if kind == "node":
             n = obj
-            name = n.path or n.op
+            name = (n.path or n.op) + (TRAINING if n in train else "")
             rows.append(Row(name, n.op, level, shape_text(n.outputs[0].shape) if n.outputs else "",
                             pc[id(n)], node_macs(n), True))
             return
@@ -140,7 +147,8 @@ def summary_rows(g, depth: int | None = 1) -> tuple[list, dict]:
         out = s.info.get("out")
         shape = out.shape if out is not None and hasattr(out, "shape") else t[2]
         kids = children.get(id(s), [])
-        rows.append(Row(_scope_label(s), s.kind, level, shape_text(shape) if shape else "", t[0], t[1],
+        label = _scope_label(s) + ("" if id(s) in eval_scopes else TRAINING)
+        rows.append(Row(label, s.kind, level, shape_text(shape) if shape else "", t[0], t[1],
                         not kids))
         for k in kids:
             visit(k, level + 1)
@@ -150,8 +158,10 @@ def summary_rows(g, depth: int | None = 1) -> tuple[list, dict]:
     for kind, s in root_entries:
         for k in children.get(id(s), []):
             visit(k, 0)
-    total = {"params": g.num_params(), "macs": _total_macs(g),
-             "outputs": ", ".join(shape_text(v.shape) for v in g.outputs),
+    # MACs of one inference: the eval form (rows marked `training only` are not run there)
+    total = {"params": g.num_params(), "macs": _total_macs(eval_form(g)),
+             "outputs": ", ".join(shape_text(v.shape) + (TRAINING if i in g.train_only else "")
+                                  for i, v in enumerate(g.outputs)),
              "inputs": ", ".join(f"{v.name}: {shape_text(v.shape)}" for v in g.inputs)}
     return rows, total
 

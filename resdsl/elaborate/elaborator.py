@@ -47,6 +47,17 @@ from .regions import RegionMixin
 from .values import CALLABLE, BlockRef, Builtin, Fn, Instance, OpRef, Partial, type_name
 
 
+def training_only(ref, ctx, outputs) -> tuple:
+    """The indices of the outputs marked `training` (returned in training mode only)."""
+    spans = getattr(ctx, "train_marks", {})
+    marks = tuple(sorted(spans))
+    if marks and len(marks) == len(outputs):
+        raise ResdslError("type", f"network `{ref.name}` has only `training` outputs: in eval mode it would "
+                                  "return nothing", spans[marks[0]],
+                          help="leave the main output unmarked: `output logits, training aux = ...`")
+    return marks
+
+
 class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
     def __init__(self, program: Program, shape_overrides: dict | None = None, input_channels: int | None = None,
                  input_shape=None):
@@ -160,6 +171,7 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             raise ResdslError("shape", f"network `{ref.name}` computes nothing", ref.defn.span)
         graph = Graph(name, [v for v in inputs], [v for _, v in outputs], self.nodes, root,
                       [n or "out" for n, _ in outputs])
+        graph.train_only = training_only(ref, ctx, outputs)
         if len(graph.outputs) == 1 and outputs[0][0] is None:
             graph.output_names = ["out"]
         root.info["params"] = {k: v for k, v in bound.items() if not isinstance(v, CALLABLE)}
@@ -169,6 +181,13 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
             from ..ir.interface import resolve
             root.info["interface"] = resolve(graph, self.annotations)
         return graph
+
+    def training_output(self, ctx: Ctx, item):
+        if ctx.scope is None or ctx.scope.kind != "network":
+            raise ResdslError("type", f"`training {item.name} = ...` is an output of a network, not of a block",
+                              item.span, help="return it from the block as a plain output and mark it "
+                                              "`training` in the network's `output` line")
+        ctx.train_marks = {**getattr(ctx, "train_marks", {}), len(ctx.outputs): item.span}
 
     # ------------------------------------------------------------------ statements
     def body(self, body: ast.Body, ctx: Ctx):
@@ -220,6 +239,8 @@ class Elaborator(ExprMixin, BlockMixin, OpApplyMixin, RegionMixin):
                     continue
                 if not isinstance(v, Value):
                     raise ResdslError("type", f"`output` needs a tensor, got {type_name(v)}", item.span)
+                if item.training:
+                    self.training_output(ctx, item)
                 ctx.outputs.append((item.name, v))
                 links = item.chain.links
                 bare = links[0].expr.id if len(links) == 1 and isinstance(links[0].expr, ast.Name) \

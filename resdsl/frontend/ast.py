@@ -160,6 +160,7 @@ class Input(Node):
 class OutputItem(Node):
     name: str | None
     chain: Chain
+    training: bool = False  # `output y, training aux = ...`: returned in training mode only
 
 
 @dataclass(frozen=True)

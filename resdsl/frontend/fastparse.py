@@ -360,12 +360,17 @@ class Parser(ExprParser):
         items, d = [], 0
         while True:
             j0 = self.i
-            name = None
-            if k[j0 + 1] == "=" and k[j0] in NAME_AT_LINK:
-                name = self.t[j0][1]
+            name, training = None, False
+            if k[j0] == "NAME" and self.t[j0][1] == "training":  # Lark's contextual lexer: a keyword here
+                if k[j0 + 1] not in NAME_AT_LINK or k[j0 + 2] != "=":
+                    raise Bail
+                training = True
+                self.i += 1
+            if k[self.i + 1] == "=" and k[self.i] in NAME_AT_LINK:
+                name = self.t[self.i][1]
                 self.i += 2
             chain = self.chain()
-            items.append(ast.OutputItem(self.span(j0, self.i - 1), name, chain))
+            items.append(ast.OutputItem(self.span(j0, self.i - 1), name, chain, training))
             if self.d + 1 > d:
                 d = self.d + 1
             if k[self.i] != ",":

@@ -330,6 +330,10 @@ class _ToAst(Transformer):
         name, chain = items
         return ast.OutputItem(self.sp(meta), str(name) if name is not None else None, chain)
 
+    def training_output_item(self, meta, items):
+        _, name, chain = items
+        return ast.OutputItem(self.sp(meta), str(name), chain, True)
+
     def assign_stmt(self, meta, items):
         return ast.Assign(self.sp(meta), tuple(str(t) for t in items[:-1]), items[-1])
 

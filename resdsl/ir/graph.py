@@ -85,6 +85,11 @@ class Graph:
     nodes: list
     root: Scope
     output_names: list = field(default_factory=list)
+    train_only: tuple = ()  # indices of the outputs returned in training mode only (`output y, training aux = ...`)
+
+    def eval_outputs(self) -> list:
+        """The outputs returned in eval mode (all of them where none is marked `training`)."""
+        return [v for i, v in enumerate(self.outputs) if i not in self.train_only]
 
     def param_names(self) -> dict:
         """Dotted state name -> ParamSpec, in first-use order, each shared tensor once: the keys of
@@ -143,3 +148,22 @@ class Graph:
 
 def describe_value(v: Value) -> str:
     return f"%{v.name}: {shape_str(v.shape)}"
+
+
+def eval_form(g: Graph) -> Graph:
+    """`g` as it runs in eval mode: the outputs marked `training` dropped, and every op that only
+    they need. Shares `g`'s Values, Nodes and Scopes (nothing is copied); `g` itself where no
+    output is marked."""
+    if not g.train_only:
+        return g
+    outs = g.eval_outputs()
+    live = set(outs)
+    keep = []
+    for n in reversed(g.nodes):
+        if any(v in live for v in n.outputs):
+            keep.append(n)
+            live.update(n.inputs)
+    keep.reverse()
+    names = [nm for i, nm in enumerate(g.output_names) if i not in g.train_only]
+    return Graph(g.name, list(g.inputs), outs, keep, g.root, names)
+

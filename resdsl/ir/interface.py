@@ -200,11 +200,13 @@ def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict
         feat = node.inputs[0]
     else:
         return None
-    if len(graph.outputs) != 1:
-        raise ResdslError("type", f"network `{graph.name}` has {len(graph.outputs)} outputs; forward_head needs one",
-                          where, help="a network with a classifier or features ends in one tensor")
+    outs = graph.eval_outputs()  # outputs marked `training` are not the head's
+    if len(outs) != 1:
+        raise ResdslError("type", f"network `{graph.name}` has {len(outs)} outputs; forward_head needs one",
+                          where, help="a network with a classifier or features ends in one tensor (mark "
+                                      "auxiliary outputs `training`: `output y, training aux = ...`)")
     body = _ancestors([feat])
-    need = _ancestors(graph.outputs)
+    need = _ancestors(outs)
     head = [n for n in graph.nodes if n in need and n not in body]
     hs = set(head)
     for n in head:

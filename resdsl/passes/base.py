@@ -29,7 +29,7 @@ def clone_graph(g: Graph) -> Graph:
         for v in m.outputs:
             v.producer = m
         nodes.append(m)
-    return Graph(g.name, inputs, [val(v) for v in g.outputs], nodes, g.root, list(g.output_names))
+    return Graph(g.name, inputs, [val(v) for v in g.outputs], nodes, g.root, list(g.output_names), g.train_only)
 
 
 def param_count(g: Graph) -> int:

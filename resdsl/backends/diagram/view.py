@@ -153,10 +153,10 @@ def _build(view: View):
                 continue
             seen_edges.add(key)
             view.edges.append((src.key, dst.key, v, cls))
-    for name, v in zip(g.output_names or [f"out{i}" for i in range(len(g.outputs))], g.outputs):
+    for i, (name, v) in enumerate(zip(g.output_names or [f"out{i}" for i in range(len(g.outputs))], g.outputs)):
         src = source(v)
         it = get_item(unique(name, ("output", name), "_"), "output")
-        it.name = name
+        it.name = name + (" (training only)" if i in g.train_only else "")  # `output y, training aux = ...`
         it.in_shape = v.shape
         view.edges.append((src.key, it.key, v, "output"))
 
@@ -175,6 +175,14 @@ def _build(view: View):
             if fold:
                 it.badge = f"×{fold[0]}" + (", shared" if fold[3].kind == "loop" else "")
                 it.name = _range_name(s, fold)
+
+    if g.train_only:  # a block only the `training` outputs need (an auxiliary head): badged
+        from ...ir.graph import eval_form
+        run = eval_form(g).nodes
+        eval_scopes = {id(s) for n in run for s in n.scope.ancestors()}
+        for it in view.items.values():
+            if it.kind == "box" and id(it.scope) not in eval_scopes:
+                it.badge = (it.badge + ", " if it.badge else "") + "training only"
 
     # clusters
     cluster_keys = {}

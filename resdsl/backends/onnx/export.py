@@ -27,7 +27,7 @@ Supported opsets: :data:`OPSET_MIN` .. :data:`OPSET_MAX` (default :data:`OPSET_D
 from __future__ import annotations
 
 from ...diagnostics import ResdslError
-from ...ir.graph import Graph
+from ...ir.graph import Graph, eval_form
 from . import layers, ops, ops_dynamic, ops_sdpa  # noqa: F401 (importing them registers the lowerings)
 from .builder import (  # noqa: F401 (lowering, no_lowering: re-exported, the public names)
     EXTERNAL_MIN_TENSOR_BYTES,
@@ -77,6 +77,7 @@ def to_onnx_model(graph: Graph, seed: int | None = None, weights: dict | None = 
     if weights is None:
         from ..torch.build import to_fx  # the weights of resdsl.build(..., seed=seed), not copied
         weights = {k: v.detach() for k, v in to_fx(graph, seed=seed).state_dict().items()}
+    graph = eval_form(graph)  # outputs marked `training` (and the ops only they need) are left out
     h = onnx.helper
     b = Builder(graph, weights, opset, external)
     # reserve the interface names first: inputs, then outputs (unique), then parameters

@@ -838,6 +838,7 @@ class _Forward:
         self.rep, self.optional, self.attrs = rep, set(optional), attrs
         self.acts = {}  # constructor text -> attribute name
         self.lines = []
+        self.modal = None  # the top class of a network with `training` outputs: (their indices, tuple class)
 
     def access(self, target: str) -> str:
         text, cur = "self", self.rep
@@ -882,6 +883,9 @@ class _Forward:
                 return f"[{inner}]" if isinstance(a, list) else f"({inner}{',' if len(a) == 1 else ''})"
             return lit(a)
 
+        train_nodes = _train_only_nodes(nodes, self.modal[0]) if self.modal else set()
+        in_train = False
+
         def fresh(want):
             want = re.sub(r"\W", "_", want.lower(), flags=re.ASCII) or "out"
             if not ident(want) or want in FILE_NAMES or keyword.iskeyword(want):
@@ -904,6 +908,12 @@ class _Forward:
                 continue
             if n.op == "output":
                 res = n.args[0]
+                if self.modal:  # as torchvision: the namedtuple in training mode, the main output(s) in eval
+                    idx, tuple_cls = self.modal
+                    out.append("        if self.training:")
+                    out += statement(3, "return ", Call(tuple_cls, [text(x) for x in res]))
+                    res = [x for i, x in enumerate(res) if i not in idx]
+                    res = res[0] if len(res) == 1 else tuple(res)
                 res = ", ".join(text(x) for x in res) if isinstance(res, (tuple, list)) else text(res)
                 out.append(f"        return {res}")
                 continue
@@ -922,16 +932,22 @@ class _Forward:
             for a in ins:
                 if left[a] == 0 and a in var and live.get(var[a]) is a:
                     del live[var[a]]
+            lvl = 3 if n in train_nodes else 2  # an op only the `training` outputs need: under `if self.training:`
+            pad = "    " * lvl
+            if (n in train_nodes) != in_train:
+                in_train = n in train_nodes
+                if in_train:
+                    out.append("        if self.training:")
             if n.op == "call_module" and n.target in self.optional:
                 a = text(n.args[0])
                 name = fresh("identity")
                 acc = self.access(n.target)
-                out.append(f"        {name} = {a}")
-                out.append(f"        if {acc} is not None:")
-                out += statement(3, f"{name} = ", Call(acc, [a]))
+                out.append(f"{pad}{name} = {a}")
+                out.append(f"{pad}if {acc} is not None:")
+                out += statement(lvl + 1, f"{name} = ", Call(acc, [a]))
             elif n.op == "call_function" and operator_symbol(n.target) == "+=":
                 name = var[n.args[0]]
-                out.append(f"        {name} += {text(n.args[1])}")
+                out.append(f"{pad}{name} += {text(n.args[1])}")
             else:
                 expr, want = self.expr(n, text)
                 if n.meta.get("res_name"):  # a size read at run time: named by its axis (`h = x.size(2)`)
@@ -941,7 +957,7 @@ class _Forward:
                     name = var[first]
                 else:
                     name = fresh("out" if "out" not in live else want)
-                out += statement(2, f"{name} = ", expr)
+                out += statement(lvl, f"{name} = ", expr)
             var[n] = name
             if left[n] > 0:
                 live[name] = n
@@ -970,6 +986,28 @@ class _Forward:
             return f"-{args[0]}", "out"
         name = function_name(fn)
         return Call(name, args + kws), name.split(".")[-1].rstrip("_")
+
+
+def _train_only_nodes(nodes, train_idx) -> set:
+    """The fx nodes that only the outputs at `train_idx` (those marked `training`) need."""
+    res = nodes[-1].args[0]
+    res = list(res) if isinstance(res, (tuple, list)) else [res]
+    need, stack = set(), [r for i, r in enumerate(res) if i not in train_idx and isinstance(r, torch.fx.Node)]
+    while stack:
+        m = stack.pop()
+        if m not in need:
+            need.add(m)
+            stack.extend(m.all_input_nodes)
+    return {m for m in nodes if m.op not in ("placeholder", "output") and m not in need}
+
+
+def _outputs_class(graph, names) -> tuple:
+    """(class name, lines) of the NamedTuple a network with `training` outputs returns in training mode."""
+    from .training import outputs_class
+    cname = names.new(TF.module_class_name(graph.name) + "Outputs", suffix="")
+    fields = outputs_class(cname, list(graph.output_names))._fields
+    lines = [f"class {cname}(NamedTuple):"] + [f"    {f}: torch.Tensor" for f in fields]
+    return cname, lines
 
 
 # a simple operand of `**` (a name, an attribute, a number): ruff format hugs the operator
@@ -1110,8 +1148,11 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
         cls.name = names.new(want if want != fn_name else want + "Module", suffix="")
     top_cls = top.group
     bodies = []
+    modal = _outputs_class(graph, names) if graph.train_only else None
+    if modal:
+        bodies.append(modal[1])
     for cls in classes:  # post-order: a class's children are written before it
-        bodies.append(_class_lines(cls, cls is top_cls, graph, owners))
+        bodies.append(_class_lines(cls, cls is top_cls, graph, owners, modal and (graph.train_only, modal[0])))
     plan = initplan.Plan(graph)
     init_fn = _init_function(plan, top, classes)
     ties = [(path, local, owner) for path, (n, _) in owners.items() for local, owner in n.attrs.get("_tie", ())]
@@ -1132,6 +1173,8 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
         lines.append("import torch.utils.checkpoint")
     if "OrderedDict(" in text:
         lines.insert(lines.index("import torch"), "from collections import OrderedDict\n")
+    if modal:
+        lines.insert(lines.index("import torch"), "from typing import NamedTuple\n")
     lines += ["from torch import nn", "", f"SOURCE = {string(source or '<string>')}"]
     used = sorted({c.cls for c in _all(top) if c.kind == "leaf" and c.cls in TF.RUNTIME_CLASSES})
     for name in used:
@@ -1156,7 +1199,7 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     return "\n".join(lines) + "\n"
 
 
-def _class_lines(cls, is_top, graph, owners) -> list:
+def _class_lines(cls, is_top, graph, owners, modal=None) -> list:
     rep, insts = cls.rep, cls.insts
     stmts = []
     for name, c in rep.children:
@@ -1214,6 +1257,7 @@ def _class_lines(cls, is_top, graph, owners) -> list:
         cls.values[id(inst)] = {p: params[p][k] for p in order}
     attrs = Names(FILE_NAMES | {n for n, _ in rep.children} | set(dir(torch.nn.Module)))
     fwd = _Forward(rep, cls.optional, attrs)
+    fwd.modal = modal if is_top else None
     arg_names = Names(FILE_NAMES | {"self"})
     init = []
     if res is None:

@@ -182,7 +182,8 @@ def attach(model: torch.nn.Module, graph: Graph) -> torch.nn.Module:
     attrs = {"_rd_name": graph.name, "_rd_feature_info": tuple(I.feature_info(graph, iface))}
     attrs["forward_features"] = _compile(_fx_graph(graph, tree, model, split.inputs, [split.features]),
                                          "forward_features")
-    attrs["_rd_head"] = _compile(_fx_graph(graph, tree, model, [split.features], graph.outputs), "forward_head")
+    attrs["_rd_head"] = _compile(_fx_graph(graph, tree, model, [split.features], graph.eval_outputs()),
+                                 "forward_head")
     attrs["_rd_pre_logits"] = None
     if split.classifier is not None:
         attrs["_rd_pre_logits"] = _compile(_fx_graph(graph, tree, model, [split.features], [split.pre_logits]),

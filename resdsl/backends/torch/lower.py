@@ -199,6 +199,9 @@ def blocks(model: torch.nn.Module):
 
 def _make(graph, tree, root):
     g = _site_graph(graph, tree, root)
+    if graph.train_only:  # `output y, training aux = ...`: a forward that branches on self.training
+        from .training import make_modal
+        return make_modal(root, g, TF.module_class_name(graph.name), graph)
     return _as_resmodule(root, g, TF.module_class_name(graph.name))
 
 

@@ -1,0 +1,94 @@
+"""Networks with outputs marked `training` (``output logits, training aux = ...``): the root
+module's forward branches on ``self.training``, as torchvision's GoogLeNet and Inception-v3 do.
+
+The root module is one fx GraphModule whose ``graph`` is the training form (every output, in
+the order of the ``.res`` file); a second fx graph, the eval form, is that graph with the
+training outputs dropped and every node only they need removed. Both run over the same child
+modules, so there is one state_dict, one set of hooks, one ``named_modules()``. The forward is
+
+    if self.training:
+        return Outputs(*train_forward(self, x))    # a namedtuple with the .res output names
+    return eval_forward(self, x)                   # the main output(s) only
+
+which torch.compile follows (it guards on ``self.training``).
+"""
+from __future__ import annotations
+
+import collections
+import keyword
+
+import torch
+import torch.fx
+from torch.fx.graph_module import _forward_from_src
+
+from .lower import ResModule
+
+_TUPLES = {}
+
+
+def outputs_class(name: str, fields: list) -> type:
+    """The namedtuple of a network's training-mode outputs (one class per name and fields)."""
+    key = (name, tuple(fields))
+    if key not in _TUPLES:
+        ok = all(f.isidentifier() and not keyword.iskeyword(f) and not f.startswith("_") for f in fields) \
+            and len(set(fields)) == len(fields)
+        _TUPLES[key] = collections.namedtuple(name, fields, rename=not ok)
+    return _TUPLES[key]
+
+
+def eval_graph(g: torch.fx.Graph, keep: list) -> torch.fx.Graph:
+    """A copy of `g` returning only the outputs at the indices `keep` (one: the tensor itself),
+    without the nodes no kept output needs."""
+    new = torch.fx.Graph()
+    val_map = {}
+    out = new.graph_copy(g, val_map)
+    outs = [out[i] for i in keep]
+    new.output(outs[0] if len(outs) == 1 else tuple(outs))
+    for node in reversed(list(new.nodes)):
+        if node.op not in ("placeholder", "output") and not node.users:
+            new.erase_node(node)
+    return new
+
+
+class ModalModule(ResModule):
+    """The root module of a network with training-only outputs (see the module docstring)."""
+
+    _rd_eval_graph = None
+    _rd_outputs = None
+
+    @property
+    def eval_graph(self) -> torch.fx.Graph:
+        """The fx graph of the eval-mode forward (``graph`` is the training-mode one)."""
+        return self._rd_eval_graph
+
+    def recompile(self):
+        pc = super().recompile()
+        eg = self._rd_eval_graph
+        if eg is None:  # during construction: set up by make_modal
+            return pc
+        src = eg.python_code(root_module="self")
+        eval_fwd = _forward_from_src(src.src, src.globals, {})
+        train_fwd = type(self).forward
+        outputs = self._rd_outputs
+
+        def forward(self, *args, **kwargs):
+            if self.training:
+                return outputs(*train_fwd(self, *args, **kwargs))
+            return eval_fwd(self, *args, **kwargs)
+
+        forward.__doc__ = "training: the namedtuple of every output; eval: the main output(s) only"
+        type(self).forward = forward
+        self._rd_eval_code = src.src
+        return pc
+
+
+def make_modal(cont, g: torch.fx.Graph, cls_name: str, graph) -> ModalModule:
+    """The root module over `cont` (its children) computing `g` in training mode and its eval
+    form in eval mode; `graph` is the IR graph (its output names and `train_only` marks)."""
+    gm = ModalModule(cont, g, class_name=cls_name)
+    gm._modules, gm._parameters, gm._buffers = cont._modules, cont._parameters, cont._buffers
+    keep = [i for i in range(len(graph.outputs)) if i not in graph.train_only]
+    gm._rd_outputs = outputs_class(cls_name + "Outputs", list(graph.output_names))
+    gm._rd_eval_graph = eval_graph(g, keep)
+    gm.recompile()
+    return gm
