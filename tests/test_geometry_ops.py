@@ -47,8 +47,8 @@ def test_modrelu_scales_the_modulus_and_keeps_the_phase():
 
 
 def test_graph_propagate_is_adjacency_times_features():
-    gm, _ = net("    GraphPropagate(adj, h)", "h: [V, F=4], adj: [V, V]")
-    h, adj = torch.randn(5, 4, generator=GEN), torch.rand(5, 5, generator=GEN)
+    gm, _ = net("    GraphPropagate(adj, h)", "h: [N, V, F=4], adj: [N, V, V]")
+    h, adj = torch.randn(2, 5, 4, generator=GEN), torch.rand(2, 5, 5, generator=GEN)
     with torch.no_grad():
         torch.testing.assert_close(gm(h, adj), adj @ h)
 

@@ -23,12 +23,13 @@ import resdsl
 STD = os.path.join(ROOT, "stdlib")
 
 
-def graph(v=7, f=5, seed=0):
+def graph(n=2, v=7, f=5, seed=0):
+    """n random graphs of v nodes: features [n, v, f], D^-1/2 (A + I) D^-1/2 [n, v, v]."""
     g = torch.Generator().manual_seed(seed)
-    a = (torch.rand(v, v, generator=g) < 0.35).float()
-    a = ((a + a.T + torch.eye(v)) > 0).float()                 # symmetric, with self loops
-    d = a.sum(1).rsqrt()
-    return torch.randn(v, f, generator=g), d[:, None] * a * d[None, :]   # D^-1/2 (A + I) D^-1/2
+    a = (torch.rand(n, v, v, generator=g) < 0.35).float()
+    a = ((a + a.transpose(1, 2) + torch.eye(v)) > 0).float()   # symmetric, with self loops
+    d = a.sum(2).rsqrt()
+    return torch.randn(n, v, f, generator=g), d[:, :, None] * a * d[:, None, :]
 
 
 G = torch.Generator().manual_seed(0)
@@ -81,7 +82,7 @@ def fdgatii_ref(P, x, adj, train, layers=3, alpha=0.1, lam=0.5):
         p = f"convs.{i}"
         beta = math.log(lam / (i + 1) + 1)
         s, t = h @ P[f"{p}.attn.src.weight"].T, h @ P[f"{p}.attn.dst.weight"].T
-        e = (F.leaky_relu(s[:, None, :] + t[None, :, :], 0.2) @ P[f"{p}.attn.att.weight"].T)[..., 0]
+        e = (F.leaky_relu(s[:, :, None, :] + t[:, None, :, :], 0.2) @ P[f"{p}.attn.att.weight"].T)[..., 0]
         att = torch.softmax(e.masked_fill(adj == 0, float("-inf")), dim=-1)
         support = (1 - alpha) * (att @ h) + alpha * h0                        # initial residual
         h = F.relu((1 - beta) * support + beta * support @ P[f"{p}.mapping.weight"].T)  # identity mapping
@@ -99,13 +100,14 @@ def test_fdgatii_attends_only_along_edges():
     f, net, params, _ = TINY["fdgatii"]
     gm = resdsl.build(os.path.join(STD, f), network=net, seed=1, **{**params, "layers": 1}).eval()
     x, adj = graph()
-    far = next(j for j in range(adj.shape[0]) if adj[0, j] == 0)
+    far = next(j for j in range(adj.shape[1]) if adj[0, 0, j] == 0)
     x2 = x.clone()
-    x2[far] += 5.0
+    x2[0, far] += 5.0
     with torch.no_grad():
         a, b = gm(x, adj), gm(x2, adj)
-    torch.testing.assert_close(a[0], b[0])
-    assert not torch.allclose(a[far], b[far])
+    torch.testing.assert_close(a[0, 0], b[0, 0])
+    torch.testing.assert_close(a[1], b[1])                    # the other graph of the batch
+    assert not torch.allclose(a[0, far], b[0, far])
 
 
 # ---------------------------------------------------------------- CV-MuSeNet
