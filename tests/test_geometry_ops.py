@@ -104,8 +104,15 @@ def test_mobius_addition_identities():
 def test_ball_project_clamps_only_outside_points():
     gm, _ = net("    BallProject(1.0)", "x: [N, C=5, L]")
     x = ball(1.0)
-    far = x * 10
+    far = x / x.norm(dim=1, keepdim=True) * torch.linspace(1.0, 5.0, x.shape[2])   # all outside
     with torch.no_grad():
         torch.testing.assert_close(gm(x), x)
         n = gm(far).norm(dim=1)
     torch.testing.assert_close(n, torch.full_like(n, 1 - 4e-3))
+
+
+def test_ball_maps_have_finite_gradients_at_the_origin():
+    gm, _ = net("    e = v -> Expmap0(1.0)\n    output e -> Logmap0(1.0)", "v: [N, C=5, L]")
+    v = torch.zeros(2, 5, 3, requires_grad=True)
+    gm(v).sum().backward()
+    assert torch.isfinite(v.grad).all()
