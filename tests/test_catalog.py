@@ -121,6 +121,16 @@ PAPERS = {
     **dict.fromkeys(["SMoRETransformer", "smore_tiny"],
                     ("S'MoRE: Structural Mixture of Residual Experts for LLM Fine-tuning", 2025, "2504.06426")),
     # end of reading list (a)
+    **dict.fromkeys(["FDGATII", "fdgatii_tiny"],
+                    ("FDGATII: Fast Dynamic Graph Attention with Initial Residual and Identity Mapping", 2021,
+                     "2110.11464")),
+    **dict.fromkeys(["CVMuSeNet", "cv_musenet_small"],
+                    ("I Can't Believe It's Not Real: CV-MuSeNet: Complex-Valued Multi-Signal Segmentation", 2025,
+                     "2506.11048")),
+    **dict.fromkeys(["RKANResNet", "rkan_resnet_tiny"],
+                    ("Residual Kolmogorov-Arnold Network for Enhanced Deep Learning", 2024, "2410.05500")),
+    **dict.fromkeys(["PoincareResNet", "poincare_resnet_small"], ("Poincaré ResNet", 2023, "2303.14027")),
+    # end of reading list (d)
 }
 
 
