@@ -562,3 +562,34 @@ def test_a_bug_in_the_analysis_is_reported_not_hung(tmp_path):
     (p,) = sent
     (d,) = p.diagnostics
     assert d.code == "internal" and "KeyError" in d.message
+
+
+TIES_INTO_COPIES = """\
+block B(c: int) {
+    conv(c, 3, padding=1) as conv
+}
+
+network n() {
+    input x: [N, 4, H=8, W=8]
+    conv(4, 3, padding=1, tie="b2.conv") as early
+    for i in range(3) {
+        B(4) as b{i}
+    }
+    conv(4, 3, padding=1, tie="b1.conv") as head
+}
+"""
+
+
+def test_ties_into_and_out_of_copied_calls_are_what_check_elaborates(tmp_path):
+    """A `tie=` naming a layer inside a copied block call (`b1.conv`, a copy of `b0`), and one naming
+    a layer defined later: the language server's graph is check's, with no diagnostic."""
+    from resdsl.elaborate import Program
+    from resdsl.elaborate.elaborator import Elaborator
+    from resdsl.lsp.analysis import Analyzer
+    path = tmp_path / "ties.res"
+    path.write_text(TIES_INTO_COPIES)
+    got = Analyzer().analyze(TIES_INTO_COPIES, str(path))
+    assert got.problems == [], [p.message for p in got.problems]
+    want = Elaborator(Program.from_file(str(path))).network("n")
+    assert _graph_text(got.graphs["n"]) == _graph_text(want)
+    assert "error" not in _check(path)

@@ -148,6 +148,7 @@ class MemoElaborator(Elaborator):
         rec = _Recording(self.depth + 1, self.nest + 1, len(self.nodes))
         steps, params = self.budget.steps, self.budget.params
         n_children, n_ann, shapes = len(ctx.scope.children), len(self.annotations), dict(self.shape_overrides)
+        n_pending = len(getattr(self, "pending_ties", ()))  # a tie towards an op defined later (tying.py)
         self._recs.append(rec)
         try:
             out = super().apply_block(ref, tensors, args, kwargs, as_name, ctx, span, path)
@@ -158,7 +159,7 @@ class MemoElaborator(Elaborator):
             r.depth = max(r.depth, rec.depth)
             r.nest = max(r.nest, rec.nest)
         if not rec.ok or len(ctx.scope.children) != n_children + 1 or len(self.annotations) != n_ann \
-                or self.shape_overrides != shapes:
+                or self.shape_overrides != shapes or len(getattr(self, "pending_ties", ())) != n_pending:
             return out
         top = ctx.scope.children[-1]
         e = _Entry()
@@ -211,9 +212,12 @@ class MemoElaborator(Elaborator):
             parent.children.append(c)
             scopes.append(c)
         fresh, states, specs, nodes, recs = self.fresh, self.states, self.param_specs, self.nodes, self._recs
+        node_at = getattr(self, "node_at", None)
         for op, ins, attrs, tail, falsy, params, si, nspan, claimed, outs in e.node_plan:
             p = falsy if tail is None else path + tail
             node = Node(op, [values[i] for i in ins], [], dict(attrs), p, dict(params), scopes[si], nspan)
+            if node.params and node_at is not None:  # what a later `tie=` finds by path (tying.py)
+                node_at.setdefault(p, node)
             if claimed is not None:
                 states[p] = claimed
                 specs.setdefault(p, node.params)
