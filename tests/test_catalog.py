@@ -87,6 +87,15 @@ PAPERS = {
     **dict.fromkeys(["ResFormer", "resformer_tiny"],
                     ("Value Residual Learning For Alleviating Attention Concentration In Transformers", 2024,
                      "2410.17897")),
+    **dict.fromkeys(["RawWaveformCNN", "RawWaveformResNet", "m3", "m5", "m11", "m18", "m34_res"],
+                    ("Very Deep Convolutional Neural Networks for Raw Waveforms", 2016, "1610.00087")),
+    **dict.fromkeys(["DRLN", "drln_x2", "drln_x3", "drln_x4"],
+                    ("Densely Residual Laplacian Super-Resolution", 2019, "1906.12021")),
+    **dict.fromkeys(["R2L", "r2l"], ("R2L: Distilling Neural Radiance Field to Neural Light Field for Efficient Novel "
+                                     "View Synthesis", 2022, "2203.17261")),
+    **dict.fromkeys(["AutoInt", "autoint", "autoint_deepctr"],
+                    ("AutoInt: Automatic Feature Interaction Learning via Self-Attentive Neural Networks", 2018,
+                     "1810.11921")),
 }
 
 

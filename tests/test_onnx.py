@@ -98,8 +98,11 @@ def inputs_for(g, batch, spatial=64, seed=0):
         sizes = [ax.size if isinstance(ax.size, int) else (batch if i == 0 else spatial)
                  for i, ax in enumerate(v.shape)]
         emb = [n for n in users.get(v, []) if n is not None and n.op == "embedding"]
+        # ids picked apart per field first (AutoInt: select, then one embedding per field)
+        emb += [m for n in users.get(v, []) if n is not None and n.op == "select"
+                for o in n.outputs for m in users.get(o, []) if m is not None and m.op == "embedding"]
         if emb:
-            out[v.name] = torch.randint(0, emb[0].attrs["num"], sizes, generator=gen)
+            out[v.name] = torch.randint(0, min(n.attrs["num"] for n in emb), sizes, generator=gen)
         else:
             out[v.name] = torch.randn(sizes, generator=gen)
     return out
