@@ -96,6 +96,10 @@ PAPERS = {
     **dict.fromkeys(["AutoInt", "autoint", "autoint_deepctr"],
                     ("AutoInt: Automatic Feature Interaction Learning via Self-Attentive Neural Networks", 2018,
                      "1810.11921")),
+    **dict.fromkeys(["SRMNet", "srmnet"], ("Selective Residual M-Net for Real Image Denoising", 2022, "2203.01296")),
+    **dict.fromkeys(["DeepResUNet", "deep_resunet"],
+                    ("Decoupling Magnitude and Phase Estimation with Deep ResUNet for Music Source Separation", 2021,
+                     "2109.05418")),
 }
 
 
