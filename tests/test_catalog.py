@@ -131,6 +131,19 @@ PAPERS = {
                     ("Residual Kolmogorov-Arnold Network for Enhanced Deep Learning", 2024, "2410.05500")),
     **dict.fromkeys(["PoincareResNet", "poincare_resnet_small"], ("Poincaré ResNet", 2023, "2303.14027")),
     # end of reading list (d)
+    **dict.fromkeys(["RawWaveformCNN", "RawWaveformResNet", "m3", "m5", "m11", "m18", "m34_res"],
+                    ("Very Deep Convolutional Neural Networks for Raw Waveforms", 2016, "1610.00087")),
+    **dict.fromkeys(["DRLN", "drln_x2", "drln_x3", "drln_x4"],
+                    ("Densely Residual Laplacian Super-Resolution", 2019, "1906.12021")),
+    **dict.fromkeys(["R2L", "r2l"], ("R2L: Distilling Neural Radiance Field to Neural Light Field for Efficient Novel "
+                                     "View Synthesis", 2022, "2203.17261")),
+    **dict.fromkeys(["AutoInt", "autoint", "autoint_deepctr"],
+                    ("AutoInt: Automatic Feature Interaction Learning via Self-Attentive Neural Networks", 2018,
+                     "1810.11921")),
+    **dict.fromkeys(["SRMNet", "srmnet"], ("Selective Residual M-Net for Real Image Denoising", 2022, "2203.01296")),
+    **dict.fromkeys(["DeepResUNet", "deep_resunet"],
+                    ("Decoupling Magnitude and Phase Estimation with Deep ResUNet for Music Source Separation", 2021,
+                     "2109.05418")),
 }
 
 

@@ -108,8 +108,11 @@ def inputs_for(g, batch, spatial=64, seed=0):
                  for i, ax in enumerate(v.shape)]
         emb = [n for n in users.get(v, []) if n is not None and n.op == "embedding"]
         frames = [n for n in users.get(v, []) if n is not None and n.op == "resfield" and n.inputs[1] is v]
+        # ids picked apart per field first (AutoInt: select, then one embedding per field)
+        emb += [m for n in users.get(v, []) if n is not None and n.op == "select"
+                for o in n.outputs for m in users.get(o, []) if m is not None and m.op == "embedding"]
         if emb:
-            out[v.name] = torch.randint(0, emb[0].attrs["num"], sizes, generator=gen)
+            out[v.name] = torch.randint(0, min(n.attrs["num"] for n in emb), sizes, generator=gen)
         elif frames:  # the frame index of each sample
             out[v.name] = torch.randint(0, frames[0].attrs["frames"], sizes, generator=gen)
         else:

@@ -49,7 +49,9 @@ def _inputs(g, side=SIDE):
                 (sym,) = a.size.symbols
                 env.setdefault(sym, 1 if i == 0 else side)
             dims.append(int(size_value(a.size, env)))
-        integer = any(n.op == "embedding" and v in n.inputs for n in g.nodes)
+        # ids: read by an embedding, directly or after `select` picks a field (AutoInt)
+        picked = {o for n in g.nodes if n.op == "select" and v in n.inputs for o in n.outputs}
+        integer = any(n.op == "embedding" and ({v} | picked) & set(n.inputs) for n in g.nodes)
         tensors.append(torch.zeros(dims, dtype=torch.long, device="meta") if integer
                        else torch.empty(dims, device="meta"))
     return env, tensors

@@ -278,13 +278,20 @@ def make_value_info(helper, name: str, v, elem_type):
 
 def input_type(graph: Graph, v):
     """An input read only by embeddings, `positions` (or as the frame index of `resfield`) holds
-    integer ids (int64, as torch wants them)."""
+    integer ids (int64, as torch wants them), also when `select` first picks out one field's ids
+    per embedding (AutoInt)."""
     from onnx import TensorProto
-    users = [n for n in graph.users().get(v, []) if n is not None]
-    if users and all(n.op in ("embedding", "positions") or (n.op == "resfield" and n.inputs[0] is not v)
-                     for n in users) and v.dtype.startswith("float"):
+    if v.dtype.startswith("float") and _ids_only(graph.users(), v):
         return TensorProto.INT64
     return elem_type(v.dtype)
+
+
+def _ids_only(users, v) -> bool:
+    nodes = [n for n in users.get(v, []) if n is not None]
+    return bool(nodes) and all(n.op in ("embedding", "positions")
+                               or (n.op == "resfield" and n.inputs[0] is not v)
+                               or (n.op == "select" and all(_ids_only(users, o) for o in n.outputs))
+                               for n in nodes)
 
 
 def elem_type(dtype: str):
