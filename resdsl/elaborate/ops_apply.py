@@ -44,7 +44,7 @@ class OpApplyMixin:
                                       help="tensor sizes must be positive and below 2**31")
         if tie is not None:  # weight tying across ops (tying.py)
             params, attrs["_tie"] = tying.resolve(self, tie, od, params, ctx, self.kw_span("tie", span))
-        needs_state = bool(params) or "stochastic" in od.traits
+        needs_state = bool(params) or "stochastic" in od.traits or "module" in od.traits
         name = self.name_of(as_name, ctx)
         if path is None and needs_state:
             path = join(ctx.prefix, name or self.auto_name(ctx, od.name))

@@ -34,9 +34,10 @@ CLASSES = {
     "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU,
     "SkipGate": runtime.SkipGate, "TopKRouter": runtime.TopKRouter, "VectorQuantizer": runtime.VectorQuantizer,
     "ResFieldLinear": runtime.ResFieldLinear,
+    "LIF": runtime.LIF, "ConvLSTM": runtime.ConvLSTM, "Reservoir": runtime.Reservoir,
 }
 RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "SkipGate", "TopKRouter", "VectorQuantizer",
-                   "ResFieldLinear")
+                   "ResFieldLinear", "LIF", "ConvLSTM", "Reservoir")
 
 
 LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
@@ -180,7 +181,7 @@ def state_owners(graph: Graph):
     (and draw random numbers for) the same modules in the same order."""
     done = set()
     for n in graph.nodes:
-        if n.path is None or n.path in done or not (n.params or n.has("stochastic")):
+        if n.path is None or n.path in done or not (n.params or n.has("stochastic") or n.has("module")):
             continue
         done.add(n.path)
         yield n, module_recipe(n)
@@ -262,7 +263,7 @@ def _unsupported(n: Node) -> ResdslError:
 
 def _stateful(n: Node) -> bool:
     """The op owns state at its path (a module or a bare parameter made by build_modules)."""
-    return n.path is not None and bool(n.params or n.has("stochastic"))
+    return n.path is not None and bool(n.params or n.has("stochastic") or n.has("module"))
 
 
 @lowering("conv", "conv_transpose", "linear", "bn", "embedding", "attention", "dropout", "drop_path",
@@ -571,3 +572,4 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
 
 from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
 from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
+from . import ops_recurrent  # noqa: F401 (lif, convlstm, reservoir)

@@ -14,6 +14,7 @@ of its kind:
 :mod:`.elementwise_math`  floordiv, mod, pow, minimum, maximum, lt, le, gt, ge, eq, ne, where,
                    sin, cos, floor, ceil, arange
 :mod:`.dynamic`    skip_gate, route, combine, vq, resfield (computation chosen per sample)
+:mod:`.recurrent`  lif, convlstm, reservoir (state carried across time steps)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -57,4 +58,5 @@ from .core import (  # noqa: F401 (the public names of the op table)
 from . import conv, linear, attention, norm, activation, arith, params, shape  # noqa: F401
 from . import elementwise_math  # noqa: F401
 from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
+from . import recurrent  # noqa: F401 (lif, convlstm, reservoir)
 from .arith import arith_broadcast  # noqa: F401
