@@ -51,6 +51,8 @@ def _convlstm(b, n, ins):
                                    b.ints([hid], "hidden"),
                                    b.op("Slice", [shape, b.ints([2], "start"), b.ints([4], "end")])], axis=0)
             h = c = b.op("Expand", [b.const(0.0), size])
+            if len(ins) == 2:
+                c = ins[1]
         z = b.op("Conv", [b.op("Concat", [x_t, h], axis=1), w] + bias, kernel_shape=[k, k],
                  pads=[k // 2] * 4)
         i, f, g, o = b.emit("Split", [z, b.ints([hid] * 4, "split")], 4, axis=1)

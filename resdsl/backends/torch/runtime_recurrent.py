@@ -59,8 +59,9 @@ class LIF(torch.nn.Module):
 
 class ConvLSTM(torch.nn.Module):
     """A ConvLSTM cell (Shi et al. 2015) run over `steps` time steps of a time-major
-    [T*N, C, H, W] input from zero state: [i, f, g, o] = conv([x_t, h_{t-1}]) (one "same"
-    convolution, gates in torch.nn.LSTM's order), c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g),
+    [T*N, C, H, W] input from zero state (or from the cell state c0 [N, hidden, H, W]):
+    [i, f, g, o] = conv([x_t, h_{t-1}]) (one "same" convolution, gates in torch.nn.LSTM's
+    order), c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g),
     h_t = sigmoid(o) tanh(c_t). Returns the hidden states of every step, [T*N, hidden, H, W]."""
 
     def __init__(self, in_channels: int, hidden: int, steps: int, kernel=3, bias=True):
@@ -77,11 +78,11 @@ class ConvLSTM(torch.nn.Module):
             bound = (self.weight[0].numel()) ** -0.5
             torch.nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x):
+    def forward(self, x, c0=None):
         xs = x.reshape((self.steps, -1) + tuple(x.shape[1:]))
         n, hw = xs.shape[1], tuple(xs.shape[3:])
         h = xs.new_zeros((n, self.hidden) + hw)
-        c = xs.new_zeros((n, self.hidden) + hw)
+        c = xs.new_zeros((n, self.hidden) + hw) if c0 is None else c0
         out = []
         for t in range(self.steps):
             xh = torch.cat([xs[t], h], 1)

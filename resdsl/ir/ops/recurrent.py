@@ -88,17 +88,22 @@ def _convlstm_macs(n):
 
 @op("convlstm", [("hidden", "int", REQUIRED, POS), ("steps", "int", REQUIRED, POS),
                  ("kernel", "int", 3, POS), ("bias", "bool", True)],
-    traits=("has_params",),
+    inputs=(1, 2), traits=("has_params",),
     doc="a ConvLSTM cell (Shi et al. 2015) over `steps` time steps of a time-major [T*N, C, H, W] input, "
-        "from zero state: [i, f, g, o] = conv([x_t, h_{t-1}]), c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g), "
+        "from zero state (or the initial cell state c0 [N, hidden, H, W]: convlstm(x, c0, ..)): [i, f, g, o] = conv([x_t, h_{t-1}]), c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g), "
         "h_t = sigmoid(o) tanh(c_t) -> the hidden states [T*N, hidden, H, W]",
     family="recurrent", label=lambda n: f"ConvLSTM {n.attrs['kernel']}×{n.attrs['kernel']}, "
                                         f"{n.attrs['hidden']}, T={n.attrs['steps']}",
     axes=channel_and_space, macs=_convlstm_macs, init=TORCH_INIT)
 def _convlstm(ins, a):
-    (x,) = ins
+    x = ins[0]
     if len(x) != 4:
         raise OpError(f"`convlstm` takes [T*N, C, H, W], got {S.shape_str(x)}")
+    if len(ins) == 2:
+        c0 = ins[1]
+        if len(c0) != 4 or c0[1].size != a["hidden"] or c0[2].size != x[2].size or c0[3].size != x[3].size:
+            raise OpError(f"`convlstm`'s initial cell state must be [N, {a['hidden']}, H, W] with the H, W "
+                          f"of its input {S.shape_str(x)}, got {S.shape_str(c0)}")
     if a["kernel"] % 2 != 1:
         raise OpError(f"convlstm kernel={a['kernel']} must be odd (the state keeps its size)", kind="value",
                       help="use kernel=3 or 5")
