@@ -127,8 +127,7 @@ class Reservoir(torch.nn.Module):
         self.register_buffer("weight_in", torch.empty(units, in_features))
         if spectral_radius > 0:
             self.register_buffer("weight_rec", torch.empty(units, units))
-        if bias_scaling > 0:
-            self.register_buffer("bias", torch.empty(units))
+        self.register_buffer("bias", torch.empty(units) if bias_scaling > 0 else None)
         if temporal in ("orthogonal", "cycle"):
             self.register_buffer("residual_map", torch.empty(units, units))
         self.reset_parameters()
@@ -153,7 +152,7 @@ class Reservoir(torch.nn.Module):
             self.residual_map.copy_(torch.roll(torch.eye(u, device="cpu"), 1, 0))
 
     def forward(self, x):
-        z = torch.nn.functional.linear(x, self.weight_in, getattr(self, "bias", None))
+        z = torch.nn.functional.linear(x, self.weight_in, self.bias)
         h = x.new_zeros((x.shape[0], self.units))
         out = []
         for t in range(x.shape[1]):
