@@ -99,7 +99,7 @@ class ConvLSTM(torch.nn.Module):
 
 
 class Reservoir(torch.nn.Module):
-    """An echo-state reservoir with a temporal residual (ResESN, DeepResESN; Ceni, Pinna and
+    """An echo-state reservoir with a temporal residual (ResESN, DeepResESN: Ceni, Pinna and
     Gallicchio): over x [N, T, D], from h_0 = 0,
         h_t = alpha * O h_{t-1} + beta * f(W_in x_t + W h_{t-1} + b)
     with f tanh (or the identity: a linear memory reservoir), O the `temporal` residual ("none": 0,
