@@ -144,6 +144,18 @@ PAPERS = {
     **dict.fromkeys(["DeepResUNet", "deep_resunet"],
                     ("Decoupling Magnitude and Phase Estimation with Deep ResUNet for Music Source Separation", 2021,
                      "2109.05418")),
+    # reading list (c): the networks of the time-step ops (resdsl/ir/ops/recurrent.py)
+    **dict.fromkeys(["EMSResNet", "ems_resnet_tiny"],
+                    ("Deep Directly-Trained Spiking Neural Networks for Object Detection", 2023, "2307.11411")),
+    **dict.fromkeys(["GIRNet", "girnet_tiny"],
+                    (("Global Spatial-Temporal Information-based Residual ConvLSTM for Video Space-Time "
+                      "Super-Resolution"), 2024, "2407.08466")),
+    **dict.fromkeys(["DeepResESN", "deep_residual_esn"],
+                    (("Deep Residual Echo State Networks: exploring residual orthogonal connections in "
+                      "untrained Recurrent Neural Networks"), 2025, "2508.21172")),
+    **dict.fromkeys(["ResRMN", "residual_reservoir_memory_network"],
+                    ("Residual Reservoir Memory Networks", 2025, "2508.09925")),
+    # end of reading list (c)
 }
 
 

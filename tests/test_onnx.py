@@ -222,6 +222,9 @@ NETWORKS = discover()
 # here; the same format: (input declaration, statements).
 EXTRA_CASES = {
     "embedding": ("[N, L=6]", "embedding(11, 4) as tok"),
+    # time-major [T*N, ..] for any batch: the steps are x and a change of it
+    "lif": ("[N, C=3, L=4]", 'concat(x, x * 2.0 - 0.3, dim=0) -> lif(2, reset="soft", decay=0.5, threshold=0.1)'),
+    "convlstm": ("[N, C=2, H=4, W=4]", "concat(x, x -> tanh, x, dim=0) -> convlstm(3, 3) as m"),
     "pad": ("[N, C=3, H=5, W=6]", "pad([1, 2, 0, 3], value=0.5)"),
     "l2norm": ("[N, C=3, H=5, W=6]", "l2norm(dim=1)"),
     "orthogonal": ("[N, C=3, H=5, W=6]", "orthogonal(x -> relu, x)"),

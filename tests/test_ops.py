@@ -147,7 +147,41 @@ CASES = {
     "sdpa": ("[N, L=5, D=8]", "sdpa(x, x -> scale(0.5), x -> tanh, 2, causal=true)",
              lambda x, m: _attend(x, 0.5 * x, torch.tanh(x), 2, causal=True)),
     "positions": ("[N, L=5]", "x -> positions -> embedding(5, 3) as m", lambda x, m: m["m"].weight[None]),
+    # state across time steps (resdsl/ir/ops/recurrent.py): each against its equations
+    "lif": ("[N, C=3, L=4]", "lif(2, decay=0.5, threshold=0.1)", lambda x, m: _lif(x, 2, 0.5, 0.1)),
+    "convlstm": ("[N, C=2, H=4, W=4]", "convlstm(3, 2) as m", lambda x, m: _convlstm(x, m["m"], 2)),
+    "reservoir": ("[N, L=4, D=3]", "reservoir(5, bias_scaling=0.5) as m", lambda x, m: _reservoir(x, m["m"])),
 }
+
+
+def _lif(x, steps, decay, th):
+    """u_t = decay u_{t-1} (1 - s_{t-1}) + x_t, s_t = u_t > th, over the time-major steps of x."""
+    u, s, out = 0.0, 0.0, []
+    for x_t in x.chunk(steps, 0):
+        u = decay * u * (1 - s) + x_t
+        s = (u > th).float()
+        out.append(s)
+    return torch.cat(out, 0)
+
+
+def _convlstm(x, m, steps):
+    h = c = torch.zeros(x.shape[0] // steps, m.hidden, *x.shape[2:])
+    out = []
+    for x_t in x.chunk(steps, 0):
+        i, f, g, o = F.conv2d(torch.cat([x_t, h], 1), m.weight, m.bias, padding=1).chunk(4, 1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        out.append(h)
+    return torch.cat(out, 0)
+
+
+def _reservoir(x, m):
+    """h_t = O h_{t-1} + tanh(W_in x_t + W h_{t-1} + b), alpha = beta = 1."""
+    h, out = torch.zeros(x.shape[0], m.units), []
+    for t in range(x.shape[1]):
+        h = h @ m.residual_map.T + torch.tanh(x[:, t] @ m.weight_in.T + h @ m.weight_rec.T + m.bias)
+        out.append(h)
+    return torch.stack(out, 1)
 
 
 def _topk_gates(x, w, k):

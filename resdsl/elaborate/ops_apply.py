@@ -53,7 +53,7 @@ class OpApplyMixin:
                                       help="tensor sizes must be positive and below 2**31")
         if attrs.get("_need") and RS.needs_runtime(attrs["_need"]):  # sizes read at run time (ir/runsizes.py)
             tensors = list(tensors) + self.size_sources(od, attrs, tensors, span)
-        needs_state = bool(params) or "stochastic" in od.traits
+        needs_state = bool(params) or "stochastic" in od.traits or "module" in od.traits
         name = self.name_of(as_name, ctx)
         if path is None and needs_state:
             path = join(ctx.prefix, name or self.auto_name(ctx, od.name))

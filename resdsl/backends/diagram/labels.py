@@ -23,6 +23,7 @@ PALETTE = {
     "stochastic": ("#f8dde6", "#a8436b"),
     "scale": ("#f2f2f2", "#666666"),
     "gate": ("#fff4d6", "#b5651d"),  # skip_gate, route, vq: computation chosen per sample
+    "recurrent": ("#e0f2f1", "#00796b"),  # lif, convlstm, reservoir: state across time steps
     "block": ("#f3f5f8", "#34495e"),
     "io": ("#ffffff", "#ffffff"),
 }

@@ -141,7 +141,7 @@ def _first_use(graph: Graph, tree: Site) -> dict:
     """path -> node index where its module is first needed: state owners' first use, a site's start."""
     first = {}
     for i, n in enumerate(graph.nodes):
-        if n.path is not None and (n.params or n.has("stochastic")):
+        if n.path is not None and (n.params or n.has("stochastic") or n.has("module")):
             parts = n.path.split(".")
             for k in range(1, len(parts) + 1):
                 first.setdefault(".".join(parts[:k]), i)

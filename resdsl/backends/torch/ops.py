@@ -34,9 +34,10 @@ CLASSES = {
     "torch.nn.LSTM": torch.nn.LSTM, "torch.nn.PReLU": torch.nn.PReLU, "LinearInOut": runtime.LinearInOut,
     "SkipGate": runtime.SkipGate, "TopKRouter": runtime.TopKRouter, "VectorQuantizer": runtime.VectorQuantizer,
     "ResFieldLinear": runtime.ResFieldLinear,
+    "LIF": runtime.LIF, "ConvLSTM": runtime.ConvLSTM, "Reservoir": runtime.Reservoir,
 }
 RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "LinearInOut", "SkipGate", "TopKRouter",
-                   "VectorQuantizer", "ResFieldLinear")
+                   "VectorQuantizer", "ResFieldLinear", "LIF", "ConvLSTM", "Reservoir")
 
 
 LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
@@ -181,7 +182,7 @@ def state_owners(graph: Graph):
     (and draw random numbers for) the same modules in the same order."""
     done = set()
     for n in graph.nodes:
-        if n.path is None or n.path in done or not (n.params or n.has("stochastic")):
+        if n.path is None or n.path in done or not (n.params or n.has("stochastic") or n.has("module")):
             continue
         done.add(n.path)
         yield n, module_recipe(n)
@@ -275,7 +276,7 @@ def _unsupported(n: Node) -> ResdslError:
 
 def _stateful(n: Node) -> bool:
     """The op owns state at its path (a module or a bare parameter made by build_modules)."""
-    return n.path is not None and bool(n.params or n.has("stochastic"))
+    return n.path is not None and bool(n.params or n.has("stochastic") or n.has("module"))
 
 
 @lowering("conv", "conv_transpose", "linear", "bn", "embedding", "attention", "dropout", "drop_path",
@@ -571,3 +572,4 @@ from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield
 from . import ops_sizes  # (run-time sizes; importing it registers their lowerings)
 from . import ops_sdpa  # noqa: E402,F401 (registers the lowering of sdpa)
 ops_index.register(lowering, _stateful, _unsupported)  # buffer, index, roll: their own module
+from . import ops_recurrent  # noqa: F401 (lif, convlstm, reservoir)

@@ -191,6 +191,7 @@ def checkpoint_chain(x, *modules):
 
 # the modules of the per-sample ops (resdsl/ir/ops/dynamic.py); the generated file copies their source
 from .runtime_dynamic import ResFieldLinear, SkipGate, TopKRouter, VectorQuantizer  # noqa: F401
+from .runtime_recurrent import LIF, ConvLSTM, Reservoir  # noqa: F401 (state across time steps)
 
 # what the generated file copies when it checkpoints (codegen writes their source)
 CHECKPOINT_HELPERS = (checkpoint, _chain, checkpoint_chain)

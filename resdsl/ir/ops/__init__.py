@@ -17,6 +17,7 @@ of its kind:
 :mod:`.dynamic`    skip_gate, route, combine, vq, resfield (computation chosen per sample)
 :mod:`.sizes`      unsqueeze, squeeze, pad_to_multiple, crop (size-1 axes, sizes at run time)
 :mod:`.index`      buffer (compile-time tensors), index (gather), roll
+:mod:`.recurrent`  lif, convlstm, reservoir (state carried across time steps)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -62,4 +63,5 @@ from . import elementwise_math  # noqa: F401
 from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from . import sdpa  # noqa: F401
 from . import index  # noqa: F401  (buffer, index, roll)
+from . import recurrent  # noqa: F401 (lif, convlstm, reservoir)
 from .arith import arith_broadcast  # noqa: F401
