@@ -69,6 +69,11 @@ def dot_binary() -> str:
 def run_dot(source: str, fmt: str, extra=()) -> tuple[bytes, str]:
     """(output bytes, warnings) of `dot -T<fmt>` on `source`."""
     p = subprocess.run([dot_binary(), f"-T{fmt}", *extra], input=source.encode(), capture_output=True)
+    if p.returncode < 0 and "-Gsplines=line" not in extra:
+        # dot killed by a signal: graphviz's spline router segfaults on some large clustered
+        # graphs (a deep U-Net at full depth); the same layout with straight edges does not crash
+        p = subprocess.run([dot_binary(), f"-T{fmt}", *extra, "-Gsplines=line"], input=source.encode(),
+                           capture_output=True)
     err = p.stderr.decode(errors="replace").strip()
     if p.returncode != 0:
         raise ResdslError("render", f"graphviz failed: {err or p.returncode}",
