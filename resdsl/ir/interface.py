@@ -226,6 +226,10 @@ def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict
 # ------------------------------------------------------------------ features
 def _stage_info(graph, v: Value, path, span) -> dict:
     inp = graph.inputs[0]
+    if (len(v.shape) == 4 and len(inp.shape) == 4 and not isinstance(v.shape[1].size, int)
+            and isinstance(v.shape[3].size, int)):  # channels last, [N, H, W, C] (Swin): sized by the input
+        return {"num_chs": v.shape[3].size, "reduction": _reduction(inp.shape[2].size, v.shape[1].size),
+                "module": path}
     if len(v.shape) < 3 or len(inp.shape) < 3 or not isinstance(v.shape[1].size, int):
         raise ResdslError("shape", f"`@features` stage `{path}` is {shape_str(v.shape)}; a feature stage is a map "
                                    "[N, C, ...] of an image input", span)
