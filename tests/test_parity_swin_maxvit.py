@@ -186,7 +186,8 @@ def test_tiny_configs_through_onnx_and_the_torch_file(path, network, params, siz
 @pytest.mark.parametrize("v2", [False, True], ids=["swin", "swin_v2"])
 def test_tiny_swin_against_torchvision_at_several_sizes(v2):
     """torchvision's SwinTransformer in the same tiny configuration: at 12 the padded maps are one
-    window (no shift), at 28 and 44 several (shifted, masked), at 36 an odd map is merged."""
+    window (no shift), at 28 and 44 several (shifted, masked), at 36 an odd map is merged, 30 is not
+    a multiple of the patch size (floored by the patch embedding)."""
     from torchvision.models import swin_transformer as tv
     extra = dict(block=tv.SwinTransformerBlockV2, downsample_layer=tv.PatchMergingV2) if v2 else {}
     window = 4 if v2 else 3
@@ -195,7 +196,7 @@ def test_tiny_swin_against_torchvision_at_several_sizes(v2):
     _randomise(ref)
     gm = _load(ref, SWIN, "SwinTransformer", embed=16, depths=[2, 2], heads=[1, 2], window=window, classes=10,
                v2=v2)
-    for size in (12, 28, 36, 44):
+    for size in (12, 28, 30, 36, 44):
         x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
         with torch.no_grad():
             torch.testing.assert_close(gm.eval()(x), ref.eval()(x), **TOL)
