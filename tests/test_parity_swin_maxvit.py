@@ -200,3 +200,13 @@ def test_tiny_swin_against_torchvision_at_several_sizes(v2):
         x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
         with torch.no_grad():
             torch.testing.assert_close(gm.eval()(x), ref.eval()(x), **TOL)
+
+
+def test_swin_feature_info_is_timms():
+    """The stages are channels last ([N, H, W, C]): channels and reductions as timm's Swin says."""
+    import timm
+    with torch.device("meta"):
+        ref = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False)
+    gm = resdsl.build(SWIN, network="swin_t", device="meta")
+    assert [(f["num_chs"], f["reduction"]) for f in gm.feature_info] == \
+        [(f["num_chs"], f["reduction"]) for f in ref.feature_info]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..diagnostics import ResdslError, did_you_mean
 from .shapes import Size, shape_str
 from .graph import Graph, Node, Value
+from .runsizes import CEIL
 
 # annotation -> what it declares (the elaborator refuses any other name)
 KINDS = {
@@ -246,8 +247,14 @@ def _reduction(a, b) -> int:
 
 def _linear(s):
     if isinstance(s, Size):
-        lin = [c for k, c in s.terms.items() if len(k) == 1]
-        return lin[0] if len(lin) == 1 else None
+        lin = [(k[0], c) for k, c in s.terms.items() if len(k) == 1]
+        if len(lin) != 1:
+            return None
+        sym, c = lin[0]
+        if sym in CEIL:  # `ceil2(H/4)`, a padded size: about the size it rounds up
+            inner = _linear(CEIL[sym][1])
+            return c * inner if inner else None
+        return c
     return None
 
 
