@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import ResdslError, did_you_mean
-from .shapes import Size, shape_str
 from .graph import Graph, Node, Value
 from .runsizes import CEIL
+from .shapes import Size, shape_str
 
 # annotation -> what it declares (the elaborator refuses any other name)
 KINDS = {
