@@ -89,7 +89,7 @@ def torchvision_tags(name: str) -> tuple[list[dict], str | None]:
         file_name = w.url.rsplit("/", 1)[1]
         m = re.search(r"-([a-f0-9]+)\.", file_name)
         params = {}
-        if name.startswith(("vit_", "swin_")) and meta["min_size"][0] != 224:  # swin.res: `image` too
+        if name.startswith("vit_") and meta["min_size"][0] != 224:  # swin.res takes any size
             params[VIT_IMAGE_PARAM] = int(meta["min_size"][0])
         if name in TRANSFORM_INPUT:  # the factory sets transform_input=True with these weights
             params["transform_input"] = True

@@ -149,3 +149,22 @@ def test_every_stdlib_network_file_is_ruff_clean(tmp_path):
             n += 1
     assert n > 50
     _ruff_clean(tmp_path)
+
+
+def test_swin_t_file_runs_at_any_size(tmp_path):
+    """`resdsl compile --target torch` of swin_t: ruff-clean, and one instance runs at 64 and 100
+    (padding, shift test and shift mask at run time) with build()'s outputs."""
+    out = tmp_path / "swin_t.py"
+    subprocess.run([sys.executable, "-m", "resdsl", "compile", "swin_t", "--target", "torch", "-o", str(out)],
+                   check=True, capture_output=True, text=True)
+    src = out.read_text()
+    _public_torch_only(src)
+    _ruff_clean(tmp_path)
+    mod = _load(tmp_path, "swin_t_file", src)
+    ours = mod.swin_t(seed=4).eval()
+    built = resdsl.build("swin_t", seed=4).eval()
+    assert list(ours.state_dict()) == list(built.state_dict())
+    for size in (64, 100):
+        x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), built(x), rtol=0, atol=0)

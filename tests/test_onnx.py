@@ -194,7 +194,8 @@ def _concrete(v):
 # the networks whose check takes longest (each over 20 s of CPU on the shared 2-core machine)
 HEAVY = {"resnet1202_cifar", "preact_resnet1001", "rcan", "r2unet", "InceptionResNetV2",
          # with its auxiliary head Inception-v3 takes 299x299 and up: compared at 512;
-         # swin_t and maxvit_t: fixed 224 inputs, small configs of theirs in tests/test_parity_swin_maxvit.py
+         # maxvit_t: fixed 224 inputs, a small config of it in tests/test_parity_swin_maxvit.py;
+         # swin_t (any input size): test_swin_t_one_export_at_two_sizes below
          "Inception3", "swin_t", "maxvit_t"}
 
 
@@ -347,6 +348,21 @@ def test_network_matches_torch(path, name):
     if run:
         full = cost[0] <= FULL[0] and cost[1] <= FULL[1]
         compare(g, model, state, (1, 3) if full else (1,), spatial=32)
+
+
+def test_swin_t_one_export_at_two_sizes():
+    """swin_t takes any input size (padding, shift test and shift mask at run time): one exported
+    model runs at 64 (no shift in the last two stages) and 100 (every stage padded) in onnxruntime."""
+    g = resdsl.graph(str(ROOT / "stdlib" / "swin.res"), "swin_t")
+    state = randomised(g, fast=True)
+    model = ox.to_onnx_model(g, weights=state)
+    gm = torch_model(g, state)
+    sess = session(model)
+    for size in (64, 100):
+        x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            want = gm(x).numpy()
+        assert_close_scaled(sess.run(None, {model.graph.input[0].name: x.numpy()})[0], want)
 
 
 def test_initial_weights_are_the_torch_targets():

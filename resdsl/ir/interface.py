@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..diagnostics import ResdslError, did_you_mean
-from .shapes import Size, shape_str
 from .graph import Graph, Node, Value
+from .runsizes import CEIL
+from .shapes import Size, shape_str
 
 # annotation -> what it declares (the elaborator refuses any other name)
 KINDS = {
@@ -226,6 +227,10 @@ def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict
 # ------------------------------------------------------------------ features
 def _stage_info(graph, v: Value, path, span) -> dict:
     inp = graph.inputs[0]
+    if (len(v.shape) == 4 and len(inp.shape) == 4 and not isinstance(v.shape[1].size, int)
+            and isinstance(v.shape[3].size, int)):  # channels last, [N, H, W, C] (Swin): sized by the input
+        return {"num_chs": v.shape[3].size, "reduction": _reduction(inp.shape[2].size, v.shape[1].size),
+                "module": path}
     if len(v.shape) < 3 or len(inp.shape) < 3 or not isinstance(v.shape[1].size, int):
         raise ResdslError("shape", f"`@features` stage `{path}` is {shape_str(v.shape)}; a feature stage is a map "
                                    "[N, C, ...] of an image input", span)
@@ -242,8 +247,14 @@ def _reduction(a, b) -> int:
 
 def _linear(s):
     if isinstance(s, Size):
-        lin = [c for k, c in s.terms.items() if len(k) == 1]
-        return lin[0] if len(lin) == 1 else None
+        lin = [(k[0], c) for k, c in s.terms.items() if len(k) == 1]
+        if len(lin) != 1:
+            return None
+        sym, c = lin[0]
+        if sym in CEIL:  # `ceil2(H/4)`, a padded size: about the size it rounds up
+            inner = _linear(CEIL[sym][1])
+            return c * inner if inner else None
+        return c
     return None
 
 
