@@ -30,7 +30,7 @@ def binop(el, e, a, b, ctx):
         raise ResdslError("type", f"`{e.op}` does not apply to tensors", e.span,
                           help="tensors take + - * / (with tensors or numbers) and unary -")
     if both:
-        _check_names(e, a, b)
+        check_names(e, a, b)
         return apply(_TENSOR_OPS[e.op], [a, b])
     t, c, left = (a, b, False) if isinstance(a, Value) else (b, a, True)
     if not is_num(c):
@@ -53,7 +53,7 @@ def neg(el, e, v, ctx):
     return el.apply_op(O.OPS["neg"], [v], [], {}, None, ctx, e.span)
 
 
-def _check_names(e, a: Value, b: Value):
+def check_names(e, a: Value, b: Value):
     """Shapes that broadcast, with matching axis names where both sides have a full axis."""
     x, y = a.shape, b.shape
     label = f"left: {named_str(x)}, right: {named_str(y)}"

@@ -18,7 +18,7 @@ from ..ir import shapes as S
 from ..ir.graph import Value
 from ..ir.ops.elementwise_math import FLIPPED
 from ..ir.shapes import Size
-from .arith import _check_names, is_num
+from .arith import check_names, is_num
 
 PRECEDENCE_HELP = ("operators bind tighter than `->`: `x -> reshape([4, 8]) * 3` applies `*` to the block "
                    "`reshape([4, 8])`; write `(x -> reshape([4, 8])) * 3`")
@@ -49,7 +49,7 @@ def binop(el, e, a, b, ctx):
     """`a // b`, `a % b`, `a ** b` where at least one side is a tensor."""
     name = BINOPS[e.op]
     if isinstance(a, Value) and isinstance(b, Value):
-        _check_names(e, a, b)
+        check_names(e, a, b)
         return _apply(el, name, [a, b], {}, ctx, e.span)
     if isinstance(a, Value):
         c = _number(e, e.op, b)
@@ -73,7 +73,7 @@ def compare(el, e, a, b, ctx):
     """`a < b` (and <=, >, >=, ==, !=) where at least one side is a tensor: a bool tensor."""
     name = COMPARE[e.op]
     if isinstance(a, Value) and isinstance(b, Value):
-        _check_names(e, a, b)
+        check_names(e, a, b)
         return _apply(el, name, [a, b], {}, ctx, e.span)
     if isinstance(a, Value):
         return _apply(el, name, [a], {"value": _number(e, e.op, b)}, ctx, e.span)
@@ -136,7 +136,7 @@ def call(el, callee, fname: str, e, ctx):
                                   f"{len(values)}", e.span, help=f"e.g. {fname}(x, y) or {fname}(x, 0.5)")
     a, b = values
     if isinstance(a, Value) and isinstance(b, Value):
-        _check_names(e, a, b)
+        check_names(e, a, b)
         return _apply(el, name, [a, b], {}, ctx, e.span)
     t, c, left = (a, b, False) if isinstance(a, Value) else (b, a, True)
     kw = {"value": _number(e, fname, c)}

@@ -67,7 +67,7 @@ def _softmax(b, n, ins):
 
 
 def reduce_mean(b, x, axes, keepdims, n=None):
-    return _reduce(b, "ReduceMean", x, axes, keepdims, n)
+    return reduce_axes(b, "ReduceMean", x, axes, keepdims, n)
 
 
 @lowering("flatten")
@@ -160,7 +160,7 @@ def _split(b, n, ins):
 
 
 # ---- reductions, padding, broadcasting
-def _reduce(b, op_type, x, axes, keepdims, n=None):
+def reduce_axes(b, op_type, x, axes, keepdims, n=None):
     """Reduce* with `axes` as an input where the opset wants it (ReduceSum from 13, the rest from 18)."""
     if op_type == "ReduceSum" or b.opset >= 18:
         ins, kw = [x, b.ints(axes, "axes")], {}
@@ -184,7 +184,7 @@ def _pad(b, n, ins):
 
 @lowering("l2norm")
 def _l2norm(b, n, ins):
-    norm = _reduce(b, "ReduceL2", ins[0], [n.attrs["dim"]], True)
+    norm = reduce_axes(b, "ReduceL2", ins[0], [n.attrs["dim"]], True)
     return b.final("Div", [ins[0], b.op("Max", [norm, b.const(float(n.attrs["eps"]), name="eps")])], n)
 
 
@@ -192,8 +192,8 @@ def _l2norm(b, n, ins):
 def _orthogonal(b, n, ins):
     f, x = ins
     d = [n.attrs["dim"]]
-    dot = _reduce(b, "ReduceSum", b.op("Mul", [x, f]), d, True)
-    nrm = _reduce(b, "ReduceSum", b.op("Mul", [x, x]), d, True)
+    dot = reduce_axes(b, "ReduceSum", b.op("Mul", [x, f]), d, True)
+    nrm = reduce_axes(b, "ReduceSum", b.op("Mul", [x, x]), d, True)
     coef = b.op("Div", [dot, b.op("Add", [nrm, b.const(float(n.attrs["eps"]), name="eps")])])
     return b.final("Sub", [f, b.op("Mul", [coef, x])], n)
 
@@ -229,7 +229,7 @@ def _stack(b, n, ins):
 def _sum(b, n, ins):
     d = n.attrs["dim"]
     axes = list(d) if isinstance(d, (list, tuple)) else [d]
-    return _reduce(b, "ReduceSum", ins[0], axes, bool(n.attrs["keepdim"]), n=n)
+    return reduce_axes(b, "ReduceSum", ins[0], axes, bool(n.attrs["keepdim"]), n=n)
 
 
 # ---- activations made of several ONNX ops, or of one with other arguments

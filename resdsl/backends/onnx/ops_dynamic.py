@@ -8,7 +8,7 @@ import numpy as np
 from onnx import TensorProto
 
 from .builder import input_type, lowering, shape_sizes
-from .ops import _reduce
+from .ops import reduce_axes
 
 
 def _zeros_like(b, x):
@@ -33,15 +33,15 @@ def _route(b, n, ins):
     probs = b.op("Softmax", [b.op("MatMul", [ins[0], w_t])], axis=-1)
     top, idx = b.emit("TopK", [probs, b.ints([a["k"]], "k")], 2, axis=-1)
     if a["normalize"]:
-        top = b.op("Div", [top, _reduce(b, "ReduceSum", top, [-1], True)])
+        top = b.op("Div", [top, reduce_axes(b, "ReduceSum", top, [-1], True)])
     zeros = _zeros_like(b, probs)
     gates_name, aux_name = (b.out_name(v) for v in n.outputs)
     b.emit("ScatterElements", [zeros, idx, top], [gates_name], axis=-1)
     ones = b.op("Add", [_zeros_like(b, top), b.const(1.0)])
     chosen = b.op("ScatterElements", [zeros, idx, ones], axis=-1)
     lead = list(range(rank - 1))
-    f = _reduce(b, "ReduceMean", chosen, lead, False)
-    p = _reduce(b, "ReduceMean", probs, lead, False)
+    f = reduce_axes(b, "ReduceMean", chosen, lead, False)
+    p = reduce_axes(b, "ReduceMean", probs, lead, False)
     fp = b.op("Mul", [b.op("Mul", [f, p]), b.const(float(a["experts"]) / a["k"])])
     b.emit("ReduceSum", [fp, b.ints([0], "axes")], [aux_name], keepdims=0)
     return [gates_name, aux_name]
@@ -68,8 +68,8 @@ def _vq(b, n, ins):
     c = b.param(n, "codebook")
     d = n.attrs["_d"]
     flat = b.op("Reshape", [x, b.ints([-1, d])])
-    xx = _reduce(b, "ReduceSum", b.op("Mul", [flat, flat]), [1], True)
-    cc = _reduce(b, "ReduceSum", b.op("Mul", [c, c]), [1], False)
+    xx = reduce_axes(b, "ReduceSum", b.op("Mul", [flat, flat]), [1], True)
+    cc = reduce_axes(b, "ReduceSum", b.op("Mul", [c, c]), [1], False)
     xc = b.op("MatMul", [flat, b.op("Transpose", [c], perm=[1, 0])])
     dist = b.op("Add", [b.op("Sub", [xx, b.op("Mul", [xc, b.const(2.0)])]), cc])
     idx = b.op("ArgMin", [dist], axis=1, keepdims=0)
@@ -77,7 +77,7 @@ def _vq(b, n, ins):
     q_name, loss_name = (b.out_name(v) for v in n.outputs)
     b.emit("Identity", [q], [q_name])
     diff = b.op("Sub", [q, x])
-    mse = _reduce(b, "ReduceMean", b.op("Mul", [diff, diff]), list(range(len(n.inputs[0].shape))), False)
+    mse = reduce_axes(b, "ReduceMean", b.op("Mul", [diff, diff]), list(range(len(n.inputs[0].shape))), False)
     b.emit("Mul", [mse, b.const(1.0 + float(n.attrs["beta"]))], [loss_name])
     return [q_name, loss_name]
 

@@ -20,6 +20,7 @@ from torch.fx.graph_module import _WrappedCall
 from . import runtime
 from ...ir.graph import Graph
 from . import ops as TF
+from . import training
 from .tree import Site, all_sites, check_names, plan, plan_checkpoint
 
 
@@ -66,6 +67,10 @@ class ResModule(torch.fx.GraphModule):
 
 
 _FORWARDS = {}
+
+
+class ModalModule(training.ModalMixin, ResModule):
+    """The root module of a network with training-only outputs (training.py)."""
 
 
 def arg_key(a, ref):
@@ -200,8 +205,7 @@ def blocks(model: torch.nn.Module):
 def _make(graph, tree, root):
     g = _site_graph(graph, tree, root)
     if graph.train_only:  # `output y, training aux = ...`: a forward that branches on self.training
-        from .training import make_modal
-        return make_modal(root, g, TF.module_class_name(graph.name), graph)
+        return training.make_modal(ModalModule, root, g, TF.module_class_name(graph.name), graph)
     return _as_resmodule(root, g, TF.module_class_name(graph.name))
 
 

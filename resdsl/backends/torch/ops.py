@@ -16,9 +16,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 
-from ...diagnostics import ResdslError
 from ...ir.graph import Graph, Node
-from ...ir.ops import Registry
 from . import ops_index, runtime
 
 # ------------------------------------------------------------------ module recipes
@@ -40,9 +38,9 @@ RUNTIME_CLASSES = ("DropPath", "LayerScale", "SelfAttention", "LinearInOut", "Sk
                    "VectorQuantizer", "ResFieldLinear", "LIF", "ConvLSTM", "Reservoir")
 
 
-LOWERINGS = Registry("torch lowering")        # op -> fn(fx graph, node, input fx nodes) -> output node(s)
-RECIPES = Registry("torch module recipe")     # op -> fn(node) -> (class name, args, kwargs, [(param, init)])
-lowering, recipe = LOWERINGS.register, RECIPES.register
+# the registries live in registry.py, which the per-kind lowering modules import (not this one)
+from .registry import LOWERINGS, RECIPES, lowering, recipe  # noqa: E402, F401 (the public names)
+from .registry import stateful as _stateful, unsupported as _unsupported  # noqa: E402
 
 
 def module_recipe(n: Node):
@@ -268,15 +266,6 @@ def emit(g: torch.fx.Graph, n: Node, ins):
     if fn is None:
         raise _unsupported(n)
     return fn(g, n, ins)
-
-
-def _unsupported(n: Node) -> ResdslError:
-    return ResdslError("unsupported", f"the torch target has no lowering for `{n.op}`", n.span)
-
-
-def _stateful(n: Node) -> bool:
-    """The op owns state at its path (a module or a bare parameter made by build_modules)."""
-    return n.path is not None and bool(n.params or n.has("stochastic") or n.has("module"))
 
 
 @lowering("conv", "conv_transpose", "linear", "bn", "embedding", "attention", "dropout", "drop_path",

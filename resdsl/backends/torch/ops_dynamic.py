@@ -7,7 +7,8 @@ import operator
 
 import torch
 
-from .ops import _stateful, _unsupported, lowering, recipe
+from .registry import lowering, recipe
+from .registry import stateful as _stateful, unsupported as _unsupported
 
 
 @recipe("skip_gate")

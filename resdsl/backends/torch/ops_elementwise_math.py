@@ -10,7 +10,7 @@ import operator
 
 import torch
 
-from .ops import lowering
+from .registry import lowering
 
 _OPERATOR = {"floordiv": operator.floordiv, "mod": operator.mod, "pow": operator.pow, "lt": operator.lt,
              "le": operator.le, "gt": operator.gt, "ge": operator.ge, "eq": operator.eq, "ne": operator.ne}

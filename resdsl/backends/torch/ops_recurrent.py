@@ -2,7 +2,8 @@
 (resdsl/ir/ops/recurrent.py): lif, convlstm and reservoir are modules of :mod:`runtime_recurrent`."""
 from __future__ import annotations
 
-from .ops import _stateful, _unsupported, lowering, recipe
+from .registry import lowering, recipe
+from .registry import stateful as _stateful, unsupported as _unsupported
 
 
 def _changed(a, defaults):

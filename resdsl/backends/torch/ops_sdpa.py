@@ -8,7 +8,7 @@ import operator
 import torch
 import torch.nn.functional as F
 
-from .ops import lowering
+from .registry import lowering
 
 
 @lowering("sdpa")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ...ir import runsizes as RS
-from .ops import lowering
+from .registry import lowering
 
 
 class Sizes:

@@ -21,8 +21,6 @@ import torch
 import torch.fx
 from torch.fx.graph_module import _forward_from_src
 
-from .lower import ResModule
-
 _TUPLES = {}
 
 
@@ -50,8 +48,9 @@ def eval_graph(g: torch.fx.Graph, keep: list) -> torch.fx.Graph:
     return new
 
 
-class ModalModule(ResModule):
-    """The root module of a network with training-only outputs (see the module docstring)."""
+class ModalMixin:
+    """What the root module of a network with training-only outputs adds to lower.ResModule (see
+    the module docstring); lower.py makes the class, so this module imports nothing from it."""
 
     _rd_eval_graph = None
     _rd_outputs = None
@@ -82,10 +81,11 @@ class ModalModule(ResModule):
         return pc
 
 
-def make_modal(cont, g: torch.fx.Graph, cls_name: str, graph) -> ModalModule:
-    """The root module over `cont` (its children) computing `g` in training mode and its eval
-    form in eval mode; `graph` is the IR graph (its output names and `train_only` marks)."""
-    gm = ModalModule(cont, g, class_name=cls_name)
+def make_modal(cls: type, cont, g: torch.fx.Graph, cls_name: str, graph):
+    """The root module (of class `cls`, a ModalMixin over lower.ResModule) over `cont` (its
+    children) computing `g` in training mode and its eval form in eval mode; `graph` is the IR
+    graph (its output names and `train_only` marks)."""
+    gm = cls(cont, g, class_name=cls_name)
     gm._modules, gm._parameters, gm._buffers = cont._modules, cont._parameters, cont._buffers
     keep = [i for i in range(len(graph.outputs)) if i not in graph.train_only]
     gm._rd_outputs = outputs_class(cls_name + "Outputs", list(graph.output_names))
