@@ -63,7 +63,15 @@ def size_value(size, env):
     """A size of the IR (an int or a polynomial of named axes) for the axis sizes in `env`."""
     if isinstance(size, int):
         return size
-    total = sum(c * math.prod(env[s] for s in mono) for mono, c in size.terms.items())
+    from resdsl.ir.runsizes import CEIL
+
+    def sym(s):
+        if s in env or s not in CEIL:
+            return env[s]
+        m, inner = CEIL[s]  # `ceil7(H/4)` (pad_to_multiple): the size rounded up to a multiple
+        v = size_value(inner, env)
+        return -(-v // m) * m
+    total = sum(c * math.prod(sym(s) for s in mono) for mono, c in size.terms.items())
     return int(total) if total == int(total) else total
 
 

@@ -157,7 +157,7 @@ network bad(d: int = 8) {
     ('y -> relu(tie="dec")', "type", ["no weights to tie"]),
     ('y -> linear(8, tie=3)', "type", ["must name an op"]),
     ('y -> linear(16, tie="d{1 + }c")', "syntax", []),
-    ('y -> linear(16, tie="d{[1]}c")', "type", ["template"]),
+    ('y -> linear(16, tie="d{[1]}c")', "type", ["piece of a string", "got list"]),
     ('y -> MLP(8, tie="mpl") as mlp -> MLP(8) as mlp2', "name", ["mpl.fc1"]),
     ('y -> linear(16, tie="b") as a -> linear(16, tie="a") as b', "name", ["tied to each other"]),
 ])
