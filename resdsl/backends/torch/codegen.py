@@ -968,8 +968,11 @@ class _Forward:
         """(pyfmt expression, a name for its value) of one fx node."""
         args = [text(a) for a in n.args]
         kws = [Kw(k, text(v)) for k, v in n.kwargs.items()]
+        # a list of tensors as a call's argument (torch.cat([...])) is wrapped item by item when long
+        items = [Brackets("[]", [text(x) for x in a]) if isinstance(a, list) and len(a) > 1
+                 and any(isinstance(x, torch.fx.Node) for x in a) else t for a, t in zip(n.args, args)]
         if n.op == "call_module":
-            return Call(self.access(n.target), args + kws), n.target.split(".")[-1]
+            return Call(self.access(n.target), items + kws), n.target.split(".")[-1]
         if n.op == "call_method":
             return Call(f"{args[0]}.{n.target}", args[1:] + kws), n.target
         fn = n.target
@@ -986,7 +989,7 @@ class _Forward:
         if fn is operator.neg:
             return f"-{args[0]}", "out"
         name = function_name(fn)
-        return Call(name, args + kws), name.split(".")[-1].rstrip("_")
+        return Call(name, items + kws), name.split(".")[-1].rstrip("_")
 
 
 def _train_only_nodes(nodes, train_idx) -> set:
