@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import resdsl
 from resdsl.diagnostics import ResdslError
 
-ort = pytest.importorskip("onnxruntime")
+import onnxruntime as ort  # noqa: E402 (a test dependency)
 
 
 def _three(src, tmp_path, name="sample"):
