@@ -7,7 +7,6 @@ read by name from the built module. SoundStream's residual VQ is also checked ag
 compute what the module tree computes."""
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from conftest import ROOT, randomize
 
 import resdsl
+from conftest import import_file
 
 STD = os.path.join(ROOT, "stdlib")
 G = torch.Generator().manual_seed(0)
@@ -309,9 +309,7 @@ def test_generated_torch_file_computes_the_same(key, tmp_path):
     src = resdsl.to_python(os.path.join(STD, f), network=net, **params)
     path = tmp_path / f"{key}_gen.py"
     path.write_text(src)
-    spec = importlib.util.spec_from_file_location(f"{key}_gen", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = import_file(path, f"{key}_gen")
     fn = next(getattr(mod, n) for n in dir(mod) if callable(getattr(mod, n)) and n.lower() == net.lower())
     gen = fn(seed=3).eval()
     ref = resdsl.build(os.path.join(STD, f), network=net, seed=3, **params).eval()
