@@ -156,6 +156,18 @@ PAPERS = {
     **dict.fromkeys(["ResRMN", "residual_reservoir_memory_network"],
                     ("Residual Reservoir Memory Networks", 2025, "2508.09925")),
     # end of reading list (c)
+    # reading list (misc): skeletons, mesh Jacobians, a video codec step, hierarchical residuals
+    **dict.fromkeys(["EnsemNN", "ensem_nn_ntu"],
+                    ("Ensemble One-dimensional Convolution Neural Networks for Skeleton-based Action Recognition",
+                     2018, "1801.02475")),
+    **dict.fromkeys(["TemporalResidualJacobians", "trj_small"],
+                    ("Temporal Residual Jacobians For Rig-free Motion Transfer", 2024, "2407.14958")),
+    **dict.fromkeys(["HyTIP", "hytip_small"],
+                    ("HyTIP: Hybrid Temporal Information Propagation for Masked Conditional Residual Video Coding",
+                     2025, "2508.02072")),
+    **dict.fromkeys(["HiResNet", "hiresnet20_cifar"],
+                    ("Hierarchical Residuals Exploit Brain-Inspired Compositionality", 2025, "2502.16003")),
+    # end of reading list (misc)
 }
 
 
