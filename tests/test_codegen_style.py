@@ -37,7 +37,7 @@ def generated(tmp_path_factory):
 def _ruff_clean(folder):
     if RUFF is None:
         pytest.fail("ruff is a test dependency (pip install ruff)")
-    check = subprocess.run(RUFF + ["check", "--no-cache", "--isolated", "--select", "E,W,F,N,B",
+    check = subprocess.run(RUFF + ["check", "--no-cache", "--isolated", "--select", "E,W,F,N,B,A",
                                    "--line-length", "100", str(folder)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     fmt = subprocess.run(RUFF + ["format", "--no-cache", "--isolated", "--check", "--line-length", "100",

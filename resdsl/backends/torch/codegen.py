@@ -19,6 +19,7 @@ file (never in the state_dict), and non-finite floats are written as ``float("in
 from __future__ import annotations
 
 import inspect
+import builtins
 import keyword
 import operator
 import re
@@ -37,6 +38,7 @@ from ...diagnostics import ResdslError
 from ...ir.graph import Graph
 
 # file-level names the generated code defines or uses; nothing from the input may shadow them
+_BUILTINS = frozenset(dir(builtins))
 FILE_NAMES = {"torch", "nn", "F", "os", "math", "OrderedDict", "init_weights", "checkpoint", "checkpoint_chain",
               "_chain", "SOURCE", "WEIGHTS", "DropPath", "LayerScale", "SelfAttention", "Permute", "self",
               "super", "range", "float", "getattr", "setattr", "isinstance", "dict", "int", "str", "len",
@@ -891,6 +893,8 @@ class _Forward:
             want = re.sub(r"\W", "_", want.lower(), flags=re.ASCII) or "out"
             if not ident(want) or want in FILE_NAMES or keyword.iskeyword(want):
                 want = "out"
+            elif want in _BUILTINS:  # `round = x.round()` would shadow Python's own: `round_`
+                want += "_"
             name, k = want, 2
             while name in live or name in FILE_NAMES or name in params:
                 name, k = f"{want}{k}", k + 1
