@@ -96,3 +96,80 @@ def test_xg_bot_matches_torch_geometric():
     y, want = gm(x, adj), ref(x, adj)
     torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
     grads_match(gm, y, dict(ref.named_parameters()), want)
+
+
+# ---------------------------------------------------------------- CSI-BERT
+CSIBERT = {"carriers": 6, "length": 12, "hidden": 16, "layers": 2, "heads": 2, "intermediate": 32}
+
+
+def csi_inputs(n=2, length=12, carriers=6, seed=0):
+    """CSI frames and arrival times: increasing, with irregular gaps (lost packets)."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.cumsum(torch.rand(n, length, generator=g) * 3 + 0.5, dim=1) + 100.0
+    return torch.randn(n, length, carriers, generator=g), t
+
+
+def csi_bert_reference(carriers, length, hidden, layers, heads, intermediate):
+    """CSI-BERT as its paper (and the authors' model.py) builds it: an MLP embedding of each CSI
+    frame, the sinusoidal time embedding of the normalised timestamps, transformers' BertModel
+    on inputs_embeds, and the token classifier."""
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=8, max_position_embeddings=length, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=intermediate)
+    cfg._attn_implementation = "eager"
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = BertModel(cfg, add_pooling_layer=False)
+            self.emb = torch.nn.Sequential(torch.nn.Linear(carriers, 64), torch.nn.ReLU(),
+                                           torch.nn.Linear(64, hidden))
+
+        def time_embedding(self, t):
+            lo, hi = t.min(dim=-1, keepdim=True)[0], t.max(dim=-1, keepdim=True)[0]
+            t = (t - lo) / (hi - lo) * t.shape[-1]
+            d = torch.arange(hidden)
+            angle = t[:, :, None] / 10000 ** (d // 2 * 2 / hidden)
+            return torch.where(d % 2 == 0, torch.sin(angle), torch.cos(angle))
+
+        def forward(self, x, t):
+            return self.bert(inputs_embeds=self.emb(x) + self.time_embedding(t)).last_hidden_state
+
+    class TokenClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = Encoder()
+            self.classifier = torch.nn.Sequential(torch.nn.Linear(hidden, 64), torch.nn.ReLU(),
+                                                  torch.nn.Linear(64, carriers))
+
+        def forward(self, x, t):
+            return self.classifier(self.bert(x, t))
+
+    return TokenClassifier()
+
+
+def test_csi_bert_matches_transformers_bert():
+    gm = resdsl.build(os.path.join(STD, "csi_bert.res"), network="CSIBERT", seed=0, **CSIBERT).eval()
+    state = randomize(gm, scale=0.3)
+    ref = csi_bert_reference(**CSIBERT).eval()
+    missing, unexpected = ref.load_state_dict(state, strict=False)
+    # CSI-BERT feeds inputs_embeds: BertModel's word embeddings exist but are never used
+    assert missing == ["bert.bert.embeddings.word_embeddings.weight"] and unexpected == []
+    x, t = csi_inputs()
+    y, want = gm(x, t), ref(x, t)
+    torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
+    grads_match(gm, y, dict(ref.named_parameters()), want)
+
+
+def test_csi_bert_time_embedding_reads_the_timestamps():
+    """Frames that arrive at other times get other embeddings (the positions alone do not
+    decide), and a shift of every timestamp changes nothing (min-max normalisation)."""
+    gm = resdsl.build(os.path.join(STD, "csi_bert.res"), network="CSIBERT", seed=0, **CSIBERT).eval()
+    x, t = csi_inputs()
+    with torch.no_grad():
+        y = gm(x, t)
+        torch.testing.assert_close(gm(x, t + 1000.0), y, rtol=1e-4, atol=1e-4)
+        t2 = t.clone()
+        t2[:, 5:] += 7.0                                      # a burst of lost packets
+        assert not torch.allclose(gm(x, t2), y, atol=1e-3)
