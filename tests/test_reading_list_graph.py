@@ -173,3 +173,101 @@ def test_csi_bert_time_embedding_reads_the_timestamps():
         t2 = t.clone()
         t2[:, 5:] += 7.0                                      # a burst of lost packets
         assert not torch.allclose(gm(x, t2), y, atol=1e-3)
+
+
+# ---------------------------------------------------------------- Res-VMamba
+VMAMBA = {"image": 16, "patch": 4, "dims": [4, 8], "depths": [1, 2], "state": 3, "rank": 2, "mlp_ratio": 2,
+          "classes": 3}
+
+
+def s6(u, delta, A, B, C, D):
+    """Mamba's selective scan as its recurrence, one time step after the other:
+    h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,  y_t = C_t h_t + D u_t.
+    u, delta [N, D, L]; A [D, S]; B, C [N, S, L]; D [D]."""
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    ys = []
+    for t in range(u.shape[2]):
+        d = delta[:, :, t, None]
+        h = torch.exp(d * A) * h + d * B[:, None, :, t] * u[:, :, t, None]
+        ys.append((h * C[:, None, :, t]).sum(-1))
+    return torch.stack(ys, dim=-1) + D[:, None] * u
+
+
+def ss2d(P, p, x, state, rank):
+    n, hh, ww, _ = x.shape
+    xi, z = F.linear(x, P[f"{p}.in_proj.weight"]).chunk(2, dim=-1)
+    di = xi.shape[-1]
+    xi = F.silu(F.conv2d(xi.permute(0, 3, 1, 2), P[f"{p}.conv2d.weight"], P[f"{p}.conv2d.bias"], padding=1,
+                         groups=di))
+    rows, cols = xi.flatten(2), xi.transpose(2, 3).flatten(2)
+    ys = []
+    for k, u in enumerate([rows, cols, rows.flip(-1), cols.flip(-1)]):            # cross scan
+        dt, B, C = torch.split(torch.einsum("cd,ndl->ncl", P[f"{p}.x_proj_weight"][k], u), [rank, state, state], 1)
+        delta = F.softplus(torch.einsum("dr,nrl->ndl", P[f"{p}.dt_projs_weight"][k], dt)
+                           + P[f"{p}.dt_projs_bias"][k][:, None])
+        A = -torch.exp(P[f"{p}.A_logs"].view(4, di, state)[k])
+        ys.append(s6(u, delta, A, B, C, P[f"{p}.Ds"].view(4, di)[k]))
+    col = (ys[1] + ys[3].flip(-1)).view(n, di, ww, hh).transpose(2, 3).flatten(2)   # cross merge
+    y = (ys[0] + ys[2].flip(-1) + col).transpose(1, 2).reshape(n, hh, ww, di)
+    y = F.layer_norm(y, (di,), P[f"{p}.out_norm.weight"], P[f"{p}.out_norm.bias"]) * F.silu(z)
+    return F.linear(y, P[f"{p}.out_proj.weight"])
+
+
+def res_vmamba_ref(P, x, image, patch, dims, depths, state, rank, mlp_ratio, classes):
+    def ln(name, t, eps=1e-5):
+        return F.layer_norm(t, t.shape[-1:], P[f"{name}.weight"], P[f"{name}.bias"], eps)
+
+    h = F.conv2d(x, P["patch_embed.0.weight"], P["patch_embed.0.bias"], stride=patch).permute(0, 2, 3, 1)
+    h = ln("patch_embed.2", h)
+    for i in range(len(dims)):
+        y = h
+        for j in range(depths[i]):
+            b = f"layers.{i}.blocks.{j}"
+            y = y + ss2d(P, f"{b}.op", ln(f"{b}.norm", y, 1e-6), state, rank)
+            m = F.gelu(F.linear(ln(f"{b}.norm2", y, 1e-6), P[f"{b}.mlp.fc1.weight"], P[f"{b}.mlp.fc1.bias"]))
+            y = y + F.linear(m, P[f"{b}.mlp.fc2.weight"], P[f"{b}.mlp.fc2.bias"])
+        if i < len(dims) - 1:
+            d = f"layers.{i}.downsample"
+            y = F.conv2d(y.permute(0, 3, 1, 2), P[f"{d}.1.weight"], P[f"{d}.1.bias"], stride=2)
+            y = ln(f"{d}.3", y.permute(0, 2, 3, 1))
+            # Res-VMamba's residual: max-pooled stage input through a 1x1 conv
+            r = F.conv2d(F.max_pool2d(h.permute(0, 3, 1, 2), 2), P[f"res_proj.{i}.weight"], P[f"res_proj.{i}.bias"])
+            y = y + r.permute(0, 2, 3, 1)
+        h = y
+    h = ln("classifier.norm", h).mean((1, 2))
+    return F.linear(h, P["classifier.head.weight"], P["classifier.head.bias"])
+
+
+def test_res_vmamba_matches_the_s6_recurrence():
+    gm = resdsl.build(os.path.join(STD, "res_vmamba.res"), network="ResVMamba", seed=0, **VMAMBA)
+    state = randomize(gm, scale=0.4)
+    named = dict(gm.named_parameters())
+    P = {k: v.clone().requires_grad_(k in named) for k, v in state.items()}
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    y, want = gm(x), res_vmamba_ref(P, x, **VMAMBA)
+    torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
+    grads_match(gm, y, P, want)
+
+
+def test_res_vmamba_scan_is_causal_per_order():
+    """The row-order scan's output at token t depends on tokens s <= t only: with the other three
+    orders' B projections zeroed, changing the last token changes no earlier token's output of
+    the SS2D core."""
+    gm = resdsl.build(os.path.join(STD, "res_vmamba.res"), network="ResVMamba", seed=0, **VMAMBA)
+    randomize(gm, scale=0.4)
+    seen = []
+    op = gm.get_submodule("layers.0.blocks.0.op")
+    with torch.no_grad():
+        op.x_proj_weight[1:] = 0.0                            # orders 1..3: B = C = dt-input = 0
+        op.Ds.view(4, -1)[1:] = 0.0
+    hook = op.get_submodule("out_norm").register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    x2 = x.clone()
+    x2[:, :, 12:, 12:] += 3.0                                  # the last patch (row order: token 15)
+    with torch.no_grad():
+        gm(x), gm(x2)
+    hook.remove()
+    a, b = seen[0].reshape(1, 16, -1), seen[1].reshape(1, 16, -1)
+    # the 3x3 depthwise conv spreads the change to tokens 10, 11, 14 (neighbours of 15)
+    torch.testing.assert_close(a[:, :10], b[:, :10])
+    assert not torch.allclose(a[:, 15], b[:, 15])
