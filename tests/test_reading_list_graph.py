@@ -271,3 +271,131 @@ def test_res_vmamba_scan_is_causal_per_order():
     # the 3x3 depthwise conv spreads the change to tokens 10, 11, 14 (neighbours of 15)
     torch.testing.assert_close(a[:, :10], b[:, :10])
     assert not torch.allclose(a[:, 15], b[:, 15])
+
+
+# ---------------------------------------------------------------- GRAM-ODE
+GRAMODE = {"nodes": 5, "features": 2, "steps": 8, "horizon": 4, "channels": [4, 3, 4], "branches": 1, "blocks": 2,
+           "heads": 2, "pred_heads": 2}
+
+
+def gram_tcn(P, p, x, cin, channels, k=2):
+    """Causal dilated convs (padded both sides, the extra right end chomped) and a residual."""
+    y = x.permute(0, 3, 1, 2)
+    h = y
+    for i in range(len(channels)):
+        pad = (k - 1) * 2 ** i
+        h = F.conv2d(h, P[f"{p}.network.{i}.0.weight"], P[f"{p}.network.{i}.0.bias"], padding=(0, pad),
+                     dilation=(1, 2 ** i))
+        h = F.relu(h[:, :, :, :-pad])
+    skip = y if cin == channels[-1] else F.conv2d(y, P[f"{p}.downsample.weight"], P[f"{p}.downsample.bias"])
+    return F.relu(h + skip).permute(0, 2, 3, 1)
+
+
+def gram_mhsa(P, p, x, heads):
+    b, n, _ = x.shape
+    q = F.linear(x, P[f"{p}.linear_q.weight"], P[f"{p}.linear_q.bias"])
+    k = F.linear(x, P[f"{p}.linear_k.weight"], P[f"{p}.linear_k.bias"])
+    v = F.linear(x, P[f"{p}.linear_v.weight"], P[f"{p}.linear_v.bias"])
+    dk, dv = q.shape[-1] // heads, v.shape[-1] // heads
+    q, k = (t.reshape(b, n, heads, dk).transpose(1, 2) for t in (q, k))
+    v = v.reshape(b, n, heads, dv).transpose(1, 2)
+    att = torch.softmax(q @ k.transpose(2, 3) / math.sqrt(dk), dim=-1)
+    return (att @ v).transpose(1, 2).reshape(b, n, heads * dv)
+
+
+def joint_time(x, w3, w4, kind):
+    if kind == "node":                                      # x [b, n, t, c]
+        left = torch.einsum("bntc,to->bnoc", x, w3).transpose(1, 3)
+        right = torch.einsum("bntc,tp->bnpc", x, w4).transpose(1, 3)
+        att = torch.sigmoid(left @ right.transpose(2, 3))
+        return (att @ x.transpose(1, 3)).transpose(1, 3)
+    left, right = torch.einsum("bnmt,to->bnmo", x, w3), torch.einsum("bnmt,tp->bnmp", x, w4)   # x [b, n, n, t]
+    return x @ torch.sigmoid(left.transpose(2, 3) @ right)
+
+
+def node_field(P, p, x, x0, g, w3, w4, beta=0.6):
+    alpha = torch.sigmoid(P[f"{p}.alpha"])[None, :, None, None]
+    w = (P[f"{p}.w"] * P[f"{p}.d"].clamp(0, 1)) @ P[f"{p}.w"].T
+    w = (1 + beta) * w - beta * (w @ w.T) @ w
+    return (alpha / 2 * torch.einsum("ij,kjlm->kilm", g, x) - x + joint_time(x, w3, w4, "node") - x
+            + torch.einsum("ijkl,lm->ijkm", x, w) - x + x0)
+
+
+def edge_field(P, p, e, e0, g, w3, w4):
+    alpha = torch.sigmoid(P[f"{p}.alpha"])[None, :, None, None]
+    return alpha / 2 * torch.einsum("ij,kjlm->kilm", g, e) - e + joint_time(e, w3, w4, "edge") - e + e0
+
+
+def euler(field, x0, steps):
+    """torchdiffeq's explicit Euler on t = 0, 1, ..., steps: the state after each unit step."""
+    states, h = [], x0
+    for _ in range(steps):
+        h = h + field(h)
+        states.append(h)
+    return states
+
+
+def gram_odeg(P, p, x, adj, heads):
+    b, n, t, c = x.shape
+    g = adj + P[f"{p}.spatial.mask"]
+    w3, w4, v3, v4 = (P[f"{p}.time_{s}.{w}"] for s, w in [(12, "w3"), (12, "w4"), (1, "w3"), (1, "w4")])
+    m = x.mean(dim=-1)
+    edge = m.repeat(1, n, 1).reshape(b, n, n, t) + m.repeat(1, n, 1).reshape(b, n, n, t).transpose(1, 2)
+    x0 = euler(lambda h: node_field(P, f"{p}.odeblock_1_1_node.odefunc", h, x, g, w3, w4), x, 1)[0]
+    edge = euler(lambda h: edge_field(P, f"{p}.odeblock_1_1_edge.odefunc", h, edge, g, w3, w4), edge, 1)[0]
+    x1 = gram_mhsa(P, f"{p}.att_12_4", x.reshape(b, n, t * c), heads).reshape(b, n, 4, c)
+    local = []
+    for i in range(4):
+        xi = x1[..., i, :].unsqueeze(-2)
+        states = euler(lambda h, i=i, xi=xi: node_field(P, f"{p}.odeblock_3_{i}_node.odefunc", h, xi, g, v3, v4),
+                       xi, t // 4)
+        local.append(torch.cat(states, dim=2))
+    x1 = torch.stack(local, dim=-2).reshape(b, n, t, c)
+    clip = P[f"{p}.clip"][0]
+    x1 = torch.where(x0 + clip - x1 < 0, x0 + clip, x1)
+    x1 = torch.where(x0 - clip - x1 > 0, x0 - clip, x1)
+    xg = F.linear(x1, P[f"{p}.fc_final1.weight"], P[f"{p}.fc_final1.bias"])
+    xl = F.linear(x0, P[f"{p}.fc_final2.weight"], P[f"{p}.fc_final2.bias"])
+    xe = F.linear(edge.permute(0, 2, 3, 1), P[f"{p}.fc_edge.weight"], P[f"{p}.fc_edge.bias"])
+    s = torch.sigmoid
+    z = (xg * s(xl) + xg * s(xe) + xl * s(xe) + xl * s(xg) + xe * s(xl) + xe * s(xg)) / 6
+    r = s(F.linear(x, P[f"{p}.fc_final3.weight"], P[f"{p}.fc_final3.bias"]))
+    return F.relu(P[f"{p}.weights"][0] * r + P[f"{p}.weights"][1] * z)
+
+
+def gram_ode_ref(P, x, asp, ase, nodes, features, steps, horizon, channels, branches, blocks, heads, pred_heads):
+    outs = []
+    for kind, adj in [("sp", asp), ("se", ase)]:
+        for b in range(branches):
+            h = x
+            for k in range(blocks):
+                p = f"{kind}_blocks.{b}.{k}"
+                h = gram_tcn(P, f"{p}.temporal1", h, features if k == 0 else channels[-1], channels)
+                h = gram_odeg(P, f"{p}.odeg1", h, adj, heads)
+                h = gram_tcn(P, f"{p}.temporal2", h, channels[-1], channels)
+                h = F.batch_norm(h, P[f"{p}.batch_norm.running_mean"], P[f"{p}.batch_norm.running_var"],
+                                 P[f"{p}.batch_norm.weight"], P[f"{p}.batch_norm.bias"], False)
+            outs.append(h)
+    y = torch.stack(outs, dim=-1)
+    return gram_mhsa(P, "pred", y.reshape(y.shape[0], y.shape[1], -1), pred_heads)
+
+
+def traffic(n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    v, t, f = GRAMODE["nodes"], GRAMODE["steps"], GRAMODE["features"]
+    a = torch.rand(v, v, generator=g)
+    asp = a / a.sum(1, keepdim=True)                       # row-normalised road graph
+    b = torch.rand(v, v, generator=g)
+    return torch.randn(n, v, t, f, generator=g), asp, (b + b.T) / v
+
+
+def test_gram_ode_matches_its_equations():
+    gm = resdsl.build(os.path.join(STD, "gram_ode.res"), network="GRAMODE", seed=0, **GRAMODE).eval()
+    state = randomize(gm, scale=0.3)
+    named = dict(gm.named_parameters())
+    P = {k: v.clone().requires_grad_(k in named) for k, v in state.items()}
+    xs = traffic()
+    y, want = gm(*xs), gram_ode_ref(P, *xs, **GRAMODE)
+    assert y.shape == (2, GRAMODE["nodes"], GRAMODE["horizon"])
+    torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
+    grads_match(gm, y, P, want)
