@@ -363,7 +363,8 @@ def gram_odeg(P, p, x, adj, heads):
     return F.relu(P[f"{p}.weights"][0] * r + P[f"{p}.weights"][1] * z)
 
 
-def gram_ode_ref(P, x, asp, ase, nodes, features, steps, horizon, channels, branches, blocks, heads, pred_heads):
+def gram_ode_ref(P, x, asp, ase, nodes, features, steps, horizon, channels, branches, blocks, heads, pred_heads,
+                 train):
     outs = []
     for kind, adj in [("sp", asp), ("se", ase)]:
         for b in range(branches):
@@ -373,8 +374,8 @@ def gram_ode_ref(P, x, asp, ase, nodes, features, steps, horizon, channels, bran
                 h = gram_tcn(P, f"{p}.temporal1", h, features if k == 0 else channels[-1], channels)
                 h = gram_odeg(P, f"{p}.odeg1", h, adj, heads)
                 h = gram_tcn(P, f"{p}.temporal2", h, channels[-1], channels)
-                h = F.batch_norm(h, P[f"{p}.batch_norm.running_mean"], P[f"{p}.batch_norm.running_var"],
-                                 P[f"{p}.batch_norm.weight"], P[f"{p}.batch_norm.bias"], False)
+                stats = (None, None) if train else (P[f"{p}.batch_norm.running_mean"], P[f"{p}.batch_norm.running_var"])
+                h = F.batch_norm(h, *stats, P[f"{p}.batch_norm.weight"], P[f"{p}.batch_norm.bias"], train)
             outs.append(h)
     y = torch.stack(outs, dim=-1)
     return gram_mhsa(P, "pred", y.reshape(y.shape[0], y.shape[1], -1), pred_heads)
@@ -389,13 +390,16 @@ def traffic(n=2, seed=0):
     return torch.randn(n, v, t, f, generator=g), asp, (b + b.T) / v
 
 
-def test_gram_ode_matches_its_equations():
-    gm = resdsl.build(os.path.join(STD, "gram_ode.res"), network="GRAMODE", seed=0, **GRAMODE).eval()
+@pytest.mark.parametrize("train", [False, True])
+def test_gram_ode_matches_its_equations(train):
+    """Eval and train mode (the BatchNorm over the sensors; the TCN's dropout set to 0 here)."""
+    gm = resdsl.build(os.path.join(STD, "gram_ode.res"), network="GRAMODE", seed=0, drop=0.0, **GRAMODE)
     state = randomize(gm, scale=0.3)
+    gm.train(train)
     named = dict(gm.named_parameters())
     P = {k: v.clone().requires_grad_(k in named) for k, v in state.items()}
     xs = traffic()
-    y, want = gm(*xs), gram_ode_ref(P, *xs, **GRAMODE)
+    y, want = gm(*xs), gram_ode_ref(P, *xs, **GRAMODE, train=train)
     assert y.shape == (2, GRAMODE["nodes"], GRAMODE["horizon"])
     torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
     grads_match(gm, y, P, want)
