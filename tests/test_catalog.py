@@ -168,6 +168,20 @@ PAPERS = {
     **dict.fromkeys(["HiResNet", "hiresnet20_cifar"],
                     ("Hierarchical Residuals Exploit Brain-Inspired Compositionality", 2025, "2502.16003")),
     # end of reading list (misc)
+    # reading list (graph): graph ODEs, reversible GNNs, BERT over CSI, selective state spaces
+    **dict.fromkeys(["GRAMODE", "gram_ode_pems08"],
+                    ("Graph-based Multi-ODE Neural Networks for Spatio-Temporal Traffic Forecasting", 2023,
+                     "2305.18687")),
+    **dict.fromkeys(["XGBoT", "xg_bot"],
+                    ("XG-BoT: An Explainable Deep Graph Neural Network for Botnet Detection and Forensics", 2022,
+                     "2207.09088")),
+    **dict.fromkeys(["CSIBERT", "csi_bert"],
+                    ("Finding the Missing Data: A BERT-inspired Approach Against Package Loss in Wireless Sensing",
+                     2024, "2403.12400")),
+    **dict.fromkeys(["ResVMamba", "res_vmamba_tiny"],
+                    (("Res-VMamba: Fine-Grained Food Category Visual Classification Using Selective State Space "
+                      "Models with Deep Residual Learning"), 2024, "2402.15761")),
+    # end of reading list (graph)
 }
 
 
