@@ -132,3 +132,14 @@ def test_non_finite_floats_are_written_as_float_calls(tmp_path):
     exec(compile(src, "n.py", "exec"), ns)
     gn = [m for m in ns["n"]().modules() if isinstance(m, torch.nn.GroupNorm)]
     assert len(gn) == 1 and math.isinf(gn[0].eps)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_float_literals_round_trip_and_are_as_ruff_formats_them(v):
+    """Every finite float is written so that Python reads back the same value and ruff format keeps
+    it as it is (repr's `1e+30` would become `1e30`)."""
+    from resdsl.backends.torch.pyfmt import lit
+    text = lit(v)
+    assert float(ast.literal_eval(text)) == v or (v == 0 and float(ast.literal_eval(text)) == 0)
+    assert "e+" not in text and "E" not in text

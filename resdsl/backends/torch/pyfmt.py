@@ -30,7 +30,7 @@ def lit(v) -> str:
             return 'float("nan")'
         if math.isinf(v):
             return 'float("inf")' if v > 0 else '-float("inf")'
-        return repr(v)
+        return repr(v).replace("e+", "e")  # 1e30, as ruff format writes it (repr gives 1e+30)
     if isinstance(v, int):
         return repr(v)
     if isinstance(v, str):
