@@ -156,6 +156,19 @@ PAPERS = {
     **dict.fromkeys(["ResRMN", "residual_reservoir_memory_network"],
                     ("Residual Reservoir Memory Networks", 2025, "2508.09925")),
     # end of reading list (c)
+    # reading list (image): ML-SIM, MixNet, EDNet, AutoLUT
+    **dict.fromkeys(["MLSIM", "ml_sim"],
+                    ("ML-SIM: A deep neural network for reconstruction of structured illumination microscopy images",
+                     2020, "2003.11064")),
+    **dict.fromkeys(["MixNet", "mixnet_v1", "mixnet_v2", "mixnet_v3"],
+                    ("MixNet: Multi-modality Mix Network for Brain Segmentation", 2020, "2004.09832")),
+    **dict.fromkeys(["EDNet", "ednet"],
+                    (("EDNet: Efficient Disparity Estimation with Cost Volume Combination and Attention-based Spatial "
+                      "Residual"), 2020, "2010.13338")),
+    **dict.fromkeys(["AutoLUT", "autolut_mulut_x4"],
+                    ("AutoLUT: LUT-Based Image Super-Resolution with Automatic Sampling and Adaptive Residual Learning",
+                     2025, "2503.01565")),
+    # end of reading list (image)
 }
 
 
