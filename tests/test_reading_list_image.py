@@ -96,7 +96,8 @@ def ml_sim_ref(P, x, train, groups=2, blocks=2):
         for b in range(blocks):
             p = f"body.{g}.body.{b}.body."
             r = c3(p + "2", F.relu(c3(p + "0", f)))
-            s = torch.sigmoid(conv(P, p + "3.conv_du.2", F.relu(conv(P, p + "3.conv_du.0", r.mean((2, 3), keepdim=True)))))
+            z = F.relu(conv(P, p + "3.conv_du.0", r.mean((2, 3), keepdim=True)))
+            s = torch.sigmoid(conv(P, p + "3.conv_du.2", z))
             f = f + r * s
         f = gin + c3(f"body.{g}.body.{blocks}", f)
     f = f0 + c3(f"body.{groups}", f)
@@ -111,7 +112,8 @@ def test_ml_sim_matches_its_equations():
 
 def test_ml_sim_configuration():
     """The authors' training command: 9 frames in, 1 out, 2 groups of 5 RCABs, 48 features."""
-    shapes = {k: tuple(s.shape) for k, s in resdsl.graph(os.path.join(STD, "ml_sim.res"), "ml_sim").param_names().items()}
+    g = resdsl.graph(os.path.join(STD, "ml_sim.res"), "ml_sim")
+    shapes = {k: tuple(s.shape) for k, s in g.param_names().items()}
     assert shapes["head.0.weight"] == (48, 9, 3, 3)
     assert shapes["body.1.body.4.body.3.conv_du.0.weight"] == (3, 48, 1, 1)
     assert shapes["body.1.body.5.weight"] == (48, 48, 3, 3) and shapes["body.2.weight"] == (48, 48, 3, 3)
@@ -170,7 +172,7 @@ def resblock(P, name, h, train):
 
 def warp(img, disp):
     """The right image sampled at x - disp(x) (bilinear, zeros outside): grid_sample."""
-    n, _, h, w = img.shape
+    h, w = img.shape[-2:]
     ys, xs = torch.meshgrid(torch.arange(h, dtype=img.dtype), torch.arange(w, dtype=img.dtype), indexing="ij")
     gx = 2 * (xs - disp[:, 0]) / (w - 1) - 1
     gy = (2 * ys / (h - 1) - 1).expand_as(gx)
@@ -203,20 +205,22 @@ def ednet_ref(P, left, right, train, max_disp=12):
     a0 = down("agg0", v, 1)
     a1 = down("agg1", a0, 2)
     a2 = down("agg2", a1, 2)
-    u1 = resblock(P, "up1_res", F.relu(F.conv_transpose2d(a2, P["up1.weight"], P["up1.bias"], stride=2, padding=1)) + a1,
-                  train)
-    u0 = resblock(P, "up0_res", F.relu(F.conv_transpose2d(u1, P["up0.weight"], P["up0.bias"], stride=2, padding=1)) + a0,
-                  train)
+    def up_skip(name, h, skip):
+        h = F.relu(F.conv_transpose2d(h, P[name + ".weight"], P[name + ".bias"], stride=2, padding=1))
+        return resblock(P, name + "_res", h + skip, train)
+
+    u1 = up_skip("up1", a2, a1)
+    u0 = up_skip("up0", u1, a0)
     disp = F.relu(conv(P, "predict", u0, padding=1))
 
     def up(d):
         return 2 * F.interpolate(d, scale_factor=2, mode="bilinear", align_corners=False)
 
-    def refine(name, disp, l, r, dmax):
-        err = (l - warp(r, disp.clamp(0, dmax - 1))).abs()
+    def refine(name, disp, lv, rv, dmax):
+        err = (lv - warp(rv, disp.clamp(0, dmax - 1))).abs()
         att = torch.sigmoid(conv(P, name + ".att2", F.relu(conv(P, name + ".att1", err, padding=1)), padding=1))
-        f = F.relu(bn(P, name + ".bn1", F.conv2d(torch.cat([l, err, disp], 1), P[name + ".conv1.weight"], padding=1),
-                      train))
+        f = F.conv2d(torch.cat([lv, err, disp], 1), P[name + ".conv1.weight"], padding=1)
+        f = F.relu(bn(P, name + ".bn1", f, train))
         f = resblock(P, name + ".res2", resblock(P, name + ".res1", f, train), train)
         return F.relu(disp + conv(P, name + ".out", f * att, padding=1))
 
@@ -306,8 +310,10 @@ def autolut_ref(P, img, train, stages=2, samplers=2, k=3, scale=2):
         pred = 0
         for i in range(samplers):
             for r in range(4):
-                def rot(t):
-                    return None if t is None else F.pad(torch.rot90(t, r, [2, 3]), (0, k - 1, 0, k - 1), mode="replicate")
+                def rot(t, r=r):
+                    if t is None:
+                        return None
+                    return F.pad(torch.rot90(t, r, [2, 3]), (0, k - 1, 0, k - 1), mode="replicate")
                 y = autolut_srnet(P, f"s{st}_{i}.", rot(x), rot(prev), k, scale if last else 1)
                 pred = pred + RoundSTE.apply(torch.rot90(y, (4 - r) % 4, [2, 3]) * 127)
         prev = x
