@@ -182,6 +182,19 @@ PAPERS = {
                     (("Res-VMamba: Fine-Grained Food Category Visual Classification Using Selective State Space "
                       "Models with Deep Residual Learning"), 2024, "2402.15761")),
     # end of reading list (graph)
+    # reading list (image): ML-SIM, MixNet, EDNet, AutoLUT
+    **dict.fromkeys(["MLSIM", "ml_sim"],
+                    ("ML-SIM: A deep neural network for reconstruction of structured illumination microscopy images",
+                     2020, "2003.11064")),
+    **dict.fromkeys(["MixNet", "mixnet_v1", "mixnet_v2", "mixnet_v3"],
+                    ("MixNet: Multi-modality Mix Network for Brain Segmentation", 2020, "2004.09832")),
+    **dict.fromkeys(["EDNet", "ednet"],
+                    (("EDNet: Efficient Disparity Estimation with Cost Volume Combination and Attention-based Spatial "
+                      "Residual"), 2020, "2010.13338")),
+    **dict.fromkeys(["AutoLUT", "autolut_mulut_x4"],
+                    ("AutoLUT: LUT-Based Image Super-Resolution with Automatic Sampling and Adaptive Residual Learning",
+                     2025, "2503.01565")),
+    # end of reading list (image)
 }
 
 

@@ -131,7 +131,7 @@ CASES = {
     "floor": ("[N, D=5]", "x * 3 -> floor", lambda x, m: torch.floor(x * 3)),
     "ceil": ("[N, D=5]", "ceil(x * 3)", lambda x, m: torch.ceil(x * 3)),
     "arange": ("[N, D=5]", "x + arange(x, dim=1)", lambda x, m: x + torch.arange(5.0)),
-    "quantize": ("[N, D=5]", "x * 3 -> quantize", lambda x, m: torch.round(x * 3)),  # rl-misc: HyTIP's rounding
+    "quantize": ("[N, D=5]", "x * 3 -> quantize", lambda x, m: torch.round(x * 3)),
     # computation chosen per sample (resdsl/ir/ops/dynamic.py): each against its equations
     "skip_gate": ("[N, C=4, H=3, W=3]", "adaptive_avgpool(1) -> skip_gate as m",
                   lambda x, m: (torch.sigmoid(F.linear(x.mean((2, 3)), m["m"].weight, m["m"].bias)) > 0.5)
