@@ -30,6 +30,19 @@ TINY = {
                    {"widths": [8, 16, 24], "heads": [[2], [2, 1], [3]], "head_dims": [4, 8, 8],
                     "hidden": [[16], [32, 24], [48]], "mid": 4, "image": 56, "classes": 5},
                    lambda: torch.randn(2, 3, 56, 56, generator=G)),
+    # the FDD form (subcarrier correction layers, "add", ReLU) and the TDD form (none; tanh, multiply
+    # would be its subcarrier layers); 5 subcarriers, 6 frames in, 2 out; dropout 0 to compare training
+    "csi_fdd": ("csi_4cast.res", "CSI4CAST",
+                {"hist": 6, "pred": 2, "subcarriers": 5, "model": 16, "temporal_layers": 3, "temporal_hidden": 8,
+                 "u2d": True, "sub_layers": 3, "sub_hidden": 12, "sub_act": "relu", "sub_op": "add",
+                 "res_layers": 2, "res_dim": 8, "res_groups": 4, "ca_ratio": 2, "layers": 2, "heads": 2,
+                 "hidden": 24, "drop": 0.0, "tf_drop": 0.0},
+                lambda: torch.randn(3, 6, 10, generator=G) * 2 + 0.5),
+    "csi_tdd": ("csi_4cast.res", "CSI4CAST",
+                {"hist": 6, "pred": 2, "subcarriers": 5, "model": 16, "denoiser_filters": 2, "temporal_layers": 2,
+                 "temporal_hidden": 8, "res_layers": 1, "res_dim": 8, "res_groups": 2, "ca_ratio": 1,
+                 "layers": 1, "heads": 4, "hidden": 24, "drop": 0.0, "tf_drop": 0.0},
+                lambda: torch.randn(3, 6, 10, generator=G) * 2 + 0.5),
 }
 
 
@@ -206,6 +219,96 @@ def test_vit_resnas_block_numbering_follows_the_authors_code():
     assert tuple(names["blocks.17.mlp.fc1.weight"].shape) == (2560, 704)
     assert "blocks.18.norm1.weight" not in names
     assert tuple(names["pos_embed"].shape) == (1, 257, 176)
+
+
+# ---------------------------------------------------------------- CSI-4CAST (equations)
+def csi_mlp(P, n, x, layers, act):
+    """The authors' MLP: Linear, then (ReLU, Linear) for each further layer; the output activation."""
+    linears = [0] + [3 * i + 3 for i in range(layers - 2)] + [3 * layers - 3] if layers > 2 else [0]
+    for j in linears[:-1]:
+        x = F.relu(linear(P, f"{n}.{j}", x))
+    x = linear(P, f"{n}.{linears[-1]}", x)
+    return {"none": x, "relu": F.relu(x), "tanh": torch.tanh(x)}[act]
+
+
+def csi_arl(P, n, x, layers, act, op):
+    """Adaptive correction layer: the MLP's output alone, or added to / multiplying the input; LN."""
+    out = csi_mlp(P, n + ".mlp.mlp", x, layers, act)
+    out = {"none": out, "add": out + x, "multiply": out * x}[op]
+    return ln(P, n + ".layernorm", out, 1e-5)
+
+
+def shuffle_block(P, n, x, groups, train):
+    B, C, H, W = x.shape
+    rs = F.relu(bn(P, n + ".g_pw_conv_in_bn", conv(P, n + ".g_pw_conv_in", x, bias=False, groups=groups), train, 1e-5))
+    rs = rs.view(B, groups, C // groups, H, W).transpose(1, 2).reshape(B, C, H, W)  # channel shuffle
+    rs = bn(P, n + ".dw_conv_bn", conv(P, n + ".dw_conv", rs, bias=False, padding=1, groups=C), train, 1e-5)
+    rs = bn(P, n + ".g_pw_conv_out_bn", conv(P, n + ".g_pw_conv_out", rs, bias=False, groups=groups), train, 1e-5)
+    gate = conv(P, n + ".ca.se.1", rs.mean((2, 3), keepdim=True), bias=False)
+    gate = torch.sigmoid(conv(P, n + ".ca.se.3", F.relu(gate), bias=False))
+    return F.relu(x + gate * rs)
+
+
+def csi_ref(key):
+    c = TINY[key][2]
+
+    def ref(P, x, train):
+        B, L, D = x.shape
+        # 1. the denoiser, a residual: x minus the conv encoder-decoder of the [2, L, K] picture
+        d = x.reshape(B, L, D // 2, 2).permute(0, 3, 1, 2)
+        f = c.get("denoiser_filters", 3)
+        for part in ("encoder", "decoder"):
+            for i in range(f - 1):
+                n = f"denoiser.{part}.{i}"
+                d = F.relu(bn(P, n + ".1", conv(P, n + ".0", d, padding=1), train, 1e-5))
+        x = x - d.permute(0, 2, 3, 1).reshape(B, L, D)
+        # 2. standardised by the batch's statistics
+        mean, std = x.mean(), x.std(unbiased=False).clamp(min=1e-6)
+        x = (x - mean) / std
+        # 3. the delay domain (inverse FFT over the subcarriers) and the correction layers
+        delay = torch.view_as_real(torch.fft.ifft(torch.complex(x[..., 0::2], x[..., 1::2]), dim=2)).reshape(B, L, D)
+        freq = csi_arl(P, "arl.temporal_proj_freq", x.transpose(1, 2), c["temporal_layers"], "none", "none")
+        delay = csi_arl(P, "arl.temporal_proj_delay", delay.transpose(1, 2), c["temporal_layers"], "none", "none")
+        freq, delay = freq.transpose(1, 2), delay.transpose(1, 2)
+        if c.get("u2d"):
+            freq = csi_arl(P, "arl.subcarrier_proj_freq", freq, c["sub_layers"], c["sub_act"], c["sub_op"])
+            delay = csi_arl(P, "arl.subcarrier_proj_delay", delay, c["sub_layers"], c["sub_act"], "multiply")
+
+        # 4. ShuffleNet blocks in a conv sandwich per domain, summed; token embedding; a linear over time
+        def branch(n, h):
+            h = conv(P, n + ".0", h.reshape(B, L, D // 2, 2).permute(0, 3, 1, 2), padding=1)
+            for i in range(c["res_layers"]):
+                h = shuffle_block(P, f"{n}.{i + 1}", h, c["res_groups"], train)
+            return conv(P, f"{n}.{c['res_layers'] + 1}", h, padding=1)
+
+        e = branch("embedding.RB_delay", delay) + branch("embedding.RB_freq", freq)
+        e = e.permute(0, 2, 3, 1).reshape(B, L, D)
+        n = "embedding.embedding.value_embedding.tokenConv"
+        e = F.conv1d(F.pad(e.transpose(1, 2), (1, 1), mode="circular"), P[n + ".weight"], P[n + ".bias"]).transpose(1, 2)
+        d_model = c["model"]
+        pe = torch.zeros(L, d_model)
+        div = (torch.arange(0, d_model, 2).float() * -(np.log(10000.0) / d_model)).exp()
+        pe[:, 0::2] = torch.sin(torch.arange(L).float()[:, None] * div)
+        pe[:, 1::2] = torch.cos(torch.arange(L).float()[:, None] * div)
+        e = linear(P, "embedding.predict_linear_pre", (e + pe).transpose(1, 2)).transpose(1, 2)
+        # 5. torch's post-norm transformer encoder layers, their weights taken from P by name
+        layer = torch.nn.TransformerEncoderLayer(d_model, c["heads"], c["hidden"], dropout=0.0, batch_first=True)
+        for i in range(c["layers"]):
+            n = f"transformer.transformer.layers.{i}."
+            own = {k[len(n):]: v for k, v in P.items() if k.startswith(n)}
+            e = torch.func.functional_call(layer.train(train), own, (e,))
+        y = linear(P, "mlp.pred_to_data", e)
+        y = linear(P, "mlp.hist_to_pred", y.transpose(1, 2)).transpose(1, 2)
+        return y * std + mean
+
+    return ref
+
+
+@pytest.mark.parametrize("key", ["csi_fdd", "csi_tdd"])
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_csi_4cast_matches_its_equations(key, train):
+    gm, P, x = tiny(key)
+    check(gm, P, x, csi_ref(key), train)
 
 
 # ---------------------------------------------------------------- the torch file and ONNX
