@@ -43,6 +43,11 @@ TINY = {
                  "temporal_hidden": 8, "res_layers": 1, "res_dim": 8, "res_groups": 2, "ca_ratio": 1,
                  "layers": 1, "heads": 4, "hidden": 24, "drop": 0.0, "tf_drop": 0.0},
                 lambda: torch.randn(3, 6, 10, generator=G) * 2 + 0.5),
+    # 64 x 32 lines: 8 frames, halved to 4 after the first of 3 blocks, restored after the second
+    "htr": ("htr_convtext.res", "HTRConvText",
+            {"classes": 7, "dim": 16, "depth": 3, "heads": 2, "mlp_ratio": 2.0, "kernel": 3, "down_after": 1,
+             "up_after": 2, "max_rel": 8, "drop": 0.0, "mv_head_dim": 4, "height": 64, "width": 32},
+            lambda: torch.randn(2, 1, 64, 32, generator=G)),
 }
 
 
@@ -309,6 +314,109 @@ def csi_ref(key):
 def test_csi_4cast_matches_its_equations(key, train):
     gm, P, x = tiny(key)
     check(gm, P, x, csi_ref(key), train)
+
+
+# ---------------------------------------------------------------- HTR-ConvText (equations)
+def sincos_2d(dim, nh, nw):
+    """The authors' get_2d_sincos_pos_embed (MAE's): the first half of the features from the
+    column coordinate, the second from the row, each [sin, cos] of pos * 10000 ** (-k / (dim / 4))."""
+    def one(d, pos):
+        omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float64) / (d / 2.0))
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+    gw, gh = np.meshgrid(np.arange(nw, dtype=np.float32), np.arange(nh, dtype=np.float32))
+    return torch.tensor(np.concatenate([one(dim // 2, gw), one(dim // 2, gh)], axis=1), dtype=torch.float32)
+
+
+def mobilevit(P, n, x, head_dim, train):
+    """MobileViT's block (ml-cvnets, v1) without fusion: local 3x3 and 1x1 convs, unfold into 2x2
+    patches, the position embedding, a pre-norm transformer layer, LN, fold, 1x1 conv-BN-SiLU."""
+    B, C, H, W = x.shape
+    fm = conv(P, n + ".local_rep.conv_3x3.block.conv", x, bias=False, padding=1)
+    fm = F.silu(bn(P, n + ".local_rep.conv_3x3.block.norm", fm, train, 1e-5))
+    fm = conv(P, n + ".local_rep.conv_1x1.block.conv", fm, bias=False)
+    nh, nw = H // 2, W // 2
+    t = fm.reshape(B * C * nh, 2, nw, 2).transpose(1, 2).reshape(B, C, nh * nw, 4)  # ml-cvnets' unfolding
+    t = t.transpose(1, 3).reshape(B * 4, nh * nw, C) + sincos_2d(C, nh, nw)
+    g = n + ".global_rep.0."
+    h = ln(P, g + "pre_norm_mha.0", t, 1e-5)
+    heads = C // head_dim
+    qkv = linear(P, g + "pre_norm_mha.1.qkv_proj", h).reshape(B * 4, nh * nw, 3, heads, head_dim).transpose(1, 3)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B*4, heads, N, d]
+    a = torch.softmax((q * head_dim ** -0.5) @ k.transpose(-1, -2), dim=-1)
+    t = t + linear(P, g + "pre_norm_mha.1.out_proj", (a @ v).transpose(1, 2).reshape(B * 4, nh * nw, C))
+    h = ln(P, g + "pre_norm_ffn.0", t, 1e-5)
+    t = t + linear(P, g + "pre_norm_ffn.4", F.silu(linear(P, g + "pre_norm_ffn.1", h)))
+    t = ln(P, n + ".global_rep.1", t, 1e-5)
+    fm = t.reshape(B, 4, nh * nw, C).transpose(1, 3).reshape(B * C * nh, nw, 2, 2).transpose(1, 2)  # folding
+    fm = fm.reshape(B, C, H, W)
+    return F.silu(bn(P, n + ".conv_proj.block.norm", conv(P, n + ".conv_proj.block.conv", fm, bias=False), train, 1e-5))
+
+
+def convtext_block(P, n, x, heads, max_rel):
+    """x = LN(x + g * attn(x)); x = LN(x + g * FFN(x) / 2); x = LN(x + g * Conv(x)); x = LN(x + g * FFN(x) / 2)."""
+    B, N, C = x.shape
+    qkv = linear(P, n + ".attn.qkv", x).reshape(B, N, 3, heads, C // heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)
+    coords = torch.arange(N)
+    rel = (coords[:, None] - coords[None, :]).clamp(-max_rel + 1, max_rel - 1) + max_rel - 1
+    bias = F.embedding(rel, P[n + ".attn.rel_pos_bias.bias.weight"]).permute(2, 0, 1).unsqueeze(0)
+    a = torch.softmax((q @ k.transpose(-2, -1)) * (C // heads) ** -0.5 + bias, dim=-1)
+    y = linear(P, n + ".attn.proj", (a @ v).transpose(1, 2).reshape(B, N, C))
+    x = ln(P, n + ".postln_attn", x + P[n + ".ls_attn.gamma"] * y, 1e-6)
+
+    def ffn(m, h):
+        return linear(P, m + ".lin2", F.silu(linear(P, m + ".lin1", h)))
+
+    x = ln(P, n + ".postln_ffn1", x + P[n + ".ls_ffn1.gamma"] * (0.5 * ffn(n + ".ffn1", x)), 1e-6)
+    z = x.transpose(1, 2)
+    z = F.silu(F.conv1d(z, P[n + ".conv.pw1.weight"], P[n + ".conv.pw1.bias"]))
+    w = P[n + ".conv.dw.weight"]
+    z = F.conv1d(z, w, P[n + ".conv.dw.bias"], padding=w.shape[-1] // 2, groups=C)
+    z = F.silu(F.group_norm(z, 1, P[n + ".conv.gn.weight"], P[n + ".conv.gn.bias"], 1e-5))
+    z = F.conv1d(z, P[n + ".conv.pw2.weight"], P[n + ".conv.pw2.bias"]).transpose(1, 2)
+    x = ln(P, n + ".postln_conv", x + P[n + ".ls_conv.gamma"] * z, 1e-6)
+    return ln(P, n + ".postln_ffn2", x + P[n + ".ls_ffn2.gamma"] * (0.5 * ffn(n + ".ffn2", x)), 1e-6)
+
+
+def htr_ref(P, x, train):
+    c = TINY["htr"][2]
+    d, pe = c["dim"], "patch_embed."
+    h = F.relu(bn(P, pe + "bn1", conv(P, pe + "conv1", x, bias=False, stride=(2, 1), padding=1), train, 1e-5))
+    h = F.max_pool2d(h, 3, (2, 1), 1)
+    for li, stride in enumerate([(2, 1), (2, 2), (2, 2)], 1):
+        for bi in range(2):  # BasicBlocks; the first one of a stage strides and has a projection
+            n = f"{pe}layer{li}.{bi}"
+            s = stride if bi == 0 else (1, 1)
+            out = F.relu(bn(P, n + ".bn1", conv(P, n + ".conv1", h, bias=False, stride=s, padding=1), train, 1e-5))
+            out = bn(P, n + ".bn2", conv(P, n + ".conv2", out, bias=False, padding=1), train, 1e-5)
+            if bi == 0:
+                h = bn(P, n + ".downsample.1", conv(P, n + ".downsample.0", h, bias=False, stride=s), train, 1e-5)
+            h = F.relu(out + h)
+        h = mobilevit(P, f"{pe}mobilevit_block{li}", h, c["mv_head_dim"], train)
+    h = F.max_pool2d(h, 3, (2, 1), 1)
+    t = h.reshape(h.shape[0], d, -1).permute(0, 2, 1)
+    for i in range(c["depth"]):
+        t = convtext_block(P, f"blocks.{i}", t, c["heads"], c["max_rel"])
+        if i + 1 == c["down_after"]:
+            skip = t
+            z = F.conv1d(t.transpose(1, 2), P["down1.dw.weight"], stride=2, padding=1, groups=d)
+            t = F.conv1d(z, P["down1.pw.weight"], P["down1.pw.bias"]).transpose(1, 2)
+        if i + 1 == c["up_after"]:
+            z = F.interpolate(t.transpose(1, 2), size=skip.shape[1], mode="nearest")
+            t = F.conv1d(z, P["up1.proj.weight"], P["up1.proj.bias"]).transpose(1, 2) + skip
+    return linear(P, "head", ln(P, "norm", t, 1e-6))
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_htr_convtext_matches_its_equations(train):
+    gm, P, x = tiny("htr")
+    check(gm, P, x, htr_ref, train)
+
+
+def test_htr_convtext_gives_one_frame_per_four_columns():
+    g = resdsl.graph(os.path.join(STD, "htr_convtext.res"), "htr_convtext")
+    assert [a.size for a in g.outputs[0].shape[1:]] == [128, 80]  # 512 columns -> 128 CTC frames, 80 classes
 
 
 # ---------------------------------------------------------------- the torch file and ONNX
