@@ -1075,6 +1075,26 @@ def _emit(lines, indent, body):
             lines += statement(indent, "", b)
 
 
+def _if_lines(kw, test, pad="        ", limit=100) -> list:
+    """`if TEST:` in init_weights' loop, wrapped as ruff format wraps a long one: the arguments of
+    isinstance on one line of their own if they fit, else one a line with the tuple exploded; the
+    tuple of `type(m) in (...)` one item a line."""
+    line = f"{pad}{kw} {test}:"
+    if len(line) <= limit:
+        return [line]
+    if test.startswith("isinstance(m, (") and test.endswith("))"):
+        items = test[len("isinstance(m, ("):-2].split(", ")
+        args = f"{pad}    m, ({', '.join(items)})"
+        if len(args) <= limit:
+            return [f"{pad}{kw} isinstance(", args, f"{pad}):"]
+        return ([f"{pad}{kw} isinstance(", f"{pad}    m,", f"{pad}    ("] + [f"{pad}        {i}," for i in items]
+                + [f"{pad}    ),", f"{pad}):"])
+    if test.startswith("type(m) in (") and test.endswith(")"):
+        items = test[len("type(m) in ("):-1].split(", ")
+        return [f"{pad}{kw} type(m) in ("] + [f"{pad}    {i}," for i in items] + [f"{pad}):"]
+    return [line]
+
+
 def _init_function(plan, top, classes) -> list:
     """`init_weights(model)`: torchvision's init loop, then the layers that differ from their kind."""
     by_action = {}
@@ -1103,7 +1123,7 @@ def _init_function(plan, top, classes) -> list:
     if branches:
         lines.append("    for m in model.modules():")
         for k, (test, body) in enumerate(branches):
-            lines.append(f"        {'if' if k == 0 else 'elif'} {test}:")
+            lines += _if_lines("if" if k == 0 else "elif", test)
             _emit(lines, 3, body)
     loose = [i for i in _all(top) if i.kind in ("seq", "dict", "named")
              and any(c.kind == "param" for _, c in i.children)]
