@@ -195,6 +195,19 @@ PAPERS = {
                     ("AutoLUT: LUT-Based Image Super-Resolution with Automatic Sampling and Adaptive Residual Learning",
                      2025, "2503.01565")),
     # end of reading list (image)
+    # reading list (vit): convolutions and attention over images and sequences
+    **dict.fromkeys(["MOAT", "moat_0", "tiny_moat_0"],
+                    ("MOAT: Alternating Mobile Convolution and Attention Brings Strong Vision Models", 2022,
+                     "2210.01820")),
+    **dict.fromkeys(["ViTResNAS", "vit_resnas_tiny", "vit_res_tiny"],
+                    ("Searching for Efficient Multi-Stage Vision Transformers", 2021, "2109.00642")),
+    **dict.fromkeys(["HTRConvText", "htr_convtext"],
+                    ("HTR-ConvText: Leveraging Convolution and Textual Information for Handwritten Text Recognition",
+                     2025, "2512.05021")),
+    **dict.fromkeys(["CSI4CAST", "csi_4cast_tdd", "csi_4cast_fdd"],
+                    (("CSI-4CAST: A Hybrid Deep Learning Model for CSI Prediction with Comprehensive Robustness and "
+                      "Generalization Testing"), 2025, "2510.12996")),
+    # end of reading list (vit)
 }
 
 
@@ -220,7 +233,8 @@ def test_generic_networks_are_those_that_need_arguments():
 def test_list_models_as_timm():
     names = resdsl.list_models()
     vit = resdsl.list_models(["*vit*"])
-    assert vit == ["maxvit_t", "vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32"]  # patterns, not one
+    assert vit == ["maxvit_t", "vit_b_16", "vit_b_32", "vit_h_14", "vit_l_16", "vit_l_32", "vit_res_tiny",
+                   "vit_resnas_tiny"]  # patterns, not one
     assert resdsl.list_models(["vit_b*", "dpn9*"]) == ["dpn92", "dpn98", "vit_b_16", "vit_b_32"]
     assert resdsl.list_models("resnet*", exclude=["*cifar", "*t"]) == \
         [n for n in names if n.startswith("resnet") and not n.endswith(("cifar", "t"))]
