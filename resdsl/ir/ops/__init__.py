@@ -18,6 +18,7 @@ of its kind:
 :mod:`.sizes`      unsqueeze, squeeze, pad_to_multiple, crop (size-1 axes, sizes at run time)
 :mod:`.index`      buffer (compile-time tensors), index (gather), roll
 :mod:`.recurrent`  lif, convlstm, reservoir (state carried across time steps)
+:mod:`.phase`      atan2 (the angle of a complex value given as two real parts)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -64,4 +65,5 @@ from . import dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from . import sdpa  # noqa: F401
 from . import index  # noqa: F401  (buffer, index, roll)
 from . import recurrent  # noqa: F401 (lif, convlstm, reservoir)
+from . import phase  # noqa: F401 (atan2)
 from .arith import arith_broadcast  # noqa: F401
