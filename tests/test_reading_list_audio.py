@@ -111,3 +111,82 @@ def test_apnet_paper_configuration():
     assert shapes["asp_input_conv.weight"] == (512, 80, 7)
     assert shapes["psp_resnet.2.convs1.2.weight"] == (512, 512, 11)
     assert shapes["psp_output_i_conv.weight"] == (513, 512, 7)
+
+
+# ---------------------------------------------------------------- SpeedySpeech
+SPEEDY = ("speedyspeech.res", "SpeedySpeech",
+          {"alphabet": 10, "c": 8, "mels": 5, "enc_dilations": [1, 2, 1], "dec_dilations": [1, 2, 4, 8],
+           "plen": 8, "frames": 26})
+# 21 and 26 frames of 26: the first padded after its last phoneme; a phoneme of no frame
+DURATIONS = [[3, 1, 4, 0, 2, 5, 4, 2], [2, 5, 1, 3, 3, 4, 6, 2]]
+
+
+def speedy_inputs():
+    g = torch.Generator().manual_seed(0)
+    phonemes = torch.randint(1, 10, (2, 8), generator=g)
+    alignment = torch.zeros(2, 26, 8)
+    for n, ds in enumerate(DURATIONS):
+        frames = torch.repeat_interleave(torch.arange(8), torch.tensor(ds))
+        alignment[n, torch.arange(len(frames)), frames] = 1.0
+    return phonemes, alignment
+
+
+def speedy_ref(P, phonemes, alignment, train):
+    """Vainer & Dušek 2020, Fig. 2 and Sec. 3.2: the student's encoder, duration predictor,
+    expansion by the durations (torch.repeat_interleave, the positions inside each phoneme
+    counted one by one) and decoder. Channels-first [N, C, T] throughout."""
+    def block(pre, x, k, d, n=2):
+        h, total = x, d * (k - 1)
+        for i in range(n):
+            h = conv1d(P, f"{pre}.blocks.{i}.0", h, dilation=d)
+            h = F.pad(h, (total // 2, total - total // 2))   # ZeroTemporalPad: zeros after the conv
+            h = bn(P, f"{pre}.blocks.{i}.3", F.relu(h), train)
+        return x + h
+
+    emb = F.embedding(phonemes, P["encoder.prenet.0.weight"]).transpose(1, 2)
+    e = F.relu(conv1d(P, "encoder.prenet.1", emb))
+    h = e
+    for i, d in enumerate(SPEEDY[2]["enc_dilations"]):
+        h = block(f"encoder.res_blocks.{i}", h, 4, d)
+    h = conv1d(P, "encoder.post_net1.0", h) + e
+    enc = conv1d(P, "encoder.post_net2.2", bn(P, "encoder.post_net2.1", F.relu(h), train))
+
+    t = enc
+    for i, k in enumerate((4, 3, 1)):
+        t = block(f"duration_predictor.layers.{i}", t, k, 1, n=1)
+    log_d = conv1d(P, "duration_predictor.layers.3", t)[:, 0]
+
+    c, frames = enc.shape[1], alignment.shape[1]
+    rows = []
+    for n, ds in enumerate(DURATIONS):
+        x = torch.repeat_interleave(enc[n], torch.tensor(ds), dim=1)              # [C, sum(d)]
+        pos = torch.cat([torch.arange(float(dd)) for dd in ds])                      # 0 .. d-1 per phoneme
+        i = torch.arange(c // 2, dtype=torch.float32)
+        angle = pos[:, None] / 10000.0 ** (2 * i / c)
+        pe = torch.stack([torch.sin(angle), torch.cos(angle)], -1).reshape(len(pos), c).T
+        rows.append(F.pad(x + pe, (0, frames - x.shape[1])))                        # zero frames after the last
+    x = torch.stack(rows)
+
+    h = x
+    for i, d in enumerate(SPEEDY[2]["dec_dilations"]):
+        h = block(f"decoder.res_blocks.{i}", h, 4, d)
+    h = conv1d(P, "decoder.post_net1.0", h) + x
+    mel = conv1d(P, "decoder.post_net2.1", block("decoder.post_net2.0", h, 4, 1))
+    return mel, log_d
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_speedyspeech_matches_its_equations(train):
+    gm, P = tiny(*SPEEDY)
+    mel, log_d = check(gm, P, speedy_inputs(), speedy_ref, train)
+    assert mel.shape == (2, 5, 26) and log_d.shape == (2, 8)
+
+
+def test_speedyspeech_paper_configuration():
+    g = resdsl.graph(os.path.join(STD, "speedyspeech.res"), network="speedyspeech")
+    shapes = {k: tuple(p.shape) for k, p in g.param_names().items()}
+    assert len({k.split(".blocks")[0] for k in shapes if k.startswith("encoder.res_blocks.")}) == 13
+    assert len({k.split(".blocks")[0] for k in shapes if k.startswith("decoder.res_blocks.")}) == 17
+    assert shapes["encoder.res_blocks.12.blocks.1.0.weight"] == (128, 128, 4)
+    assert shapes["duration_predictor.layers.1.blocks.0.0.weight"] == (128, 128, 3)
+    assert shapes["decoder.post_net2.1.weight"] == (80, 128, 1)
