@@ -36,7 +36,7 @@ def check(gm, P, inputs, ref, train, rtol=1e-4, atol=1e-5):
     g = torch.Generator().manual_seed(7)
     for a, b in zip(ours, want):
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
-        r = torch.randn(a.shape, generator=g)
+        r = torch.randn(a.shape, generator=g, dtype=a.dtype)
         total_ours = total_ours + (a * r).sum()
         total_want = total_want + (b * r).sum()
     total_ours.backward()
@@ -47,13 +47,16 @@ def check(gm, P, inputs, ref, train, rtol=1e-4, atol=1e-5):
     return ours
 
 
-def tiny(f, net, params, seed=1, scale=0.3):
+def tiny(f, net, params, seed=1, scale=0.3, dtype=torch.float32):
     """The small network with random weights, and those weights as leaf tensors by name (the
-    parameters asking for a gradient, the batch-norm statistics not)."""
+    parameters asking for a gradient, the batch-norm statistics not). float64 for the deep ones,
+    whose float32 gradients differ by rounding alone."""
     gm = resdsl.build(os.path.join(STD, f), network=net, seed=0, **params)
-    P = randomize(gm, seed=seed, scale=scale)
+    randomize(gm, seed=seed, scale=scale)
+    gm = gm.to(dtype)
+    P = {k: v.detach() for k, v in gm.state_dict().items()}
     named = dict(gm.named_parameters())
-    return gm, {k: v.clone().requires_grad_(k in named) for k, v in P.items()}
+    return gm, {k: v.clone().requires_grad_(k in named and v.is_floating_point()) for k, v in P.items()}
 
 
 def bn(P, name, x, train):
@@ -190,3 +193,95 @@ def test_speedyspeech_paper_configuration():
     assert shapes["encoder.res_blocks.12.blocks.1.0.weight"] == (128, 128, 4)
     assert shapes["duration_predictor.layers.1.blocks.0.0.weight"] == (128, 128, 3)
     assert shapes["decoder.post_net2.1.weight"] == (80, 128, 1)
+
+
+# ---------------------------------------------------------------- ReDimNet
+REDIM = ("redimnet.res", "ReDimNet",
+         {"freqs": 8, "c": 4, "strides": [1, 2, 2], "blocks": [1, 2, 1], "reductions": [2, 2, 4], "gdiv": 2,
+          "pos_kernel": 5, "bottleneck": 8, "embed": 6, "frames": 20})
+
+
+def redimnet_ref(P, mel, train, c=4, strides=(1, 2, 2), blocks=(1, 2, 1), gdiv=2, heads=4):
+    """Yakovlev et al. 2024, Fig. 1 and Sec. 2: one volume c x f throughout; to1d / to2d between
+    [N, c, f, T] and [N, f c, T]; every stage reads a softmax-weighted sum of all earlier 1D
+    outputs; ConvNeXt-like 2D blocks, then a time-context block (a post-norm transformer layer
+    after a depthwise positional convolution); attentive statistics pooling, BN, linear."""
+    def to1d(x):
+        n, ch, f, t = x.shape
+        return x.permute(0, 2, 1, 3).reshape(n, f * ch, t)
+
+    def to2d(x, ch):
+        n, cf, t = x.shape
+        return x.reshape(n, cf // ch, ch, t).permute(0, 2, 1, 3)
+
+    def ln_channels(pre, x):  # LayerNorm over axis 1, eps 1e-6
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        return (x - u) / torch.sqrt(s + 1e-6) * P[pre + ".weight"].reshape(shape) + P[pre + ".bias"].reshape(shape)
+
+    def weighted(pre, xs):
+        w = torch.softmax(P[pre + ".w"], dim=1)
+        return (torch.stack(xs, 1) * w).sum(1)
+
+    def lin(pre, x):
+        return F.linear(x, P[pre + ".weight"], P[pre + ".bias"])
+
+    def transformer(pre, x):  # [N, T, d]
+        n, t, d = x.shape
+        q, k, v = (lin(f"{pre}.attention.{m}_proj", x).reshape(n, t, heads, d // heads).transpose(1, 2)
+                   for m in "qkv")
+        a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d // heads), -1) @ v
+        x = x + lin(pre + ".attention.out_proj", a.transpose(1, 2).reshape(n, t, d))
+        x = F.layer_norm(x, (d,), P[pre + ".layer_norm.weight"], P[pre + ".layer_norm.bias"], 1e-6)
+        f = F.gelu(lin(pre + ".feed_forward.intermediate_dense", x), approximate="tanh")
+        x = x + lin(pre + ".feed_forward.output_dense", f)
+        return F.layer_norm(x, (d,), P[pre + ".final_layer_norm.weight"], P[pre + ".final_layer_norm.bias"], 1e-6)
+
+    def time_context(pre, x):
+        h = ln_channels(pre + ".red_dim_conv.1", conv1d(P, pre + ".red_dim_conv.0", x))
+        w = P[pre + ".tcm.0.conv.weight"]
+        h = h + ln_channels(pre + ".tcm.0.norm", conv1d(P, pre + ".tcm.0.conv", h, padding=w.shape[-1] // 2,
+                                                         groups=h.shape[1]))
+        h = transformer(pre + ".tcm.1", h.transpose(1, 2)).transpose(1, 2)
+        return x + conv1d(P, pre + ".exp_dim_conv", h)
+
+    def conv2d(pre, x, **kw):
+        return F.conv2d(x, P[pre + ".weight"], P[pre + ".bias"], **kw)
+
+    x = mel[:, None]
+    outs = [to1d(ln_channels("backbone.stem.1", conv2d("backbone.stem.0", x, padding=1)))]
+    ch = c
+    for i, s in enumerate(strides):
+        pre = f"backbone.stage{i}"
+        h = outs[0] if i == 0 else weighted(pre + ".0", outs)
+        h = conv2d(pre + ".2", to2d(h, ch), stride=(s, 1))
+        ch *= s
+        for b in range(blocks[i]):
+            q = f"{pre}.{3 + b}.conv_block"
+            t = conv2d(q + ".dwconvs.0", h, padding=1, groups=ch // gdiv)
+            h = h + conv2d(q + ".pwconv1", F.gelu(bn(P, q + ".norm", t, train)))
+        outs.append(time_context(f"{pre}.{4 + blocks[i]}", to1d(h)))
+    h = weighted("backbone.fin_wght1d", outs)
+    alpha = torch.softmax(conv1d(P, "pool.linear2", torch.tanh(conv1d(P, "pool.linear1", h))), dim=2)
+    mean = (alpha * h).sum(2)
+    std = torch.sqrt(((alpha * h * h).sum(2) - mean * mean).clamp(min=1e-7))
+    return lin("linear", bn(P, "bn", torch.cat([mean, std], 1), train))
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_redimnet_matches_its_equations(train):
+    gm, P = tiny(*REDIM, dtype=torch.float64)
+    mel = torch.randn(3, 8, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    (emb,) = check(gm, P, (mel,), redimnet_ref, train)
+    assert emb.shape == (3, 6)
+
+
+def test_redimnet_keeps_one_volume():
+    """Every stage's 1D output has c f = C F channels: the 2D maps trade frequencies for channels."""
+    g = resdsl.graph(os.path.join(STD, "redimnet.res"), network="redimnet_m")
+    shapes = {k: tuple(p.shape) for k, p in g.param_names().items()}
+    assert shapes["backbone.stage5.2.weight"] == (128, 64, 2, 1)          # c: 16 -> 32 -> 64 -> 128
+    assert shapes["backbone.stage5.8.exp_dim_conv.weight"] == (72 * 16, 72 * 16 // 4, 1)
+    assert shapes["backbone.fin_wght1d.w"] == (1, 7, 72 * 16, 1)
+    assert shapes["linear.weight"] == (192, 2 * 72 * 16)
