@@ -30,6 +30,10 @@ def check(gm, P, inputs, ref, train, rtol=1e-4, atol=1e-5):
     """gm(*inputs) against ref(P, *inputs, train): every output equal, then one random cotangent
     per output backpropagated through both, the gradients of every parameter equal."""
     gm.train(train)
+    gm.zero_grad(set_to_none=True)
+    for v in P.values():
+        v.grad = None
+    P.update({k: b.detach().clone() for k, b in gm.named_buffers()})  # running statistics as they are now
     ours, want = outputs(gm(*inputs)), outputs(ref(P, *inputs, train))
     assert len(ours) == len(want)
     total_ours = total_want = 0
@@ -178,10 +182,10 @@ def speedy_ref(P, phonemes, alignment, train):
     return mel, log_d
 
 
-@pytest.mark.parametrize("train", [True, False])
-def test_speedyspeech_matches_its_equations(train):
+def test_speedyspeech_matches_its_equations():
     gm, P = tiny(*SPEEDY)
-    mel, log_d = check(gm, P, speedy_inputs(), speedy_ref, train)
+    for train in (True, False):
+        mel, log_d = check(gm, P, speedy_inputs(), speedy_ref, train)
     assert mel.shape == (2, 5, 26) and log_d.shape == (2, 8)
 
 
@@ -269,11 +273,11 @@ def redimnet_ref(P, mel, train, c=4, strides=(1, 2, 2), blocks=(1, 2, 1), gdiv=2
     return lin("linear", bn(P, "bn", torch.cat([mean, std], 1), train))
 
 
-@pytest.mark.parametrize("train", [True, False])
-def test_redimnet_matches_its_equations(train):
+def test_redimnet_matches_its_equations():
     gm, P = tiny(*REDIM, dtype=torch.float64)
     mel = torch.randn(3, 8, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    (emb,) = check(gm, P, (mel,), redimnet_ref, train)
+    for train in (True, False):
+        (emb,) = check(gm, P, (mel,), redimnet_ref, train)
     assert emb.shape == (3, 6)
 
 
@@ -285,3 +289,104 @@ def test_redimnet_keeps_one_volume():
     assert shapes["backbone.stage5.8.exp_dim_conv.weight"] == (72 * 16, 72 * 16 // 4, 1)
     assert shapes["backbone.fin_wght1d.w"] == (1, 7, 72 * 16, 1)
     assert shapes["linear.weight"] == (192, 2 * 72 * 16)
+
+
+# ---------------------------------------------------------------- complex multidilated AEC network
+AEC = ("aec_mdcnn.res", "AECMDCNN", {"c": 4, "blocks": 2, "layers": 3, "growth": 3, "bins": 12, "frames": 10})
+
+
+def aec_ref(P, mic, far, train, blocks=2, layers=3):
+    """Watcharasupat et al. 2022, with torch's complex tensors: complex convolutions with complex
+    weights W_r + i W_i; pseudocomplex batch norm and ReLU on the real and imaginary parts; D2
+    blocks whose layer l convolves the j-th earlier feature with dilation 2^j and sums; the dual
+    mask S = M_d D + M_x X."""
+    def cconv(pre, z, d=1):
+        w = torch.complex(P[pre + ".wr.weight"], P[pre + ".wi.weight"])
+        k = w.shape[-1]
+        return F.conv2d(z, w, padding=d * (k - 1) // 2, dilation=d)
+
+    def cbn(pre, z):  # the real parts take the first half of the norm's channels, the imaginary the second
+        c = z.shape[1]
+        own = {k: v for k, v in P.items() if k.startswith(pre + ".") and v.ndim == 1}
+        re, im = ({k: v[s] for k, v in own.items()} for s in (slice(0, c), slice(c, 2 * c)))
+        return torch.complex(bn(re, pre, z.real, train), bn(im, pre, z.imag, train))
+
+    def crelu(z):
+        return torch.complex(F.relu(z.real), F.relu(z.imag))
+
+    d = torch.complex(mic[:, 0], mic[:, 1])
+    x = torch.complex(far[:, 0], far[:, 1])
+    h = cconv("stem", torch.stack([d, x], 1))
+    for b in range(blocks):
+        pre = f"blocks.{b}"
+        zs = [h]
+        for lay in range(layers):
+            zs.append(sum(cconv(f"{pre}.layers.{lay}.convs.{j}", crelu(cbn(f"{pre}.layers.{lay}.norms.{j}", z)), 2 ** j)
+                          for j, z in enumerate(zs)))
+        h = h + cconv(pre + ".transition", crelu(cbn(pre + ".norm", torch.cat(zs[1:], 1))))
+    m = cconv("head", crelu(cbn("norm", h)))
+    s = m[:, 0] * d + m[:, 1] * x
+    return torch.stack([s.real, s.imag], 1)
+
+
+def test_aec_mdcnn_matches_its_equations():
+    gm, P = tiny(*AEC)
+    g = torch.Generator().manual_seed(0)
+    mic, far = torch.randn(2, 2, 12, 10, generator=g), torch.randn(2, 2, 12, 10, generator=g)
+    for train in (True, False):
+        (s,) = check(gm, P, (mic, far), aec_ref, train)
+    assert s.shape == (2, 2, 12, 10)
+
+
+def test_aec_mdcnn_dilations_double_with_the_source_layer():
+    g = resdsl.graph(os.path.join(STD, "aec_mdcnn.res"), network="aec_mdcnn")
+    dil = {n.path: n.attrs["dilation"] for n in g.nodes if n.op == "conv" and ".layers.3.convs." in (n.path or "")}
+    assert {p: d for p, d in dil.items() if p.startswith("blocks.0.")} == {
+        f"blocks.0.layers.3.convs.{j}.{w}": 2 ** j for j in range(4) for w in ("wr", "wi")}, dil
+    assert g.num_params() == 350_208
+
+
+# ---------------------------------------------------------------- the torch file and ONNX
+def _inputs(key):
+    g = torch.Generator().manual_seed(5)
+    if key == "speedy":
+        return speedy_inputs()
+    if key == "aec":
+        return torch.randn(2, 2, 12, 10, generator=g), torch.randn(2, 2, 12, 10, generator=g)
+    shape = {"apnet": (2, 6, 12), "redim": (3, 8, 20)}[key]
+    return (torch.randn(*shape, generator=g),)
+
+
+NETS = {"apnet": APNET, "speedy": SPEEDY, "redim": REDIM, "aec": AEC}
+
+
+@pytest.mark.parametrize("key", sorted(NETS))
+def test_torch_file_and_onnx_compute_what_the_tree_computes(key, tmp_path):
+    import onnxruntime as ort
+    f, net, params = NETS[key]
+    path = os.path.join(STD, f)
+    xs = _inputs(key)
+    gm = resdsl.build(path, network=net, seed=0, **params)
+    randomize(gm, seed=2, scale=0.1)
+    gm.eval()
+    with torch.no_grad():
+        want = [y.numpy() for y in outputs(gm(*xs))]
+    out = tmp_path / f"gen_{key}.py"
+    out.write_text(resdsl.to_python(path, network=net, **params))
+    mod = import_file(out)
+    fn = next(getattr(mod, n) for n in dir(mod) if callable(getattr(mod, n)) and n.lower() == net.lower())
+    m = fn(seed=0).eval()
+    m.load_state_dict(gm.state_dict(), strict=True)
+    with torch.no_grad():
+        got = outputs(m(*xs))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)
+    model = resdsl.to_onnx(path, network=net, seed=0, **params)
+    s = ort.InferenceSession(model.SerializeToString())
+    feeds = {i.name: x.numpy() for i, x in zip(s.get_inputs(), xs, strict=True)}
+    # the ONNX file holds the network's initial weights (seed 0): compare with a fresh build
+    ref = resdsl.build(path, network=net, seed=0, **params).eval()
+    with torch.no_grad():
+        want0 = [y.numpy() for y in outputs(ref(*xs))]
+    for a, b in zip(s.run(None, feeds), want0, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
