@@ -95,7 +95,7 @@ def apnet_ref(P, mel, train, kernels=(3, 7, 11)):
     logamp = conv1d(P, "asp_output_conv", trunk("asp", mel), padding=3)
     h = trunk("psp", mel)
     r, i = conv1d(P, "psp_output_r_conv", h, padding=3), conv1d(P, "psp_output_i_conv", h, padding=3)
-    sgn = lambda v: torch.where(v >= 0, 1.0, -1.0)  # noqa: E731 (the paper's Sgn*)
+    sgn = lambda v: torch.where(v >= 0, 1.0, -1.0)  # the paper's Sgn*
     phase = torch.atan(i / r) - math.pi / 2 * sgn(i) * (sgn(r) - 1)
     a = torch.exp(logamp)
     return logamp, phase, a * torch.cos(phase), a * torch.sin(phase)
