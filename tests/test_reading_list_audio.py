@@ -390,3 +390,23 @@ def test_torch_file_and_onnx_compute_what_the_tree_computes(key, tmp_path):
         want0 = [y.numpy() for y in outputs(ref(*xs))]
     for a, b in zip(s.run(None, feeds), want0, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- atan2 (APNet's phase)
+def test_atan2_in_every_quadrant_and_on_the_axes(tmp_path):
+    """atan2 against torch.atan2 (and math.atan2) on all four quadrants, both axes and the
+    origin: the module tree, the standalone file and ONNX (Atan with its quadrant fix-ups)."""
+    import onnxruntime as ort
+    src = "network n() {\n    input y: [N, D=9]\n    input x: [N, D=9]\n    atan2(y, x)\n}\n"
+    y = torch.tensor([[1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 2.0, -3.0, 0.0], [0.5, -2.5, 3.0, -0.1, 1e-8, -1e-8, 7, 1, 0]])
+    x = torch.tensor([[1.0, -1.0, -1.0, 1.0, 1.0, -1.0, 0.0, 0.0, 0.0], [-4.0, -0.5, 1e-9, -1e-9, -1, -1, 2, 3, 5]])
+    want = torch.tensor([[math.atan2(a, b) for a, b in zip(r, s)] for r, s in zip(y.tolist(), x.tolist())])
+    torch.testing.assert_close(torch.atan2(y, x), want)
+    torch.testing.assert_close(resdsl.build(src)(y, x), want)
+    out = tmp_path / "gen_atan2.py"
+    out.write_text(resdsl.to_python(src))
+    assert "torch.atan2(" in out.read_text()
+    torch.testing.assert_close(import_file(out).n()(y, x), want)
+    s = ort.InferenceSession(resdsl.to_onnx(src).SerializeToString())
+    got = s.run(None, {"y": y.numpy(), "x": x.numpy()})[0]
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6)
