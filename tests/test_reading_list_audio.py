@@ -75,7 +75,7 @@ def conv1d(P, name, x, **kw):
 
 
 # ---------------------------------------------------------------- APNet
-APNET = ("apnet.res", "APNet", {"mels": 6, "c": 8, "n_fft": 14, "frames": 12})
+APNET = ("apnet.res", "APNet", {"mels": 6, "c": 8, "n_fft": 16, "hop": 2, "win": 8, "frames": 12})
 
 
 def apnet_ref(P, mel, train, kernels=(3, 7, 11)):
@@ -98,14 +98,16 @@ def apnet_ref(P, mel, train, kernels=(3, 7, 11)):
     sgn = lambda v: torch.where(v >= 0, 1.0, -1.0)  # the paper's Sgn*
     phase = torch.atan(i / r) - math.pi / 2 * sgn(i) * (sgn(r) - 1)
     a = torch.exp(logamp)
-    return logamp, phase, a * torch.cos(phase), a * torch.sin(phase)
+    re, im = a * torch.cos(phase), a * torch.sin(phase)
+    audio = torch.istft(torch.complex(re, im), 16, hop_length=2, win_length=8, window=torch.hann_window(8), center=True)
+    return logamp, phase, re, im, audio[:, None]
 
 
 def test_apnet_matches_its_equations():
     gm, P = tiny(*APNET, scale=0.1)  # small weights: exp(log A) stays moderate
     mel = torch.randn(2, 6, 12, generator=torch.Generator().manual_seed(0))
-    logamp, phase, re, im = check(gm, P, (mel,), apnet_ref, True)
-    assert logamp.shape == (2, 8, 12)
+    logamp, phase, re, im, audio = check(gm, P, (mel,), apnet_ref, True)
+    assert logamp.shape == (2, 9, 12) and audio.shape == (2, 1, 2 * 11)
     assert phase.abs().max() <= math.pi
     # the real and imaginary spectra are the amplitude and phase's: |S| = exp(log A)
     torch.testing.assert_close(torch.hypot(re, im), torch.exp(logamp))
@@ -113,11 +115,26 @@ def test_apnet_matches_its_equations():
 
 def test_apnet_paper_configuration():
     g = resdsl.graph(os.path.join(STD, "apnet.res"), network="apnet")
-    assert [tuple(a.size for a in o.shape[1:]) for o in g.outputs] == [(513, 100)] * 4
+    assert [tuple(a.size for a in o.shape[1:]) for o in g.outputs] == [(513, 100)] * 4 + [(1, 80 * 99)]
     shapes = {k: tuple(p.shape) for k, p in g.param_names().items()}
     assert shapes["asp_input_conv.weight"] == (512, 80, 7)
     assert shapes["psp_resnet.2.convs1.2.weight"] == (512, 512, 11)
     assert shapes["psp_output_i_conv.weight"] == (513, 512, 7)
+
+
+@pytest.mark.parametrize("n_fft,hop,win", [(1024, 80, 320), (16, 4, 16), (12, 3, 6)])
+def test_apnet_istft_is_torch_istft(n_fft, hop, win):
+    """The ISTFT block at the paper's sizes (and at a full-length and a short window) against
+    torch.istft (center=True, a periodic Hann window), on random spectra."""
+    src = ("import apnet\nnetwork istft_only(n_fft: int, hop: int, win: int) {\n"
+           "    input re: [N, F=n_fft // 2 + 1, T=30]\n    input im: [N, F=n_fft // 2 + 1, T=30]\n"
+           "    ISTFT(n_fft, hop, win)(re, im)\n}\n")
+    gm = resdsl.build(src, network="istft_only", n_fft=n_fft, hop=hop, win=win)
+    g = torch.Generator().manual_seed(1)
+    re, im = torch.randn(2, n_fft // 2 + 1, 30, generator=g), torch.randn(2, n_fft // 2 + 1, 30, generator=g)
+    want = torch.istft(torch.complex(re, im), n_fft, hop_length=hop, win_length=win,
+                       window=torch.hann_window(win), center=True)
+    torch.testing.assert_close(gm(re, im)[:, 0], want, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- SpeedySpeech
