@@ -208,6 +208,18 @@ PAPERS = {
                     (("CSI-4CAST: A Hybrid Deep Learning Model for CSI Prediction with Comprehensive Robustness and "
                       "Generalization Testing"), 2025, "2510.12996")),
     # end of reading list (vit)
+    # reading list (audio): speech and audio networks (tests/test_reading_list_audio.py)
+    **dict.fromkeys(["SpeedySpeech", "speedyspeech"],
+                    ("SpeedySpeech: Efficient Neural Speech Synthesis", 2020, "2008.03802")),
+    **dict.fromkeys(["APNet", "apnet"],
+                    (("APNet: An All-Frame-Level Neural Vocoder Incorporating Direct Prediction of Amplitude and "
+                      "Phase Spectra"), 2023, "2305.07952")),
+    **dict.fromkeys(["ReDimNet", "redimnet_m"],
+                    ("Reshape Dimensions Network for Speaker Recognition", 2024, "2407.18223")),
+    **dict.fromkeys(["AECMDCNN", "aec_mdcnn"],
+                    (("End-to-End Complex-Valued Multidilated Convolutional Neural Network for Joint Acoustic Echo "
+                      "Cancellation and Noise Suppression"), 2021, "2110.00745")),
+    # end of reading list (audio)
 }
 
 

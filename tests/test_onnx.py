@@ -120,12 +120,25 @@ def inputs_for(g, batch, spatial=64, seed=0):
     return out
 
 
-def assert_close_scaled(got, want):
+def assert_close_scaled(got, want, ill_conditioned=False):
     """rtol 1e-4, atol 1e-5 in units of the output's scale (max |want|, at least 1): a
     randomly initialised deep ResNet gives logits in the hundreds, where 1e-5 absolute is
-    below float32 resolution."""
+    below float32 resolution. `ill_conditioned` (ILL_CONDITIONED below): at most one element
+    in 10,000 outside that, and each within 1e-2."""
     scale = max(1.0, float(np.abs(want).max()))
-    np.testing.assert_allclose(got / scale, want / scale, **TOL)
+    if not ill_conditioned:
+        return np.testing.assert_allclose(got / scale, want / scale, **TOL)
+    np.testing.assert_allclose(got / scale, want / scale, rtol=0, atol=1e-2)
+    off = ~np.isclose(got / scale, want / scale, **TOL)
+    assert off.sum() <= want.size // 10_000, f"{off.sum()} of {want.size} elements differ"
+
+
+# Networks whose outputs are, by the paper's construction, ill-conditioned at a few points of
+# any input: the two runtimes' equal-up-to-rounding intermediate values give visibly different
+# outputs there. APNet's phase atan2(I, R), and A cos / A sin of it: where |R + iI| is near 0
+# the angle follows the rounding of R and I (convolution sums ordered differently in
+# onnxruntime); the phase error is |dR + i dI| / |R + iI|.
+ILL_CONDITIONED = {"APNet", "apnet"}
 
 
 def compare(g, model, state, batches, spatial=64):
@@ -148,7 +161,7 @@ def compare(g, model, state, batches, spatial=64):
         assert len(got) == len(want)
         for z, y in zip(got, want):
             assert z.shape == tuple(y.shape)
-            assert_close_scaled(z, y.numpy())
+            assert_close_scaled(z, y.numpy(), g.name in ILL_CONDITIONED)
 
 
 def size_of(size, env):

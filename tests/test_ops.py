@@ -130,6 +130,8 @@ CASES = {
     "cos": ("[N, D=5]", "cos(x)", lambda x, m: torch.cos(x)),
     "floor": ("[N, D=5]", "x * 3 -> floor", lambda x, m: torch.floor(x * 3)),
     "ceil": ("[N, D=5]", "ceil(x * 3)", lambda x, m: torch.ceil(x * 3)),
+    "atan2": ("[N, D=6]", "a, b = x -> chunk(2, dim=1)\n    atan2(a, b)",
+              lambda x, m: torch.atan2(*x.chunk(2, dim=1))),
     "arange": ("[N, D=5]", "x + arange(x, dim=1)", lambda x, m: x + torch.arange(5.0)),
     "quantize": ("[N, D=5]", "x * 3 -> quantize", lambda x, m: torch.round(x * 3)),
     # computation chosen per sample (resdsl/ir/ops/dynamic.py): each against its equations

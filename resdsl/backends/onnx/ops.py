@@ -296,4 +296,5 @@ def _glu(b, n, ins):
 
 from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
 from . import ops_quantize  # noqa: E402, F401 (quantize)
+from . import ops_phase  # noqa: E402, F401 (atan2)
 from . import ops_sizes  # noqa: F401 (run-time sizes; importing it registers its lowerings)

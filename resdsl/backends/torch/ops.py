@@ -558,6 +558,7 @@ def _orthogonal(g, n, ins):  # f - <x, f> / (<x, x> + eps) * x
 
 from . import ops_elementwise_math  # noqa: E402, F401 (registers the lowerings of elementwise_math's ops)
 from . import ops_quantize  # noqa: E402, F401 (quantize)
+from . import ops_phase  # noqa: E402, F401 (atan2)
 from . import ops_dynamic  # noqa: F401 (skip_gate, route, combine, vq, resfield)
 from . import ops_sizes  # (run-time sizes; importing it registers their lowerings)
 from . import ops_sdpa  # noqa: E402,F401 (registers the lowering of sdpa)

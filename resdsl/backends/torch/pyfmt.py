@@ -80,7 +80,8 @@ def ident(name: str) -> bool:
 # ------------------------------------------------------------------ torch functions by their public names
 _TORCH = ("relu", "relu_", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "abs", "clamp", "softmax",
           "flatten", "transpose", "unflatten", "select", "cat", "matmul", "split", "chunk", "stack", "sum",
-          "mean", "sin", "cos", "floor", "ceil", "minimum", "maximum", "where", "arange", "pow", "index_select", "roll")
+          "mean", "sin", "cos", "floor", "ceil", "minimum", "maximum", "where", "arange", "pow", "index_select", "roll",
+          "atan2")
 _OPERATORS = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
               operator.iadd: "+=", operator.floordiv: "//", operator.mod: "%", operator.pow: "**",
               operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">=", operator.eq: "==",
