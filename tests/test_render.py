@@ -337,3 +337,14 @@ def test_every_network_renders_without_warnings(path, net):
             data, warn = run_dot(to_dot(g, depth, rankdir), "svg")
             assert warn == "", (depth, rankdir, warn)
             ET.fromstring(data)
+
+
+def test_a_long_list_argument_is_shown_by_its_ends_in_the_block_title():
+    """A block given a table (MOAT's 196 relative-position indices) is titled by the list's ends and
+    length: the whole list made titles graphviz refuses (labels stop at 16,384 characters)."""
+    src = ("block Table(idx: list) {\n    input x\n    x -> linear(4) as fc\n}\n"
+           "network n {\n    input x: [N, 4]\n"
+           f"    Table({list(range(3000))}) as t\n}}\n")
+    text = resdsl.render(src, depth=2).data.decode()
+    assert "[0, 1, 2, …, 2999] (3000)" in text
+    assert "2998" not in text

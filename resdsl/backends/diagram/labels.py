@@ -79,12 +79,19 @@ def axes_note(n) -> str:
     return f"[{head}]" + (" over " + ",".join(_axname(x[i]) for i in over) if over else "")
 
 
+_LIST_SHOWN = 8  # a block argument's list longer than this is shown by its ends
+
+
 def _arg_text(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
+        if len(v) > _LIST_SHOWN:  # a table of 196 indices: its ends and its length, not a title
+            # graphviz cannot lay out (labels stop at 16,384 characters)
+            head = ", ".join(_arg_text(x) for x in v[:3])
+            return f"[{head}, …, {_arg_text(v[-1])}] ({len(v)})"
         return "[" + ", ".join(_arg_text(x) for x in v) + "]"
     if isinstance(v, (int, str)):
         return str(v)
