@@ -9,6 +9,8 @@ and to ONNX, and both compute what the module tree computes."""
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,9 +233,8 @@ def graph_conv(P, name, h, adj, max_degree):
 
 def graph_pool(h, adj):
     """max over the atom and its neighbours, one atom at a time."""
-    m, v, _ = h.shape
     rows = []
-    for i in range(v):
+    for i in range(h.shape[1]):
         nbrs = h.masked_fill(~(adj[:, i] > 0).unsqueeze(-1), float("-inf"))  # [M, V, C]
         rows.append(torch.maximum(h[:, i], nbrs.max(1).values))
     return torch.stack(rows, 1)
@@ -328,3 +329,21 @@ def test_torch_file_and_onnx_compute_what_the_tree_computes(key, tmp_path):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the docs table
+def test_the_docs_table_gives_the_counts_and_lines():
+    """docs/architectures.md's "reading list (seq)" rows: each network's parameter count and its
+    file's non-blank, non-comment lines are what the files give."""
+    doc = Path(ROOT, "docs", "architectures.md").read_text(encoding="utf-8")
+    section = doc.split("<!-- reading list (seq)", 1)[1].split("<!-- reading list (seq): end. -->", 1)[0]
+    rows = [r for r in section.splitlines() if r.startswith("| ") and "`.res`" not in r and "---" not in r]
+    assert len(rows) == 4
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        net, count = re.match(r"(\w+) \(([\d,]+) parameters", cells[1]).groups()
+        (f,) = re.findall(r"`([^`]+\.res)`", cells[2])
+        assert resdsl.graph(os.path.join(STD, f), network=net).num_params() == int(count.replace(",", "")), net
+        text = Path(STD, f).read_text(encoding="utf-8").splitlines()
+        lines = sum(1 for t in text if t.strip() and not t.strip().startswith("#"))
+        assert int(cells[4]) == lines, f
