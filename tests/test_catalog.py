@@ -157,7 +157,7 @@ PAPERS = {
                     ("Residual Reservoir Memory Networks", 2025, "2508.09925")),
     # end of reading list (c)
     # reading list (seq): recurrent layers over residual features
-    **dict.fromkeys(["RRNet", "rrnet"],
+    **dict.fromkeys(["RRNet", "rrnet_sp", "rrnet_ca"],
                     (("A Model RRNet for Spectral Information Exploitation and LAMOST Medium-resolution Spectrum "
                       "Parameter Estimation"), 2022, None)),
     **dict.fromkeys(["ResCTC", "res_ctc_digits"],

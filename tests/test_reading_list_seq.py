@@ -50,9 +50,8 @@ def oneshot_inputs(s=4, q=3, v=6, f=5, seed=0):
 
 # key: file, network, tiny parameters, inputs (a dict: name -> tensor)
 TINY = {
-    "rrnet": ("rrnet.res", "RRNet", {"length": 64, "channels": 4, "blocks": 2, "segments": 8, "hidden": 6,
-                                     "fc": 10, "params": 3},
-              lambda: {"x": torch.randn(3, 1, 64, generator=gen(1))}),
+    "rrnet": ("rrnet.res", "RRNet", {"length": 64, "widths": [2, 4], "segment": 8, "labels": 3, "fc": [10, 6]},
+              lambda: {"x": torch.randn(3, 64, generator=gen(1))}),
     "ctc": ("digit_string.res", "ResCTC", {"height": 16, "width": 32, "widths": [4, 6, 8], "depth": 1,
                                            "hidden": 5},
             lambda: {"x": torch.randn(2, 1, 16, 32, generator=gen(2))}),
@@ -144,23 +143,65 @@ def linear(P, name, x):
 
 
 # ---------------------------------------------------------------- RRNet
-def rrnet_ref(P, xs, train, blocks=2, segments=8):
-    x = xs["x"]
-    x = bn(P, "stem_bn", F.conv1d(x, P["stem.weight"], padding=3), train).relu()
-    for i in range(blocks):  # the residual module
-        x = basic_block(P, f"residual.{i}", x, train, F.conv1d)
-    n, c, length = x.shape  # the recurrent module: one step per wavelength segment (all channels)
-    seq = x.reshape(n, c, segments, length // segments).permute(0, 2, 1, 3).reshape(n, segments, -1)
-    h = lstm(P, "recurrent", seq, bidirectional=True)
-    h = linear(P, "fc1", h.reshape(n, -1)).relu()
-    return linear(P, "head", h)
+def rrnet_ref(P, xs, train, widths=2, segment=8):
+    x = xs["x"][:, None]
+    for i in range(widths):  # the residual module: conv3(relu(conv3 x)) + s(x), then average pooling
+        name = f"ResBlock_list.{i}.0"
+        y = F.conv1d(x, P[f"{name}.ResBlock.0.weight"], P[f"{name}.ResBlock.0.bias"], padding=1).relu()
+        y = F.conv1d(y, P[f"{name}.ResBlock.2.weight"], P[f"{name}.ResBlock.2.bias"], padding=1)
+        if f"{name}.downsample.0.weight" in P:
+            x = F.conv1d(x, P[f"{name}.downsample.0.weight"], P[f"{name}.downsample.0.bias"])
+        x = F.avg_pool1d(y + x, 2)
+    x = x.relu()
+    seq = x.transpose(1, 2).reshape(x.shape[0], -1, segment)  # position-major, cut into segments
+    h = torch.zeros(x.shape[0], segment)
+    out = []
+    for t in range(seq.shape[1]):  # the recurrent module: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+        h = torch.tanh(seq[:, t] @ P["rnn.weight_ih_l0"].T + P["rnn.bias_ih_l0"] + h @ P["rnn.weight_hh_l0"].T
+                       + P["rnn.bias_hh_l0"])
+        out.append(h)
+    f = torch.stack(out, 1).flatten(1)
+    f = F.dropout(linear(P, "fc1.0", f).relu(), 0.3, train)
+    f = F.dropout(linear(P, "fc2.0", f).relu(), 0.3, train)
+    return linear(P, "mu", f), F.softplus(linear(P, "sigma.0", f))
 
 
 @pytest.mark.parametrize("train", [True, False])
 def test_rrnet_matches_its_equations(train):
+    """Train mode draws the same dropout masks on both sides (one seed, the same draws in order)."""
     gm, P, xs = tiny("rrnet")
-    y = check(gm, P, xs, rrnet_ref, train)[0]
-    assert y.shape == (3, 6)  # a mean and a log variance per parameter
+    gm.train(train)
+    ref = rrnet_ref
+    if train:
+        def ref(P, xs, train):
+            torch.manual_seed(3)
+            return rrnet_ref(P, xs, train)
+        forward = gm.forward
+
+        def seeded(**kw):
+            torch.manual_seed(3)
+            return forward(**kw)
+        gm.forward = seeded
+    mu, sigma = check(gm, P, xs, ref, train)
+    assert mu.shape == sigma.shape == (3, 3) and (sigma > 0).all()
+
+
+def test_rrnet_state_dict_is_the_authors_layout():
+    """The keys and shapes of the authors' released model (Chan-0312/RRNet, models/RRNet.py) with
+    its training defaults: residual widths 4, 8, 16 over 7200 pixels, a 360-unit RNN, fc 256 and
+    128, three labels; written here from reading that file."""
+    want = {"rnn.weight_ih_l0": (360, 360), "rnn.weight_hh_l0": (360, 360), "rnn.bias_ih_l0": (360,),
+            "rnn.bias_hh_l0": (360,), "fc1.0.weight": (256, 16 * 7200 // 8), "fc1.0.bias": (256,),
+            "fc2.0.weight": (128, 256), "fc2.0.bias": (128,), "mu.weight": (3, 128), "mu.bias": (3,),
+            "sigma.0.weight": (3, 128), "sigma.0.bias": (3,)}
+    for i, (a, b) in enumerate([(1, 4), (4, 8), (8, 16)]):
+        p = f"ResBlock_list.{i}.0."
+        want |= {p + "ResBlock.0.weight": (b, a, 3), p + "ResBlock.0.bias": (b,), p + "ResBlock.2.weight": (b, b, 3),
+                 p + "ResBlock.2.bias": (b,), p + "downsample.0.weight": (b, a, 1), p + "downsample.0.bias": (b,)}
+    g = resdsl.graph(os.path.join(STD, "rrnet.res"), network="rrnet_sp")
+    assert g.num_params() == sum(int(np.prod(s)) for s in want.values())
+    gm = resdsl.build(os.path.join(STD, "rrnet.res"), network="rrnet_sp")
+    assert {k: tuple(v.shape) for k, v in gm.state_dict().items()} == want
 
 
 # ---------------------------------------------------------------- ResNet + BiLSTM + CTC
@@ -341,9 +382,11 @@ def test_the_docs_table_gives_the_counts_and_lines():
     assert len(rows) == 4
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        net, count = re.match(r"(\w+) \(([\d,]+) parameters", cells[1]).groups()
         (f,) = re.findall(r"`([^`]+\.res)`", cells[2])
-        assert resdsl.graph(os.path.join(STD, f), network=net).num_params() == int(count.replace(",", "")), net
+        counts = re.findall(r"(\w+) \((\d{1,3}(?:,\d{3})+)[ ;]", cells[1])  # "rrnet_sp (3,981,994 parameters; ..."
+        assert counts, row
+        for net, count in counts:
+            assert resdsl.graph(os.path.join(STD, f), network=net).num_params() == int(count.replace(",", "")), net
         text = Path(STD, f).read_text(encoding="utf-8").splitlines()
         lines = sum(1 for t in text if t.strip() and not t.strip().startswith("#"))
         assert int(cells[4]) == lines, f
