@@ -2,9 +2,10 @@
 (stdlib/rrnet.res, digit_string.res, dqn3d_rnn.res, oneshot_drug.res). No pip package implements
 them (DeepChem's IterRefLSTMEmbedding is TensorFlow/Keras and not a dependency), so each is checked
 against a direct PyTorch transcription of its paper's equations on a small configuration, written
-here without resdsl and without torch.nn.LSTM (the LSTM equations are written out): outputs AND
+here without resdsl and without torch.nn.LSTM/RNN (their equations are written out): outputs AND
 gradients equal, every parameter randomised first and read by name, in training and evaluation
-mode where batch norm makes them differ. Each network also compiles to a standalone torch file
+mode where batch norm or dropout makes them differ. RRNet follows the authors' released model
+(github.com/Chan-0312/RRNet, not a package): its state_dict keys and shapes are checked too. Each network also compiles to a standalone torch file
 and to ONNX, and both compute what the module tree computes."""
 from __future__ import annotations
 
@@ -77,10 +78,15 @@ def outputs(y):
     return list(y) if isinstance(y, (tuple, list)) else [y]
 
 
-def check(gm, P, xs, ref, train):
-    """Outputs and the gradients of every parameter equal, for one random cotangent per output."""
+def check(gm, P, xs, ref, train, seed=None):
+    """Outputs and the gradients of every parameter equal, for one random cotangent per output.
+    `seed`: reseed torch before each side, so that dropout draws the same masks on both."""
     gm.train(train)
+    if seed is not None:
+        torch.manual_seed(seed)
     ys = outputs(gm(**xs))
+    if seed is not None:
+        torch.manual_seed(seed)
     want = outputs(ref(P, xs, train))
     assert len(ys) == len(want)
     loss_ours, loss_ref = 0, 0
@@ -168,21 +174,9 @@ def rrnet_ref(P, xs, train, widths=2, segment=8):
 
 @pytest.mark.parametrize("train", [True, False])
 def test_rrnet_matches_its_equations(train):
-    """Train mode draws the same dropout masks on both sides (one seed, the same draws in order)."""
+    """In training, dropout draws the same masks on both sides (one seed, the same draws in order)."""
     gm, P, xs = tiny("rrnet")
-    gm.train(train)
-    ref = rrnet_ref
-    if train:
-        def ref(P, xs, train):
-            torch.manual_seed(3)
-            return rrnet_ref(P, xs, train)
-        forward = gm.forward
-
-        def seeded(**kw):
-            torch.manual_seed(3)
-            return forward(**kw)
-        gm.forward = seeded
-    mu, sigma = check(gm, P, xs, ref, train)
+    mu, sigma = check(gm, P, xs, rrnet_ref, train, seed=3)
     assert mu.shape == sigma.shape == (3, 3) and (sigma > 0).all()
 
 
