@@ -220,6 +220,19 @@ PAPERS = {
                     (("End-to-End Complex-Valued Multidilated Convolutional Neural Network for Joint Acoustic Echo "
                       "Cancellation and Noise Suppression"), 2021, "2110.00745")),
     # end of reading list (audio)
+    # reading list (seq): recurrent layers over residual features
+    **dict.fromkeys(["RRNet", "rrnet_sp", "rrnet_ca"],
+                    (("A Model RRNet for Spectral Information Exploitation and LAMOST Medium-resolution Spectrum "
+                      "Parameter Estimation"), 2022, None)),
+    **dict.fromkeys(["ResCTC", "res_ctc_digits"],
+                    ("Handwritten digit string recognition by combination of residual network and RNN-CTC", 2017,
+                     "1710.03112")),
+    **dict.fromkeys(["DQN3DRNN", "dqn3d_rnn"],
+                    (("3DCNN-DQN-RNN: A Deep Reinforcement Learning Framework for Semantic Parsing of Large-scale "
+                      "3D Point Clouds"), 2017, "1707.06783")),
+    **dict.fromkeys(["OneShotResLSTM", "oneshot_tox21"],
+                    ("Low Data Drug Discovery with One-shot Learning", 2016, "1611.03199")),
+    # end of reading list (seq)
 }
 
 

@@ -53,18 +53,20 @@ def neg(el, e, v, ctx):
     return el.apply_op(O.OPS["neg"], [v], [], {}, None, ctx, e.span)
 
 
-def check_names(e, a: Value, b: Value):
-    """Shapes that broadcast, with matching axis names where both sides have a full axis."""
+def check_names(e, a: Value, b: Value, op: str | None = None):
+    """Shapes that broadcast, with matching axis names where both sides have a full axis. `op`: the
+    function's name for a call (`maximum(a, b)`), whose expression has no operator."""
+    op = op or e.op
     x, y = a.shape, b.shape
     label = f"left: {named_str(x)}, right: {named_str(y)}"
     try:
         O.broadcast(x, y)
     except O.OpError:
-        raise ResdslError("shape", f"`{e.op}` needs tensors whose shapes broadcast", e.span, label=label,
+        raise ResdslError("shape", f"`{op}` needs tensors whose shapes broadcast", e.span, label=label,
                           help="sizes must be equal or 1, aligned from the last axis") from None
     for p, q in zip(reversed(x), reversed(y)):
         if p.name and q.name and p.name != q.name and p.size != 1 and q.size != 1:
-            raise ResdslError("shape", f"`{e.op}` lines up axis `{p.name}` with axis `{q.name}`", e.span,
+            raise ResdslError("shape", f"`{op}` lines up axis `{p.name}` with axis `{q.name}`", e.span,
                               label=label,
                               help="transpose or rearrange one side first; `add(a, b)` / `mul(a, b)` ignore names")
 

@@ -136,7 +136,7 @@ def call(el, callee, fname: str, e, ctx):
                                   f"{len(values)}", e.span, help=f"e.g. {fname}(x, y) or {fname}(x, 0.5)")
     a, b = values
     if isinstance(a, Value) and isinstance(b, Value):
-        check_names(e, a, b)
+        check_names(e, a, b, fname)
         return _apply(el, name, [a, b], {}, ctx, e.span)
     t, c, left = (a, b, False) if isinstance(a, Value) else (b, a, True)
     kw = {"value": _number(e, fname, c)}
