@@ -1091,7 +1091,7 @@ def _init_function(plan, top, classes) -> list:
     for (act, opt), names in by_action.items():
         test = names[0] if len(names) == 1 else "(" + ", ".join(names) + ")"
         if exact and "nn.Linear" in names:
-            test = f"type(m) is {test}" if len(names) == 1 else f"type(m) in {test}"
+            test = f"type(m) is {test}" if len(names) == 1 else ("type(m) in ", Brackets("()", names))
         else:  # a long class tuple is split as ruff format splits it
             test = Call("isinstance", ["m", names[0] if len(names) == 1 else Brackets("()", names)])
         branches.append((test, _action_lines("m", act, opt)))
@@ -1107,7 +1107,9 @@ def _init_function(plan, top, classes) -> list:
     if branches:
         lines.append("    for m in model.modules():")
         for k, (test, body) in enumerate(branches):
-            lines += statement(2, "if " if k == 0 else "elif ", test, ":")
+            kw = "if " if k == 0 else "elif "
+            lines += statement(2, kw + test[0], test[1], ":") if isinstance(test, tuple) else \
+                statement(2, kw, test, ":")
             _emit(lines, 3, body)
     loose = [i for i in _all(top) if i.kind in ("seq", "dict", "named")
              and any(c.kind == "param" for _, c in i.children)]

@@ -248,8 +248,9 @@ def statement(indent: int, prefix: str, e, suffix: str = "") -> list:
         brackets = isinstance(e, Brackets)
         head = pad + prefix + e.head + ("" if brackets else "(")
         close = pad + (e.close if brackets else ")") + suffix
-        if len(body) <= WIDTH:
-            return [head, body, close]
+        if len(body) <= WIDTH and not (brackets and len(e.items) > 1):
+            return [head, body, close]  # a call's arguments on one line; a split literal (a tuple,
+            # a list) gets one item a line, as ruff format splits a data structure
         lines = [head]
         if len(e.items) == 1:  # nothing to split at: the item itself is split, without a comma
             return lines + statement(indent + 1, "", e.items[0]) + [close]
