@@ -29,7 +29,8 @@ from .analysis import Analyzer, doc_comment, imports_of, resolved_path, signatur
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEAN = re.compile(r"did you mean `([^`]+)`")
 KEYWORDS = ("block", "network", "import", "let", "fn", "input", "output", "residual", "shortcut", "parallel",
-            "repeat", "loop", "shared", "for", "in", "if", "else", "as", "true", "false", "none", "and", "or", "not")
+            "repeat", "loop", "shared", "for", "in", "if", "else", "as", "true", "false", "none", "and", "or", "not",
+            "training", "as .", "as +")  # `training NAME = ...` in an output line; `as .` / `as +`: name forms
 
 
 class ResdslServer(LanguageServer):
