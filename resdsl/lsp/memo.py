@@ -212,28 +212,37 @@ class MemoElaborator(Elaborator):
             parent.children.append(c)
             scopes.append(c)
         fresh, states, specs, nodes, recs = self.fresh, self.states, self.param_specs, self.nodes, self._recs
+        counts, used = self.value_names, self.used_names
         node_at = getattr(self, "node_at", None)
-        for op, ins, attrs, tail, falsy, params, si, nspan, claimed, outs in e.node_plan:
+        under = path.replace(".", "_")
+        plain = under.isascii() and under.isidentifier()  # then so is each name made from it: fresh() inlined
+        for op, ins, attrs, tail, falsy, params, si, nspan, claimed, outs, tail_, tail_ok in e.node_plan:
             p = falsy if tail is None else path + tail
             node = Node(op, [values[i] for i in ins], [], dict(attrs), p, dict(params), scopes[si], nspan)
-            if node.params and node_at is not None:  # what a later `tie=` finds by path (tying.py)
+            if params and node_at is not None:  # what a later `tie=` finds by path (tying.py)
                 node_at.setdefault(p, node)
             if claimed is not None:
                 states[p] = claimed
                 specs.setdefault(p, node.params)
                 for r in recs:
                     r.claims[p] = claimed
-            base = p.replace(".", "_") if p else op
-            if len(outs) == 1:
-                vid, shape, dtype = outs[0]
-                w = Value(fresh(base), shape, node, dtype)
+            base = under + tail_ if tail is not None and p else p.replace(".", "_") if p else op
+            fast = plain and tail_ok and tail is not None and p
+            for i, (vid, shape, dtype) in enumerate(outs):
+                want = base if len(outs) == 1 else f"{base}_{i}"
+                if fast:  # = fresh(want): a name not given out yet, from the counter of its base
+                    k = counts.get(want, 0)
+                    name = want if k == 0 else f"{want}_{k}"
+                    while name in used:
+                        k += 1
+                        name = f"{want}_{k}"
+                    counts[want] = k + 1
+                    used.add(name)
+                else:
+                    name = fresh(want)
+                w = Value(name, shape, node, dtype)
                 node.outputs.append(w)
                 values[vid] = w
-            else:
-                for i, (vid, shape, dtype) in enumerate(outs):
-                    w = Value(fresh(f"{base}_{i}"), shape, node, dtype)
-                    node.outputs.append(w)
-                    values[vid] = w
             nodes.append(node)
         for c, (*_, info, vkeys) in zip(scopes, e.scope_plan):
             c.info = dict(info)
@@ -253,8 +262,17 @@ def _plan(e) -> None:
                     for i, s in enumerate(e.scopes)]
     e.node_plan = [(n.op, [id(v) for v in n.inputs], n.attrs, n.path[cut:] if n.path else None, n.path, n.params,
                     index[id(n.scope)], n.span, e.claims.get(n.path) if n.path else None,
-                    [(id(v), v.shape, v.dtype) for v in n.outputs])
+                    [(id(v), v.shape, v.dtype) for v in n.outputs], *_tail_name(n.path[cut:] if n.path else None))
                    for n in e.nodes]
+
+
+def _tail_name(tail):
+    """(the part of a value name a path's tail gives, whether it keeps a name made of identifier
+    characters one: then the copy gives value names without fresh()'s clean-up)."""
+    if tail is None:
+        return None, False
+    t = tail.replace(".", "_")
+    return t, t.isascii() and (not t or ("a" + t).isidentifier())
 
 
 def _preorder(s):
