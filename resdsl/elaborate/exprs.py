@@ -45,6 +45,9 @@ _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.l
         ">": operator.gt, ">=": operator.ge}
 
 
+_EVAL: dict = {}  # (elaborator class, expression class) -> its _e_ method (None: none)
+
+
 class ExprMixin:
     def truth(self, v, span):
         if isinstance(v, bool):
@@ -59,12 +62,14 @@ class ExprMixin:
 
     def evaluate(self, e, ctx):
         self.budget.step(e.span)
-        m = getattr(self, "_e_" + type(e).__name__, None)
+        m = _EVAL.get((type(self), type(e)), _EVAL)
+        if m is _EVAL:  # the method for this kind of expression, found once per class
+            m = _EVAL[(type(self), type(e))] = getattr(type(self), "_e_" + type(e).__name__, None)
         if m is None:
             if isinstance(e, ast.Chain):
                 return self.chain(e, ctx, start=False)
             raise ResdslError("syntax", f"`{type(e).__name__}` cannot be used as a value here", e.span)
-        return m(e, ctx)
+        return m(self, e, ctx)
 
     def _e_Const(self, e, ctx):
         v = e.value

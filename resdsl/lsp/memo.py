@@ -76,15 +76,16 @@ class _Entry:
         "inputs",
         "keep",
         "nest",
+        "nesting",
         "node_plan",
         "nodes",
         "params",
         "path",
-        "paths",
         "result",
         "scope_plan",
         "scopes",
         "steps",
+        "tails",
     )
 
 
@@ -176,7 +177,8 @@ class MemoElaborator(Elaborator):
         e.keep = (ref, args, kwargs)  # the objects whose ids the key holds stay alive
         if not _inside(e):
             return out
-        e.paths = [p for p in {*(n.path for n in e.nodes), *(s.path for s in e.scopes)} if p]
+        e.tails = [p[len(e.path):] for p in {*(n.path for n in e.nodes), *(s.path for s in e.scopes)} if p]
+        e.nesting = _nesting([p[len(e.path):] for p in e.claims])
         _plan(e)
         self.memo[key] = e
         return out
@@ -188,21 +190,16 @@ class MemoElaborator(Elaborator):
             name = self.name_of(as_name, ctx)
             path = join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             b.steps = steps  # e.steps holds the recorded call's evaluation of the same `as` expression
-        old = e.path
-        cut = len(old)
-
-        def moved(p):
-            return p if not p else path + p[cut:]
-
         if (self.depth + e.depth > MAX_RECURSION or self.nest + e.nest > B.MAX_NEST
                 or b.steps + e.steps > b.max_steps or b.params + e.params > B.MAX_TOTAL_PARAMS
                 or len(self.nodes) + len(e.nodes) > MAX_NODES
-                or any(moved(p) in self.states for p in e.paths)):
+                or not path or any(path + tail in self.states for tail in e.tails) or self._nests(e, path)):
             # something differs here: elaborate it, which says what is wrong as `check` does
             return super().apply_block(ref, tensors, args, kwargs, as_name, ctx, span, path)
         b.steps += e.steps
         b.params += e.params
         self._reach(self.depth + e.depth, self.nest + e.nest)
+        self._note_prefixes(e, path)
         values = dict(zip(map(id, e.inputs), tensors))
         scopes = []
         for kind, sname, tail, falsy, parent, sspan, _, _ in e.scope_plan:
@@ -249,6 +246,58 @@ class MemoElaborator(Elaborator):
             for k in vkeys:
                 c.info[k] = _map(info[k], values)
         return _map(e.result, values)
+
+
+    def _nests(self, e, path) -> bool:
+        """Whether a path the copy would claim nests with a state path there already (`layer.1` and
+        `layer.1.conv`): traps.check_nesting's error, which the elaborator then gives."""
+        claims, first_deep, inner = e.nesting
+        if not claims:
+            return False
+        states = self.states
+        q = path
+        while (i := q.rfind(".")) >= 0:  # a proper prefix of the instance's path: of every claimed path
+            q = q[:i]
+            if q in states:
+                return True
+        if first_deep is not None and path in states:
+            return True
+        if any(path + t in states for t, _ in inner):
+            return True
+        under = self.__dict__.get("state_prefixes") or {}  # proper prefix -> a state path under it
+        return any(path + t in under for t in claims)
+
+    def _note_prefixes(self, e, path) -> None:
+        """The proper prefixes of the claimed paths, each with the first claimed path under it, as
+        traps.check_nesting notes them for the claims it checks."""
+        claims, first_deep, inner = e.nesting
+        if not claims:
+            return
+        under = self.__dict__.setdefault("state_prefixes", {})
+        first = path + claims[0]
+        q = path
+        while (i := q.rfind(".")) >= 0:
+            q = q[:i]
+            under.setdefault(q, first)
+        if first_deep is not None:
+            under.setdefault(path, path + first_deep)
+        for t, c in inner:
+            under.setdefault(path + t, path + c)
+
+
+def _nesting(tails) -> tuple:
+    """(the claimed paths' parts after the instance's path, in claim order; the first that is not
+    empty, or None; [(a proper prefix's part strictly inside the instance, the first claim's part
+    under it)])."""
+    first_deep, inner = None, {}
+    for t in tails:
+        if t:
+            if first_deep is None:
+                first_deep = t
+            parts = t[1:].split(".")
+            for k in range(1, len(parts)):
+                inner.setdefault("." + ".".join(parts[:k]), t)
+    return tails, first_deep, list(inner.items())
 
 
 def _plan(e) -> None:
