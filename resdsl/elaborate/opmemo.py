@@ -76,11 +76,18 @@ def get(k, od):
     hit = _MEMO.get(k)
     if hit is None or hit[0] is not od:
         return None
-    _, attrs, outs, params = hit
-    return ({n: (v.copy() if type(v) in (list, dict) else v) for n, v in attrs.items()}, outs, dict(params))
+    _, attrs, mutable, outs, params = hit
+    attrs = dict(attrs)
+    for n in mutable:
+        attrs[n] = attrs[n].copy()
+    return attrs, outs, dict(params)
 
 
 def put(k, od, attrs, outs, params) -> None:
     if len(_MEMO) >= MAX_ENTRIES:
         _MEMO.clear()
-    _MEMO[k] = (od, {n: (v.copy() if type(v) in (list, dict) else v) for n, v in attrs.items()}, outs, dict(params))
+    mutable = tuple(n for n, v in attrs.items() if type(v) in (list, dict))  # each application copies them
+    kept = dict(attrs)
+    for n in mutable:
+        kept[n] = kept[n].copy()
+    _MEMO[k] = (od, kept, mutable, outs, dict(params))

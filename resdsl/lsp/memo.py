@@ -37,8 +37,13 @@ _NO = object()  # an argument that makes a call unfit for copying
 
 def _freeze(v):
     """A hashable key equal for arguments that elaborate the same; _NO if there is none."""
-    if v is None or isinstance(v, (bool, int, float, str, Size)):
-        return (type(v), v)
+    t = type(v)
+    if t is int or t is str or t is bool or v is None:
+        return (t, v)
+    if t is float:
+        return (t, repr(v))  # -0.0 is not 0.0 (it is written as it is)
+    if isinstance(v, (int, float, str, Size)):
+        return (t, v.key() if t is Size else v)
     if isinstance(v, (list, tuple)):
         items = tuple(_freeze(x) for x in v)
         return _NO if _NO in items else (type(v), items)
@@ -92,6 +97,10 @@ class _Entry:
 class MemoElaborator(Elaborator):
     """An Elaborator that copies a block call identical to one it (or another MemoElaborator sharing
     `memo`, for another network of the same Program) elaborated before."""
+
+    # the IR's invariants (Graph.verify) hold for what the elaborator makes, copies included (the
+    # tests compare every copied graph with check's, which verifies it): not checked again per edit
+    verify_graphs = False
 
     def __init__(self, program, memo: dict, **kw):
         super().__init__(program, **kw)
