@@ -46,28 +46,49 @@ def _freeze(v):
     return _NO
 
 
+_ATOMS = frozenset({int, str, bool, type(None)})
+
+
 def key(od, tensors, args, kwargs):
-    """The key of applying `od` to `tensors` with these arguments; None when one is not a plain value."""
-    a = _freeze(args) if args else ()
-    if a is _NO:
-        return None
-    k = _freeze(kwargs) if kwargs else ()
-    if k is _NO:
-        return None
-    shapes = tuple(_shape(t.shape) for t in tensors)
-    return None if None in shapes else (od.name, shapes, a, k)
-
-
-def _shape(shape) -> tuple | None:
-    out = []
-    for ax in shape:
-        s = ax.size
-        if type(s) is int:
-            out.append((s, ax.name))
-        elif type(s) is Size:
-            out.append((s.key(), ax.name))
+    """The key of applying `od` to `tensors` with these arguments; None when one is not a plain value.
+    One flat tuple: the op, the counts, each plain argument as its type and value (a type is never a
+    value, so the reading is unambiguous), any other as its frozen tuple, each axis as its size (an
+    int, or a Size's key) and name."""
+    out = [od.name, len(args), len(kwargs), len(tensors)]
+    add = out.append
+    for v in args:
+        t = type(v)
+        if t in _ATOMS:
+            add(t)
+            add(v)
         else:
-            return None
+            f = _freeze(v)
+            if f is _NO:
+                return None
+            add(f)
+    for k, v in kwargs.items():
+        add(k)
+        t = type(v)
+        if t in _ATOMS:
+            add(t)
+            add(v)
+        else:
+            f = _freeze(v)
+            if f is _NO:
+                return None
+            add(f)
+    for x in tensors:
+        shape = x.shape
+        add(len(shape))
+        for ax in shape:
+            s = ax.size
+            if type(s) is int:
+                add(s)
+            elif type(s) is Size:
+                add(s.key())
+            else:
+                return None
+            add(ax.name)
     return tuple(out)
 
 
