@@ -63,6 +63,39 @@ def _freeze(v):
     return _NO  # a tensor, an instance, a closure, anything else: elaborate it
 
 
+_ATOMS = frozenset({int, str, bool, type(None)})
+
+
+def _freeze_args(args, kwargs):
+    """_freeze of (tuple(args), dict(kwargs)) as one flat tuple: a plain argument as its type and value
+    (a type is never a value: the reading is unambiguous), any other frozen; _NO if one is unfit."""
+    out = [len(args)]
+    add = out.append
+    for v in args:
+        t = type(v)
+        if t in _ATOMS:
+            add(t)
+            add(v)
+        else:
+            f = _freeze(v)
+            if f is _NO:
+                return _NO
+            add(f)
+    for k in sorted(kwargs):
+        v = kwargs[k]
+        add(k)
+        t = type(v)
+        if t in _ATOMS:
+            add(t)
+            add(v)
+        else:
+            f = _freeze(v)
+            if f is _NO:
+                return _NO
+            add(f)
+    return tuple(out)
+
+
 class _Recording:
     __slots__ = ("claims", "depth", "n0", "nest", "ok")
 
@@ -137,8 +170,8 @@ class MemoElaborator(Elaborator):
         self._reach(self.depth + 1, self.nest)
         key = None
         if not self.sharing and all(isinstance(t, Value) for t in tensors):
-            frozen = (_freeze(tuple(args)), _freeze(dict(kwargs)))
-            if _NO not in frozen:  # the `as` name's expression too (unless the path is given): the same steps
+            frozen = _freeze_args(args, kwargs)
+            if frozen is not _NO:  # the `as` name's expression too (unless the path is given): the same steps
                 key = (id(ref), id(as_name) if path is None else None, frozen,
                        tuple((t.shape, t.dtype) for t in tensors))
         if key is None:
@@ -232,8 +265,11 @@ class MemoElaborator(Elaborator):
                 specs.setdefault(p, node.params)
                 for r in recs:
                     r.claims[p] = claimed
-            base = under + tail_ if tail is not None and p else p.replace(".", "_") if p else op
-            fast = plain and tail_ok and tail is not None and p
+            if p:
+                base = under + tail_ if tail is not None else p.replace(".", "_")
+                fast = plain and tail_ok and tail is not None
+            else:
+                base, fast = op, tail_ok  # (tail_ok: whether the op's name is a plain one, for a node with no path)
             for i, (vid, shape, dtype) in enumerate(outs):
                 want = base if len(outs) == 1 else f"{base}_{i}"
                 if fast:  # = fresh(want): a name not given out yet, from the counter of its base
@@ -320,8 +356,14 @@ def _plan(e) -> None:
                     for i, s in enumerate(e.scopes)]
     e.node_plan = [(n.op, [id(v) for v in n.inputs], n.attrs, n.path[cut:] if n.path else None, n.path, n.params,
                     index[id(n.scope)], n.span, e.claims.get(n.path) if n.path else None,
-                    [(id(v), v.shape, v.dtype) for v in n.outputs], *_tail_name(n.path[cut:] if n.path else None))
+                    [(id(v), v.shape, v.dtype) for v in n.outputs],
+                    *(_tail_name(n.path[cut:]) if n.path else (None, _plain_name(n.op))))
                    for n in e.nodes]
+
+
+def _plain_name(name: str) -> bool:
+    """Whether fresh() keeps `name` as it is (and `name_1`, ...)."""
+    return name.isascii() and name.isidentifier()
 
 
 def _tail_name(tail):
