@@ -38,7 +38,8 @@ KEYWORDS = ("block", "network", "import", "let", "fn", "input", "output", "resid
 # the next edit: main() turns its automatic passes off (each analysis makes tens of thousands of
 # objects, which its passes would traverse right after the diagnostics go out, while the next edit
 # waits), and publish() asks for a full pass once no analysis has come for IDLE_COLLECT_S seconds,
-# or right away after MAX_UNCOLLECTED analyses in a row (a bound on what waits to be freed).
+# or right away after MAX_UNCOLLECTED analyses in a row (a bound on what waits to be freed: a full
+# pass, since the graphs the analyses replace may be old enough for the oldest generation).
 # Reference counting frees everything else as usual.
 IDLE_COLLECT_S = 0.3
 MAX_UNCOLLECTED = 8
