@@ -21,7 +21,7 @@ from __future__ import annotations
 from ..ir.shapes import Size
 from .context import InitValue
 
-MAX_ENTRIES = 50_000  # then it starts afresh: a bound on memory, whatever the input
+MAX_ENTRIES = 20_000  # then it starts afresh: a bound on memory, whatever the input
 _MEMO: dict = {}
 _NO = object()
 
