@@ -55,6 +55,10 @@ class ResLexer(RegexLexer):
             # `as layer{s + 1}` / `as conv1` / `as 0` / `as "a.b"`: the name a module gets
             (r"\b(as)(\s+)(" + _TEMPLATE + ")", bygroups(Keyword, Whitespace, Name.Label)),
             (r"\b(as)(\s+)(" + _IDENT + "|[0-9]+)", bygroups(Keyword, Whitespace, Name.Label)),
+            # `as .` (an inline block call, no name level) and `as +` (the next index): name forms too
+            (r"\b(as)([ \t\f]+)([.+])(?![\w.+])", bygroups(Keyword, Whitespace, Name.Label)),
+            # `output logits = y, training aux = a`: `training` before an output item's name is a keyword
+            (r"\b(training)(\s+)(?=" + _IDENT + r"\s*=(?!=))", bygroups(Keyword, Whitespace)),
             (words(("import", "let", "input", "output", "residual", "shortcut", "parallel", "repeat", "loop",
                     "shared", "if", "else", "for", "in", "as", "return"), suffix=r"\b"),
              Keyword),

@@ -45,6 +45,10 @@ _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.l
         ">": operator.gt, ">=": operator.ge}
 
 
+_NUM = (int, float)  # exactly (not bool): numbers whose arithmetic needs none of the checks for other values
+_EVAL: dict = {}  # (elaborator class, expression class) -> its _e_ method (None: none)
+
+
 class ExprMixin:
     def truth(self, v, span):
         if isinstance(v, bool):
@@ -58,13 +62,18 @@ class ExprMixin:
         raise ResdslError("type", f"a condition must be a bool, got {type_name(v)}", span)
 
     def evaluate(self, e, ctx):
-        self.budget.step(e.span)
-        m = getattr(self, "_e_" + type(e).__name__, None)
+        b = self.budget  # = b.step(e.span), inline: the commonest call of all
+        b.steps += 1
+        if b.steps > b.max_steps:
+            b.step(e.span, 0)
+        m = _EVAL.get((type(self), type(e)), _EVAL)
+        if m is _EVAL:  # the method for this kind of expression, found once per class
+            m = _EVAL[(type(self), type(e))] = getattr(type(self), "_e_" + type(e).__name__, None)
         if m is None:
             if isinstance(e, ast.Chain):
                 return self.chain(e, ctx, start=False)
             raise ResdslError("syntax", f"`{type(e).__name__}` cannot be used as a value here", e.span)
-        return m(e, ctx)
+        return m(self, e, ctx)
 
     def _e_Const(self, e, ctx):
         v = e.value
@@ -121,6 +130,14 @@ class ExprMixin:
 
     def _e_BinOp(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
+        if type(a) in _NUM and type(b) in _NUM and (b or e.op not in ("/", "//", "%")) and \
+                (e.op != "**" or abs(b) <= 64 or abs(a) <= 1 or type(a) is not int or type(b) is not int):
+            try:  # two numbers (the common case): what the checks below come to for them
+                r = _ARITH[e.op](a, b)
+            except (TypeError, OverflowError, ZeroDivisionError):
+                pass  # the way below says what is wrong
+            else:
+                return B.check_value(r, e.span, "result")
         if isinstance(a, Value) or isinstance(b, Value):
             if e.op in tensor_math.BINOPS:
                 return tensor_math.binop(self, e, a, b, ctx)
@@ -190,6 +207,8 @@ class ExprMixin:
 
     def _e_Compare(self, e, ctx):
         a, b = self.evaluate(e.left, ctx), self.evaluate(e.right, ctx)
+        if type(a) in _NUM and type(b) in _NUM:  # two numbers (the common case)
+            return _CMP[e.op](a, b)
         if tensor_math.is_tensor_compare(e.op, a, b):  # `x > 0`: a bool tensor (`v != none` stays a
             return tensor_math.compare(self, e, a, b, ctx)  # test of whether an optional tensor is given)
         if e.op in ("==", "!="):

@@ -45,7 +45,7 @@ def segment_problem(seg: str) -> str | None:
     """Why `seg` cannot be one segment of a parameter path, or None when it can."""
     if seg == "":
         return "has an empty segment"
-    if any(not c.isprintable() for c in seg):
+    if not seg.isprintable():
         return "holds a control character"
     if '"' in seg or "\\" in seg:
         return "holds `\"` or `\\`"

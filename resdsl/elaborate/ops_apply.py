@@ -13,7 +13,7 @@ from ..ir.graph import Node, Value
 from ..ir.ops.index import check_index_input
 from ..ir.shapes import Size
 from . import budget as B
-from . import tensor_math, tying
+from . import opmemo, tensor_math, tying
 from .context import MAX_NODES, InitValue, join
 from .describe import attr_type, show_value, sig_str, op_signature
 from .values import Built, type_name
@@ -26,7 +26,9 @@ class OpApplyMixin:
     def apply_op(self, od: O.OpDef, tensors, args, kwargs, as_name, ctx, span, path=None):
         tie = kwargs.pop("tie", None) if "tie" in kwargs and od.attr("tie") is None else None
         origin = (args[0] if args else kwargs.get("value")) if od.name == "buffer" else None
-        attrs = self.op_attrs(od, args, kwargs, span)
+        mk = opmemo.key(od, tensors, args, kwargs) if tie is None and od.name not in ("buffer", "index") else None
+        hit = opmemo.get(mk, od) if mk is not None else None  # the same op, arguments and shapes before
+        attrs = self.op_attrs(od, args, kwargs, span) if hit is None else hit[0]
         if isinstance(origin, Built):  # the fn call that made a buffer's value (the torch file writes it)
             attrs["_origin"] = origin
         lo, hi = (od.inputs, od.inputs) if isinstance(od.inputs, int) else od.inputs
@@ -40,17 +42,22 @@ class OpApplyMixin:
             why = check_index_input(tensors[0].shape, tensors[1].producer, attrs["dim"])
             if why:
                 raise ResdslError("type", f"`index`: {why}", span)
-        try:
-            outs, params = od.rule([t.shape for t in tensors], attrs)
-        except O.OpError as e:
-            raise ResdslError(e.kind, e.message, span, help=e.help,
-                              label=" ".join(f"input {i}: {S.shape_str(t.shape)}" for i, t in enumerate(tensors))
-                              if e.kind == "shape" else None) from None
-        for shp in outs:
-            for ax in shp:
-                if isinstance(ax.size, int) and not 0 < ax.size <= O.MAX_DIM:
-                    raise ResdslError("limit", f"`{od.name}` would make an axis of size {ax.size}", span,
-                                      help="tensor sizes must be positive and below 2**31")
+        if hit is not None:
+            outs, params = hit[1], hit[2]
+        else:
+            try:
+                outs, params = od.rule([t.shape for t in tensors], attrs)
+            except O.OpError as e:
+                raise ResdslError(e.kind, e.message, span, help=e.help,
+                                  label=" ".join(f"input {i}: {S.shape_str(t.shape)}" for i, t in enumerate(tensors))
+                                  if e.kind == "shape" else None) from None
+            for shp in outs:
+                for ax in shp:
+                    if isinstance(ax.size, int) and not 0 < ax.size <= O.MAX_DIM:
+                        raise ResdslError("limit", f"`{od.name}` would make an axis of size {ax.size}", span,
+                                          help="tensor sizes must be positive and below 2**31")
+            if mk is not None:
+                opmemo.put(mk, od, attrs, outs, params)
         if attrs.get("_need") and RS.needs_runtime(attrs["_need"]):  # sizes read at run time (ir/runsizes.py)
             tensors = list(tensors) + self.size_sources(od, attrs, tensors, span)
         needs_state = bool(params) or "stochastic" in od.traits or "module" in od.traits

@@ -19,6 +19,7 @@ from ..ir.graph import Value
 from ..ir.ops.elementwise_math import FLIPPED
 from ..ir.shapes import Size
 from .arith import check_names, is_num
+from .values import Builtin, OpRef
 
 PRECEDENCE_HELP = ("operators bind tighter than `->`: `x -> reshape([4, 8]) * 3` applies `*` to the block "
                    "`reshape([4, 8])`; write `(x -> reshape([4, 8])) * 3`")
@@ -82,7 +83,6 @@ def compare(el, e, a, b, ctx):
 
 def call_name(callee) -> str | None:
     """The name of a call this module builds (`where`, `min`, ...), or None for any other callee."""
-    from .values import Builtin, OpRef
     if isinstance(callee, Builtin) and callee.name in ("min", "max"):
         return callee.name
     if isinstance(callee, OpRef) and callee.name in CALLS:

@@ -105,20 +105,24 @@ def check_nesting(el, path: str, span):
     """An op's name may not also be the prefix of another op's name (`conv1` and `conv1.c`): the
     module `conv1` would be a layer and a container at once. Likeliest with `as .`, whose block
     puts its modules among the caller's."""
-    under = el.__dict__.setdefault("state_prefixes", {})  # proper prefix -> the first path under it
+    under = el.__dict__.get("state_prefixes")  # proper prefix -> the first path under it
+    if under is None:
+        under = el.__dict__["state_prefixes"] = {}
     other = under.get(path)
     if other is None:
-        parts = path.split(".")
-        for k in range(1, len(parts)):
-            q = ".".join(parts[:k])
-            if q in el.states:
-                other = q
+        states = el.states
+        i = path.find(".")
+        while i >= 0:  # each proper prefix, shortest first
+            if path[:i] in states:
+                other = path[:i]
                 break
+            i = path.find(".", i + 1)
     if other is not None:
         raise ResdslError("name", f"the name `{path}` and the name `{other}` nest: `{min(path, other, key=len)}` "
                                   "would be a layer and a container of layers at once", span,
                           notes=[("the other one", el.states[other][1])],
                           help="give one of them another name with `as`")
-    parts = path.split(".")
-    for k in range(1, len(parts)):
-        under.setdefault(".".join(parts[:k]), path)
+    i = path.find(".")
+    while i >= 0:
+        under.setdefault(path[:i], path)
+        i = path.find(".", i + 1)

@@ -122,19 +122,20 @@ class Graph:
         seen_names = {v.name for v in self.inputs}
         states = {}
         after = f" (after passes: {', '.join(passes_run)})" if passes_run else ""
+        add_name, add_value = seen_names.add, defined.add
         for n in self.nodes:
             if n.op not in OPS:
                 raise ResdslError("verify", f"unknown op `{n.op}` in the IR{after}", n.span)
-            for v in n.inputs:
-                if v not in defined:
-                    raise ResdslError("verify", f"`{n.op}` uses %{v.name} before it is defined{after}", n.span)
+            if not defined.issuperset(n.inputs):
+                v = next(v for v in n.inputs if v not in defined)
+                raise ResdslError("verify", f"`{n.op}` uses %{v.name} before it is defined{after}", n.span)
             for v in n.outputs:
                 if v.name in seen_names:
                     raise ResdslError("verify", f"value name %{v.name} is defined twice{after}", n.span)
                 if v.producer is not n:
                     raise ResdslError("verify", f"%{v.name} does not point back at its producer{after}", n.span)
-                seen_names.add(v.name)
-                defined.add(v)
+                add_name(v.name)
+                add_value(v)
             if n.params:
                 key = (n.op, tuple(sorted((k, p.shape) for k, p in n.params.items())))
                 if n.path in states and states[n.path] != key:

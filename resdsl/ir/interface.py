@@ -86,6 +86,36 @@ def member_index(graph: Graph) -> dict:
     return index
 
 
+def named_index(graph: Graph, wanted) -> dict:
+    """member_index restricted to the paths in `wanted` (those with members): what resolve needs,
+    without indexing every prefix of every path. A path's wanted prefixes are worked out once
+    (ops of a block share their scope's path, and an op's path extends its parent's)."""
+    index = {p: [] for p in wanted}
+    pre = {"": (), None: ()}
+
+    def prefixes(p):
+        parent = p.rpartition(".")[0]
+        up = pre.get(parent)
+        if up is None:
+            up = prefixes(parent)
+        hit = pre[p] = up + (p,) if p in index else up
+        return hit
+
+    for n in graph.nodes:
+        a = pre.get(n.path)
+        if a is None:
+            a = prefixes(n.path)
+        b = pre.get(n.scope.path)
+        if b is None:
+            b = prefixes(n.scope.path)
+        for p in a:
+            index[p].append(n)
+        for p in b:
+            if p not in a:
+                index[p].append(n)
+    return {p: v for p, v in index.items() if v}
+
+
 def known_paths(graph: Graph) -> set:
     """Every path an annotation may name: op paths, scope paths and their prefixes."""
     out = set()
@@ -122,6 +152,29 @@ def _ancestors(values) -> set:
     return seen
 
 
+def _head(graph, feat: Value, outs) -> list | None:
+    """The ops the outputs need and `feat` does not (the head), in graph order, found walking back
+    from the outputs and stopping at `feat`: what split's two ancestor sets give, when every op
+    reached comes after the one computing `feat` (the usual, short head: avgpool, flatten, fc),
+    since in the graph's topological order no op after it can be among its ancestors. None
+    otherwise (split then works out the two sets)."""
+    seen, stack = set(), [v.producer for v in outs if v is not feat and v.producer is not None]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.extend(v.producer for v in n.inputs if v is not feat and v.producer is not None)
+    nodes, start = graph.nodes, 0
+    if feat.producer is not None:
+        start = next((i for i in range(len(nodes) - 1, -1, -1) if nodes[i] is feat.producer), None)
+        if start is None:
+            return None
+        start += 1
+    head = [n for n in nodes[start:] if n in seen]
+    return head if len(head) == len(seen) else None
+
+
 # ------------------------------------------------------------------ checking (at elaboration)
 def resolve(graph: Graph, annotations: list) -> Interface:
     """Check `(kind, [(path, span)], span)` annotations against the graph; the Interface, or a
@@ -140,10 +193,10 @@ def resolve(graph: Graph, annotations: list) -> Interface:
             feats += [p for p, _ in targets]
         for p, sp in targets:
             spans[(kind, p)] = sp
-    index = member_index(graph)
-    known = index  # = known_paths(graph)
+    index = named_index(graph, {p for _, p in spans})
     for (kind, p), sp in spans.items():
-        if p not in known:
+        if p not in index:  # no op at or under it
+            known = member_index(graph)  # = known_paths(graph), for the hint
             hint = did_you_mean(p, sorted(known))
             raise ResdslError("name", f"`@{kind}` names `{p}`, which is not a path in network `{graph.name}`", sp,
                               help=(hint + " " if hint else "") + "name an op or block with `as NAME` and give "
@@ -156,7 +209,7 @@ def resolve(graph: Graph, annotations: list) -> Interface:
     for p in feats:
         v = _one_output(graph, "features", p, spans[("features", p)], users, index)
         _stage_info(graph, v, p, spans[("features", p)])
-    split(graph, iface, users, index)
+    split(graph, iface, users, index, check_only=True)
     return iface
 
 
@@ -182,10 +235,12 @@ def _classifier(graph, path, span, index=None) -> Node:
     return node
 
 
-def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict | None = None) -> Split | None:
+def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict | None = None,
+          check_only: bool = False) -> Split | None:
     """Where forward_features ends and forward_head begins; None when the network declares
     neither a classifier nor features. The head (everything the output needs that the
-    features tensor does not) may only read the features tensor."""
+    features tensor does not) may only read the features tensor. `check_only`: the errors
+    only (the Split is not made; resolve at elaboration)."""
     users = graph.users() if users is None else users
     sp = iface.spans
     node = _classifier(graph, iface.classifier, sp.get(("classifier", iface.classifier)), index) \
@@ -206,9 +261,11 @@ def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict
         raise ResdslError("type", f"network `{graph.name}` has {len(outs)} outputs; forward_head needs one",
                           where, help="a network with a classifier or features ends in one tensor (mark "
                                       "auxiliary outputs `training`: `output y, training aux = ...`)")
-    body = _ancestors([feat])
-    need = _ancestors(outs)
-    head = [n for n in graph.nodes if n in need and n not in body]
+    head, body = _head(graph, feat, outs), None
+    if head is None:
+        body = _ancestors([feat])
+        need = _ancestors(outs)
+        head = [n for n in graph.nodes if n in need and n not in body]
     hs = set(head)
     for n in head:
         for v in n.inputs:
@@ -220,6 +277,10 @@ def split(graph: Graph, iface: Interface, users: dict | None = None, index: dict
     if node is not None and node not in hs:
         raise ResdslError("shape", f"the classifier `{iface.classifier}` comes before the end of forward_features",
                           sp.get(("classifier", iface.classifier)))
+    if check_only:
+        return None
+    if body is None:
+        body = _ancestors([feat])
     ins = tuple(v for v in graph.inputs if any(v in n.inputs for n in body)) or tuple(graph.inputs[:1])
     return Split(ins, feat, node.inputs[0] if node is not None else None, node)
 

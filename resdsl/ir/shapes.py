@@ -19,10 +19,19 @@ Dim = "int | Size"
 class Size:
     """Polynomial over symbols: {(sym, ...) sorted: Fraction coefficient}."""
 
-    __slots__ = ("terms",)
+    __slots__ = ("_hash", "_key", "terms")  # a Size is never changed once made: its hash and key are kept
 
     def __init__(self, terms: dict):
         self.terms = {k: Fraction(v) for k, v in terms.items() if v != 0}
+        self._hash = self._key = None
+
+    def key(self) -> tuple:
+        """A tuple of plain ints and strings equal for equal Sizes (compared without Fraction's
+        Python-level equality: what a memo keyed by shapes compares)."""
+        k = self._key
+        if k is None:
+            k = self._key = tuple(sorted((m, c.numerator, c.denominator) for m, c in self.terms.items()))
+        return k
 
     @staticmethod
     def sym(name: str) -> "Size":
@@ -94,7 +103,10 @@ class Size:
         return isinstance(o, Size) and self.terms == o.terms
 
     def __hash__(self):
-        return hash(tuple(sorted(self.terms.items())))
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(tuple(sorted(self.terms.items())))
+        return h
 
     def __repr__(self):
         return str(self)

@@ -37,8 +37,13 @@ _NO = object()  # an argument that makes a call unfit for copying
 
 def _freeze(v):
     """A hashable key equal for arguments that elaborate the same; _NO if there is none."""
-    if v is None or isinstance(v, (bool, int, float, str, Size)):
-        return (type(v), v)
+    t = type(v)
+    if t is int or t is str or t is bool or v is None:
+        return (t, v)
+    if t is float:
+        return (t, repr(v))  # -0.0 is not 0.0 (it is written as it is)
+    if isinstance(v, (int, float, str, Size)):
+        return (t, v.key() if t is Size else v)
     if isinstance(v, (list, tuple)):
         items = tuple(_freeze(x) for x in v)
         return _NO if _NO in items else (type(v), items)
@@ -56,6 +61,39 @@ def _freeze(v):
         arg = _freeze(v.arg)
         return _NO if arg is _NO else (MergeSpec, v.kind, arg)
     return _NO  # a tensor, an instance, a closure, anything else: elaborate it
+
+
+_ATOMS = frozenset({int, str, bool, type(None)})
+
+
+def _freeze_args(args, kwargs):
+    """_freeze of (tuple(args), dict(kwargs)) as one flat tuple: a plain argument as its type and value
+    (a type is never a value: the reading is unambiguous), any other frozen; _NO if one is unfit."""
+    out = [len(args)]
+    add = out.append
+    for v in args:
+        t = type(v)
+        if t in _ATOMS:
+            add(t)
+            add(v)
+        else:
+            f = _freeze(v)
+            if f is _NO:
+                return _NO
+            add(f)
+    for k in sorted(kwargs):
+        v = kwargs[k]
+        add(k)
+        t = type(v)
+        if t in _ATOMS:
+            add(t)
+            add(v)
+        else:
+            f = _freeze(v)
+            if f is _NO:
+                return _NO
+            add(f)
+    return tuple(out)
 
 
 class _Recording:
@@ -76,21 +114,26 @@ class _Entry:
         "inputs",
         "keep",
         "nest",
+        "nesting",
         "node_plan",
         "nodes",
         "params",
         "path",
-        "paths",
         "result",
         "scope_plan",
         "scopes",
         "steps",
+        "tails",
     )
 
 
 class MemoElaborator(Elaborator):
     """An Elaborator that copies a block call identical to one it (or another MemoElaborator sharing
     `memo`, for another network of the same Program) elaborated before."""
+
+    # the IR's invariants (Graph.verify) hold for what the elaborator makes, copies included (the
+    # tests compare every copied graph with check's, which verifies it): not checked again per edit
+    verify_graphs = False
 
     def __init__(self, program, memo: dict, **kw):
         super().__init__(program, **kw)
@@ -127,8 +170,8 @@ class MemoElaborator(Elaborator):
         self._reach(self.depth + 1, self.nest)
         key = None
         if not self.sharing and all(isinstance(t, Value) for t in tensors):
-            frozen = (_freeze(tuple(args)), _freeze(dict(kwargs)))
-            if _NO not in frozen:  # the `as` name's expression too (unless the path is given): the same steps
+            frozen = _freeze_args(args, kwargs)
+            if frozen is not _NO:  # the `as` name's expression too (unless the path is given): the same steps
                 key = (id(ref), id(as_name) if path is None else None, frozen,
                        tuple((t.shape, t.dtype) for t in tensors))
         if key is None:
@@ -176,7 +219,8 @@ class MemoElaborator(Elaborator):
         e.keep = (ref, args, kwargs)  # the objects whose ids the key holds stay alive
         if not _inside(e):
             return out
-        e.paths = [p for p in {*(n.path for n in e.nodes), *(s.path for s in e.scopes)} if p]
+        e.tails = [p[len(e.path):] for p in {*(n.path for n in e.nodes), *(s.path for s in e.scopes)} if p]
+        e.nesting = _nesting([p[len(e.path):] for p in e.claims])
         _plan(e)
         self.memo[key] = e
         return out
@@ -188,21 +232,16 @@ class MemoElaborator(Elaborator):
             name = self.name_of(as_name, ctx)
             path = join(ctx.prefix, name or self.auto_name(ctx, snake(ref.name)))
             b.steps = steps  # e.steps holds the recorded call's evaluation of the same `as` expression
-        old = e.path
-        cut = len(old)
-
-        def moved(p):
-            return p if not p else path + p[cut:]
-
         if (self.depth + e.depth > MAX_RECURSION or self.nest + e.nest > B.MAX_NEST
                 or b.steps + e.steps > b.max_steps or b.params + e.params > B.MAX_TOTAL_PARAMS
                 or len(self.nodes) + len(e.nodes) > MAX_NODES
-                or any(moved(p) in self.states for p in e.paths)):
+                or not path or any(path + tail in self.states for tail in e.tails) or self._nests(e, path)):
             # something differs here: elaborate it, which says what is wrong as `check` does
             return super().apply_block(ref, tensors, args, kwargs, as_name, ctx, span, path)
         b.steps += e.steps
         b.params += e.params
         self._reach(self.depth + e.depth, self.nest + e.nest)
+        self._note_prefixes(e, path)
         values = dict(zip(map(id, e.inputs), tensors))
         scopes = []
         for kind, sname, tail, falsy, parent, sspan, _, _ in e.scope_plan:
@@ -212,34 +251,98 @@ class MemoElaborator(Elaborator):
             parent.children.append(c)
             scopes.append(c)
         fresh, states, specs, nodes, recs = self.fresh, self.states, self.param_specs, self.nodes, self._recs
+        counts, used = self.value_names, self.used_names
         node_at = getattr(self, "node_at", None)
-        for op, ins, attrs, tail, falsy, params, si, nspan, claimed, outs in e.node_plan:
+        under = path.replace(".", "_")
+        plain = under.isascii() and under.isidentifier()  # then so is each name made from it: fresh() inlined
+        for op, ins, attrs, tail, falsy, params, si, nspan, claimed, outs, tail_, tail_ok in e.node_plan:
             p = falsy if tail is None else path + tail
             node = Node(op, [values[i] for i in ins], [], dict(attrs), p, dict(params), scopes[si], nspan)
-            if node.params and node_at is not None:  # what a later `tie=` finds by path (tying.py)
+            if params and node_at is not None:  # what a later `tie=` finds by path (tying.py)
                 node_at.setdefault(p, node)
             if claimed is not None:
                 states[p] = claimed
                 specs.setdefault(p, node.params)
                 for r in recs:
                     r.claims[p] = claimed
-            base = p.replace(".", "_") if p else op
-            if len(outs) == 1:
-                vid, shape, dtype = outs[0]
-                w = Value(fresh(base), shape, node, dtype)
+            if p:
+                base = under + tail_ if tail is not None else p.replace(".", "_")
+                fast = plain and tail_ok and tail is not None
+            else:
+                base, fast = op, tail_ok  # (tail_ok: whether the op's name is a plain one, for a node with no path)
+            for i, (vid, shape, dtype) in enumerate(outs):
+                want = base if len(outs) == 1 else f"{base}_{i}"
+                if fast:  # = fresh(want): a name not given out yet, from the counter of its base
+                    k = counts.get(want, 0)
+                    name = want if k == 0 else f"{want}_{k}"
+                    while name in used:
+                        k += 1
+                        name = f"{want}_{k}"
+                    counts[want] = k + 1
+                    used.add(name)
+                else:
+                    name = fresh(want)
+                w = Value(name, shape, node, dtype)
                 node.outputs.append(w)
                 values[vid] = w
-            else:
-                for i, (vid, shape, dtype) in enumerate(outs):
-                    w = Value(fresh(f"{base}_{i}"), shape, node, dtype)
-                    node.outputs.append(w)
-                    values[vid] = w
             nodes.append(node)
         for c, (*_, info, vkeys) in zip(scopes, e.scope_plan):
             c.info = dict(info)
             for k in vkeys:
                 c.info[k] = _map(info[k], values)
         return _map(e.result, values)
+
+
+    def _nests(self, e, path) -> bool:
+        """Whether a path the copy would claim nests with a state path there already (`layer.1` and
+        `layer.1.conv`): traps.check_nesting's error, which the elaborator then gives."""
+        claims, first_deep, inner = e.nesting
+        if not claims:
+            return False
+        states = self.states
+        q = path
+        while (i := q.rfind(".")) >= 0:  # a proper prefix of the instance's path: of every claimed path
+            q = q[:i]
+            if q in states:
+                return True
+        if first_deep is not None and path in states:
+            return True
+        if any(path + t in states for t, _ in inner):
+            return True
+        under = self.__dict__.get("state_prefixes") or {}  # proper prefix -> a state path under it
+        return any(path + t in under for t in claims)
+
+    def _note_prefixes(self, e, path) -> None:
+        """The proper prefixes of the claimed paths, each with the first claimed path under it, as
+        traps.check_nesting notes them for the claims it checks."""
+        claims, first_deep, inner = e.nesting
+        if not claims:
+            return
+        under = self.__dict__.setdefault("state_prefixes", {})
+        first = path + claims[0]
+        q = path
+        while (i := q.rfind(".")) >= 0:
+            q = q[:i]
+            under.setdefault(q, first)
+        if first_deep is not None:
+            under.setdefault(path, path + first_deep)
+        for t, c in inner:
+            under.setdefault(path + t, path + c)
+
+
+def _nesting(tails) -> tuple:
+    """(the claimed paths' parts after the instance's path, in claim order; the first that is not
+    empty, or None; [(a proper prefix's part strictly inside the instance, the first claim's part
+    under it)])."""
+    first_deep, inner = None, {}
+    for t in tails:
+        if t:
+            if first_deep is None:
+                first_deep = t
+            parts = t[1:].split(".")
+            for k in range(1, len(parts)):
+                inner.setdefault("." + ".".join(parts[:k]), t)
+    return tails, first_deep, list(inner.items())
 
 
 def _plan(e) -> None:
@@ -253,8 +356,23 @@ def _plan(e) -> None:
                     for i, s in enumerate(e.scopes)]
     e.node_plan = [(n.op, [id(v) for v in n.inputs], n.attrs, n.path[cut:] if n.path else None, n.path, n.params,
                     index[id(n.scope)], n.span, e.claims.get(n.path) if n.path else None,
-                    [(id(v), v.shape, v.dtype) for v in n.outputs])
+                    [(id(v), v.shape, v.dtype) for v in n.outputs],
+                    *(_tail_name(n.path[cut:]) if n.path else (None, _plain_name(n.op))))
                    for n in e.nodes]
+
+
+def _plain_name(name: str) -> bool:
+    """Whether fresh() keeps `name` as it is (and `name_1`, ...)."""
+    return name.isascii() and name.isidentifier()
+
+
+def _tail_name(tail):
+    """(the part of a value name a path's tail gives, whether it keeps a name made of identifier
+    characters one: then the copy gives value names without fresh()'s clean-up)."""
+    if tail is None:
+        return None, False
+    t = tail.replace(".", "_")
+    return t, t.isascii() and (not t or ("a" + t).isidentifier())
 
 
 def _preorder(s):

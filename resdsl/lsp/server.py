@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import re
 from pathlib import Path
 
@@ -29,7 +30,19 @@ from .analysis import Analyzer, doc_comment, imports_of, resolved_path, signatur
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEAN = re.compile(r"did you mean `([^`]+)`")
 KEYWORDS = ("block", "network", "import", "let", "fn", "input", "output", "residual", "shortcut", "parallel",
-            "repeat", "loop", "shared", "for", "in", "if", "else", "as", "true", "false", "none", "and", "or", "not")
+            "repeat", "loop", "shared", "for", "in", "if", "else", "as", "true", "false", "none", "and", "or", "not",
+            "training", "as .", "as +")  # `training NAME = ...` in an output line; `as .` / `as +`: name forms
+
+
+# The cyclic garbage collector runs when the editor is quiet, not between an edit's diagnostics and
+# the next edit: main() turns its automatic passes off (each analysis makes tens of thousands of
+# objects, which its passes would traverse right after the diagnostics go out, while the next edit
+# waits), and publish() asks for a full pass once no analysis has come for IDLE_COLLECT_S seconds,
+# or right away after MAX_UNCOLLECTED analyses in a row (a bound on what waits to be freed: a full
+# pass, since the graphs the analyses replace may be old enough for the oldest generation).
+# Reference counting frees everything else as usual.
+IDLE_COLLECT_S = 0.3
+MAX_UNCOLLECTED = 8
 
 
 class ResdslServer(LanguageServer):
@@ -161,6 +174,35 @@ def publish(ls: ResdslServer, uri: str) -> None:
                 code="internal", source="resdsl",
                 message=f"resdsl failed on this file ({type(e).__name__}: {e}); please report it with the file")]))
     ls.analyzer.empty_trash()
+    _collect_when_idle(ls)
+
+
+class _Idle:
+    uncollected = 0  # analyses since the collector's last pass
+    collect_at = None  # the pending pass (an asyncio TimerHandle)
+
+
+def _collect_when_idle(ls: ResdslServer) -> None:
+    """A pass of the cyclic collector once the editor is quiet (see IDLE_COLLECT_S)."""
+    _Idle.uncollected += 1
+    if _Idle.collect_at is not None:
+        _Idle.collect_at.cancel()
+        _Idle.collect_at = None
+    if _Idle.uncollected >= MAX_UNCOLLECTED:
+        _collect()
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not serving (called directly): now
+        _collect()
+        return
+    _Idle.collect_at = loop.call_later(IDLE_COLLECT_S, _collect)
+
+
+def _collect() -> None:
+    _Idle.collect_at = None
+    _Idle.uncollected = 0
+    gc.collect()
 
 
 def _publish(ls: ResdslServer, uri: str) -> None:
@@ -649,9 +691,9 @@ def main() -> int:
     real, sys.stdout = sys.stdout, sys.stderr
     # what the server imported (pygls, lsprotocol, resdsl, the op table) lives as long as it does:
     # out of the collector's sight, its full passes visit only the analyses' objects
-    import gc
     gc.collect()
     gc.freeze()
+    gc.disable()  # its passes run when the editor is quiet (_collect_when_idle)
     try:
         server.start_io(inp, out)
     finally:
