@@ -109,3 +109,27 @@ def test_fn_buffer_files_are_ruff_clean(tmp_path):
         r = subprocess.run(ruff + args + ["--no-cache", "--isolated", "--line-length", "100", str(tmp_path)],
                            capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+COINCIDENCE = """
+fn triu(l: int) = [[1.0 if s <= t else 0.0 for t in range(l)] for s in range(l)]
+block C(size: int, state: int = 16) {
+    input x
+    let l = size * size
+    r = buffer(triu(l)) as t
+    matmul(x, r)
+}
+network coin {
+    input x: [N, 16]
+    x -> C(4) as c
+}
+"""
+
+
+def test_fn_argument_is_not_a_block_argument_that_only_shares_its_value(tmp_path):
+    """`triu(l)` with `let l = size * size`: 16, as the default `state` is, but not `state`: the
+    call is written with the value (Res-VMamba's SS2D had this shape)."""
+    text = resdsl.to_python(COINCIDENCE)
+    assert "triu(16)" in text and "triu(state)" not in text
+    ours, built = _load(tmp_path, "coin", text).coin(seed=0), resdsl.build(COINCIDENCE, seed=0)
+    _equal(ours, built, torch.randn(2, 16))

@@ -12,15 +12,17 @@ BIG = 64  # more values than this: a packed literal instead of a wrapped one
 
 
 def value(n, translator, slot):
-    """The pyfmt tree of buffer node `n`'s value; `slot(v, hint)` makes the leaf of a number argument."""
+    """The pyfmt tree of buffer node `n`'s value; `slot(v, hint, name)` makes the leaf of a number
+    argument (`name`: what the call wrote it as, where a plain name)."""
     dtype, shape, values = n.attrs["_dtype"], n.attrs["_shape"], n.attrs["_flat"]
     tail = [f"dtype=torch.{dtype}", 'device="cpu"']
     parts = translator.parts(n.attrs["_origin"]) if translator is not None and "_origin" in n.attrs else None
     if parts is not None:
         name, args = parts
-        hints = [p.name for p in n.attrs["_origin"].fn.defn.params] + ["arg"] * len(args)
-        return Call("torch.tensor", [Call(name, [slot(a, h) if not isinstance(a, str) else a
-                                                 for a, h in zip(args, hints)])] + tail)
+        built = n.attrs["_origin"]
+        hints = [p.name for p in built.fn.defn.params]
+        return Call("torch.tensor", [Call(name, [slot(a, h, w) if not isinstance(a, str) else a
+                                                 for a, h, w in zip(args, hints, built.names)])] + tail)
     if len(set(values)) == 1 and len(values) > 1:
         return Call("torch.full", [lit(tuple(shape)), lit(values[0])] + tail)
     if len(values) > BIG:

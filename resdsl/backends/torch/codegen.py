@@ -126,7 +126,7 @@ def _describe(mod, path, name, owners, first, sites):
 def _buffer_value(n):
     """The torch expression of a buffer's value (bufcode.py): the fn call that made it, its number
     arguments as slots (written from the class's arguments), or the values."""
-    return bufcode.value(n, _FNS[0], lambda v, hint: _ArgSlot((v,), hint))
+    return bufcode.value(n, _FNS[0], lambda v, hint, name: _ArgSlot((v,), hint, name))
 
 
 def _as_chain(inst):
@@ -382,9 +382,14 @@ class _Slot:
 
 class _ArgSlot(_Slot):
     """A number argument of a buffer's fn call (or of a class that passes one down): written as the
-    block argument with the same values even where every instance has the same value."""
+    block argument it was written as (`name`) even where every instance has the same value; one
+    passed down (`passed`) may also be the only block argument with its values."""
 
-    __slots__ = ()
+    __slots__ = ("name", "passed")
+
+    def __init__(self, values, hint, name=None, passed=False):
+        super().__init__(values, hint)
+        self.name, self.passed = name, passed
 
 
 def _is_slot(e):
@@ -397,7 +402,8 @@ def _buffer_column(insts, name):
 
     def merge(slots):
         vals = iter(s.values[0] for s in slots)
-        return _ArgSlot(tuple(next(vals) if i.child(name) is not None else _ABSENT for i in insts), slots[0].hint)
+        return _ArgSlot(tuple(next(vals) if i.child(name) is not None else _ABSENT for i in insts), slots[0].hint,
+                        slots[0].name if len({s.name for s in slots}) == 1 else None)
     return bufcode.column(trees, _is_slot, merge)
 
 
@@ -447,7 +453,7 @@ def _expr(col, values_of, hint):
         for pn, default in cls.params:
             s = slot(lambda c, pn=pn: values_of(c)[pn], pn)
             if pn in cls.fn_params:  # passed down to a buffer's fn: from the caller's argument too
-                s = _ArgSlot(s.values, s.hint)
+                s = _ArgSlot(s.values, s.hint, pn, passed=True)
             if default is _ABSENT:
                 items.append(s)
             elif any(v is not _ABSENT and _typed(v) != _typed(default) for v in s.values):
@@ -632,7 +638,7 @@ def _params(cls, stmts):
         if isinstance(e, _Slot):
             vals = [v for v in e.values if v is not _ABSENT]
             if isinstance(e, _ArgSlot) and len({_typed(v) for v in vals}) == 1:
-                fixed.setdefault(tuple(map(_typed, e.values)), e)
+                fixed.setdefault((e.name,) + tuple(map(_typed, e.values)), e)
             if len({_typed(v) for v in vals}) > 1:
                 found.setdefault(tuple(map(_typed, e.values)), e)
             elif len(vals) < len(e.values):  # in an optional child: constant where it exists
@@ -702,7 +708,10 @@ def _params(cls, stmts):
         params[want] = [v for v in vals]
         exprs[key] = want
     for key, s in fixed.items():  # a buffer's fn argument: `triu(length)` though every length is 64
-        arg = next((a for a in cols if a in args and same(s.values, cols[a])), None)
+        arg = s.name if s.name in cols and s.name in args and same(s.values, cols[s.name]) else None
+        if arg is None and s.passed:  # passed down: the one argument of the caller with its value
+            alike = [a for a in cols if a in args and same(s.values, cols[a])]
+            arg = alike[0] if len(alike) == 1 else None
         if arg is not None:
             params.setdefault(arg, cols[arg])
             exprs[("fnarg",) + key] = arg
@@ -756,8 +765,8 @@ def _render(e, exprs):
     """The pyfmt tree of `e` with slots replaced by argument names or literals."""
     if isinstance(e, _Slot):
         key = tuple(map(_typed, e.values))
-        if isinstance(e, _ArgSlot) and ("fnarg",) + key in exprs:
-            return exprs[("fnarg",) + key]
+        if isinstance(e, _ArgSlot) and ("fnarg", e.name) + key in exprs:
+            return exprs[("fnarg", e.name) + key]
         if key in exprs:
             return exprs[key]
         v = next(v for v in e.values if v is not _ABSENT)
