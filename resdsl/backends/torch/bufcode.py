@@ -6,6 +6,7 @@ many numbers a line) when the tensor is large, never one number a line.
 """
 from __future__ import annotations
 
+from . import fnpy
 from .pyfmt import INDENT, WIDTH, Brackets, Call, lit
 
 BIG = 64  # more values than this: a packed literal instead of a wrapped one
@@ -20,7 +21,7 @@ def value(n, translator, slot):
     if parts is not None:
         name, args = parts
         built = n.attrs["_origin"]
-        hints = [p.name for p in built.fn.defn.params]
+        hints = [fnpy.RENAMED.get(p.name, p.name) for p in built.fn.defn.params]  # a constructor argument `l_`
         return Call("torch.tensor", [Call(name, [slot(a, h, w) if not isinstance(a, str) else a
                                                  for a, h, w in zip(args, hints, built.names)])] + tail)
     if len(set(values)) == 1 and len(values) > 1:

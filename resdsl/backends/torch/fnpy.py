@@ -58,10 +58,10 @@ def _local(n: str) -> str:
     which pycodestyle calls ambiguous (E741), is written `l_` (_define checks the fn has no `l_`)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", n) or keyword.iskeyword(n) or n.startswith("__") or n == "math":
         raise Untranslatable(n)
-    return _RENAMED.get(n, n)
+    return RENAMED.get(n, n)
 
 
-_RENAMED = {"l": "l_"}
+RENAMED = {"l": "l_"}
 
 
 def _names(node, out) -> set:
@@ -149,7 +149,7 @@ class Translator:
         if fn.closure is not None:
             raise Untranslatable(name)
         _name(name, self.reserved)
-        if any(new in _names(fn.defn, set()) for new in _RENAMED.values()):
+        if any(new in _names(fn.defn, set()) for new in RENAMED.values()):
             raise Untranslatable(name)  # a renamed local would meet one of the fn's own names
         self.fns[name] = fn
         params = [_local(p.name) for p in fn.defn.params]
@@ -186,8 +186,8 @@ class Translator:
                 return lit(e.value), (_PREC["neg"] if neg else 10)
             raise Untranslatable("constant")
         if isinstance(e, ast.Name):
-            if _RENAMED.get(e.id, e.id) in local and e.id not in _RENAMED.values():
-                return _RENAMED.get(e.id, e.id), 10
+            if RENAMED.get(e.id, e.id) in local and e.id not in RENAMED.values():
+                return RENAMED.get(e.id, e.id), 10
             target = fn.module.names.get(e.id)
             if type(target).__name__ == "Fn":
                 self._define(target)
