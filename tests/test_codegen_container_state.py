@@ -66,19 +66,23 @@ def test_parameter_of_a_plain_container(tmp_path, init):
     assert 'self.conv.register_parameter("eps"' in text
     ours, built = _load(tmp_path, "gin", text).n(seed=5), resdsl.build(src, seed=5)
     assert list(built.state_dict())[:3] == ["g.conv.eps", "g.conv.nn.0.weight", "g.conv.nn.0.bias"]
-    if init != "zeros":  # drawn, in build()'s order
-        assert not torch.equal(built.g.conv.eps, built.g2.conv.eps)
+    if init != "zeros":  # drawn, in build()'s order, by the container's own class
+        assert not torch.equal(built.g.conv.eps, built.g2.conv.eps) and "isinstance(m, GConv)" in text
+    else:  # drawn nowhere: in the branch of G
+        assert "nn.init.zeros_(m.conv.eps)" in text
     adj, h = torch.rand(2, 5, 5), torch.randn(2, 5, 4)
     _equal(ours, built, adj, h)
 
 
-def test_random_container_init_after_a_drawing_layer_is_a_clear_error():
+def test_random_container_init_after_a_drawing_layer_is_drawn_where_build_draws_it(tmp_path):
+    """`pre` draws before the container `conv` in build()'s walk: the container is the file's own
+    ModuleDict subclass, initialised in its own branch of init_weights, so the order is build()'s."""
     src = GIN.replace("INIT", "normal(0.5)").replace("    z = h -> relu\n", "    z = h -> linear(4) as pre\n")
-    resdsl.build(src, seed=0)  # build is fine
-    with pytest.raises(resdsl.ResdslError) as e:
-        resdsl.to_python(src)
-    assert e.value.kind == "unsupported" and "g.conv.eps" in e.value.message and e.value.help
-    assert e.value.span is not None and e.value.span.line == 5  # the param's line in the .res text
+    text = resdsl.to_python(src)
+    assert "class GConv(nn.ModuleDict):" in text and "isinstance(m, GConv)" in text
+    ours, built = _load(tmp_path, "gin2", text).n(seed=7), resdsl.build(src, seed=7)
+    assert list(built.state_dict())[:3] == ["g.pre.weight", "g.pre.bias", "g.conv.eps"]
+    _equal(ours, built, torch.rand(2, 5, 5), torch.randn(2, 5, 4))
 
 
 def test_buffers_and_parameters_of_nested_plain_containers(tmp_path):
@@ -95,6 +99,7 @@ def test_container_file_is_ruff_clean(tmp_path):
     import sys
     ruff = [shutil.which("ruff")] if shutil.which("ruff") else [sys.executable, "-m", "ruff"]
     (tmp_path / "gin_file.py").write_text(resdsl.to_python(GIN.replace("INIT", "zeros")))
+    (tmp_path / "gin2_file.py").write_text(resdsl.to_python(GIN.replace("INIT", "normal(0.5)")))
     (tmp_path / "nb_file.py").write_text(resdsl.to_python(BUF))
     for args in (["check", "--select", "E,W,F,N,B,A"], ["format", "--check"]):
         r = subprocess.run(ruff + args + ["--no-cache", "--isolated", "--line-length", "100", str(tmp_path)],

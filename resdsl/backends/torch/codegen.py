@@ -182,6 +182,7 @@ class _Class:
         self.cols = {}  # names the conditions of a union may test -> value per instance
         self.conds = {}  # optional child name or entry pattern -> condition text (variants)
         self.fn_params = set()  # arguments that reach the fn call of a buffer (bufcode.py)
+        self.typed = {}  # path of a plain container with a randomly initialised parameter -> its class (looseinit)
 
 
 def _shape_key(inst):
@@ -478,7 +479,7 @@ def _expr(col, values_of, hint):
     items = []
     for k, (n, _) in enumerate(c0.children):
         items.append(Kw(string(n), _expr([c.children[k][1] if c is not None else None for c in col], values_of, n)))
-    return _ModuleDict(items)
+    return _ModuleDict(items, [n for n, _ in c0.children])
 
 
 class _Opt(Call):
@@ -508,8 +509,9 @@ class _Named:
 
 
 class _ModuleDict:
-    def __init__(self, items):
+    def __init__(self, items, raw=None):
         self.items = items
+        self.raw = raw  # the names of the entries (items hold them quoted)
 
 
 class _ListSeq:
@@ -782,7 +784,7 @@ def _render(e, exprs):
     if isinstance(e, _Named):
         return _Named(e.names, [_render(i, exprs) for i in e.items])
     if isinstance(e, _ModuleDict):
-        return _ModuleDict([_render(i, exprs) for i in e.items])
+        return _ModuleDict([_render(i, exprs) for i in e.items], e.raw)
     if isinstance(e, _ListSeq):
         return _ListSeq([(p, _as_expr(_render(i, exprs))) for p, i in e.entries])
     if isinstance(e, bufcode.Packed):
@@ -825,7 +827,7 @@ def _init_lines(cls, stmts, exprs, uses):
             lines += _named_lines(name, target, r, uses)
             continue
         if isinstance(r, _ModuleDict):
-            lines += _dict_lines(name, target, r)
+            lines += _dict_lines(name, target, r, cls.typed, name)
             continue
         if isinstance(r, _ListSeq):  # torchvision's `layers: list[nn.Module] = []`
             lines.append("        layers = []")
@@ -858,15 +860,17 @@ def _buffer_lines(indent, owner, quoted, value, persistent):
     return statement(indent, "", Call(f"{owner}.register_buffer", [quoted, value] + tail))
 
 
-def _dict_lines(name, target, r):
-    """A plain container of named layers (no forward of its own): an nn.ModuleDict; its own
+def _dict_lines(name, target, r, typed=None, rel=None):
+    """A plain container of named layers (no forward of its own): an nn.ModuleDict (or, holding a
+    parameter with a random init, the file's subclass `typed[rel]`, looseinit.py); its own
     parameters and buffers registered on it, a container holding some filled in the same way."""
+    ctor = f"{typed[rel]}()" if typed and rel in typed else "nn.ModuleDict()"
     if target is None:
-        lines = [f"        self.add_module({string(name)}, nn.ModuleDict())"]
+        lines = [f"        self.add_module({string(name)}, {ctor})"]
         target = f"self.get_submodule({string(name)})"
     else:
-        lines = [f"        {target} = nn.ModuleDict()"]
-    for kw in r.items:
+        lines = [f"        {target} = {ctor}"]
+    for k, kw in enumerate(r.items):
         v = kw.value
         if isinstance(v, _Loose) and v.head == "param":
             lines += statement(2, "", Call(f"{target}.register_parameter", [
@@ -874,7 +878,8 @@ def _dict_lines(name, target, r):
         elif isinstance(v, _Loose):
             lines += _buffer_lines(2, target, kw.name, v.items[0], v.head[2])
         elif isinstance(v, _ModuleDict) and _has_loose(v):
-            lines += _dict_lines(None, f"{target}[{kw.name}]", v)
+            sub = f"{rel}.{r.raw[k]}" if rel is not None and r.raw else None
+            lines += _dict_lines(None, f"{target}[{kw.name}]", v, typed, sub)
         else:
             lines += statement(2, f"{target}[{kw.name}] = ", _as_expr(v))
     return lines
@@ -1186,10 +1191,16 @@ def _init_function(plan, top, classes, spans) -> list:
         for n, c in cls.rep.children:
             if c.kind == "param":
                 body += _init_call(_tensor("m", n), c.spec)
-        for text, _, spec in looseinit.collect(cls.rep):  # conv.eps of a plain container conv
+        for text, _, spec in looseinit.collect(cls.rep, cls.typed):  # conv.eps of a plain container conv
             body += _init_call(text, spec)
         if body:
             branches.append((f"isinstance(m, {cls.name})", body))
+        for rel, cname in cls.typed.items():  # drawn when the walk reaches the container, as build() does
+            body = []
+            for n, c in looseinit.at(cls.rep, rel).children:
+                if c.kind == "param":
+                    body += _init_call(_tensor("m", n), c.spec)
+            branches.append((f"isinstance(m, {cname})", body))
     lines = ["def init_weights(model):",
              '    """Initialise every tensor as the .res file says, in the order the compiler does."""']
     if branches:
@@ -1197,9 +1208,11 @@ def _init_function(plan, top, classes, spans) -> list:
         for k, (test, body) in enumerate(branches):
             lines.append(f"        {'if' if k == 0 else 'elif'} {test}:")
             _emit(lines, 3, body)
-    covered = {path: (i, text, spec) for i in _all(top) if i.kind == "block"
-               for text, path, spec in looseinit.collect(i)}
-    looseinit.check(top, plan, covered, spans)
+    covered = {c.path for i in _all(top) if i.kind == "block" and i.group is not None
+               for rel in i.group.typed for _, c in looseinit.at(i, rel).children}
+    covered |= {path for i in _all(top) if i.kind == "block" and i.group is not None
+                for _, path, _ in looseinit.collect(i, i.group.typed)}
+    looseinit.check(top, covered, spans)
     for path in plan.overrides:
         _emit(lines, 1, _action_lines(f"model.get_submodule({string(path)})", plan.actions[path][1]))
     if len(lines) == 2:
@@ -1246,6 +1259,9 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     if modal:
         bodies.append(modal[1])
     for cls in classes:  # post-order: a class's children are written before it
+        cls.typed = looseinit.typed(cls.rep, cls.name, names)
+        for cname in cls.typed.values():
+            bodies.append(looseinit.class_lines(cname))
         bodies.append(_class_lines(cls, cls is top_cls, graph, owners, modal and (graph.train_only, modal[0])))
     plan = initplan.Plan(graph)
     init_fn = _init_function(plan, top, classes, {p: n.span for p, (n, _) in owners.items()})
