@@ -791,7 +791,7 @@ def _render(e, exprs):
         return e
     if isinstance(e, Brackets):
         return Brackets(e.head + e.close, [_render(i, exprs) for i in e.items])
-    return type(e)(e.head, [_as_expr(_render(i, exprs)) for i in e.items])
+    return (_Loose if isinstance(e, _Loose) else Call)(e.head, [_as_expr(_render(i, exprs)) for i in e.items])
 
 
 def _as_expr(r):
