@@ -173,10 +173,11 @@ def test_torch_file_computes_buffers_with_the_fns_in_python(tmp_path):
 
 
 def test_untranslatable_fn_falls_back_to_values():
-    """A fn whose name the file uses (`torch`), or a negative base of `**`, is written as values."""
+    """A fn whose name the file uses (`torch`), or a negative base of `**`, is written as values
+    (135 of them: packed many a line under `# fmt: off`, bufcode.py)."""
     src = TRICKY.replace("grid", "torch").replace("(1 - 2) ** a", "(-1) ** a")
     text = resdsl.to_python(src)
-    assert "def torch" not in text and "torch.tensor(\n" in text
+    assert "def torch" not in text and ("torch.tensor(\n" in text or "torch.tensor([\n" in text)
 
 
 def test_translated_fns_are_ruff_clean(tmp_path):

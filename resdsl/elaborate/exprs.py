@@ -343,7 +343,7 @@ class ExprMixin:
             body_env.update(env)
             out = self.evaluate(fn.defn.value, Ctx(None, "", body_env, module=fn.module))
             if type(out) is list and fn.closure is None:  # remembers the call: a buffer's torch file
-                out = Built(out, fn, [env[p.name] for p in fn.defn.params])  # writes `rel_index(7)`
+                out = Built(out, fn, [env[p.name] for p in fn.defn.params], _arg_names(fn, e.args))
             return out
         except ResdslError as err:
             add_frame(err, f"in fn {fn.name} (called at {e.span.where})")
@@ -388,3 +388,17 @@ class ExprMixin:
                               span, help="each item must be a list of as many values, e.g. from zip(a, b)")
         for t, v in zip(targets, x):
             env[t] = v
+
+
+def _arg_names(fn, args) -> list:
+    """For each parameter of `fn`, the name its argument was written as at the call (`triu(length)`:
+    "length"), or None for any other expression: the torch file writes a buffer's fn call with the
+    block's own arguments where they are the names used."""
+    out = {}
+    pos = [a for a in args if a.name is None]
+    for p, a in zip(fn.defn.params, pos):
+        out[p.name] = a.value
+    for a in args:
+        if a.name is not None:
+            out[a.name] = a.value
+    return [out[p.name].id if isinstance(out.get(p.name), ast.Name) else None for p in fn.defn.params]

@@ -58,9 +58,10 @@ class Built(list):
     """A list a top-level `fn` returned, with the call that made it (`fn`, its argument values):
     the torch file writes a buffer made from it as that call of the fn, translated to Python."""
 
-    def __init__(self, items, fn, args):
+    def __init__(self, items, fn, args, names=None):
         super().__init__(items)
         self.fn, self.args = fn, args
+        self.names = names or [None] * len(args)  # the names the arguments were written as, where plain names
 
 
 @dataclass(eq=False)

@@ -29,9 +29,9 @@ import torch
 
 from . import initplan
 from . import ops as TF
-from . import fnpy, runtime, variants
+from . import bufcode, fnpy, looseinit, runtime, variants
 from .lower import ResModule, arg_key, lower_with_plan
-from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, flat, function_name, ident, lit,
+from .pyfmt import (ACTIVATIONS, PERMUTE, Brackets, Call, Comp, Kw, Names, Star, as_module, function_name, ident, lit,
                     operator_symbol, statement, string)
 from .tree import all_sites, check_names
 from ...diagnostics import ResdslError
@@ -124,29 +124,9 @@ def _describe(mod, path, name, owners, first, sites):
 
 
 def _buffer_value(n):
-    """The torch expression of a buffer's value: the fn call that made it (translated to Python
-    by fnpy), `torch.full` when every value is one number, else the values as a literal."""
-    dtype, shape, values = n.attrs["_dtype"], n.attrs["_shape"], n.attrs["_flat"]
-    tail = [f"dtype=torch.{dtype}", 'device="cpu"']
-    code = _FNS[0].call(n.attrs["_origin"]) if _FNS[0] is not None and "_origin" in n.attrs else None
-    if code is not None:
-        return Call("torch.tensor", [code] + tail)
-    if len(set(values)) == 1 and len(values) > 1:
-        return Call("torch.full", [lit(tuple(shape)), lit(values[0])] + tail)
-    return Call("torch.tensor", [_literal(_nested(values, shape))] + tail)
-
-
-def _literal(v):
-    """A nested list as a pyfmt tree (wrapped as ruff wraps it), a number as its literal."""
-    return Brackets("[]", [_literal(x) for x in v]) if isinstance(v, list) else lit(v)
-
-
-def _nested(flat, shape):
-    """The flat values of a buffer as nested lists of `shape` (what torch.tensor takes)."""
-    if not shape:
-        return flat[0]
-    step = len(flat) // shape[0]
-    return [_nested(flat[k * step:(k + 1) * step], shape[1:]) for k in range(shape[0])]
+    """The torch expression of a buffer's value (bufcode.py): the fn call that made it, its number
+    arguments as slots (written from the class's arguments), or the values."""
+    return bufcode.value(n, _FNS[0], lambda v, hint, name: _ArgSlot((v,), hint, name))
 
 
 def _as_chain(inst):
@@ -201,6 +181,8 @@ class _Class:
         self.union = False  # variants of a block in one class (variants.py)
         self.cols = {}  # names the conditions of a union may test -> value per instance
         self.conds = {}  # optional child name or entry pattern -> condition text (variants)
+        self.fn_params = set()  # arguments that reach the fn call of a buffer (bufcode.py)
+        self.typed = {}  # path of a plain container with a randomly initialised parameter -> its class (looseinit)
 
 
 def _shape_key(inst):
@@ -211,7 +193,7 @@ def _shape_key(inst):
     if inst.kind == "param":
         return ("param", len(inst.args), inst.spec)
     if inst.kind == "buffer":
-        return ("buffer", inst.spec, flat(inst.args[0]))
+        return ("buffer", inst.spec, bufcode.structure(inst.args[0], _is_slot))
     if inst.kind == "fill":
         return ("fill", inst.cls)
     if inst.kind == "block":
@@ -399,6 +381,33 @@ class _Slot:
         self.values, self.hint = values, hint
 
 
+class _ArgSlot(_Slot):
+    """A number argument of a buffer's fn call (or of a class that passes one down): written as the
+    block argument it was written as (`name`) even where every instance has the same value; one
+    passed down (`passed`) may also be the only block argument with its values."""
+
+    __slots__ = ("name", "passed")
+
+    def __init__(self, values, hint, name=None, passed=False):
+        super().__init__(values, hint)
+        self.name, self.passed = name, passed
+
+
+def _is_slot(e):
+    return isinstance(e, _Slot)
+
+
+def _buffer_column(insts, name):
+    """The value of buffer `name` for the instances of a class, one slot per fn argument."""
+    trees = [i.child(name).args[0] for i in insts if i.child(name) is not None]
+
+    def merge(slots):
+        vals = iter(s.values[0] for s in slots)
+        return _ArgSlot(tuple(next(vals) if i.child(name) is not None else _ABSENT for i in insts), slots[0].hint,
+                        slots[0].name if len({s.name for s in slots}) == 1 else None)
+    return bufcode.column(trees, _is_slot, merge)
+
+
 def _typed(v):
     """A hashable stand-in for a value that tells 1, 1.0 and True apart."""
     return _ABSENT if v is _ABSENT else (type(v).__name__, repr(v))
@@ -415,6 +424,10 @@ def _expr(col, values_of, hint):
 
     def slot(get, h):
         return _Slot(tuple(get(c) if c is not None else _ABSENT for c in col), h)
+    if c0.kind == "param":  # a parameter of a plain container (GINConv's conv.eps): registered on it
+        return _Loose("param", [slot(lambda c: c.args, f"{hint}_shape")])
+    if c0.kind == "buffer":
+        return _Loose(("buffer",) + c0.spec, [_buffer_column([_Holder(hint, c) for c in col], hint)])
     if c0.kind == "fill":
         if len({c.cls for c in col if c is not None}) > 1:  # an activation chosen by a flag
             return slot(lambda c: variants.Code(c.cls), "act")
@@ -440,6 +453,8 @@ def _expr(col, values_of, hint):
         items = []
         for pn, default in cls.params:
             s = slot(lambda c, pn=pn: values_of(c)[pn], pn)
+            if pn in cls.fn_params:  # passed down to a buffer's fn: from the caller's argument too
+                s = _ArgSlot(s.values, s.hint, pn, passed=True)
             if default is _ABSENT:
                 items.append(s)
             elif any(v is not _ABSENT and _typed(v) != _typed(default) for v in s.values):
@@ -464,11 +479,26 @@ def _expr(col, values_of, hint):
     items = []
     for k, (n, _) in enumerate(c0.children):
         items.append(Kw(string(n), _expr([c.children[k][1] if c is not None else None for c in col], values_of, n)))
-    return _ModuleDict(items)
+    return _ModuleDict(items, [n for n, _ in c0.children])
 
 
 class _Opt(Call):
     """A call of a generated class: keyword items that are all at their default vanish."""
+
+
+class _Loose(Call):
+    """A parameter ("param", [shape]) or buffer (("buffer", dtype, persistent), [value]) of a plain
+    container, registered on it in __init__ (_dict_lines)."""
+
+
+class _Holder:
+    """An instance stand-in holding one child (to reuse _buffer_column for a container's buffer)."""
+
+    def __init__(self, name, c):
+        self.name, self.c = name, c
+
+    def child(self, name):
+        return self.c if name == self.name else None
 
 
 class _Named:
@@ -479,8 +509,9 @@ class _Named:
 
 
 class _ModuleDict:
-    def __init__(self, items):
+    def __init__(self, items, raw=None):
         self.items = items
+        self.raw = raw  # the names of the entries (items hold them quoted)
 
 
 class _ListSeq:
@@ -603,11 +634,13 @@ def _name_pattern(names, lo, hi):
 def _params(cls, stmts):
     """Constructor arguments of a class: slots whose values differ between its instances."""
     insts = cls.insts
-    found, partial = {}, {}
+    found, partial, fixed = {}, {}, {}
 
     def visit(e):
         if isinstance(e, _Slot):
             vals = [v for v in e.values if v is not _ABSENT]
+            if isinstance(e, _ArgSlot) and len({_typed(v) for v in vals}) == 1:
+                fixed.setdefault((e.name,) + tuple(map(_typed, e.values)), e)
             if len({_typed(v) for v in vals}) > 1:
                 found.setdefault(tuple(map(_typed, e.values)), e)
             elif len(vals) < len(e.values):  # in an optional child: constant where it exists
@@ -676,6 +709,17 @@ def _params(cls, stmts):
         want = want if want not in params else want + "_"
         params[want] = [v for v in vals]
         exprs[key] = want
+    for key, s in fixed.items():  # a buffer's fn argument: `triu(length)` though every length is 64
+        arg = s.name if s.name in cols and s.name in args and same(s.values, cols[s.name]) else None
+        if arg is None and s.passed:  # passed down: the one argument of the caller with its value
+            alike = [a for a in cols if a in args and same(s.values, cols[a])]
+            arg = alike[0] if len(alike) == 1 else None
+        if arg is not None:
+            params.setdefault(arg, cols[arg])
+            exprs[("fnarg",) + key] = arg
+    cls.fn_params = {exprs[k] for k in exprs if k[:1] == ("fnarg",)} | {
+        exprs.get(tuple(map(_typed, s.values))) for s in _arg_slots(stmts)}
+    cls.fn_params &= set(params)
     for key, s in partial.items():  # `stride=stride` in a projection that only stride-2 blocks have
         if cls.union and any(isinstance(v, bool) for v in s.values):
             continue
@@ -687,6 +731,22 @@ def _params(cls, stmts):
         params = dict(sorted(params.items(), key=lambda kv: rank.get(kv[0], len(rank))))
     cls.cols = cols
     return params, exprs
+
+
+def _arg_slots(stmts):
+    """The _ArgSlots in the constructor statements."""
+    out, stack = [], [st[1] for st in stmts]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, _ArgSlot):
+            out.append(e)
+        elif isinstance(e, (Call, _Named, _ModuleDict, _ListSeq)):
+            stack += list(e.items)
+        elif isinstance(e, (Kw, Star)):
+            stack.append(e.value)
+        elif isinstance(e, Comp):
+            stack.append(e.elem)
+    return out
 
 
 def _multiple(vals, insts):
@@ -707,6 +767,8 @@ def _render(e, exprs):
     """The pyfmt tree of `e` with slots replaced by argument names or literals."""
     if isinstance(e, _Slot):
         key = tuple(map(_typed, e.values))
+        if isinstance(e, _ArgSlot) and ("fnarg", e.name) + key in exprs:
+            return exprs[("fnarg", e.name) + key]
         if key in exprs:
             return exprs[key]
         v = next(v for v in e.values if v is not _ABSENT)
@@ -722,10 +784,14 @@ def _render(e, exprs):
     if isinstance(e, _Named):
         return _Named(e.names, [_render(i, exprs) for i in e.items])
     if isinstance(e, _ModuleDict):
-        return _ModuleDict([_render(i, exprs) for i in e.items])
+        return _ModuleDict([_render(i, exprs) for i in e.items], e.raw)
     if isinstance(e, _ListSeq):
         return _ListSeq([(p, _as_expr(_render(i, exprs))) for p, i in e.entries])
-    return Call(e.head, [_as_expr(_render(i, exprs)) for i in e.items])
+    if isinstance(e, bufcode.Packed):
+        return e
+    if isinstance(e, Brackets):
+        return Brackets(e.head + e.close, [_render(i, exprs) for i in e.items])
+    return (_Loose if isinstance(e, _Loose) else Call)(e.head, [_as_expr(_render(i, exprs)) for i in e.items])
 
 
 def _as_expr(r):
@@ -745,9 +811,7 @@ def _init_lines(cls, stmts, exprs, uses):
     lines = []
     for name, e, kind in stmts:
         if isinstance(kind, tuple):  # ("buffer", dtype, persistent): made on the CPU, kept by to_empty
-            persistent = kind[2]
-            lines += statement(2, "", Call("self.register_buffer", [string(name), e]
-                                           + ([] if persistent else ["persistent=False"])))
+            lines += _buffer_lines(2, "self", string(name), _render(e, exprs), kind[2])
             continue
         r = _render(e, exprs)
         target = f"self.{name}" if ident(name) else None
@@ -763,7 +827,7 @@ def _init_lines(cls, stmts, exprs, uses):
             lines += _named_lines(name, target, r, uses)
             continue
         if isinstance(r, _ModuleDict):
-            lines += _dict_lines(name, target, r)
+            lines += _dict_lines(name, target, r, cls.typed, name)
             continue
         if isinstance(r, _ListSeq):  # torchvision's `layers: list[nn.Module] = []`
             lines.append("        layers = []")
@@ -787,16 +851,43 @@ def _init_lines(cls, stmts, exprs, uses):
     return lines
 
 
-def _dict_lines(name, target, r):
-    """A plain container of named layers (no forward of its own): an nn.ModuleDict."""
+def _buffer_lines(indent, owner, quoted, value, persistent):
+    """`owner.register_buffer(quoted name, value)`: a packed literal on lines of its own (bufcode.Packed)."""
+    tail = [] if persistent else ["persistent=False"]
+    if isinstance(value, bufcode.Packed):
+        rest = "".join(", " + t for t in tail) + ")"
+        return value.lines(indent, f"{owner}.register_buffer({quoted}, ", rest)
+    return statement(indent, "", Call(f"{owner}.register_buffer", [quoted, value] + tail))
+
+
+def _dict_lines(name, target, r, typed=None, rel=None):
+    """A plain container of named layers (no forward of its own): an nn.ModuleDict (or, holding a
+    parameter with a random init, the file's subclass `typed[rel]`, looseinit.py); its own
+    parameters and buffers registered on it, a container holding some filled in the same way."""
+    ctor = f"{typed[rel]}()" if typed and rel in typed else "nn.ModuleDict()"
     if target is None:
-        lines = [f"        self.add_module({string(name)}, nn.ModuleDict())"]
+        lines = [f"        self.add_module({string(name)}, {ctor})"]
         target = f"self.get_submodule({string(name)})"
     else:
-        lines = [f"        {target} = nn.ModuleDict()"]
-    for kw in r.items:
-        lines += statement(2, f"{target}[{kw.name}] = ", _as_expr(kw.value))
+        lines = [f"        {target} = {ctor}"]
+    for k, kw in enumerate(r.items):
+        v = kw.value
+        if isinstance(v, _Loose) and v.head == "param":
+            lines += statement(2, "", Call(f"{target}.register_parameter", [
+                kw.name, Call("nn.Parameter", [Call("torch.empty", [v.items[0]])])]))
+        elif isinstance(v, _Loose):
+            lines += _buffer_lines(2, target, kw.name, v.items[0], v.head[2])
+        elif isinstance(v, _ModuleDict) and _has_loose(v):
+            sub = f"{rel}.{r.raw[k]}" if rel is not None and r.raw else None
+            lines += _dict_lines(None, f"{target}[{kw.name}]", v, typed, sub)
+        else:
+            lines += statement(2, f"{target}[{kw.name}] = ", _as_expr(v))
     return lines
+
+
+def _has_loose(r):
+    return any(isinstance(kw.value, _Loose) or isinstance(kw.value, _ModuleDict) and _has_loose(kw.value)
+               for kw in r.items)
 
 
 def _named_lines(name, target, r, uses):
@@ -1079,7 +1170,7 @@ def _emit(lines, indent, body):
             lines += statement(indent, "", b)
 
 
-def _init_function(plan, top, classes) -> list:
+def _init_function(plan, top, classes, spans) -> list:
     """`init_weights(model)`: torchvision's init loop, then the layers that differ from their kind."""
     by_action = {}
     for cls, act in plan.rules.items():
@@ -1100,8 +1191,16 @@ def _init_function(plan, top, classes) -> list:
         for n, c in cls.rep.children:
             if c.kind == "param":
                 body += _init_call(_tensor("m", n), c.spec)
+        for text, _, spec in looseinit.collect(cls.rep, cls.typed):  # conv.eps of a plain container conv
+            body += _init_call(text, spec)
         if body:
             branches.append((f"isinstance(m, {cls.name})", body))
+        for rel, cname in cls.typed.items():  # drawn when the walk reaches the container, as build() does
+            body = []
+            for n, c in looseinit.at(cls.rep, rel).children:
+                if c.kind == "param":
+                    body += _init_call(_tensor("m", n), c.spec)
+            branches.append((f"isinstance(m, {cname})", body))
     lines = ["def init_weights(model):",
              '    """Initialise every tensor as the .res file says, in the order the compiler does."""']
     if branches:
@@ -1111,11 +1210,11 @@ def _init_function(plan, top, classes) -> list:
             lines += statement(2, kw + test[0], test[1], ":") if isinstance(test, tuple) else \
                 statement(2, kw, test, ":")
             _emit(lines, 3, body)
-    loose = [i for i in _all(top) if i.kind in ("seq", "dict", "named")
-             and any(c.kind == "param" for _, c in i.children)]
-    if loose:
-        raise ResdslError("unsupported", "the torch target cannot write a parameter of a plain container: "
-                          + loose[0].path)
+    covered = {c.path for i in _all(top) if i.kind == "block" and i.group is not None
+               for rel in i.group.typed for _, c in looseinit.at(i, rel).children}
+    covered |= {path for i in _all(top) if i.kind == "block" and i.group is not None
+                for _, path, _ in looseinit.collect(i, i.group.typed)}
+    looseinit.check(top, covered, spans)
     for path in plan.overrides:
         _emit(lines, 1, _action_lines(f"model.get_submodule({string(path)})", plan.actions[path][1]))
     if len(lines) == 2:
@@ -1162,9 +1261,12 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
     if modal:
         bodies.append(modal[1])
     for cls in classes:  # post-order: a class's children are written before it
+        cls.typed = looseinit.typed(cls.rep, cls.name, names)
+        for cname in cls.typed.values():
+            bodies.append(looseinit.class_lines(cname))
         bodies.append(_class_lines(cls, cls is top_cls, graph, owners, modal and (graph.train_only, modal[0])))
     plan = initplan.Plan(graph)
-    init_fn = _init_function(plan, top, classes)
+    init_fn = _init_function(plan, top, classes, {p: n.span for p, (n, _) in owners.items()})
     ties = [(path, local, owner) for path, (n, _) in owners.items() for local, owner in n.attrs.get("_tie", ())]
     text = "\n".join(ln for b in bodies for ln in b)
     use_ckpt = "checkpoint(" in text or "checkpoint_chain(" in text
@@ -1217,8 +1319,8 @@ def _class_lines(cls, is_top, graph, owners, modal=None) -> list:
     for name, c in rep.children:
         if c.kind == "param":
             stmts.append((name, _Slot(tuple(i.child(name).args for i in insts), f"{name}_shape"), "param"))
-        elif c.kind == "buffer":  # one value per class (_shape_key): a fn call or a literal
-            stmts.append((name, c.args[0], ("buffer",) + c.spec))
+        elif c.kind == "buffer":  # one structure per class (_shape_key): a fn call or a literal
+            stmts.append((name, _buffer_column(insts, name), ("buffer",) + c.spec))
         else:
             stmts.append((name, _expr(_col(insts, name), _values_of, name), c.kind))
     params, exprs = _params(cls, stmts)

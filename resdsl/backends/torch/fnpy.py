@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+from dataclasses import fields, is_dataclass
 
 from ...frontend import ast
 from .pyfmt import INDENT, WIDTH, lit
@@ -53,11 +54,27 @@ def _name(n: str, reserved) -> str:
 
 
 def _local(n: str) -> str:
-    """A parameter or comprehension variable (shadowing as in the .res file, never `math`)."""
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", n) or keyword.iskeyword(n) or n.startswith("__") \
-            or n in ("l", "math"):
+    """A parameter or comprehension variable (shadowing as in the .res file, never `math`); `l`,
+    which pycodestyle calls ambiguous (E741), is written `l_` (_define checks the fn has no `l_`)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", n) or keyword.iskeyword(n) or n.startswith("__") or n == "math":
         raise Untranslatable(n)
-    return n
+    return RENAMED.get(n, n)
+
+
+RENAMED = {"l": "l_"}
+
+
+def _names(node, out) -> set:
+    """Every identifier in a fn's syntax tree (parameters, variables, keyword names)."""
+    if isinstance(node, str):
+        out.add(node)
+    elif isinstance(node, (list, tuple)):
+        for x in node:
+            _names(x, out)
+    elif is_dataclass(node):
+        for f in fields(node):
+            _names(getattr(node, f.name), out)
+    return out
 
 
 def _one_list(text: str) -> bool:
@@ -95,6 +112,20 @@ class Translator:
             self.defs, self.fns, self.uses_math = saved
             return None
 
+    def parts(self, built):
+        """(fn name, its arguments: a number or bool as it is, anything else as Python text) of
+        the call that made a Built list, or None when it does not translate: the caller may
+        write the numbers from the class's own arguments."""
+        saved = (dict(self.defs), dict(self.fns), self.uses_math)
+        try:
+            self._define(built.fn)
+            args = [v if isinstance(v, (bool, int, float)) else
+                    self._call_text(v) if getattr(v, "fn", None) is not None else self._value(v) for v in built.args]
+            return built.fn.name, args
+        except Untranslatable:
+            self.defs, self.fns, self.uses_math = saved
+            return None
+
     def _call_text(self, built) -> str:
         self._define(built.fn)
         args = []
@@ -118,11 +149,13 @@ class Translator:
         if fn.closure is not None:
             raise Untranslatable(name)
         _name(name, self.reserved)
+        if any(new in _names(fn.defn, set()) for new in RENAMED.values()):
+            raise Untranslatable(name)  # a renamed local would meet one of the fn's own names
         self.fns[name] = fn
         params = [_local(p.name) for p in fn.defn.params]
         sig = []
-        for p in fn.defn.params:
-            sig.append(p.name if p.default is None else f"{p.name}={self._expr(p.default, set(), fn)}")
+        for p, local in zip(fn.defn.params, params):
+            sig.append(local if p.default is None else f"{local}={self._expr(p.default, set(), fn)}")
         body = self._expr(fn.defn.value, set(params), fn)
         lines = [f"def {name}({', '.join(sig)}):", f"{INDENT}return {body}"]
         if len(lines[1]) > WIDTH and body[0] + body[-1] == "[]" and _one_list(body) \
@@ -153,8 +186,8 @@ class Translator:
                 return lit(e.value), (_PREC["neg"] if neg else 10)
             raise Untranslatable("constant")
         if isinstance(e, ast.Name):
-            if e.id in local:
-                return e.id, 10
+            if RENAMED.get(e.id, e.id) in local and e.id not in RENAMED.values():
+                return RENAMED.get(e.id, e.id), 10
             target = fn.module.names.get(e.id)
             if type(target).__name__ == "Fn":
                 self._define(target)
