@@ -143,3 +143,19 @@ def test_float_literals_round_trip_and_are_as_ruff_formats_them(v):
     text = lit(v)
     assert float(ast.literal_eval(text)) == v or (v == 0 and float(ast.literal_eval(text)) == 0)
     assert "e+" not in text and "E" not in text
+
+
+def test_torch_functions_replaced_by_a_library_keep_their_public_names(monkeypatch):
+    """torch_geometric replaces torch.select and torch.index_select with wrappers when imported: a
+    network lowered after that (whenever the table of public names was made) is still written
+    with `torch.select`."""
+    src = "network n {\n    input x: [N, C=4, L=6]\n    x -> select(2, 1)\n}\n"
+    emit(resdsl.graph(src), "n")  # the table of public names is made before the library comes
+    original = torch.select
+
+    def wrapper(*args, **kwargs):
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "select", wrapper)
+    text = emit(resdsl.graph(src), "n")
+    assert "torch.select(" in text or ".select(" in text

@@ -96,6 +96,11 @@ def _public():
             out.setdefault(id(fn), "F." + name)
     for name in _TORCH:
         out[id(getattr(torch, name))] = "torch." + name
+        # the function itself, also when a library has replaced `torch.NAME` with a wrapper of it
+        # (torch_geometric wraps torch.select and torch.index_select when imported)
+        original = getattr(torch._C._VariableFunctions, name, None)
+        if original is not None:
+            out.setdefault(id(original), "torch." + name)
     return out
 
 
@@ -112,6 +117,9 @@ def function_name(fn) -> str:
     if fn is runtime.checkpoint_chain:
         return "checkpoint_chain"
     name = _PUBLIC.get(id(fn))
+    if name is None:  # torch.NAME replaced since the table was made (a library imported later)
+        _PUBLIC = _public()
+        name = _PUBLIC.get(id(fn))
     if name is None:
         raise ResdslError("unsupported", f"the torch target has no public name for {fn!r}")
     return name
