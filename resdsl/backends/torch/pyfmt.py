@@ -110,6 +110,8 @@ def function_name(fn) -> str:
         return "checkpoint"
     if fn is runtime.checkpoint_chain:
         return "checkpoint_chain"
+    if fn in runtime.FILE_FUNCTIONS:  # defined in the file itself
+        return fn.__name__
     name = _PUBLIC.get(id(fn))
     if name is None:
         raise ResdslError("unsupported", f"the torch target has no public name for {fn!r}")

@@ -19,6 +19,7 @@ of its kind:
 :mod:`.index`      buffer (compile-time tensors), index (gather), roll
 :mod:`.recurrent`  lif, convlstm, reservoir (state carried across time steps)
 :mod:`.quantize`   quantize (rounding to integers, straight-through gradient)
+:mod:`.ssm`        selective_scan (Mamba's selective state space scan, S6)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -66,4 +67,5 @@ from . import sdpa  # noqa: F401
 from . import index  # noqa: F401  (buffer, index, roll)
 from . import recurrent  # noqa: F401 (lif, convlstm, reservoir)
 from . import quantize  # noqa: F401 (quantize: rounding, straight-through)
+from . import ssm  # noqa: F401 (selective_scan: Mamba's S6)
 from .arith import arith_broadcast  # noqa: F401
