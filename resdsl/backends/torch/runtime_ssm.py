@@ -24,34 +24,36 @@ def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=Fa
         delta = delta + delta_bias[:, None]
     if delta_softplus:
         delta = torch.nn.functional.softplus(delta)
-    b = B.reshape(n, g, 1, s, length).transpose(3, 4)  # [N, G, 1, L, S]
-    decay = torch.exp(delta.unsqueeze(-1) * A[:, None, :])  # [N, D, L, S]
-    drive = ((delta * u).reshape(n, g, d // g, length, 1) * b).reshape(n, d, length, s)
     t = max(1, round(length**0.5))  # chunk length
-    pad = -length % t
-    if pad:  # trailing steps that change nothing: decay 1, drive 0
-        decay = torch.nn.functional.pad(decay, (0, 0, 0, pad), value=1.0)
-        drive = torch.nn.functional.pad(drive, (0, 0, 0, pad))
-    k = (length + pad) // t
-    decay = decay.reshape(n, d, k, t, s)
-    drive = drive.reshape(n, d, k, t, s)
-    h = torch.zeros_like(drive[:, :, :, 0])  # [N, D, K, S]: every chunk from zero
+    k = -(-length // t)  # chunks; the last one padded with steps of delta 0 (decay 1, drive 0)
+    pad = k * t - length
+
+    def steps_first(x):  # [.., L] -> [T, .., K]: step i of every chunk contiguous
+        x = torch.nn.functional.pad(x, (0, pad)).unflatten(-1, (k, t))
+        return x.movedim(-1, 0)
+
+    dt = steps_first(delta)  # [T, N, D, K]
+    b = steps_first(B.reshape(n, g, s, length)).transpose(-1, -2)  # [T, N, G, K, S]
+    c = steps_first(C.reshape(n, g, s, length)).transpose(-1, -2)
+    decay = torch.exp(dt.unsqueeze(-1) * A[:, None, :])  # [T, N, D, K, S]
+    du = (dt * steps_first(u)).reshape(t, n, g, d // g, k, 1)
+    drive = (du * b.unsqueeze(3)).reshape(t, n, d, k, s)
+    h = torch.zeros_like(drive[0])  # [N, D, K, S]: every chunk from zero
     p = torch.ones_like(h)  # the product of the decays since the chunk's start
     hs, ps = [], []
     for i in range(t):
-        h = decay[:, :, :, i] * h + drive[:, :, :, i]
-        p = p * decay[:, :, :, i]
+        h = decay[i] * h + drive[i]
+        p = p * decay[i]
         hs.append(h)
         ps.append(p)
-    h, p = torch.stack(hs, 3), torch.stack(ps, 3)  # [N, D, K, T, S]
-    carry = torch.zeros_like(h[:, :, 0, 0])  # [N, D, S]: the state before each chunk
+    carry = torch.zeros_like(h[:, :, 0])  # [N, D, S]: the state before each chunk
     starts = []
     for j in range(k):
         starts.append(carry)
-        carry = p[:, :, j, -1] * carry + h[:, :, j, -1]
-    h = h + p * torch.stack(starts, 2).unsqueeze(3)
-    h = h.reshape(n, g, d // g, k * t, s)[:, :, :, :length]
-    y = torch.einsum("ngels,ngsl->ngel", h, C.reshape(n, g, s, length)).reshape(n, d, length)
+        carry = ps[-1][:, :, j] * carry + hs[-1][:, :, j]
+    h = torch.stack(hs) + torch.stack(ps) * torch.stack(starts, 2)  # [T, N, D, K, S]
+    y = torch.einsum("tngeks,tngks->tngek", h.reshape(t, n, g, d // g, k, s), c)
+    y = y.reshape(t, n, d, k).movedim(0, -1).reshape(n, d, k * t)[:, :, :length]
     if D is not None:
         y = y + D[:, None] * u
     return y
