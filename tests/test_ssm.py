@@ -141,7 +141,7 @@ def test_onnx_with_a_symbolic_length_and_ungrouped_b():
 def test_the_standalone_file_defines_and_calls_the_scan(tmp_path):
     src = NET.format(call=FULL)
     text = resdsl.to_python(src)
-    assert "def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):" in text
+    assert "def selective_scan(u, delta, a, b, c, d=None, delta_bias=None, delta_softplus=False):" in text
     assert "selective_scan(x, x, " in text and "delta_softplus=True)" in text
     path = tmp_path / "t.py"
     path.write_text(text)

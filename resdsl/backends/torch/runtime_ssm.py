@@ -7,19 +7,20 @@ standalone ``.py`` file it writes, as it does for :mod:`runtime`'s classes.
 import torch
 
 
-def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=False):
-    """Mamba's selective scan (S6), as mamba_ssm's selective_scan_fn computes it.
+def selective_scan(u, delta, a, b, c, d=None, delta_bias=None, delta_softplus=False):
+    """Mamba's selective scan (S6), as mamba_ssm's selective_scan_fn(u, delta, A, B, C, D, ...)
+    computes it.
 
-    u, delta [N, D, L]; A [D, S]; B, C [N, S, L] or [N, G, S, L] (G groups of D/G channels);
-    D, delta_bias [D] or None. From h_0 = 0, per channel and state element:
+    u, delta [N, D, L]; a [D, S]; b, c [N, S, L] or [N, G, S, L] (G groups of D/G channels);
+    d, delta_bias [D] or None. From h_0 = 0, per channel and state element:
         delta = softplus(delta + delta_bias)  (the softplus only if delta_softplus)
-        h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,  y_t = sum_s C_t h_t + D u_t.
-    Returns y [N, D, L]. A chunked scan, memory linear in L: the L steps cut into chunks of
+        h_t = exp(delta_t a) h_{t-1} + delta_t b_t u_t,  y_t = sum_s c_t h_t + d u_t.
+    Returns y [N, D, L]. A chunked scan, memory linear in L: the L steps cut into K chunks of
     T ~ sqrt(L); one loop over T scans every chunk at once from zero (and keeps the products of
-    the decays), one loop over the chunks carries the state from chunk to chunk."""
-    n, d, length = u.shape
-    s = A.shape[1]
-    g = B.shape[1] if B.dim() == 4 else 1
+    the decays), one loop over the K chunks carries the state from chunk to chunk."""
+    n, ch, length = u.shape
+    s = a.shape[1]
+    g = b.shape[1] if b.dim() == 4 else 1
     if delta_bias is not None:
         delta = delta + delta_bias[:, None]
     if delta_softplus:
@@ -33,11 +34,11 @@ def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=Fa
         return x.movedim(-1, 0)
 
     dt = steps_first(delta)  # [T, N, D, K]
-    b = steps_first(B.reshape(n, g, s, length)).transpose(-1, -2)  # [T, N, G, K, S]
-    c = steps_first(C.reshape(n, g, s, length)).transpose(-1, -2)
-    decay = torch.exp(dt.unsqueeze(-1) * A[:, None, :])  # [T, N, D, K, S]
-    du = (dt * steps_first(u)).reshape(t, n, g, d // g, k, 1)
-    drive = (du * b.unsqueeze(3)).reshape(t, n, d, k, s)
+    bt = steps_first(b.reshape(n, g, s, length)).transpose(-1, -2)  # [T, N, G, K, S]
+    ct = steps_first(c.reshape(n, g, s, length)).transpose(-1, -2)
+    decay = torch.exp(dt.unsqueeze(-1) * a[:, None, :])  # [T, N, D, K, S]
+    du = (dt * steps_first(u)).reshape(t, n, g, ch // g, k, 1)
+    drive = (du * bt.unsqueeze(3)).reshape(t, n, ch, k, s)
     h = torch.zeros_like(drive[0])  # [N, D, K, S]: every chunk from zero
     p = torch.ones_like(h)  # the product of the decays since the chunk's start
     hs, ps = [], []
@@ -52,8 +53,8 @@ def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=Fa
         starts.append(carry)
         carry = ps[-1][:, :, j] * carry + hs[-1][:, :, j]
     h = torch.stack(hs) + torch.stack(ps) * torch.stack(starts, 2)  # [T, N, D, K, S]
-    y = torch.einsum("tngeks,tngks->tngek", h.reshape(t, n, g, d // g, k, s), c)
-    y = y.reshape(t, n, d, k).movedim(0, -1).reshape(n, d, k * t)[:, :, :length]
-    if D is not None:
-        y = y + D[:, None] * u
+    y = torch.einsum("tngeks,tngks->tngek", h.reshape(t, n, g, ch // g, k, s), ct)
+    y = y.reshape(t, n, ch, k).movedim(0, -1).reshape(n, ch, k * t)[:, :, :length]
+    if d is not None:
+        y = y + d[:, None] * u
     return y
