@@ -178,3 +178,12 @@ def test_groups_must_divide_the_channels():
     ).replace("-exp(a), b, c,", "-exp(a), b3, concat(c, c -> select(1, 0) -> unsqueeze(1), dim=1),")
     with pytest.raises(resdsl.ResdslError, match="3 groups .* must divide u's 4 channels"):
         resdsl.graph(src)
+
+
+def test_torch_compile_traces_the_scan_whole():
+    """torch.compile sees one graph (fullgraph: no graph break; the loops unroll, ~2 sqrt(L) steps)
+    that computes the same values. (aot_eager: inductor's CPU kernels are not what is tested here.)"""
+    u, delta, A, B, C, D, bias = (t.detach().float() for t in _inputs(2, 8, 3, 30, 2, 5))
+    f = torch.compile(selective_scan, fullgraph=True, backend="aot_eager")
+    args = (u, delta, -torch.exp(A), B, C, D, bias)
+    torch.testing.assert_close(f(*args, delta_softplus=True), selective_scan(*args, delta_softplus=True))
