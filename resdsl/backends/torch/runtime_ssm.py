@@ -11,12 +11,12 @@ def selective_scan(u, delta, a, b, c, d=None, delta_bias=None, delta_softplus=Fa
     """Mamba's selective scan (S6), as mamba_ssm's selective_scan_fn(u, delta, A, B, C, D, ...)
     computes it.
 
-    u, delta [N, D, L]; a [D, S]; b, c [N, S, L] or [N, G, S, L] (G groups of D/G channels);
+    u, delta [N, D, L], a [D, S], b, c [N, S, L] or [N, G, S, L] (G groups of D/G channels),
     d, delta_bias [D] or None. From h_0 = 0, per channel and state element:
         delta = softplus(delta + delta_bias)  (the softplus only if delta_softplus)
         h_t = exp(delta_t a) h_{t-1} + delta_t b_t u_t,  y_t = sum_s c_t h_t + d u_t.
     Returns y [N, D, L]. A chunked scan, memory linear in L: the L steps cut into K chunks of
-    T ~ sqrt(L); one loop over T scans every chunk at once from zero (and keeps the products of
+    T ~ sqrt(L), one loop over T scans every chunk at once from zero (and keeps the products of
     the decays), one loop over the K chunks carries the state from chunk to chunk."""
     n, ch, length = u.shape
     s = a.shape[1]
@@ -26,7 +26,7 @@ def selective_scan(u, delta, a, b, c, d=None, delta_bias=None, delta_softplus=Fa
     if delta_softplus:
         delta = torch.nn.functional.softplus(delta)
     t = max(1, round(length**0.5))  # chunk length
-    k = -(-length // t)  # chunks; the last one padded with steps of delta 0 (decay 1, drive 0)
+    k = -(-length // t)  # chunks, the last one padded with steps of delta 0 (decay 1, drive 0)
     pad = k * t - length
 
     def steps_first(x):  # [.., L] -> [T, .., K]: step i of every chunk contiguous
