@@ -187,3 +187,32 @@ def test_torch_compile_traces_the_scan_whole():
     f = torch.compile(selective_scan, fullgraph=True, backend="aot_eager")
     args = (u, delta, -torch.exp(A), B, C, D, bias)
     torch.testing.assert_close(f(*args, delta_softplus=True), selective_scan(*args, delta_softplus=True))
+
+
+def test_res_vmamba_t_is_the_authors_configuration():
+    """res_vmamba_t (stdlib/res_vmamba.res) at the paper's size: the parameters of the authors' code's
+    default configuration (ChiShengChen/ResVMamba utils/config.py: VMamba-T, dims 96-192-384-768,
+    depths 2-2-9-2, state 16, dt rank ceil(dim / 16), SSM ratio 2, MLP ratio 4, 241 classes), counted
+    from the shapes of its modules, plus our learned res_proj convs; a forward at 224 x 224 on meta."""
+    import math
+    import os
+    dims, depths, s, classes = [96, 192, 384, 768], [2, 2, 9, 2], 16, 241
+
+    def ss2d(c):
+        di, r = 2 * c, math.ceil(c / 16)
+        return (c * 2 * di + di * 9 + di + 4 * (r + 2 * s) * di + 4 * di * r + 4 * di + 4 * di * s + 4 * di
+                + 2 * di + di * c)
+
+    def block(c):
+        return 2 * c + ss2d(c) + 2 * c + (c * 4 * c + 4 * c + 4 * c * c + c)
+
+    want = 3 * 96 * 16 + 96 + 2 * 96 + 2 * 768 + 768 * classes + classes
+    for i, c in enumerate(dims):
+        want += depths[i] * block(c)
+        if i < 3:
+            want += c * 2 * c * 4 + 2 * c + 2 * 2 * c  # downsample: 2x2 conv, LayerNorm
+            want += c * 2 * c + 2 * c                  # res_proj (the authors' code draws it afresh)
+    root = os.path.join(os.path.dirname(__file__), "..", "stdlib", "res_vmamba.res")
+    m = resdsl.build(root, network="res_vmamba_t", device="meta")
+    assert sum(p.numel() for p in m.parameters()) == want
+    assert m(torch.empty(2, 3, 224, 224, device="meta")).shape == (2, classes)
