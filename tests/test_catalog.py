@@ -178,7 +178,7 @@ PAPERS = {
     **dict.fromkeys(["CSIBERT", "csi_bert"],
                     ("Finding the Missing Data: A BERT-inspired Approach Against Package Loss in Wireless Sensing",
                      2024, "2403.12400")),
-    **dict.fromkeys(["ResVMamba", "res_vmamba_tiny"],
+    **dict.fromkeys(["ResVMamba", "res_vmamba_tiny", "res_vmamba_t"],
                     (("Res-VMamba: Fine-Grained Food Category Visual Classification Using Selective State Space "
                       "Models with Deep Residual Learning"), 2024, "2402.15761")),
     # end of reading list (graph)

@@ -154,7 +154,21 @@ CASES = {
     "lif": ("[N, C=3, L=4]", "lif(2, decay=0.5, threshold=0.1)", lambda x, m: _lif(x, 2, 0.5, 0.1)),
     "convlstm": ("[N, C=2, H=4, W=4]", "convlstm(3, 2) as m", lambda x, m: _convlstm(x, m["m"], 2)),
     "reservoir": ("[N, L=4, D=3]", "reservoir(5, bias_scaling=0.5) as m", lambda x, m: _reservoir(x, m["m"])),
+    # Mamba's selective scan (resdsl/ir/ops/ssm.py) against its recurrence, a step at a time
+    "selective_scan": ("[N, D=4, L=6]", ("a = param([4, 2], init=normal(1.0)) as a\n    b, c = x -> split([2, 2], dim=1)\n"
+                                         "    selective_scan(x, x -> sigmoid, -exp(a), b, c, delta_softplus=true)"),
+                       lambda x, m: _s6(x, F.softplus(torch.sigmoid(x)), -torch.exp(m["_a"]), *x.split([2, 2], 1))),
 }
+
+
+def _s6(u, delta, a, b, c):
+    """h_t = exp(delta_t a) h_{t-1} + delta_t b_t u_t, y_t = c_t h_t, over the L steps of u [N, D, L]."""
+    h, ys = 0.0, []
+    for t in range(u.shape[2]):
+        dt = delta[:, :, t, None]
+        h = torch.exp(dt * a) * h + dt * b[:, None, :, t] * u[:, :, t, None]
+        ys.append((h * c[:, None, :, t]).sum(-1))
+    return torch.stack(ys, -1)
 
 
 def _lif(x, steps, decay, th):

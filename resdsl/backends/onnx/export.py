@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from ...diagnostics import ResdslError
 from ...ir.graph import Graph, eval_form
-from . import layers, ops, ops_dynamic, ops_quantize, ops_recurrent, ops_sdpa  # noqa: F401 (importing them registers the lowerings)
+from . import layers, ops, ops_dynamic, ops_quantize, ops_recurrent, ops_sdpa, ops_ssm  # noqa: F401 (importing them registers the lowerings)
 from .builder import (  # noqa: F401 (lowering, no_lowering: re-exported, the public names)
     EXTERNAL_MIN_TENSOR_BYTES,
     LOWERINGS,

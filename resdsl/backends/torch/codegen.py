@@ -42,7 +42,7 @@ _BUILTINS = frozenset(dir(builtins))
 FILE_NAMES = {"torch", "nn", "F", "os", "math", "OrderedDict", "init_weights", "checkpoint", "checkpoint_chain",
               "_chain", "SOURCE", "WEIGHTS", "DropPath", "LayerScale", "SelfAttention", "Permute", "self",
               "super", "range", "float", "getattr", "setattr", "isinstance", "dict", "int", "str", "len",
-              "tuple", "list", "model", "seed", "weights", "m", "i"}
+              "tuple", "list", "model", "seed", "weights", "m", "i", "selective_scan"}
 # values torch leaves out of a constructor call (module_recipe drops them): used to line up instances
 _FILL = dict(TF.DEFAULTS, padding_mode="zeros", causal=False)
 _ABSENT = object()  # a slot of an optional child, for an instance that lacks it
@@ -1295,6 +1295,8 @@ def to_python(graph: Graph, source: str = "", weights_file: str | None = None, c
         lines += ["", "", inspect.getsource(getattr(runtime, name)).rstrip()]
     if "Permute(" in text:
         lines += ["", "", PERMUTE]
+    lines += [ln for fn in runtime.FILE_FUNCTIONS if f"{fn.__name__}(" in text
+              for ln in ("", "", inspect.getsource(fn).rstrip())]
     if use_ckpt:
         for fn in runtime.CHECKPOINT_HELPERS:
             lines += ["", "", inspect.getsource(fn).rstrip()]

@@ -564,3 +564,4 @@ from . import ops_sizes  # (run-time sizes; importing it registers their lowerin
 from . import ops_sdpa  # noqa: E402,F401 (registers the lowering of sdpa)
 ops_index.register(lowering, _stateful, _unsupported)  # buffer, index, roll: their own module
 from . import ops_recurrent  # noqa: F401 (lif, convlstm, reservoir)
+from . import ops_ssm  # noqa: E402, F401 (selective_scan)

@@ -116,6 +116,8 @@ def function_name(fn) -> str:
         return "checkpoint"
     if fn is runtime.checkpoint_chain:
         return "checkpoint_chain"
+    if fn in runtime.FILE_FUNCTIONS:  # defined in the file itself
+        return fn.__name__
     name = _PUBLIC.get(id(fn))
     if name is None:  # torch.NAME replaced since the table was made (a library imported later)
         _PUBLIC = _public()

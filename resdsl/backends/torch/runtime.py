@@ -192,6 +192,10 @@ def checkpoint_chain(x, *modules):
 # the modules of the per-sample ops (resdsl/ir/ops/dynamic.py); the generated file copies their source
 from .runtime_dynamic import ResFieldLinear, SkipGate, TopKRouter, VectorQuantizer  # noqa: F401
 from .runtime_recurrent import LIF, ConvLSTM, Reservoir  # noqa: F401 (state across time steps)
+from .runtime_ssm import selective_scan  # Mamba's selective scan
+
+# functions the generated file defines (codegen copies the source of those it calls)
+FILE_FUNCTIONS = (selective_scan,)
 
 # what the generated file copies when it checkpoints (codegen writes their source)
 CHECKPOINT_HELPERS = (checkpoint, _chain, checkpoint_chain)

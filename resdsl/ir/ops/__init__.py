@@ -20,6 +20,7 @@ of its kind:
 :mod:`.recurrent`  lif, convlstm, reservoir (state carried across time steps)
 :mod:`.quantize`   quantize (rounding to integers, straight-through gradient)
 :mod:`.phase`      atan2 (the angle of a complex value given as two real parts)
+:mod:`.ssm`        selective_scan (Mamba's selective state space scan, S6)
 =================  ==========================================================================
 
 Backends and passes look ops up in :data:`OPS`; passes test traits (``linear``,
@@ -68,4 +69,5 @@ from . import index  # noqa: F401  (buffer, index, roll)
 from . import recurrent  # noqa: F401 (lif, convlstm, reservoir)
 from . import quantize  # noqa: F401 (quantize: rounding, straight-through)
 from . import phase  # noqa: F401 (atan2)
+from . import ssm  # noqa: F401 (selective_scan: Mamba's S6)
 from .arith import arith_broadcast  # noqa: F401
