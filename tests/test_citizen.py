@@ -312,9 +312,17 @@ def test_googlenet_training_outputs_are_torchvisions_googlenetoutputs():
         assert torch.equal(loaded(x), ours(x))
 
 
+def test_inception_v3_names_its_outputs_tuple_as_torchvision():
+    """torchvision's Inception3 returns InceptionOutputs(logits, aux_logits), not named after its class."""
+    from torchvision.models.inception import InceptionOutputs
+    cls = resdsl.build("inception_v3").eval()._rd_outputs  # the class its training-mode forward returns
+    assert (cls.__name__, cls._fields) == (InceptionOutputs.__name__, InceptionOutputs._fields)
+
+
 def test_the_standalone_file_names_the_outputs_tuple_as_torchvision():
     src = resdsl.to_python("googlenet")
     assert "class GoogLeNetOutputs(NamedTuple):" in src and "return GoogLeNetOutputs(" in src
+    assert "class InceptionOutputs(NamedTuple):" in resdsl.to_python("inception_v3")
 
 
 def test_a_copy_keeps_hooks_the_interface_and_the_child_order():

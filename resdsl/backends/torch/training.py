@@ -48,11 +48,18 @@ def _reduce_outputs(self):
     return outputs, (name, list(fields), tuple(self))
 
 
+# torchvision's one outputs tuple not named after its model class (torchvision.models.inception)
+_TORCHVISION_NAMES = {"Inception3": "InceptionOutputs"}
+
+
 def outputs_name(graph) -> str:
     """The outputs namedtuple's class name: the defining network's name and `Outputs`, as
-    torchvision names them (`network googlenet = GoogLeNet()`: GoogLeNetOutputs)."""
-    name = graph.root.info.get("block") or graph.name
-    return "".join(p[:1].upper() + p[1:] for p in str(name).split("_")) + "Outputs"
+    torchvision names them (`network googlenet = GoogLeNet()`: GoogLeNetOutputs; Inception3's
+    is torchvision's InceptionOutputs), so code that checks the name works on both."""
+    name = str(graph.root.info.get("block") or graph.name)
+    if name in _TORCHVISION_NAMES:
+        return _TORCHVISION_NAMES[name]
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_")) + "Outputs"
 
 
 def eval_graph(g: torch.fx.Graph, keep: list) -> torch.fx.Graph:
