@@ -56,7 +56,7 @@ class SelfAttention(torch.nn.MultiheadAttention):
         self._reset_parameters()
 
     def forward(self, x):
-        if isinstance(x, torch.fx.Proxy):  # torch.fx traces it as a leaf, as torch.nn.MultiheadAttention
+        if isinstance(x, torch.fx.Proxy):  # torch.fx: a leaf, as torch.nn.MultiheadAttention
             return x.tracer.create_proxy("call_module", x.tracer.path_of_module(self), (x,), {})
         mask = None
         if self.causal:

@@ -27,7 +27,7 @@ class SkipGate(torch.nn.Module):
 
     def forward(self, x):
         p = torch.sigmoid(torch.nn.functional.linear(x.flatten(1), self.weight, self.bias))
-        p = p.reshape_as(x[:, :1])  # [N, 1, 1, ..]; no loop over sizes: torch.fx traces it
+        p = p.reshape_as(x[:, :1])  # [N, 1, 1, ..]: torch.fx traces it
         hard = (p > self.threshold).to(p.dtype)
         if not self.training:
             return hard
@@ -130,7 +130,7 @@ class ResFieldLinear(torch.nn.Module):
         delta = torch.matmul(self.coeffs[t.long()], self.basis.reshape(self.basis.shape[0], -1))
         w = self.weight + delta.reshape(n, self.weight.shape[0], self.weight.shape[1])
         y = torch.matmul(x.reshape(n, -1, x.shape[-1]), w.transpose(1, 2))
-        y = y.reshape(x.shape[:-1] + (w.shape[1],))  # no loop over sizes: torch.fx traces it
+        y = y.reshape(x.shape[:-1] + (w.shape[1],))  # torch.fx traces it
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self):
