@@ -358,7 +358,8 @@ def test_a_numbered_container_the_network_never_calls_is_a_module_list():
 
 @pytest.mark.slow
 def test_inductor_compiles_a_small_network():
-    """torch.compile's default backend (inductor, C++ on the CPU): over 10 s, hence slow."""
+    """torch.compile's default backend (inductor, C++ on the CPU): 7.5 s on the shared machine with
+    inductor's cache warm, longer cold (it compiles C++), hence slow."""
     m = resdsl.build("fixup_resnet_cifar", seed=0).eval()
     x = torch.randn(2, 3, 32, 32)
     torch._dynamo.reset()
