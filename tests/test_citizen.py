@@ -269,7 +269,7 @@ def test_a_model_is_a_pytorch_citizen(spec, network, params):
 # parameters no output depends on (a network's own choice, kept for checkpoint compatibility)
 UNUSED = {
     # DRLN's official code builds each cascade's last module's c4 and never reads its output
-    "DRLN": ["c4.body.0.weight", "c4.body.0.bias"],
+    **{n: ["c4.body.0.weight", "c4.body.0.bias"] for n in ("DRLN", "drln_x2", "drln_x3", "drln_x4")},
 }
 
 
