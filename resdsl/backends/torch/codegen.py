@@ -1102,8 +1102,8 @@ def _train_only_nodes(nodes, train_idx) -> set:
 
 def _outputs_class(graph, names) -> tuple:
     """(class name, lines) of the NamedTuple a network with `training` outputs returns in training mode."""
-    from .training import outputs_class
-    cname = names.new(TF.module_class_name(graph.name) + "Outputs", suffix="")
+    from .training import outputs_class, outputs_name
+    cname = names.new(outputs_name(graph), suffix="")
     fields = outputs_class(cname, list(graph.output_names))._fields
     lines = [f"class {cname}(NamedTuple):"] + [f"    {f}: torch.Tensor" for f in fields]
     return cname, lines

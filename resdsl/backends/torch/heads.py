@@ -19,7 +19,8 @@ from copy import deepcopy
 
 import torch
 import torch.fx
-from torch.fx.graph_module import _forward_from_src
+from torch.fx.graph_module import _format_import_block, _forward_from_src
+from torch.package import sys_importer
 
 from . import runtime
 from ...diagnostics import ResdslError
@@ -199,9 +200,26 @@ def attach(model: torch.nn.Module, graph: Graph) -> torch.nn.Module:
 
 def _mix(model, mixin, attrs):
     cls = type(model)
-    name = cls.__name__
-    model.__class__ = type(name, (mixin, cls), dict(attrs, __qualname__=name, __module__=cls.__module__))
+    model.__class__ = mixed_class(cls, cls.__name__, attrs)
     return model
+
+
+def mixed_class(base: type, name: str, attrs: dict) -> type:
+    """The class of a model with an interface: ModelInterface with `attrs` over `base`. The
+    compiled methods' source is kept as `_rd_mix_state`, from which persist.py rebuilds the
+    class when the model is unpickled (a function made by exec pickles by name, and fails)."""
+    attrs = {k: _from_source(v) if isinstance(v, tuple) and v[:1] == ("fn",) else v for k, v in attrs.items()}
+    state = {k: ("fn", v._source, v.__name__) if callable(v) and hasattr(v, "_source") else v for k, v in attrs.items()}
+    return type(name, (ModelInterface, base), dict(attrs, _rd_mix_state=state, __qualname__=name,
+                                                   __module__=base.__module__))
+
+
+def _from_source(spec):
+    _, (imports, src), name = spec
+    fn = _forward_from_src(imports + src, {})
+    fn.__name__ = fn.__qualname__ = name
+    fn._code, fn._source = src, (imports, src)
+    return fn
 
 
 def _size(ax) -> int:
@@ -308,6 +326,7 @@ def _compile(g: torch.fx.Graph, name: str):
     fn = _forward_from_src(code.src, code.globals)
     fn.__name__ = fn.__qualname__ = name
     fn._code = code.src  # shown by `print(model.forward_features._code)`
+    fn._source = (_format_import_block(code.globals, sys_importer), code.src)  # for pickle: mixed_class
     return fn
 
 

@@ -15,9 +15,8 @@ from collections import OrderedDict
 import torch
 import torch.fx
 import torch.fx.experimental._config
-from torch.fx.graph_module import _WrappedCall
 
-from . import runtime
+from . import persist, runtime
 from ...ir.graph import Graph
 from . import ops as TF
 from . import training
@@ -44,14 +43,20 @@ class ResModule(torch.fx.GraphModule):
             if key is not None:
                 _FORWARDS[key] = (pc, type(self).forward, type(self).__call__, self._code, self._lineno_map,
                                   self._prologue_start)
+            persist.own_call(type(self))
             return pc
         pc, fwd, call, self._code, self._lineno_map, self._prologue_start = hit
         cls = type(self)
         cls.forward = fwd
-        if "_wrapped_call" not in vars(cls):
-            cls._wrapped_call = _WrappedCall(cls, cls.__call__ if "__call__" in vars(cls) else None)
         cls.__call__ = call  # torch's own call_wrapped (torch.compile knows it), generic in the class
+        persist.own_call(cls)
         return pc
+
+    def __deepcopy__(self, memo):
+        return persist.deepcopy_module(self, memo)
+
+    def __reduce__(self):
+        return persist.reduce_module(self)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):

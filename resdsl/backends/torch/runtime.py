@@ -56,6 +56,8 @@ class SelfAttention(torch.nn.MultiheadAttention):
         self._reset_parameters()
 
     def forward(self, x):
+        if isinstance(x, torch.fx.Proxy):  # torch.fx: a leaf, as torch.nn.MultiheadAttention
+            return x.tracer.create_proxy("call_module", x.tracer.path_of_module(self), (x,), {})
         mask = None
         if self.causal:
             n = x.shape[1]
@@ -161,14 +163,18 @@ def init_tensor(t, spec):
 
 
 def make_indexable(root):
-    """Turn plain containers whose children are named 0, 1, ... into nn.Sequential,
-    so `model.layer1[0]` works as in torchvision (names and state_dict unchanged)."""
+    """Turn plain containers whose children are named 0, 1, ... into nn.ModuleList,
+    so `model.layer1[0]` works as in torchvision (names and state_dict unchanged). A container
+    that the network calls as a whole becomes a module of its own later (lower.py: a ResModule,
+    or an nn.Sequential for a chain); the ones left are never called, their children are, so
+    they have no forward (an nn.Sequential here would be a forward the network bypasses: its
+    forward hooks would never fire)."""
     for name, child in list(root._modules.items()):
         make_indexable(child)
         names = list(child._modules)
         if type(child) is torch.nn.Module and names and names == [str(i) for i in range(len(names))] \
                 and not child._parameters and not child._buffers:
-            root._modules[name] = torch.nn.Sequential(*child._modules.values())
+            root._modules[name] = torch.nn.ModuleList(child._modules.values())
     return root
 
 

@@ -27,7 +27,7 @@ class SkipGate(torch.nn.Module):
 
     def forward(self, x):
         p = torch.sigmoid(torch.nn.functional.linear(x.flatten(1), self.weight, self.bias))
-        p = p.reshape((x.shape[0], 1) + tuple(x.shape[2:]))
+        p = p.reshape_as(x[:, :1])  # [N, 1, 1, ..]: torch.fx traces it
         hard = (p > self.threshold).to(p.dtype)
         if not self.training:
             return hard
@@ -128,9 +128,9 @@ class ResFieldLinear(torch.nn.Module):
     def forward(self, x, t):
         n = x.shape[0]
         delta = torch.matmul(self.coeffs[t.long()], self.basis.reshape(self.basis.shape[0], -1))
-        w = self.weight + delta.reshape((n,) + tuple(self.weight.shape))
+        w = self.weight + delta.reshape(n, self.weight.shape[0], self.weight.shape[1])
         y = torch.matmul(x.reshape(n, -1, x.shape[-1]), w.transpose(1, 2))
-        y = y.reshape(tuple(x.shape[:-1]) + (w.shape[1],))
+        y = y.reshape(x.shape[:-1] + (w.shape[1],))  # torch.fx traces it
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self):

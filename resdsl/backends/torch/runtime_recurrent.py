@@ -37,7 +37,7 @@ class LIF(torch.nn.Module):
         return (v > 0).to(u.dtype) + (soft - soft.detach())
 
     def forward(self, x):
-        xs = x.reshape((self.steps, -1) + tuple(x.shape[1:]))
+        xs = x.unflatten(0, (self.steps, -1))  # [T, N, ..]: torch.fx traces it
         u = torch.zeros_like(xs[0])
         s = torch.zeros_like(xs[0])
         out = []
@@ -79,10 +79,9 @@ class ConvLSTM(torch.nn.Module):
             torch.nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x, c0=None):
-        xs = x.reshape((self.steps, -1) + tuple(x.shape[1:]))
-        n, hw = xs.shape[1], tuple(xs.shape[3:])
-        h = xs.new_zeros((n, self.hidden) + hw)
-        c = xs.new_zeros((n, self.hidden) + hw) if c0 is None else c0
+        xs = x.unflatten(0, (self.steps, -1))  # [T, N, ..]: torch.fx traces it
+        h = torch.zeros_like(xs[0, :, :1]).expand(-1, self.hidden, -1, -1)
+        c = h if c0 is None else c0
         out = []
         for t in range(self.steps):
             xh = torch.cat([xs[t], h], 1)

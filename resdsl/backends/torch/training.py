@@ -25,13 +25,41 @@ _TUPLES = {}
 
 
 def outputs_class(name: str, fields: list) -> type:
-    """The namedtuple of a network's training-mode outputs (one class per name and fields)."""
+    """The namedtuple of a network's training-mode outputs (one class per name and fields).
+    Its instances pickle (by name and fields, rebuilt by :func:`outputs`), as torchvision's
+    module-level GoogLeNetOutputs do; the class is made at run time, so pickle cannot import it."""
     key = (name, tuple(fields))
     if key not in _TUPLES:
         ok = all(f.isidentifier() and not keyword.iskeyword(f) and not f.startswith("_") for f in fields) \
             and len(set(fields)) == len(fields)
-        _TUPLES[key] = collections.namedtuple(name, fields, rename=not ok)
+        base = collections.namedtuple(name, fields, rename=not ok)
+        _TUPLES[key] = type(name, (base,), {"__slots__": (), "__module__": __name__, "__qualname__": name,
+                                            "_rd_key": key, "__reduce__": _reduce_outputs})
     return _TUPLES[key]
+
+
+def outputs(name: str, fields: list, values: tuple):
+    """An outputs namedtuple (unpickling)."""
+    return outputs_class(name, fields)(*values)
+
+
+def _reduce_outputs(self):
+    name, fields = self._rd_key
+    return outputs, (name, list(fields), tuple(self))
+
+
+# torchvision's one outputs tuple not named after its model class (torchvision.models.inception)
+_TORCHVISION_NAMES = {"Inception3": "InceptionOutputs"}
+
+
+def outputs_name(graph) -> str:
+    """The outputs namedtuple's class name: the defining network's name and `Outputs`, as
+    torchvision names them (`network googlenet = GoogLeNet()`: GoogLeNetOutputs; Inception3's
+    is torchvision's InceptionOutputs), so code that checks the name works on both."""
+    name = str(graph.root.info.get("block") or graph.name)
+    if name in _TORCHVISION_NAMES:
+        return _TORCHVISION_NAMES[name]
+    return "".join(p[:1].upper() + p[1:] for p in name.split("_")) + "Outputs"
 
 
 def eval_graph(g: torch.fx.Graph, keep: list) -> torch.fx.Graph:
@@ -70,11 +98,14 @@ class ModalMixin:
         train_fwd = type(self).forward
         outputs = self._rd_outputs
 
-        def forward(self, *args, **kwargs):
-            if self.training:
-                return outputs(*train_fwd(self, *args, **kwargs))
-            return eval_fwd(self, *args, **kwargs)
-
+        # the inputs by name, not *args: torch.fx.symbolic_trace makes one placeholder per parameter
+        names = [n.target for n in eg.nodes if n.op == "placeholder"]
+        assert all(n.isidentifier() and not keyword.iskeyword(n) for n in names), names  # fx's own names
+        args = ", ".join(names)
+        forward = _forward_from_src(f"def forward(self, {args}):\n    if self.training:\n"
+                                    f"        return outputs(*train_fwd(self, {args}))\n"
+                                    f"    return eval_fwd(self, {args})\n",
+                                    {"outputs": outputs, "train_fwd": train_fwd, "eval_fwd": eval_fwd}, {})
         forward.__doc__ = "training: the namedtuple of every output; eval: the main output(s) only"
         type(self).forward = forward
         self._rd_eval_code = src.src
@@ -88,7 +119,7 @@ def make_modal(cls: type, cont, g: torch.fx.Graph, cls_name: str, graph):
     gm = cls(cont, g, class_name=cls_name)
     gm._modules, gm._parameters, gm._buffers = cont._modules, cont._parameters, cont._buffers
     keep = [i for i in range(len(graph.outputs)) if i not in graph.train_only]
-    gm._rd_outputs = outputs_class(cls_name + "Outputs", list(graph.output_names))
+    gm._rd_outputs = outputs_class(outputs_name(graph), list(graph.output_names))
     gm._rd_eval_graph = eval_graph(g, keep)
     gm.recompile()
     return gm
