@@ -39,7 +39,7 @@ FLIPPED = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne
 SYMBOL = {**{k: v[0] for k, v in BINARY.items()}, **{k: v[0] for k, v in COMPARE.items()}}
 
 
-def _broadcast_all(opname, shapes):
+def broadcast_all(opname, shapes):
     out = shapes[0]
     for other in shapes[1:]:
         try:
@@ -61,7 +61,7 @@ def _binary_rule(opname, dtype=None):
             raise OpError(f"`{opname}` left=true needs a number `value`", kind="type")
         if dtype is not None:
             a["_dtype"] = dtype
-        return [_broadcast_all(opname, ins)], {}
+        return [broadcast_all(opname, ins)], {}
     return rule
 
 
@@ -98,7 +98,7 @@ def _where(ins, a):
         raise OpError(f"`where` takes a mask and two values (tensors or numbers): got {len(ins)} tensor(s) "
                       f"with then={a['then']!r}, other={a['other']!r}", kind="type",
                       help="e.g. where(x > 0, x, 0.0)")
-    return [_broadcast_all("where", ins)], {}
+    return [broadcast_all("where", ins)], {}
 
 
 # ------------------------------------------------------------------ one-input functions

@@ -7,10 +7,10 @@ torch's (`atan2(i, r)` in a .res file).
 from __future__ import annotations
 
 from .core import op
-from .elementwise_math import _broadcast_all
+from .elementwise_math import broadcast_all
 
 
 @op("atan2", [], inputs=2, traits=("pure", "elementwise"),
     doc="atan2(y, x): the angle of x + iy in [-pi, pi], elementwise, as torch.atan2", family="merge", macs=0)
 def _atan2(ins, a):
-    return [_broadcast_all("atan2", ins)], {}
+    return [broadcast_all("atan2", ins)], {}
