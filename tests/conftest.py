@@ -110,3 +110,41 @@ def randomize(gm, seed=1, scale=0.2):
             elif name.endswith("running_mean"):
                 b.copy_(torch.randn(b.shape, generator=g) * 0.1)
     return {k: v.detach() for k, v in gm.state_dict().items()}
+
+
+def assert_torch_file_equals_build(path, net, params, xs, tmp_path, key):
+    """The standalone file of `net` (resdsl.to_python) builds, seeded, the module tree's state_dict
+    (keys, order, values) and computes exactly its outputs on `xs`."""
+    import torch
+
+    import resdsl
+    src = resdsl.to_python(path, network=net, **params)
+    out = tmp_path / f"{key}_gen.py"
+    out.write_text(src)
+    mod = import_file(out, f"{key}_gen")
+    fn = next(getattr(mod, n) for n in dir(mod) if callable(getattr(mod, n)) and n.lower() == net.lower())
+    gen = fn(seed=3).eval()
+    ref = resdsl.build(path, network=net, seed=3, **params).eval()
+    assert list(gen.state_dict()) == list(ref.state_dict())
+    for k, v in ref.state_dict().items():
+        assert torch.equal(gen.state_dict()[k], v), k
+    with torch.no_grad():
+        assert torch.equal(gen(*xs), ref(*xs))
+
+
+def assert_onnx_equals_build(path, net, params, xs):
+    """onnxruntime on the exported network, randomised weights, computes the module tree's output."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    import resdsl
+    gm = resdsl.build(path, network=net, seed=0, **params)
+    state = randomize(gm, scale=0.3)
+    gm.eval()
+    model = resdsl.to_onnx(path, network=net, weights=state, **params)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {i.name: x.numpy() for i, x in zip(sess.get_inputs(), xs)})
+    with torch.no_grad():
+        want = gm(*xs)
+    np.testing.assert_allclose(got[0], want.numpy(), rtol=1e-4, atol=1e-5)

@@ -21,7 +21,7 @@ def _first_network(stem):
     for name, target in program.networks.items():
         if not any(p.default is None for p in getattr(getattr(target, "defn", None), "params", ())):
             return elaborate(program, name)
-    pytest.skip(f"{stem}.res has no network without required parameters")
+    raise AssertionError(f"{stem}.res has annotations but no network that builds without arguments")
 
 
 def _reference_split(g, iface):

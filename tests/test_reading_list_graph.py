@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 import os
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, import_file, randomize
+from conftest import ROOT, assert_onnx_equals_build, assert_torch_file_equals_build, randomize
 
 import resdsl
 
@@ -418,33 +417,10 @@ TARGETS = {
 @pytest.mark.parametrize("key", sorted(TARGETS))
 def test_generated_torch_file_computes_the_same(key, tmp_path):
     f, net, params, inputs = TARGETS[key]
-    src = resdsl.to_python(os.path.join(STD, f), network=net, **params)
-    path = tmp_path / f"{key}_gen.py"
-    path.write_text(src)
-    mod = import_file(path, f"{key}_gen")
-    fn = next(getattr(mod, n) for n in dir(mod) if callable(getattr(mod, n)) and n.lower() == net.lower())
-    gen = fn(seed=3).eval()
-    ref = resdsl.build(os.path.join(STD, f), network=net, seed=3, **params).eval()
-    assert list(gen.state_dict()) == list(ref.state_dict())
-    for k, v in ref.state_dict().items():
-        assert torch.equal(gen.state_dict()[k], v), k
-    xs = inputs()
-    with torch.no_grad():
-        assert torch.equal(gen(*xs), ref(*xs))
+    assert_torch_file_equals_build(os.path.join(STD, f), net, params, inputs(), tmp_path, key)
 
 
 @pytest.mark.parametrize("key", sorted(TARGETS))
 def test_onnx_computes_the_same(key):
-    import onnxruntime as ort
     f, net, params, inputs = TARGETS[key]
-    path = os.path.join(STD, f)
-    gm = resdsl.build(path, network=net, seed=0, **params)
-    state = randomize(gm, scale=0.3)
-    gm.eval()
-    model = resdsl.to_onnx(path, network=net, weights=state, **params)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    xs = inputs()
-    got = sess.run(None, {i.name: x.numpy() for i, x in zip(sess.get_inputs(), xs)})
-    with torch.no_grad():
-        want = gm(*xs)
-    np.testing.assert_allclose(got[0], want.numpy(), rtol=1e-4, atol=1e-5)
+    assert_onnx_equals_build(os.path.join(STD, f), net, params, inputs())
